@@ -1,0 +1,3 @@
+from pixsim_contracts import main
+
+main()

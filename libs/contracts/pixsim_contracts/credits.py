@@ -1,0 +1,44 @@
+"""Credit events: what billing books. Subjects: `pixsim.credits.<credit_type>.<event>`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from . import subjects
+from .envelope import Event
+
+
+class CreditEvent(Event):
+    generation_id: str
+    provider_id: str
+    account_id: str
+    credit_type: str = Field(description="Must be one of the provider manifest's `credit_types`")
+
+    @property
+    def subject(self) -> str:
+        return subjects.credits(self.credit_type, self.type.split(".", 1)[1])
+
+
+class CreditsReserved(CreditEvent):
+    """pixsim.credits.<credit_type>.reserved: the estimate is held while the job runs."""
+
+    type: Literal["credits.reserved"] = "credits.reserved"
+    amount: int = Field(ge=0)
+
+
+class CreditsCharged(CreditEvent):
+    """pixsim.credits.<credit_type>.charged: the job completed; the actual cost is booked, the hold released."""
+
+    type: Literal["credits.charged"] = "credits.charged"
+    amount: int = Field(ge=0, description="Actual cost")
+    reserved: int = Field(ge=0, description="The hold this charge settles")
+
+
+class CreditsReleased(CreditEvent):
+    """pixsim.credits.<credit_type>.released: the job ended without a charge; the hold is released."""
+
+    type: Literal["credits.released"] = "credits.released"
+    amount: int = Field(ge=0, description="The hold released")
+    reason: str

@@ -1,0 +1,31 @@
+"""Everything a PixSim provider plugin needs, from one import."""
+
+from pixsim_contracts import OperationType, ProviderKind, ProviderManifest, ProviderStatus
+
+from .base import Provider, ResolveSourceFn
+from .errors import (
+    AuthenticationError,
+    ConcurrentLimitError,
+    ContentFilteredError,
+    InvalidParametersError,
+    JobNotFoundError,
+    ProviderError,
+    ProviderLoadError,
+    ProviderNotFoundError,
+    ProviderUnavailableError,
+    QuotaExceededError,
+    RateLimitError,
+    UnsupportedOperationError,
+)
+from .params import apply_defaults, validate_params
+from .registry import ENTRY_POINT_GROUP, LoadedProvider, Registry, discover
+from .results import GenerationContext, GenerationResult, ProviderAccount, ProviderStatusResult
+
+__all__ = [
+    "ENTRY_POINT_GROUP", "AuthenticationError", "ConcurrentLimitError", "ContentFilteredError",
+    "GenerationContext", "GenerationResult", "InvalidParametersError", "JobNotFoundError", "LoadedProvider",
+    "OperationType", "Provider", "ProviderAccount", "ProviderError", "ProviderKind", "ProviderLoadError",
+    "ProviderManifest", "ProviderNotFoundError", "ProviderStatus", "ProviderStatusResult",
+    "ProviderUnavailableError", "QuotaExceededError", "RateLimitError", "Registry", "ResolveSourceFn",
+    "UnsupportedOperationError", "apply_defaults", "discover", "validate_params",
+]

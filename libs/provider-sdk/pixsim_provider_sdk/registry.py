@@ -1,0 +1,182 @@
+"""Provider discovery: `providers/<id>/manifest.py` folders and the `pixsim.providers` entry points.
+
+Both paths yield the same module shape: `manifest` (a ProviderManifest), `provider` (a Provider
+instance) and optionally `on_register()`. Every service discovers providers with this one function,
+so adding a folder is the only change needed to add a provider.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+import types
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pydantic import ValidationError
+
+from pixsim_contracts import ProviderManifest
+
+from .base import Provider
+from .errors import ProviderLoadError, ProviderNotFoundError
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "pixsim.providers"
+
+
+@dataclass(frozen=True)
+class LoadedProvider:
+    manifest: ProviderManifest
+    provider: Provider
+    origin: str  # the folder or distribution it came from, for error messages
+
+
+class Registry:
+    """The providers one process knows, by id."""
+
+    def __init__(self, loaded: Iterable[LoadedProvider] = ()) -> None:
+        self._by_id: dict[str, LoadedProvider] = {}
+        for item in loaded:
+            self.add(item)
+
+    def add(self, item: LoadedProvider) -> None:
+        if item.manifest.id in self._by_id:
+            first = self._by_id[item.manifest.id].origin
+            raise ProviderLoadError(
+                f"duplicate provider id {item.manifest.id!r}: {item.origin} and {first} both declare it"
+            )
+        self._by_id[item.manifest.id] = item
+
+    def get(self, provider_id: str) -> Provider:
+        try:
+            return self._by_id[provider_id].provider
+        except KeyError:
+            known = ", ".join(sorted(self._by_id)) or "none"
+            raise ProviderNotFoundError(f"unknown provider {provider_id!r} (known: {known})") from None
+
+    def manifest(self, provider_id: str) -> ProviderManifest:
+        self.get(provider_id)
+        return self._by_id[provider_id].manifest
+
+    def __contains__(self, provider_id: object) -> bool:
+        return provider_id in self._by_id
+
+    def __iter__(self) -> Iterator[LoadedProvider]:
+        return iter(sorted(self._by_id.values(), key=lambda p: p.manifest.id))
+
+    def ids(self) -> list[str]:
+        return sorted(self._by_id)
+
+    def detect(self, url: str) -> ProviderManifest | None:
+        """The provider whose manifest domains match the URL's host (exact host or a subdomain)."""
+        host = (urlparse(url if "//" in url else f"//{url}").hostname or "").lower()
+        if not host:
+            return None
+        best: tuple[int, ProviderManifest] | None = None
+        for item in self:
+            for domain in item.manifest.domains:
+                domain = domain.lower()
+                if host == domain or host.endswith("." + domain):
+                    if best is None or len(domain) > best[0]:  # the most specific domain wins
+                        best = (len(domain), item.manifest)
+        return best[1] if best else None
+
+    async def aclose(self) -> None:
+        for item in self:
+            await item.provider.aclose()
+
+
+def discover(
+    providers_dir: str | os.PathLike[str] | None,
+    *,
+    include_entry_points: bool = True,
+    only: Iterable[str] | None = None,
+) -> Registry:
+    """Load every enabled provider from the folder and, optionally, from installed packages.
+
+    `only` (or the env var `PIXSIM_LOAD_PROVIDERS`, comma-separated) restricts loading to those ids.
+    A broken manifest or a duplicate id raises `ProviderLoadError` naming the folder or package.
+    """
+    if only is None and os.environ.get("PIXSIM_LOAD_PROVIDERS"):
+        only = [p.strip() for p in os.environ["PIXSIM_LOAD_PROVIDERS"].split(",") if p.strip()]
+    wanted = set(only) if only is not None else None
+    registry = Registry()
+    modules: list[tuple[types.ModuleType, str]] = []
+    if providers_dir is not None:
+        modules.extend(_folder_modules(Path(providers_dir)))
+    if include_entry_points:
+        modules.extend(_entry_point_modules())
+    for module, origin in modules:
+        item = _load(module, origin)
+        if not item.manifest.enabled:
+            log.info("provider %s (%s) is disabled; skipped", item.manifest.id, origin)
+            continue
+        if wanted is not None and item.manifest.id not in wanted:
+            continue
+        registry.add(item)
+        hook = getattr(module, "on_register", None)
+        if callable(hook):
+            hook()
+    return registry
+
+
+def _folder_modules(root: Path) -> Iterator[tuple[types.ModuleType, str]]:
+    if not root.is_dir():
+        raise ProviderLoadError(f"providers directory {root} does not exist")
+    package = _package_for(root.resolve())
+    for folder in sorted(root.iterdir()):
+        if not folder.is_dir() or folder.name.startswith(("_", ".")) or not (folder / "manifest.py").exists():
+            continue
+        if not folder.name.isidentifier():
+            raise ProviderLoadError(f"provider folder {folder}: the name must be a Python identifier")
+        try:
+            yield importlib.import_module(f"{package}.{folder.name}.manifest"), str(folder)
+        except Exception as exc:
+            raise ProviderLoadError(f"provider folder {folder}: cannot import manifest.py: {exc!r}") from exc
+
+
+def _package_for(root: Path) -> str:
+    """A synthetic parent package whose __path__ is the providers dir, so `from .adapter import X` works."""
+    name = "pixsim_providers"
+    existing = sys.modules.get(name)
+    if existing is not None and list(getattr(existing, "__path__", [])) != [str(root)]:
+        name = f"pixsim_providers_{hashlib.sha1(str(root).encode()).hexdigest()[:10]}"
+    if name not in sys.modules:
+        package = types.ModuleType(name)
+        package.__path__ = [str(root)]
+        sys.modules[name] = package
+    return name
+
+
+def _entry_point_modules() -> Iterator[tuple[types.ModuleType, str]]:
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"package {ep.dist.name if ep.dist else '?'} (entry point {ep.name})"
+        try:
+            loaded = ep.load()
+        except Exception as exc:
+            raise ProviderLoadError(f"{origin}: cannot load: {exc!r}") from exc
+        yield loaded if isinstance(loaded, types.ModuleType) else importlib.import_module(ep.value), origin
+
+
+def _load(module: types.ModuleType, origin: str) -> LoadedProvider:
+    manifest = getattr(module, "manifest", None)
+    provider = getattr(module, "provider", None)
+    if isinstance(manifest, dict):
+        try:
+            manifest = ProviderManifest(**manifest)
+        except ValidationError as exc:
+            raise ProviderLoadError(f"{origin}: invalid manifest: {exc}") from exc
+    if not isinstance(manifest, ProviderManifest):
+        raise ProviderLoadError(f"{origin}: manifest.py must define `manifest = ProviderManifest(...)`")
+    if not isinstance(provider, Provider):
+        raise ProviderLoadError(f"{origin}: manifest.py must define `provider`, an instance of a Provider subclass")
+    provider.attach_manifest(manifest)
+    return LoadedProvider(manifest=manifest, provider=provider, origin=origin)
