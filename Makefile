@@ -1,0 +1,28 @@
+# PixSim: `make run` starts the whole system locally; `make test` runs the test suite.
+# Every target installs what it needs first (uv, then the locked workspace).
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+
+.PHONY: help install run test bench lint fmt schemas
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install: ## install uv (if missing) and the locked workspace into .venv
+	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	@$(UV) sync --all-packages --frozen --quiet
+
+run: install ## start NATS, MongoDB (nx-27017), the sim fake and the four services; gateway on :8000
+	@$(UV) run --frozen pixsim-dev
+
+test: install ## run the tests against real local servers (or NATS_URL / MONGO_URL)
+	@$(UV) run --frozen pytest
+
+bench: install ## pipeline throughput vs raw JetStream, measured in one run
+	@$(UV) run --frozen python bench/pipeline_bench.py
+
+lint: install ## ruff
+	@$(UV) run --frozen ruff check .
+
+schemas: install ## print the JSON Schema of every event
+	@$(UV) run --frozen python -m pixsim_contracts

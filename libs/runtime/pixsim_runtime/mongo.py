@@ -1,0 +1,13 @@
+"""MongoDB through PyMongo's async API. Only single-document atomic writes keyed by `_id` (STACK.md §10)."""
+
+from __future__ import annotations
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from .settings import BaseServiceSettings
+
+
+def make_mongo(settings: BaseServiceSettings) -> tuple[AsyncMongoClient, AsyncDatabase]:
+    client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=10_000)
+    return client, client[settings.mongo_db]

@@ -1,0 +1,27 @@
+"""Settings shared by every service, read from the environment (see the README's configuration table)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BaseServiceSettings(BaseSettings):
+    """Defaults point at the local servers `make run` starts."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    nats_url: str = Field(default="nats://127.0.0.1:4222", alias="NATS_URL")
+    mongo_url: str = Field(default="mongodb://127.0.0.1:27017/?directConnection=true", alias="MONGO_URL")
+    mongo_db: str = Field(default="pixsim", alias="PIXSIM_MONGO_DB")
+    providers_dir: str = Field(default="providers", alias="PIXSIM_PROVIDERS_DIR")
+    http_host: str = Field(default="127.0.0.1", alias="PIXSIM_HTTP_HOST")
+    http_port: int = Field(default=0, alias="PIXSIM_HTTP_PORT", description="Health/API port; 0 picks a free one")
+    stream_replicas: int = Field(default=1, alias="PIXSIM_STREAM_REPLICAS", description="3 in a NATS cluster")
+    max_attempts: int = Field(
+        default=5, alias="PIXSIM_MAX_ATTEMPTS", description="Deliveries of a failing message before dead-lettering"
+    )
+    retry_backoff: float = Field(default=0.5, alias="PIXSIM_RETRY_BACKOFF", description="First retry delay (s)")
+    log_level: str = Field(default="INFO", alias="PIXSIM_LOG_LEVEL")
+
+    service_name: str = "pixsim"

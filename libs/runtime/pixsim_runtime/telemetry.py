@@ -1,0 +1,49 @@
+"""OpenTelemetry set-up: one call per process; exporters chosen by the standard OTEL_* variables."""
+
+from __future__ import annotations
+
+import os
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+_httpx_instrumented = False
+
+
+def init_telemetry(service_name: str, exporter: SpanExporter | None = None) -> TracerProvider:
+    """A TracerProvider for this process, also set as the global one, with httpx traced.
+
+    `exporter` wins (tests pass an in-memory one). Otherwise `OTEL_TRACES_EXPORTER` decides:
+    `otlp` (endpoint from `OTEL_EXPORTER_OTLP_ENDPOINT`), `console`, or `none` (the default when
+    no OTLP endpoint is configured, so `make run` needs no collector).
+    """
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
+    provider = TracerProvider(resource=resource)
+    chosen = exporter or _exporter_from_env()
+    if chosen is not None:
+        provider.add_span_processor(BatchSpanProcessor(chosen))
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(provider)
+    global _httpx_instrumented
+    if not _httpx_instrumented:  # instrumentation is process-wide; do it once
+        HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+        _httpx_instrumented = True
+    return provider
+
+
+def _exporter_from_env() -> SpanExporter | None:
+    default = "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none"
+    name = os.environ.get("OTEL_TRACES_EXPORTER", default).strip().lower()
+    if name == "otlp":
+        protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        return OTLPSpanExporter()
+    if name == "console":
+        return ConsoleSpanExporter()
+    return None

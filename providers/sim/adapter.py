@@ -1,0 +1,341 @@
+"""Adapter for the Simulator's remote API (the server side is fake_api.py; the protocol is in README.md).
+
+The adapter never names its own provider id or URL: both come from the manifest and `self.base_url`,
+so a copy of this folder with a new manifest id is a working second provider.
+"""
+
+from __future__ import annotations
+
+import math
+import mimetypes
+import time
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from pixsim_provider_sdk import (
+    AuthenticationError,
+    ContentFilteredError,
+    GenerationContext,
+    GenerationResult,
+    InvalidParametersError,
+    JobNotFoundError,
+    OperationType,
+    Provider,
+    ProviderAccount,
+    ProviderError,
+    ProviderStatus,
+    ProviderStatusResult,
+    ProviderUnavailableError,
+    QuotaExceededError,
+    RateLimitError,
+    ResolveSourceFn,
+)
+from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
+
+VIDEO_OPERATIONS = frozenset({OperationType.TEXT_TO_VIDEO, OperationType.IMAGE_TO_VIDEO})
+DEFAULT_DURATION = 5
+DEFAULT_QUALITY = "720p"
+#: The remote's statuses -> ours (also in the manifest's status_mapping_notes).
+STATUS_MAP = {
+    "queued": ProviderStatus.PENDING,
+    "running": ProviderStatus.PROCESSING,
+    "succeeded": ProviderStatus.COMPLETED,
+    "failed": ProviderStatus.FAILED,
+    "moderated": ProviderStatus.FILTERED,
+    "cancelled": ProviderStatus.CANCELLED,
+}
+#: Fields of the remote job body. Everything else in the mapped params (image_url, local_image_path,
+#: _temp_paths) is for this side only and is never sent.
+REMOTE_FIELDS = ("operation", "prompt", "duration", "quality", "outcome", "latency", "width", "height")
+#: The system account has no stored credentials; the remote accepts this token for it.
+SYSTEM_TOKEN = "sim-system-token"
+#: The remote's session cookie. A property of the remote API, not of the provider id.
+TOKEN_COOKIE = "sim_token"
+
+_OUTCOME = {"name": "outcome", "type": "string", "enum": ["success", "fail", "filter"], "default": "success",
+            "description": "Simulator knob: how the job ends"}
+_LATENCY = {"name": "latency", "type": "number", "min": 0, "max": 600,
+            "description": "Simulator knob: seconds the job takes (default: the fake's own)"}
+_PROMPT = {"name": "prompt", "type": "string", "required": True, "max_length": 2000, "group": "core"}
+_VIDEO_PARAMS = [
+    _PROMPT,
+    {"name": "duration", "type": "integer", "default": DEFAULT_DURATION, "min": 1, "max": 20,
+     "description": "Length of the video in seconds"},
+    {"name": "quality", "type": "string", "enum": ["360p", "720p", "1080p"], "default": DEFAULT_QUALITY},
+    _OUTCOME,
+    _LATENCY,
+]
+
+
+class SimProvider(Provider):
+    """The built-in simulated provider: text/image to video and text to image against the fake API."""
+
+    default_base_url = "http://127.0.0.1:8100"
+
+    @property
+    def supported_operations(self) -> list[OperationType]:
+        return [OperationType.TEXT_TO_VIDEO, OperationType.IMAGE_TO_VIDEO, OperationType.TEXT_TO_IMAGE]
+
+    def get_operation_parameter_spec(self) -> dict[str, dict[str, Any]]:
+        image_url = {"name": "image_url", "type": "string", "required": True, "group": "core",
+                     "description": "Source image: an http(s) URL or a local file path"}
+        side = {"type": "integer", "min": 64, "max": 2048}
+        return {
+            OperationType.TEXT_TO_VIDEO.value: {"parameters": list(_VIDEO_PARAMS)},
+            OperationType.IMAGE_TO_VIDEO.value: {"parameters": [*_VIDEO_PARAMS, image_url]},
+            OperationType.TEXT_TO_IMAGE.value: {"parameters": [
+                _PROMPT, _OUTCOME, _LATENCY, {"name": "width", **side}, {"name": "height", **side},
+            ]},
+        }
+
+    # -- submit ---------------------------------------------------------------------------------
+    def map_parameters(self, operation_type: OperationType, params: dict[str, Any]) -> dict[str, Any]:
+        self.validate_operation(operation_type)
+        mapped: dict[str, Any] = {
+            "operation": operation_type.value,
+            "prompt": params.get("prompt"),
+            "outcome": params.get("outcome") or "success",
+        }
+        if operation_type in VIDEO_OPERATIONS:
+            mapped["duration"] = params.get("duration") or DEFAULT_DURATION
+            mapped["quality"] = params.get("quality") or DEFAULT_QUALITY
+        else:
+            mapped.update({k: params[k] for k in ("width", "height") if params.get(k) is not None})
+        if params.get("latency") is not None:
+            mapped["latency"] = params["latency"]
+        if operation_type is OperationType.IMAGE_TO_VIDEO:
+            mapped["image_url"] = params.get("image_url")  # becomes an upload id in execute()
+        return mapped
+
+    def requires_file_preparation(self) -> bool:
+        # The hook has no operation argument; prepare_execution_params is a no-op without an image.
+        return True
+
+    async def prepare_execution_params(
+        self, generation: GenerationContext, mapped_params: dict[str, Any], resolve_source_fn: ResolveSourceFn
+    ) -> dict[str, Any]:
+        """Fetch image_to_video's source image to a local file, uploaded by `execute`."""
+        source = mapped_params.get("image_url")
+        if not source:
+            if generation.operation_type is OperationType.IMAGE_TO_VIDEO:
+                raise InvalidParametersError(f"{self.provider_id}: image_to_video needs image_url")
+            return mapped_params
+        local_path, temp_paths = await resolve_source_fn(source, generation.user_id, ".png")
+        return {
+            **mapped_params,
+            "local_image_path": local_path,
+            "_temp_paths": [*mapped_params.get("_temp_paths", []), *temp_paths],
+        }
+
+    async def execute(
+        self, operation_type: OperationType, account: ProviderAccount, params: dict[str, Any]
+    ) -> GenerationResult:
+        self.validate_operation(operation_type)
+        # The dispatcher passes mapped params; scripts and tests may pass canonical ones.
+        mapped = params if "operation" in params else self.map_parameters(operation_type, params)
+        body = {k: mapped[k] for k in REMOTE_FIELDS if mapped.get(k) is not None}
+        metadata: dict[str, Any] = {}
+        if operation_type is OperationType.IMAGE_TO_VIDEO:
+            upload = await self._upload_source(account, mapped)
+            body["image"] = metadata["upload_id"] = upload["id"]
+        job = await self._call("POST", "/v1/jobs", account, json=body)
+        metadata["remote_status"] = job.get("status")
+        return GenerationResult(
+            provider_job_id=job["id"],
+            status=STATUS_MAP.get(job.get("status"), ProviderStatus.PENDING),
+            metadata=metadata,
+        )
+
+    async def _upload_source(self, account: ProviderAccount, mapped: dict[str, Any]) -> dict[str, Any]:
+        if mapped.get("local_image_path"):
+            return await self.upload_asset(account, mapped["local_image_path"])
+        source = mapped.get("image_url")
+        if not source:
+            raise InvalidParametersError(f"{self.provider_id}: image_to_video needs image_url")
+        # Not prepared (a direct call): fetch the source here and clean up after ourselves.
+        try:
+            local_path, temp_paths = await resolve_source(source, None, ".png")
+        except httpx.TransportError as exc:
+            raise ProviderError(f"{self.provider_id}: cannot fetch image_url: {exc!r}", retryable=True) from exc
+        except (OSError, ValueError, httpx.HTTPError) as exc:
+            raise InvalidParametersError(f"{self.provider_id}: cannot read image_url: {exc}") from exc
+        try:
+            return await self.upload_asset(account, local_path)
+        finally:
+            cleanup_temp_paths(temp_paths)
+
+    async def upload_asset(self, account: ProviderAccount, file_path: str) -> dict[str, Any]:
+        """Upload a local file; returns the remote's `{"id", "url", ...}`."""
+        path = Path(file_path)
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InvalidParametersError(f"{self.provider_id}: cannot read {path}: {exc.strerror}") from exc
+        return await self._call("POST", "/v1/uploads", account, content=data, headers={"Content-Type": content_type})
+
+    # -- poll and cancel ------------------------------------------------------------------------
+    async def check_status(
+        self, account: ProviderAccount, provider_job_id: str, operation_type: OperationType | None = None
+    ) -> ProviderStatusResult:
+        job = await self._call("GET", f"/v1/jobs/{quote(provider_job_id, safe='')}", account, job=True)
+        remote = job.get("status")
+        status = STATUS_MAP.get(remote)
+        if status is None:
+            raise ProviderError(f"{self.provider_id}: unknown job status {remote!r}", error_code="provider_bad_response")
+        progress = job.get("progress")
+        result = ProviderStatusResult(
+            status=status,
+            progress=max(0.0, min(100.0, float(progress))) / 100 if isinstance(progress, int | float) else None,
+            metadata={"remote_status": remote},
+        )
+        error = job.get("error") or {}
+        if status is ProviderStatus.COMPLETED:
+            self._fill_output(result, job, operation_type)
+        elif status is ProviderStatus.FAILED:
+            result.error_code = error.get("code") or "generation_failed"
+            result.error_message = error.get("message") or "the job failed"
+        elif status is ProviderStatus.FILTERED:
+            result.error_code = "content_filtered"
+            result.error_message = error.get("message") or "rejected by the content policy"
+        return result
+
+    def _fill_output(self, result: ProviderStatusResult, job: dict[str, Any], op: OperationType | None) -> None:
+        output = job.get("output") or {}
+        if not output.get("url"):
+            raise ProviderError(f"{self.provider_id}: job {job.get('id')} succeeded without an output url",
+                                error_code="provider_bad_response")
+        if op is None:
+            op = _operation(job.get("operation"))
+        if op is OperationType.TEXT_TO_IMAGE:
+            result.image_url = output["url"]
+        else:
+            result.video_url = output["url"]
+        result.thumbnail_url = output.get("thumbnail_url")
+        result.width, result.height = output.get("width"), output.get("height")
+        if isinstance(output.get("duration"), int | float):
+            result.duration_sec = float(output["duration"])
+
+    async def cancel(self, account: ProviderAccount, provider_job_id: str) -> bool:
+        """True when the remote cancelled the job; False when it had already finished (409)."""
+        resp = await self._send("POST", f"/v1/jobs/{quote(provider_job_id, safe='')}/cancel", account)
+        if resp.status_code == 200:
+            return True
+        if resp.status_code == 409:
+            return False
+        raise self._error(resp, account, job=True)
+
+    # -- credits and accounts -------------------------------------------------------------------
+    def estimate_credits(self, operation_type: OperationType, params: dict[str, Any]) -> dict[str, int] | None:
+        credit_type = self.manifest.credit_types[0]
+        if operation_type in VIDEO_OPERATIONS:
+            return {credit_type: math.ceil(params.get("duration") or DEFAULT_DURATION)}
+        return {credit_type: 1}
+
+    def compute_actual_credits(
+        self, generation: GenerationContext, status: ProviderStatusResult, estimate: dict[str, int]
+    ) -> dict[str, int]:
+        # Video is billed per second actually rendered, which may differ from what was asked.
+        if generation.operation_type in VIDEO_OPERATIONS and status.duration_sec:
+            credit_type = next(iter(estimate), self.manifest.credit_types[0])
+            return {credit_type: math.ceil(status.duration_sec)}
+        return dict(estimate)
+
+    async def extract_account_data(self, raw_data: dict[str, Any], *, fallback_email: str | None = None) -> dict:
+        """`{"token": ...}` or browser cookies with `sim_token` -> `{"email", "credentials": {"token"}}`."""
+        cookies = raw_data.get("cookies") or {}
+        if isinstance(cookies, list):  # browser extensions often capture [{"name", "value", ...}]
+            cookies = {c.get("name"): c.get("value") for c in cookies if isinstance(c, dict)}
+        token = raw_data.get("token") or cookies.get(TOKEN_COOKIE)
+        if not token:
+            raise ValueError(f"{self.provider_id}: no token found: pass raw_data['token'] "
+                             f"or a '{TOKEN_COOKIE}' cookie in raw_data['cookies']")
+        return {"email": raw_data.get("email") or fallback_email, "credentials": {"token": str(token)}}
+
+    # -- HTTP -----------------------------------------------------------------------------------
+    def _token(self, account: ProviderAccount) -> str:
+        token = (account.credentials or {}).get("token")
+        if token:
+            return str(token)
+        if account.is_system:
+            return SYSTEM_TOKEN
+        raise AuthenticationError(f"{self.provider_id}: account {account.id} has no token")
+
+    async def _send(self, method: str, path: str, account: ProviderAccount, **kw: Any) -> httpx.Response:
+        token = self._token(account)
+        headers = {"Authorization": f"Bearer {token}", **kw.pop("headers", {})}
+        try:
+            return await self.http.request(method, path, headers=headers, **kw)
+        except httpx.TransportError as exc:  # includes timeouts
+            message = f"{self.provider_id}: cannot reach {self.base_url}: {type(exc).__name__}: {exc}"
+            raise ProviderUnavailableError(_scrub(message, token)) from exc
+
+    async def _call(self, method: str, path: str, account: ProviderAccount, *, job: bool = False,
+                    **kw: Any) -> dict[str, Any]:
+        """Send, raise the SDK error matching a failure, return the JSON body. `job`: 404 means no such job."""
+        resp = await self._send(method, path, account, **kw)
+        if resp.status_code >= 400:
+            raise self._error(resp, account, job=job)
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise ProviderError(f"{self.provider_id}: {method} {path} answered HTTP {resp.status_code} "
+                                "without a JSON object", error_code="provider_bad_response")
+        return data
+
+    def _error(self, resp: httpx.Response, account: ProviderAccount, *, job: bool) -> ProviderError:
+        try:
+            error = resp.json().get("error")
+        except (ValueError, AttributeError):
+            error = None
+        error = error if isinstance(error, dict) else {}
+        code = error.get("code")
+        detail = error.get("message") or resp.reason_phrase
+        status = resp.status_code
+        message = _scrub(f"{self.provider_id}: {detail} (HTTP {status}{', ' + code if code else ''})",
+                         self._token(account))
+        if code == "content_policy_violation":
+            return ContentFilteredError(message)
+        if status in (401, 403):
+            return AuthenticationError(message)
+        if status == 402:
+            return QuotaExceededError(message, credits_needed=error.get("needed"))
+        if status == 429:
+            return RateLimitError(message, retry_after=_retry_after(resp.headers.get("Retry-After")))
+        if status == 404 and job:
+            return JobNotFoundError(message)
+        if status >= 500 or status == 408:
+            return ProviderUnavailableError(message)
+        return InvalidParametersError(message)
+
+
+def _operation(value: Any) -> OperationType | None:
+    try:
+        return OperationType(value)
+    except ValueError:
+        return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _scrub(text: str, token: str | None) -> str:
+    """Credentials never reach an error message, even if the remote echoes them back."""
+    return text.replace(token, "***") if token else text

@@ -1,0 +1,324 @@
+"""The Simulator's remote API, faked: a small REST video/image service for tests, demos and system runs.
+
+Protocol (see README.md): bearer-token auth on /v1, `POST /v1/uploads`, `POST /v1/jobs`,
+`GET /v1/jobs/{id}`, `POST /v1/jobs/{id}/cancel`, and unauthenticated `GET /v1/files/{name}` (a CDN).
+A job's status follows the clock: queued for the first 10% of its latency, then running with rising
+progress, then its outcome. Stdlib only, so the fake runs wherever the SDK does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import re
+import struct
+import time
+import uuid
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pixsim_provider_sdk.testing.fake_http import (
+    FakeRequest,
+    FakeResponse,
+    JsonFakeServer,
+    bytes_response,
+    json_error,
+    json_response,
+    route,
+)
+
+QUALITY_SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
+VIDEO_OPERATIONS = {"text_to_video", "image_to_video"}
+OPERATIONS = VIDEO_OPERATIONS | {"text_to_image"}
+FINAL_STATUS = {"success": "succeeded", "fail": "failed", "filter": "moderated"}
+TERMINAL = {"succeeded", "failed", "moderated", "cancelled"}
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+THUMB_WIDTH = 160
+_FORBIDDEN = re.compile(r"\bforbidden\b", re.IGNORECASE)
+_JOB_FILE = re.compile(r"(?P<job>job_[0-9a-f]+)(?P<thumb>_thumb)?\.(?P<ext>mp4|png)")
+
+
+@dataclass
+class Job:
+    id: str
+    operation: str
+    prompt: str
+    outcome: str  # success | fail | filter
+    latency: float
+    width: int
+    height: int
+    duration: int | None  # seconds, video only
+    quality: str | None
+    image: str | None  # upload id, image_to_video only
+    started: float  # time.monotonic() at submit
+    created_at: str
+    cancelled: tuple[float, int] | None = None  # (when, progress then)
+
+    @property
+    def is_video(self) -> bool:
+        return self.operation in VIDEO_OPERATIONS
+
+    def state(self, now: float) -> tuple[str, int]:
+        """(status, progress 0..100) at `now`."""
+        if self.cancelled is not None:
+            return "cancelled", self.cancelled[1]
+        fraction = 1.0 if self.latency <= 0 else (now - self.started) / self.latency
+        if fraction >= 1:
+            return FINAL_STATUS[self.outcome], 100
+        if fraction < 0.1:
+            return "queued", 0
+        return "running", min(99, max(1, int(fraction * 100)))
+
+
+class SimFakeApi(JsonFakeServer):
+    """The fake. Knobs: see `__init__` and README.md; counters are public so tests can inspect them."""
+
+    def __init__(
+        self,
+        *,
+        latency: float = 1.0,
+        quota: int | None = None,
+        rate_limit_every: int = 0,
+        fail_submits: int = 0,
+        fail_rate: float = 0.0,
+        retry_after: int = 1,
+        tokens: list[str] | str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        if latency < 0 or not 0 <= fail_rate <= 1 or rate_limit_every < 0 or fail_submits < 0:
+            raise ValueError("knobs: latency >= 0, 0 <= fail_rate <= 1, rate_limit_every/fail_submits >= 0")
+        self.latency = float(latency)
+        self.quota = None if quota is None else int(quota)
+        self.credits_remaining = self.quota  # None: unlimited
+        self.rate_limit_every = int(rate_limit_every)
+        self.fail_submits = int(fail_submits)
+        self.fail_rate = float(fail_rate)
+        self.retry_after = int(retry_after)
+        self.tokens = set(tokens.split(",") if isinstance(tokens, str) else tokens) if tokens else None
+        self.submit_count = 0
+        self.jobs: dict[str, Job] = {}
+        self.uploads: dict[str, tuple[bytes, str]] = {}  # id -> (bytes, content type)
+        self._random = random.Random(seed)
+        self._files: dict[str, tuple[bytes, str]] = {}  # generated outputs, by file name
+
+    # -- auth -------------------------------------------------------------------------------------
+    def _denied(self, req: FakeRequest) -> FakeResponse | None:
+        token = req.bearer_token
+        if not token or token == "bad" or (self.tokens is not None and token not in self.tokens):
+            return json_error(401, "unauthorized", "missing or invalid bearer token",
+                              headers={"WWW-Authenticate": 'Bearer realm="sim"'})
+        return None
+
+    # -- endpoints --------------------------------------------------------------------------------
+    @route("POST", r"/v1/uploads")
+    def upload(self, req: FakeRequest) -> FakeResponse:
+        if denied := self._denied(req):
+            return denied
+        if not req.body:
+            return json_error(400, "invalid_request", "the upload body is empty")
+        if len(req.body) > MAX_UPLOAD_BYTES:
+            return json_error(413, "payload_too_large", f"uploads are limited to {MAX_UPLOAD_BYTES} bytes")
+        upload_id = _new_id("upl")
+        content_type = req.header("content-type") or "application/octet-stream"
+        self.uploads[upload_id] = (req.body, content_type)
+        return json_response({"id": upload_id, "url": f"{req.base_url}/v1/files/{upload_id}",
+                              "size": len(req.body), "content_type": content_type}, 201)
+
+    @route("POST", r"/v1/jobs")
+    def submit(self, req: FakeRequest) -> FakeResponse:
+        if denied := self._denied(req):
+            return denied
+        if self.fail_submits > 0:
+            self.fail_submits -= 1
+            return json_error(503, "unavailable", "the service is temporarily overloaded, try again")
+        self.submit_count += 1
+        if self.rate_limit_every and self.submit_count % self.rate_limit_every == 0:
+            return json_error(429, "rate_limited", "too many requests",
+                              headers={"Retry-After": str(self.retry_after)})
+        body = req.json
+        if not isinstance(body, dict):
+            return json_error(400, "invalid_request", "the body must be a JSON object")
+        problem = self._invalid(body)
+        if problem:
+            return json_error(400, "invalid_request", problem)
+        if _FORBIDDEN.search(body["prompt"]):
+            return json_error(400, "content_policy_violation", "the prompt violates the content policy")
+        job = self._new_job(body)
+        cost = job.duration if job.is_video else 1
+        if self.credits_remaining is not None:
+            if cost > self.credits_remaining:
+                return json_error(402, "insufficient_credits",
+                                  f"this job needs {cost} credits, {self.credits_remaining} left",
+                                  needed=cost, remaining=self.credits_remaining)
+            self.credits_remaining -= cost
+        self.jobs[job.id] = job
+        return json_response(self._job_json(job, req.base_url), 201)
+
+    @route("GET", r"/v1/jobs/(?P<id>[^/]+)")
+    def get_job(self, req: FakeRequest) -> FakeResponse:
+        if denied := self._denied(req):
+            return denied
+        job = self.jobs.get(req.params["id"])
+        if job is None:
+            return json_error(404, "not_found", f"no job {req.params['id']}")
+        return json_response(self._job_json(job, req.base_url))
+
+    @route("POST", r"/v1/jobs/(?P<id>[^/]+)/cancel")
+    def cancel(self, req: FakeRequest) -> FakeResponse:
+        if denied := self._denied(req):
+            return denied
+        job = self.jobs.get(req.params["id"])
+        if job is None:
+            return json_error(404, "not_found", f"no job {req.params['id']}")
+        now = time.monotonic()
+        status, progress = job.state(now)
+        if status in TERMINAL - {"cancelled"}:  # cancelling twice is harmless; cancelling a result is not
+            return json_error(409, "conflict", f"job {job.id} already {status}")
+        if job.cancelled is None:
+            job.cancelled = (now, progress)
+        return json_response(self._job_json(job, req.base_url))
+
+    @route("GET", r"/v1/files/(?P<name>[A-Za-z0-9_.-]+)")
+    def file(self, req: FakeRequest) -> FakeResponse:
+        # No auth: output URLs are meant to be fetched by anyone holding them, like a CDN's.
+        found = self.uploads.get(req.params["name"]) or self._output_file(req.params["name"])
+        if found is None:
+            return json_error(404, "not_found", f"no file {req.params['name']}")
+        data, content_type = found
+        return bytes_response(data, content_type, headers={"Cache-Control": "public, max-age=3600"})
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _invalid(self, body: dict[str, Any]) -> str | None:
+        operation = body.get("operation")
+        if operation not in OPERATIONS:
+            return f"operation must be one of {sorted(OPERATIONS)}"
+        if not isinstance(body.get("prompt"), str) or not body["prompt"].strip():
+            return "prompt is required"
+        if body.get("outcome", "success") not in FINAL_STATUS:
+            return f"outcome must be one of {sorted(FINAL_STATUS)}"
+        latency = body.get("latency")
+        if latency is not None and (not _is_number(latency) or not 0 <= latency <= 3600):
+            return "latency must be a number of seconds in 0..3600"
+        if operation in VIDEO_OPERATIONS:
+            duration = body.get("duration", 5)
+            if not isinstance(duration, int) or isinstance(duration, bool) or not 1 <= duration <= 60:
+                return "duration must be an integer number of seconds in 1..60"
+            if body.get("quality", "720p") not in QUALITY_SIZES:
+                return f"quality must be one of {list(QUALITY_SIZES)}"
+        else:
+            for side in ("width", "height"):
+                value = body.get(side, 1024)
+                if not isinstance(value, int) or isinstance(value, bool) or not 64 <= value <= 2048:
+                    return f"{side} must be an integer in 64..2048"
+        if operation == "image_to_video" and body.get("image") not in self.uploads:
+            return "image must be the id of an upload (POST /v1/uploads first)"
+        return None
+
+    def _new_job(self, body: dict[str, Any]) -> Job:
+        operation = body["operation"]
+        outcome = body.get("outcome") or "success"
+        if outcome == "success" and self.fail_rate and self._random.random() < self.fail_rate:
+            outcome = "fail"
+        latency = body.get("latency")
+        if operation in VIDEO_OPERATIONS:
+            quality = body.get("quality", "720p")
+            width, height = QUALITY_SIZES[quality]
+            duration = body.get("duration", 5)
+        else:
+            quality, duration = None, None
+            width, height = body.get("width", 1024), body.get("height", 1024)
+        return Job(
+            id=_new_id("job"), operation=operation, prompt=body["prompt"], outcome=outcome,
+            latency=self.latency if latency is None else float(latency), width=width, height=height,
+            duration=duration, quality=quality, image=body.get("image"), started=time.monotonic(),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        )
+
+    def _job_json(self, job: Job, base_url: str) -> dict[str, Any]:
+        status, progress = job.state(time.monotonic())
+        data: dict[str, Any] = {"id": job.id, "operation": job.operation, "status": status,
+                                "progress": progress, "created_at": job.created_at}
+        if status == "succeeded":
+            ext = "mp4" if job.is_video else "png"
+            data["output"] = {
+                "url": f"{base_url}/v1/files/{job.id}.{ext}",
+                "thumbnail_url": f"{base_url}/v1/files/{job.id}_thumb.png",
+                "width": job.width, "height": job.height, "duration": job.duration,
+            }
+        elif status == "failed":
+            data["error"] = {"code": "generation_failed", "message": "the simulated render failed"}
+        elif status == "moderated":
+            data["error"] = {"code": "output_moderated", "message": "the output was rejected by the content policy"}
+        return data
+
+    def _output_file(self, name: str) -> tuple[bytes, str] | None:
+        """A succeeded job's output or thumbnail, generated on first request and then cached."""
+        match = _JOB_FILE.fullmatch(name)
+        job = self.jobs.get(match["job"]) if match else None
+        if job is None or job.state(time.monotonic())[0] != "succeeded":
+            return None
+        if name not in self._files:
+            if match["thumb"]:
+                if match["ext"] != "png":
+                    return None
+                height = max(1, THUMB_WIDTH * job.height // job.width)
+                self._files[name] = (make_png(THUMB_WIDTH, height, job.id), "image/png")
+            elif match["ext"] == ("mp4" if job.is_video else "png"):
+                data = make_mp4(job.duration, job.id) if job.is_video else make_png(job.width, job.height, job.id)
+                self._files[name] = (data, "video/mp4" if job.is_video else "image/png")
+            else:
+                return None
+        return self._files[name]
+
+
+# -- generated media ------------------------------------------------------------------------------
+def make_png(width: int, height: int, key: str) -> bytes:
+    """A valid RGB PNG: a gradient whose base colour comes from `key` (so each job looks different)."""
+    r0, g0, b0 = hashlib.sha1(key.encode()).digest()[:3]
+    row = bytearray(width * 3)
+    # Whole-row slice assignment keeps this fast at 2048x2048 without per-pixel Python loops.
+    row[0::3] = bytes((r0 + 255 * x // max(1, width - 1)) % 256 for x in range(width))
+    row[2::3] = bytes([b0]) * width
+    raw = bytearray()
+    for y in range(height):
+        row[1::3] = bytes([(g0 + 255 * y // max(1, height - 1)) % 256]) * width
+        raw += b"\x00" + row  # filter type 0 (none) before every scanline
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit truecolour
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+            + _png_chunk(b"IDAT", zlib.compress(bytes(raw), 6)) + _png_chunk(b"IEND", b""))
+
+
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+
+def make_mp4(duration: int, key: str) -> bytes:
+    """A small, structurally valid ISO-BMFF (MP4) file: `ftyp`, `moov/mvhd` carrying the duration, and an
+    `mdat` of job-specific filler. It has no tracks, so players show nothing: it is a stand-in."""
+    matrix = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    mvhd = (struct.pack(">B3xIIII", 0, 0, 0, 1000, duration * 1000)  # version, times, timescale, duration
+            + struct.pack(">IH10x", 0x10000, 0x100) + matrix + bytes(24) + struct.pack(">I", 1))
+    filler = (key.encode() + b"\x00") * math.ceil(2048 * duration / (len(key) + 1))
+    return (_box(b"ftyp", b"isom" + struct.pack(">I", 0x200) + b"isomiso2mp41")
+            + _box(b"moov", _box(b"mvhd", mvhd)) + _box(b"mdat", filler[: 2048 * duration]))
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def create_fake(**knobs: Any) -> SimFakeApi:
+    """The contract every provider's fake_api.py meets: knobs in, an unstarted server out."""
+    return SimFakeApi(**knobs)

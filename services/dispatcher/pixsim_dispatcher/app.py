@@ -1,0 +1,34 @@
+"""Composition root of the dispatcher."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
+
+from pixsim_contracts import GenerationRequested, subjects
+from pixsim_provider_sdk import Registry
+from pixsim_runtime.consumers import subscribe
+from pixsim_runtime.secrets import cipher_from_env
+from pixsim_runtime.service import ServiceContext, build_service
+
+from .dispatch import Dispatcher
+from .settings import DispatcherSettings
+
+
+def create_app(
+    settings: DispatcherSettings | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    registry: Registry | None = None,
+) -> FastAPI:
+    settings = settings or DispatcherSettings()
+
+    def setup(ctx: ServiceContext) -> None:
+        dispatcher = Dispatcher(ctx, settings, cipher_from_env())
+        subscribe(
+            ctx.broker, service="dispatcher", subject=subjects.generation_events("requested"),
+            stream=subjects.GENERATIONS_STREAM, durable="dispatcher", event_type=GenerationRequested,
+            handler=dispatcher.on_requested, retry=ctx.retry, batch_size=settings.batch_size,
+        )
+
+    return build_service(settings, setup=setup, tracer_provider=tracer_provider, registry=registry)

@@ -1,0 +1,53 @@
+"""Composition root of the gateway: the HTTP API plus the projector that keeps its read models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
+
+from pixsim_contracts import AnyCreditEvent, AnyGenerationEvent, subjects
+from pixsim_provider_sdk import Registry
+from pixsim_runtime.consumers import subscribe
+from pixsim_runtime.secrets import cipher_from_env
+from pixsim_runtime.service import ServiceContext, build_service
+
+from . import accounts_api, generations_api, providers_api
+from .errors import install_error_handlers
+from .projections import GENERATIONS, Projector
+from .settings import GatewaySettings
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    registry: Registry | None = None,
+) -> FastAPI:
+    settings = settings or GatewaySettings()
+    app = FastAPI(title="PixSim API", version="0.1.0",
+                  description="One API for AI video and image generation across many providers.")
+    install_error_handlers(app)
+
+    def setup(ctx: ServiceContext) -> None:
+        projector = Projector(ctx.db)
+
+        async def project(event: Any, _msg: Any) -> None:
+            await projector.apply(event)
+
+        for durable, subject, stream, event_type in (
+            ("gateway-generations", subjects.GENERATION_SUBJECTS, subjects.GENERATIONS_STREAM, AnyGenerationEvent),
+            ("gateway-credits", subjects.CREDIT_SUBJECTS, subjects.CREDITS_STREAM, AnyCreditEvent),
+        ):
+            subscribe(ctx.broker, service="gateway", subject=subject, stream=stream, durable=durable,
+                      event_type=event_type, handler=project, retry=ctx.retry)
+        app.include_router(generations_api.router(ctx, projector, settings.sse_keepalive_s))
+        app.include_router(providers_api.router(ctx.registry))
+        app.include_router(accounts_api.router(ctx, cipher_from_env()))
+
+    async def on_startup(ctx: ServiceContext) -> None:
+        await ctx.db[GENERATIONS].create_index([("created_at", -1)])
+
+    return build_service(settings, setup=setup, on_startup=on_startup, tracer_provider=tracer_provider,
+                         registry=registry, app=app)

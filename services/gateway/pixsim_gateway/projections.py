@@ -1,0 +1,126 @@
+"""The generation read model, kept from the events.
+
+`apply_event` is pure: it folds one event into a document and tolerates any order and any repeat
+(events already applied are recognised by id; a status never moves backwards). `Projector` stores
+the result with optimistic concurrency on `version`, so concurrent replicas never lose an update.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from pixsim_contracts import (
+    CreditEvent,
+    CreditsCharged,
+    CreditsReleased,
+    CreditsReserved,
+    Event,
+    GenerationCancelled,
+    GenerationCancelRequested,
+    GenerationCompleted,
+    GenerationFailed,
+    GenerationFiltered,
+    GenerationProgressed,
+    GenerationRequested,
+    GenerationSubmitted,
+)
+
+GENERATIONS = "generations"
+
+STATUS_RANK = {"requested": 0, "submitted": 1, "processing": 2,
+               "completed": 3, "failed": 3, "filtered": 3, "cancelled": 3}
+TERMINAL = {"completed", "failed", "filtered", "cancelled"}
+
+
+def new_document(generation_id: str, at: datetime) -> dict[str, Any]:
+    return {
+        "_id": generation_id, "provider_id": None, "operation_type": None, "params": {}, "status": "requested",
+        "progress": 0.0, "provider_job_id": None, "account_id": None, "user_id": None, "priority": 0,
+        "result": None, "error": None, "cancel_requested": False,
+        "credits": {"reserved": {}, "charged": {}, "released": {}},
+        "created_at": at, "updated_at": at, "version": 0, "applied": [],
+    }
+
+
+def _advance(doc: dict[str, Any], status: str) -> bool:
+    if STATUS_RANK[status] > STATUS_RANK[doc["status"]]:
+        doc["status"] = status
+        return True
+    return False
+
+
+def apply_event(doc: dict[str, Any] | None, event: Event) -> dict[str, Any] | None:
+    """The document after `event`, or None when the event was applied before."""
+    if doc is not None and event.event_id in doc["applied"]:
+        return None
+    doc = copy.deepcopy(doc) if doc is not None else new_document(event.generation_id, event.occurred_at)  # type: ignore[attr-defined]
+    match event:
+        case GenerationRequested():
+            doc.update(provider_id=event.provider_id, operation_type=event.operation_type.value,
+                       params=event.params, account_id=doc["account_id"] or event.account_id,
+                       user_id=event.user_id, priority=event.priority)
+            doc["created_at"] = min(doc["created_at"], event.occurred_at)
+        case GenerationSubmitted():
+            doc.update(provider_id=event.provider_id, provider_job_id=event.provider_job_id,
+                       account_id=event.account_id)
+            _advance(doc, "submitted")
+        case GenerationProgressed():
+            doc["progress"] = max(doc["progress"], event.progress)
+            _advance(doc, "processing")
+        case GenerationCompleted():
+            if _advance(doc, "completed"):
+                doc.update(result=event.result, progress=1.0, account_id=event.account_id)
+        case GenerationFailed() | GenerationFiltered():
+            if _advance(doc, "failed" if isinstance(event, GenerationFailed) else "filtered"):
+                doc["error"] = event.error.model_dump()
+        case GenerationCancelRequested():
+            doc["cancel_requested"] = True
+        case GenerationCancelled():
+            _advance(doc, "cancelled")
+        case CreditsReserved():
+            doc["credits"]["reserved"][event.credit_type] = event.amount
+        case CreditsCharged():
+            doc["credits"]["charged"][event.credit_type] = event.amount
+        case CreditsReleased():
+            doc["credits"]["released"][event.credit_type] = event.amount
+        case _:
+            return None
+    doc["applied"].append(event.event_id)
+    doc["updated_at"] = max(doc["updated_at"], event.occurred_at)
+    return doc
+
+
+def to_api(doc: dict[str, Any]) -> dict[str, Any]:
+    """The public shape of a generation (no bookkeeping fields)."""
+    hidden = {"_id", "applied", "version"}
+    return {"id": doc["_id"], **{k: v for k, v in doc.items() if k not in hidden}}
+
+
+class Projector:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db[GENERATIONS]
+
+    async def apply(self, event: Event | CreditEvent) -> dict[str, Any] | None:
+        """Fold the event into its generation; returns the stored document (None if unchanged)."""
+        gid = event.generation_id  # type: ignore[attr-defined]
+        while True:
+            current = await self.collection.find_one({"_id": gid})
+            updated = apply_event(current, event)
+            if updated is None:
+                return current
+            if current is None:
+                updated["version"] = 1
+                try:
+                    await self.collection.insert_one(updated)
+                    return updated
+                except DuplicateKeyError:
+                    continue  # another writer created it first: fold again on top of theirs
+            updated["version"] = current["version"] + 1
+            result = await self.collection.replace_one({"_id": gid, "version": current["version"]}, updated)
+            if result.matched_count:
+                return updated

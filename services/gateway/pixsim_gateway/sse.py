@@ -1,0 +1,54 @@
+"""Server-Sent Events for one generation, read straight from its JetStream subject.
+
+Subjects name the aggregate (`pixsim.generations.<id>.<event>`), so an ordered consumer on
+`pixsim.generations.<id>.*` with "deliver all" replays the generation's history and then follows it
+live. The stream ends after the terminal event, or when the client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import Request
+from faststream.nats import NatsBroker
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import DeliverPolicy
+
+from pixsim_contracts import TERMINAL_GENERATION_EVENTS, subjects
+
+
+def sse_frame(event: str, data: str, event_id: str | None = None) -> bytes:
+    lines = [f"event: {event}"]
+    if event_id:
+        lines.append(f"id: {event_id}")
+    lines.extend(f"data: {line}" for line in data.splitlines() or [""])
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def generation_event_stream(
+    broker: NatsBroker, generation_id: str, request: Request, keepalive_s: float
+) -> AsyncIterator[bytes]:
+    js = broker.connection.jetstream()
+    sub = await js.subscribe(subjects.generation(generation_id), ordered_consumer=True,
+                             deliver_policy=DeliverPolicy.ALL)
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=keepalive_s)
+            except (NatsTimeoutError, asyncio.TimeoutError):
+                if await request.is_disconnected():
+                    return
+                yield b": keep-alive\n\n"
+                continue
+            kind = msg.subject.rsplit(".", 1)[-1]
+            try:
+                event_id = json.loads(msg.data).get("event_id")
+            except ValueError:
+                continue  # a malformed upstream message: the dispatcher dead-letters it; skip it here
+            yield sse_frame(f"generation.{kind}", msg.data.decode(), event_id)
+            if kind in TERMINAL_GENERATION_EVENTS:
+                return
+    finally:
+        await sub.unsubscribe()

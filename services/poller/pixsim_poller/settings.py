@@ -1,0 +1,11 @@
+from pydantic import Field
+
+from pixsim_runtime.settings import BaseServiceSettings
+
+
+class PollerSettings(BaseServiceSettings):
+    service_name: str = "poller"
+    poll_min_interval: float = Field(default=1.0, alias="PIXSIM_POLL_MIN_INTERVAL", description="First poll delay (s)")
+    poll_max_interval: float = Field(default=15.0, alias="PIXSIM_POLL_MAX_INTERVAL", description="Backoff cap (s)")
+    poll_backoff: float = Field(default=1.5, alias="PIXSIM_POLL_BACKOFF", description="Interval growth per poll")
+    batch_size: int = Field(default=50, alias="PIXSIM_POLL_BATCH", description="Jobs polled concurrently")

@@ -1,0 +1,136 @@
+"""Session fixtures: real servers (local nats-server + nx-27017, or NATS_URL/MONGO_URL), the sim fake,
+and the whole pipeline served in-process with an in-memory span exporter."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from pixsim_provider_sdk import discover
+from pixsim_provider_sdk.testing.fake_http import load_fake
+from pixsim_runtime import local_servers
+from pixsim_runtime.inprocess import serve
+from pixsim_runtime.telemetry import init_telemetry
+
+REPO = Path(__file__).resolve().parents[1]
+PROVIDERS = REPO / "providers"
+
+os.environ.setdefault("PIXSIM_CREDENTIALS_KEY", Fernet.generate_key().decode())
+
+
+# -- the outside world stays outside: only loopback connections are allowed in tests ------------
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address):  # type: ignore[no-untyped-def]
+    host = address[0] if isinstance(address, tuple) else None
+    if host is not None and host not in ("127.0.0.1", "::1", "localhost") and not host.startswith("127."):
+        raise RuntimeError(f"tests may not reach {host}: fake the outside world instead")
+    return _real_connect(self, address)
+
+
+socket.socket.connect = _loopback_only  # type: ignore[method-assign]
+
+
+@dataclass
+class Servers:
+    nats_url: str
+    mongo_url: str
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    started = []
+    nats_url = os.environ.get("NATS_URL")
+    if not nats_url:
+        started.append(local_servers.start_nats())
+        nats_url = started[-1].url
+    mongo_url = os.environ.get("MONGO_URL")
+    if not mongo_url:
+        started.append(local_servers.start_mongo())
+        mongo_url = started[-1].url
+    yield Servers(nats_url, mongo_url)
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_servers() -> Iterator[Servers]:
+    """A NATS and Mongo of this test's own, for pipelines that must not share durable consumers."""
+    nats = local_servers.start_nats()
+    mongo = local_servers.start_mongo()
+    yield Servers(nats.url, mongo.url)
+    nats.stop()
+    mongo.stop()
+
+
+@pytest.fixture(scope="session")
+def sim_fake() -> Iterator[Any]:
+    """The sim provider's fake remote API; `.requests` records what the adapter sent."""
+    fake = load_fake(PROVIDERS / "sim")(latency=0.6)
+    os.environ["PIXSIM_SIM_BASE_URL"] = fake.start("127.0.0.1", 0)
+    yield fake
+    fake.stop()
+
+
+def service_settings(servers: Servers, db: str, providers_dir: Path = PROVIDERS, **extra) -> dict:
+    return {"NATS_URL": servers.nats_url, "MONGO_URL": servers.mongo_url, "PIXSIM_MONGO_DB": db,
+            "PIXSIM_PROVIDERS_DIR": str(providers_dir), "PIXSIM_POLL_MIN_INTERVAL": 0.1,
+            "PIXSIM_POLL_MAX_INTERVAL": 0.3, "PIXSIM_RETRY_BACKOFF": 0.1, "PIXSIM_MAX_ATTEMPTS": 3, **extra}
+
+
+def build_apps(settings: dict, tracer_provider: TracerProvider, providers_dir: Path = PROVIDERS,
+               roles: tuple[str, ...] = ("gateway", "dispatcher", "poller", "billing")) -> list:
+    """The service apps, each built by its own composition root from explicit settings."""
+    from pixsim_billing.app import BillingSettings
+    from pixsim_billing.app import create_app as billing
+    from pixsim_dispatcher.app import DispatcherSettings
+    from pixsim_dispatcher.app import create_app as dispatcher
+    from pixsim_gateway.app import GatewaySettings
+    from pixsim_gateway.app import create_app as gateway
+    from pixsim_poller.app import PollerSettings
+    from pixsim_poller.app import create_app as poller
+
+    factories = {"gateway": (gateway, GatewaySettings), "dispatcher": (dispatcher, DispatcherSettings),
+                 "poller": (poller, PollerSettings), "billing": (billing, BillingSettings)}
+    apps = []
+    for role in roles:
+        create, settings_cls = factories[role]
+        registry = discover(providers_dir, include_entry_points=False)
+        apps.append(create(settings_cls(**settings), tracer_provider=tracer_provider, registry=registry))
+    return apps
+
+
+@dataclass
+class Pipeline:
+    gateway_url: str
+    api: httpx.AsyncClient
+    servers: Servers
+    db_name: str
+    spans: InMemorySpanExporter
+    tracer_provider: TracerProvider
+    fake: Any
+
+
+@pytest.fixture(scope="session")
+async def pipeline(servers: Servers, sim_fake: Any) -> AsyncIterator[Pipeline]:
+    spans = InMemorySpanExporter()
+    tracer_provider = init_telemetry("pixsim-tests")
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    settings = service_settings(servers, db="pixsim_tests")
+    async with serve(*build_apps(settings, tracer_provider)) as served:
+        async with httpx.AsyncClient(base_url=served[0].url, timeout=30) as api:
+            yield Pipeline(served[0].url, api, servers, "pixsim_tests", spans, tracer_provider, sim_fake)
+
+

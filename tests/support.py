@@ -1,0 +1,90 @@
+"""Waits and reads shared by the tests (tests/ is on pytest's pythonpath)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import httpx
+import nats
+from pymongo import AsyncMongoClient
+
+TERMINAL = {"completed", "failed", "filtered", "cancelled"}
+
+
+async def create(api: httpx.AsyncClient, params: dict[str, Any], *, provider: str = "sim",
+                 operation: str = "text_to_video", **extra: Any) -> dict[str, Any]:
+    resp = await api.post("/api/v1/generations",
+                          json={"provider_id": provider, "operation_type": operation, "params": params, **extra})
+    assert resp.status_code == 202, resp.text
+    return resp.json()
+
+
+async def wait_for(api: httpx.AsyncClient, gid: str, statuses: set[str] = TERMINAL,
+                   timeout: float = 30) -> dict[str, Any]:
+    """Poll the read model until the generation reaches one of `statuses`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = (await api.get(f"/api/v1/generations/{gid}")).json()
+        if body.get("status") in statuses:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"generation {gid} stuck at {body.get('status')!r}: {body}")
+        await asyncio.sleep(0.05)
+
+
+async def sse_events(base_url: str, gid: str, timeout: float = 30) -> list[tuple[str, dict]]:
+    """Every event of the generation's SSE stream until it closes (after the terminal event)."""
+    events: list[tuple[str, dict]] = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as client:
+        async with client.stream("GET", f"/api/v1/generations/{gid}/events") as resp:
+            assert resp.status_code == 200
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            kind = None
+            async for line in resp.aiter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind:
+                    events.append((kind, json.loads(line[6:])))
+    return events
+
+
+def mongo_db(mongo_url: str, name: str):
+    return AsyncMongoClient(mongo_url, tz_aware=True)[name]
+
+
+async def ledger_for(mongo_url: str, db: str, gid: str) -> list[dict[str, Any]]:
+    """The generation's ledger entries once billing has booked them (waits for `applied`)."""
+    coll = mongo_db(mongo_url, db)["ledger"]
+    return await coll.find({"generation_id": gid}).sort("occurred_at", 1).to_list()
+
+
+async def wait_ledger(mongo_url: str, db: str, gid: str, kinds: set[str], timeout: float = 15) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = await ledger_for(mongo_url, db, gid)
+        if {e["kind"] for e in entries if e.get("applied")} >= kinds:
+            return entries
+        if time.monotonic() > deadline:
+            raise AssertionError(f"ledger for {gid} has {[(e['kind'], e.get('applied')) for e in entries]}, "
+                                 f"expected {kinds}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_consumer_idle(nats_url: str, stream: str, durable: str, timeout: float = 15) -> None:
+    """Until the durable consumer has nothing pending or unacknowledged."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        deadline = time.monotonic() + timeout
+        while True:
+            info = await js.consumer_info(stream, durable)
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"consumer {durable} still busy: {info}")
+            await asyncio.sleep(0.05)
+    finally:
+        await nc.close()

@@ -1,0 +1,38 @@
+"""Bad HTTP input gets a 4xx whose message says what is wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.system
+
+
+@pytest.mark.parametrize(("body", "status", "code", "mentions"), [
+    ({"provider_id": "nope", "operation_type": "text_to_video", "params": {"prompt": "x"}}, 400, "unknown_provider",
+     "nope"),
+    ({"provider_id": "sim", "operation_type": "video_extend", "params": {"prompt": "x"}}, 400,
+     "unsupported_operation", "video_extend"),
+    ({"provider_id": "sim", "operation_type": "text_to_video", "params": {"prompt": "x", "duration": 999}}, 422,
+     "invalid_params", "duration"),
+    ({"provider_id": "sim", "operation_type": "text_to_video", "params": {}}, 422, "invalid_params", "prompt"),
+    ({"provider_id": "sim", "operation_type": "text_to_video", "params": {"prompt": "x", "colour": "red"}}, 422,
+     "invalid_params", "colour"),
+    ({"operation_type": "text_to_video"}, 422, "invalid_request", "provider_id"),
+])
+async def test_bad_generation_requests(pipeline, body, status, code, mentions):
+    resp = await pipeline.api.post("/api/v1/generations", json=body)
+    assert resp.status_code == status, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == code and mentions in error["message"]
+
+
+async def test_malformed_json(pipeline):
+    resp = await pipeline.api.post("/api/v1/generations", content=b'{"provider_id": "sim",',
+                                   headers={"content-type": "application/json"})
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == "malformed_json"
+
+
+async def test_unknown_generation_and_provider(pipeline):
+    assert (await pipeline.api.get("/api/v1/generations/nope")).json()["error"]["code"] == "generation_not_found"
+    assert (await pipeline.api.get("/api/v1/providers/nope")).status_code == 404
