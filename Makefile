@@ -1,7 +1,7 @@
 # PixSim: `make run` starts the whole system locally; `make test` runs the test suite.
 # Every target installs what it needs first (uv, then the locked workspace).
 SHELL := /bin/bash
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+UV := python3 -m uv
 
 .PHONY: help install run test bench lint fmt schemas
 
@@ -9,7 +9,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 install: ## install uv (if missing) and the locked workspace into .venv
-	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@$(UV) sync --all-packages --frozen --quiet
 
 run: install ## start NATS, MongoDB (nx-27017), the sim fake and the four services; gateway on :8000

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-
 from pixsim_provider_sdk import (
     AuthenticationError,
     ContentFilteredError,
@@ -56,15 +55,31 @@ SYSTEM_TOKEN = "sim-system-token"
 #: The remote's session cookie. A property of the remote API, not of the provider id.
 TOKEN_COOKIE = "sim_token"
 
-_OUTCOME = {"name": "outcome", "type": "string", "enum": ["success", "fail", "filter"], "default": "success",
-            "description": "Simulator knob: how the job ends"}
-_LATENCY = {"name": "latency", "type": "number", "min": 0, "max": 600,
-            "description": "Simulator knob: seconds the job takes (default: the fake's own)"}
+_OUTCOME = {
+    "name": "outcome",
+    "type": "string",
+    "enum": ["success", "fail", "filter"],
+    "default": "success",
+    "description": "Simulator knob: how the job ends",
+}
+_LATENCY = {
+    "name": "latency",
+    "type": "number",
+    "min": 0,
+    "max": 600,
+    "description": "Simulator knob: seconds the job takes (default: the fake's own)",
+}
 _PROMPT = {"name": "prompt", "type": "string", "required": True, "max_length": 2000, "group": "core"}
 _VIDEO_PARAMS = [
     _PROMPT,
-    {"name": "duration", "type": "integer", "default": DEFAULT_DURATION, "min": 1, "max": 20,
-     "description": "Length of the video in seconds"},
+    {
+        "name": "duration",
+        "type": "integer",
+        "default": DEFAULT_DURATION,
+        "min": 1,
+        "max": 20,
+        "description": "Length of the video in seconds",
+    },
     {"name": "quality", "type": "string", "enum": ["360p", "720p", "1080p"], "default": DEFAULT_QUALITY},
     _OUTCOME,
     _LATENCY,
@@ -81,15 +96,26 @@ class SimProvider(Provider):
         return [OperationType.TEXT_TO_VIDEO, OperationType.IMAGE_TO_VIDEO, OperationType.TEXT_TO_IMAGE]
 
     def get_operation_parameter_spec(self) -> dict[str, dict[str, Any]]:
-        image_url = {"name": "image_url", "type": "string", "required": True, "group": "core",
-                     "description": "Source image: an http(s) URL or a local file path"}
+        image_url = {
+            "name": "image_url",
+            "type": "string",
+            "required": True,
+            "group": "core",
+            "description": "Source image: an http(s) URL or a local file path",
+        }
         side = {"type": "integer", "min": 64, "max": 2048}
         return {
             OperationType.TEXT_TO_VIDEO.value: {"parameters": list(_VIDEO_PARAMS)},
             OperationType.IMAGE_TO_VIDEO.value: {"parameters": [*_VIDEO_PARAMS, image_url]},
-            OperationType.TEXT_TO_IMAGE.value: {"parameters": [
-                _PROMPT, _OUTCOME, _LATENCY, {"name": "width", **side}, {"name": "height", **side},
-            ]},
+            OperationType.TEXT_TO_IMAGE.value: {
+                "parameters": [
+                    _PROMPT,
+                    _OUTCOME,
+                    _LATENCY,
+                    {"name": "width", **side},
+                    {"name": "height", **side},
+                ]
+            },
         }
 
     # -- submit ---------------------------------------------------------------------------------
@@ -160,7 +186,9 @@ class SimProvider(Provider):
         try:
             local_path, temp_paths = await resolve_source(source, None, ".png")
         except httpx.TransportError as exc:
-            raise ProviderError(f"{self.provider_id}: cannot fetch image_url: {exc!r}", retryable=True) from exc
+            raise ProviderError(
+                f"{self.provider_id}: cannot fetch image_url: {exc!r}", retryable=True
+            ) from exc
         except (OSError, ValueError, httpx.HTTPError) as exc:
             raise InvalidParametersError(f"{self.provider_id}: cannot read image_url: {exc}") from exc
         try:
@@ -176,7 +204,9 @@ class SimProvider(Provider):
             data = path.read_bytes()
         except OSError as exc:
             raise InvalidParametersError(f"{self.provider_id}: cannot read {path}: {exc.strerror}") from exc
-        return await self._call("POST", "/v1/uploads", account, content=data, headers={"Content-Type": content_type})
+        return await self._call(
+            "POST", "/v1/uploads", account, content=data, headers={"Content-Type": content_type}
+        )
 
     # -- poll and cancel ------------------------------------------------------------------------
     async def check_status(
@@ -186,11 +216,15 @@ class SimProvider(Provider):
         remote = job.get("status")
         status = STATUS_MAP.get(remote)
         if status is None:
-            raise ProviderError(f"{self.provider_id}: unknown job status {remote!r}", error_code="provider_bad_response")
+            raise ProviderError(
+                f"{self.provider_id}: unknown job status {remote!r}", error_code="provider_bad_response"
+            )
         progress = job.get("progress")
         result = ProviderStatusResult(
             status=status,
-            progress=max(0.0, min(100.0, float(progress))) / 100 if isinstance(progress, int | float) else None,
+            progress=max(0.0, min(100.0, float(progress))) / 100
+            if isinstance(progress, int | float)
+            else None,
             metadata={"remote_status": remote},
         )
         error = job.get("error") or {}
@@ -204,11 +238,15 @@ class SimProvider(Provider):
             result.error_message = error.get("message") or "rejected by the content policy"
         return result
 
-    def _fill_output(self, result: ProviderStatusResult, job: dict[str, Any], op: OperationType | None) -> None:
+    def _fill_output(
+        self, result: ProviderStatusResult, job: dict[str, Any], op: OperationType | None
+    ) -> None:
         output = job.get("output") or {}
         if not output.get("url"):
-            raise ProviderError(f"{self.provider_id}: job {job.get('id')} succeeded without an output url",
-                                error_code="provider_bad_response")
+            raise ProviderError(
+                f"{self.provider_id}: job {job.get('id')} succeeded without an output url",
+                error_code="provider_bad_response",
+            )
         if op is None:
             op = _operation(job.get("operation"))
         if op is OperationType.TEXT_TO_IMAGE:
@@ -230,7 +268,9 @@ class SimProvider(Provider):
         raise self._error(resp, account, job=True)
 
     # -- credits and accounts -------------------------------------------------------------------
-    def estimate_credits(self, operation_type: OperationType, params: dict[str, Any]) -> dict[str, int] | None:
+    def estimate_credits(
+        self, operation_type: OperationType, params: dict[str, Any]
+    ) -> dict[str, int] | None:
         credit_type = self.manifest.credit_types[0]
         if operation_type in VIDEO_OPERATIONS:
             return {credit_type: math.ceil(params.get("duration") or DEFAULT_DURATION)}
@@ -245,15 +285,19 @@ class SimProvider(Provider):
             return {credit_type: math.ceil(status.duration_sec)}
         return dict(estimate)
 
-    async def extract_account_data(self, raw_data: dict[str, Any], *, fallback_email: str | None = None) -> dict:
+    async def extract_account_data(
+        self, raw_data: dict[str, Any], *, fallback_email: str | None = None
+    ) -> dict:
         """`{"token": ...}` or browser cookies with `sim_token` -> `{"email", "credentials": {"token"}}`."""
         cookies = raw_data.get("cookies") or {}
         if isinstance(cookies, list):  # browser extensions often capture [{"name", "value", ...}]
             cookies = {c.get("name"): c.get("value") for c in cookies if isinstance(c, dict)}
         token = raw_data.get("token") or cookies.get(TOKEN_COOKIE)
         if not token:
-            raise ValueError(f"{self.provider_id}: no token found: pass raw_data['token'] "
-                             f"or a '{TOKEN_COOKIE}' cookie in raw_data['cookies']")
+            raise ValueError(
+                f"{self.provider_id}: no token found: pass raw_data['token'] "
+                f"or a '{TOKEN_COOKIE}' cookie in raw_data['cookies']"
+            )
         return {"email": raw_data.get("email") or fallback_email, "credentials": {"token": str(token)}}
 
     # -- HTTP -----------------------------------------------------------------------------------
@@ -274,9 +318,10 @@ class SimProvider(Provider):
             message = f"{self.provider_id}: cannot reach {self.base_url}: {type(exc).__name__}: {exc}"
             raise ProviderUnavailableError(_scrub(message, token)) from exc
 
-    async def _call(self, method: str, path: str, account: ProviderAccount, *, job: bool = False,
-                    **kw: Any) -> dict[str, Any]:
-        """Send, raise the SDK error matching a failure, return the JSON body. `job`: 404 means no such job."""
+    async def _call(
+        self, method: str, path: str, account: ProviderAccount, *, job: bool = False, **kw: Any
+    ) -> dict[str, Any]:
+        """Send; raise the SDK error matching a failure; return the JSON body. `job`: 404 = no such job."""
         resp = await self._send(method, path, account, **kw)
         if resp.status_code >= 400:
             raise self._error(resp, account, job=job)
@@ -285,8 +330,10 @@ class SimProvider(Provider):
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            raise ProviderError(f"{self.provider_id}: {method} {path} answered HTTP {resp.status_code} "
-                                "without a JSON object", error_code="provider_bad_response")
+            raise ProviderError(
+                f"{self.provider_id}: {method} {path} answered HTTP {resp.status_code} without a JSON object",
+                error_code="provider_bad_response",
+            )
         return data
 
     def _error(self, resp: httpx.Response, account: ProviderAccount, *, job: bool) -> ProviderError:
@@ -298,8 +345,9 @@ class SimProvider(Provider):
         code = error.get("code")
         detail = error.get("message") or resp.reason_phrase
         status = resp.status_code
-        message = _scrub(f"{self.provider_id}: {detail} (HTTP {status}{', ' + code if code else ''})",
-                         self._token(account))
+        message = _scrub(
+            f"{self.provider_id}: {detail} (HTTP {status}{', ' + code if code else ''})", self._token(account)
+        )
         if code == "content_policy_violation":
             return ContentFilteredError(message)
         if status in (401, 403):

@@ -109,8 +109,12 @@ class SimFakeApi(JsonFakeServer):
     def _denied(self, req: FakeRequest) -> FakeResponse | None:
         token = req.bearer_token
         if not token or token == "bad" or (self.tokens is not None and token not in self.tokens):
-            return json_error(401, "unauthorized", "missing or invalid bearer token",
-                              headers={"WWW-Authenticate": 'Bearer realm="sim"'})
+            return json_error(
+                401,
+                "unauthorized",
+                "missing or invalid bearer token",
+                headers={"WWW-Authenticate": 'Bearer realm="sim"'},
+            )
         return None
 
     # -- endpoints --------------------------------------------------------------------------------
@@ -125,8 +129,15 @@ class SimFakeApi(JsonFakeServer):
         upload_id = _new_id("upl")
         content_type = req.header("content-type") or "application/octet-stream"
         self.uploads[upload_id] = (req.body, content_type)
-        return json_response({"id": upload_id, "url": f"{req.base_url}/v1/files/{upload_id}",
-                              "size": len(req.body), "content_type": content_type}, 201)
+        return json_response(
+            {
+                "id": upload_id,
+                "url": f"{req.base_url}/v1/files/{upload_id}",
+                "size": len(req.body),
+                "content_type": content_type,
+            },
+            201,
+        )
 
     @route("POST", r"/v1/jobs")
     def submit(self, req: FakeRequest) -> FakeResponse:
@@ -137,8 +148,9 @@ class SimFakeApi(JsonFakeServer):
             return json_error(503, "unavailable", "the service is temporarily overloaded, try again")
         self.submit_count += 1
         if self.rate_limit_every and self.submit_count % self.rate_limit_every == 0:
-            return json_error(429, "rate_limited", "too many requests",
-                              headers={"Retry-After": str(self.retry_after)})
+            return json_error(
+                429, "rate_limited", "too many requests", headers={"Retry-After": str(self.retry_after)}
+            )
         body = req.json
         if not isinstance(body, dict):
             return json_error(400, "invalid_request", "the body must be a JSON object")
@@ -151,9 +163,13 @@ class SimFakeApi(JsonFakeServer):
         cost = job.duration if job.is_video else 1
         if self.credits_remaining is not None:
             if cost > self.credits_remaining:
-                return json_error(402, "insufficient_credits",
-                                  f"this job needs {cost} credits, {self.credits_remaining} left",
-                                  needed=cost, remaining=self.credits_remaining)
+                return json_error(
+                    402,
+                    "insufficient_credits",
+                    f"this job needs {cost} credits, {self.credits_remaining} left",
+                    needed=cost,
+                    remaining=self.credits_remaining,
+                )
             self.credits_remaining -= cost
         self.jobs[job.id] = job
         return json_response(self._job_json(job, req.base_url), 201)
@@ -232,27 +248,45 @@ class SimFakeApi(JsonFakeServer):
             quality, duration = None, None
             width, height = body.get("width", 1024), body.get("height", 1024)
         return Job(
-            id=_new_id("job"), operation=operation, prompt=body["prompt"], outcome=outcome,
-            latency=self.latency if latency is None else float(latency), width=width, height=height,
-            duration=duration, quality=quality, image=body.get("image"), started=time.monotonic(),
+            id=_new_id("job"),
+            operation=operation,
+            prompt=body["prompt"],
+            outcome=outcome,
+            latency=self.latency if latency is None else float(latency),
+            width=width,
+            height=height,
+            duration=duration,
+            quality=quality,
+            image=body.get("image"),
+            started=time.monotonic(),
             created_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         )
 
     def _job_json(self, job: Job, base_url: str) -> dict[str, Any]:
         status, progress = job.state(time.monotonic())
-        data: dict[str, Any] = {"id": job.id, "operation": job.operation, "status": status,
-                                "progress": progress, "created_at": job.created_at}
+        data: dict[str, Any] = {
+            "id": job.id,
+            "operation": job.operation,
+            "status": status,
+            "progress": progress,
+            "created_at": job.created_at,
+        }
         if status == "succeeded":
             ext = "mp4" if job.is_video else "png"
             data["output"] = {
                 "url": f"{base_url}/v1/files/{job.id}.{ext}",
                 "thumbnail_url": f"{base_url}/v1/files/{job.id}_thumb.png",
-                "width": job.width, "height": job.height, "duration": job.duration,
+                "width": job.width,
+                "height": job.height,
+                "duration": job.duration,
             }
         elif status == "failed":
             data["error"] = {"code": "generation_failed", "message": "the simulated render failed"}
         elif status == "moderated":
-            data["error"] = {"code": "output_moderated", "message": "the output was rejected by the content policy"}
+            data["error"] = {
+                "code": "output_moderated",
+                "message": "the output was rejected by the content policy",
+            }
         return data
 
     def _output_file(self, name: str) -> tuple[bytes, str] | None:
@@ -268,7 +302,11 @@ class SimFakeApi(JsonFakeServer):
                 height = max(1, THUMB_WIDTH * job.height // job.width)
                 self._files[name] = (make_png(THUMB_WIDTH, height, job.id), "image/png")
             elif match["ext"] == ("mp4" if job.is_video else "png"):
-                data = make_mp4(job.duration, job.id) if job.is_video else make_png(job.width, job.height, job.id)
+                data = (
+                    make_mp4(job.duration, job.id)
+                    if job.is_video
+                    else make_png(job.width, job.height, job.id)
+                )
                 self._files[name] = (data, "video/mp4" if job.is_video else "image/png")
             else:
                 return None
@@ -288,8 +326,12 @@ def make_png(width: int, height: int, key: str) -> bytes:
         row[1::3] = bytes([(g0 + 255 * y // max(1, height - 1)) % 256]) * width
         raw += b"\x00" + row  # filter type 0 (none) before every scanline
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit truecolour
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
-            + _png_chunk(b"IDAT", zlib.compress(bytes(raw), 6)) + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(bytes(raw), 6))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _png_chunk(tag: bytes, data: bytes) -> bytes:
@@ -300,11 +342,19 @@ def make_mp4(duration: int, key: str) -> bytes:
     """A small, structurally valid ISO-BMFF (MP4) file: `ftyp`, `moov/mvhd` carrying the duration, and an
     `mdat` of job-specific filler. It has no tracks, so players show nothing: it is a stand-in."""
     matrix = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
-    mvhd = (struct.pack(">B3xIIII", 0, 0, 0, 1000, duration * 1000)  # version, times, timescale, duration
-            + struct.pack(">IH10x", 0x10000, 0x100) + matrix + bytes(24) + struct.pack(">I", 1))
+    mvhd = (
+        struct.pack(">B3xIIII", 0, 0, 0, 1000, duration * 1000)  # version, times, timescale, duration
+        + struct.pack(">IH10x", 0x10000, 0x100)
+        + matrix
+        + bytes(24)
+        + struct.pack(">I", 1)
+    )
     filler = (key.encode() + b"\x00") * math.ceil(2048 * duration / (len(key) + 1))
-    return (_box(b"ftyp", b"isom" + struct.pack(">I", 0x200) + b"isomiso2mp41")
-            + _box(b"moov", _box(b"mvhd", mvhd)) + _box(b"mdat", filler[: 2048 * duration]))
+    return (
+        _box(b"ftyp", b"isom" + struct.pack(">I", 0x200) + b"isomiso2mp41")
+        + _box(b"moov", _box(b"mvhd", mvhd))
+        + _box(b"mdat", filler[: 2048 * duration])
+    )
 
 
 def _box(kind: bytes, payload: bytes) -> bytes:

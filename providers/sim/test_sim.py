@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from pixsim_provider_sdk import (
     AuthenticationError,
     ContentFilteredError,
@@ -139,8 +138,13 @@ async def test_text_to_video_runs_to_completion_with_rising_progress(sim):
     assert thumb.headers["content-type"] == "image/png" and thumb.content.startswith(PNG_SIGNATURE)
     submitted = [r for r in fake.requests if r.method == "POST" and r.path == "/v1/jobs"]
     assert submitted[0].headers["authorization"] == "Bearer sim-system-token"
-    assert submitted[0].json == {"operation": "text_to_video", "prompt": "a red fox in the snow", "duration": 3,
-                                 "quality": "360p", "outcome": "success"}
+    assert submitted[0].json == {
+        "operation": "text_to_video",
+        "prompt": "a red fox in the snow",
+        "duration": 3,
+        "quality": "360p",
+        "outcome": "success",
+    }
 
 
 async def test_text_to_image_returns_a_png_of_the_requested_size(sim):
@@ -167,11 +171,13 @@ async def test_image_to_video_uploads_a_prepared_local_file(sim, tmp_path):
 
     op = OperationType.IMAGE_TO_VIDEO
     params = {"prompt": "make it move", "image_url": str(source)}
-    generation = GenerationContext(id="gen-1", provider_id=provider.provider_id, operation_type=op,
-                                   params=params, user_id="user-1")
+    generation = GenerationContext(
+        id="gen-1", provider_id=provider.provider_id, operation_type=op, params=params, user_id="user-1"
+    )
     assert provider.requires_file_preparation()
-    mapped = await provider.prepare_execution_params(generation, provider.map_parameters(op, params),
-                                                     resolve_source)
+    mapped = await provider.prepare_execution_params(
+        generation, provider.map_parameters(op, params), resolve_source
+    )
     assert Path(mapped["local_image_path"]).read_bytes() == source.read_bytes()
     try:
         result = await provider.execute(op, system_account(provider), mapped)
@@ -184,7 +190,9 @@ async def test_image_to_video_uploads_a_prepared_local_file(sim, tmp_path):
     (upload_id,) = fake.uploads
     assert fake.uploads[upload_id][0] == source.read_bytes()
     job_body = [r for r in fake.requests if r.path == "/v1/jobs"][-1].json
-    assert job_body["image"] == upload_id and "image_url" not in job_body and "local_image_path" not in job_body
+    assert (
+        job_body["image"] == upload_id and "image_url" not in job_body and "local_image_path" not in job_body
+    )
     final, _ = await wait_done(provider, result.provider_job_id, op)
     assert final.status is ProviderStatus.COMPLETED and final.video_url
 
@@ -194,8 +202,9 @@ async def test_image_to_video_from_an_http_url_without_preparation(sim):
     image_job = await submit(provider, OperationType.TEXT_TO_IMAGE, latency=0)
     image_url = (await wait_done(provider, image_job.provider_job_id))[0].image_url
 
-    result = await provider.execute(OperationType.IMAGE_TO_VIDEO, system_account(provider),
-                                    {"prompt": "pan left", "image_url": image_url})  # canonical params
+    result = await provider.execute(
+        OperationType.IMAGE_TO_VIDEO, system_account(provider), {"prompt": "pan left", "image_url": image_url}
+    )  # canonical params
     assert result.metadata["upload_id"] in fake.uploads
 
 
@@ -279,7 +288,9 @@ async def test_bad_token_raises_authentication_error_without_leaking_it(start_fa
     bad = ProviderAccount(id="acc-2", provider_id=provider.provider_id, credentials={"token": "bad"})
     with pytest.raises(AuthenticationError):
         await provider.check_status(bad, "job_0")
-    good = ProviderAccount(id="acc-3", provider_id=provider.provider_id, credentials={"token": "the-good-token"})
+    good = ProviderAccount(
+        id="acc-3", provider_id=provider.provider_id, credentials={"token": "the-good-token"}
+    )
     assert (await submit(provider, OperationType.TEXT_TO_IMAGE, account=good)).provider_job_id
 
 
@@ -319,20 +330,26 @@ async def test_credits_estimate_and_actual(connect):
     assert provider.estimate_credits(OperationType.IMAGE_TO_VIDEO, {}) == {credit_type: 5}
     assert provider.estimate_credits(OperationType.TEXT_TO_IMAGE, {}) == {credit_type: 1}
 
-    video = GenerationContext(id="g", provider_id=provider.provider_id,
-                              operation_type=OperationType.TEXT_TO_VIDEO, params={})
+    video = GenerationContext(
+        id="g", provider_id=provider.provider_id, operation_type=OperationType.TEXT_TO_VIDEO, params={}
+    )
     done = ProviderStatusResult(ProviderStatus.COMPLETED, duration_sec=6.2)
     assert provider.compute_actual_credits(video, done, {credit_type: 8}) == {credit_type: 7}
-    assert provider.compute_actual_credits(video, ProviderStatusResult(ProviderStatus.COMPLETED),
-                                           {credit_type: 8}) == {credit_type: 8}
+    assert provider.compute_actual_credits(
+        video, ProviderStatusResult(ProviderStatus.COMPLETED), {credit_type: 8}
+    ) == {credit_type: 8}
 
 
 async def test_extract_account_data(connect):
     provider = await connect("http://127.0.0.1:9")
     assert await provider.extract_account_data({"token": "t1", "email": "a@b.c"}) == {
-        "email": "a@b.c", "credentials": {"token": "t1"}}
+        "email": "a@b.c",
+        "credentials": {"token": "t1"},
+    }
     assert await provider.extract_account_data({"cookies": {"sim_token": "t2"}}, fallback_email="f@b.c") == {
-        "email": "f@b.c", "credentials": {"token": "t2"}}
+        "email": "f@b.c",
+        "credentials": {"token": "t2"},
+    }
     with pytest.raises(ValueError, match="no token"):
         await provider.extract_account_data({"cookies": {"other": "x"}})
 
@@ -356,11 +373,27 @@ async def test_a_copy_with_a_new_id_is_a_working_provider(tmp_path, start_fake, 
 
 def test_fake_cli_serves_until_sigterm():
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pixsim_provider_sdk.testing.fake_http", str(FOLDER), "--host", "127.0.0.1",
-         "--port", "0", "--knob", "latency=0", "--knob", "quota=1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
-    )
+    command = [
+        sys.executable,
+        "-m",
+        "pixsim_provider_sdk.testing.fake_http",
+        str(FOLDER),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--knob",
+        "latency=0",
+        "--knob",
+        "quota=1",
+    ]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO
+    ) as proc:
+        _check_cli(proc)
+
+
+def _check_cli(proc: subprocess.Popen) -> None:
     try:
         line = proc.stdout.readline()
         match = re.fullmatch(r"fake (\S+) listening on (http://127\.0\.0\.1:\d+)\n", line)

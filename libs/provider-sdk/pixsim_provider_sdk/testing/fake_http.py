@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 from urllib.parse import parse_qsl, urlsplit
 
 log = logging.getLogger(__name__)
@@ -83,12 +83,16 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return FakeResponse(status, body, {"Content-Type": "application/json", **(headers or {})})
 
 
-def json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> FakeResponse:
+def json_error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> FakeResponse:
     """The common REST error shape: `{"error": {"code", "message", ...extra}}`."""
     return json_response({"error": {"code": code, "message": message, **extra}}, status, headers)
 
 
-def bytes_response(data: bytes, content_type: str, status: int = 200, headers: dict[str, str] | None = None) -> FakeResponse:
+def bytes_response(
+    data: bytes, content_type: str, status: int = 200, headers: dict[str, str] | None = None
+) -> FakeResponse:
     """Raw bytes, e.g. a file the fake serves like a CDN."""
     return FakeResponse(status, data, {"Content-Type": content_type, **(headers or {})})
 
@@ -140,7 +144,10 @@ class JsonFakeServer:
         self._server = server
         self.url = f"http://{host}:{server.server_address[1]}"
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"fake-http {self.url}", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"fake-http {self.url}",
+            daemon=True,
         )
         self._thread.start()
         return self.url
@@ -162,7 +169,7 @@ class JsonFakeServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> JsonFakeServer:
+    def __enter__(self) -> Self:
         if self._server is None:
             self.start()
         return self
@@ -171,7 +178,9 @@ class JsonFakeServer:
         self.stop()
 
     # -- dispatch -----------------------------------------------------------------------------------
-    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes, base_url: str) -> FakeResponse:
+    def handle(
+        self, method: str, target: str, headers: dict[str, str], body: bytes, base_url: str
+    ) -> FakeResponse:
         """Route one request (target = path plus optional query string) and return the response."""
         split = urlsplit(target)
         path = split.path or "/"
@@ -183,7 +192,9 @@ class JsonFakeServer:
                 if path_known:
                     return json_error(405, "method_not_allowed", f"{method} is not allowed on {path}")
                 return json_error(404, "not_found", f"no route for {method} {path}")
-            request = FakeRequest(method, path, dict(parse_qsl(split.query)), headers, body, parsed, params, base_url)
+            request = FakeRequest(
+                method, path, dict(parse_qsl(split.query)), headers, body, parsed, params, base_url
+            )
             try:
                 return handler(request)
             except Exception as exc:  # a bug in the fake: answer like a real server would, and say why
@@ -236,7 +247,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         finally:
             self.server.fake._track(self.connection, False)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)
 
     def _handle(self) -> None:
@@ -293,7 +304,7 @@ def load_fake(provider_folder: str | os.PathLike[str]) -> Callable[..., JsonFake
     module = importlib.import_module(f"{_folder_package(folder)}.fake_api")
     create = getattr(module, "create_fake", None)
     if not callable(create):
-        raise AttributeError(f"{folder / 'fake_api.py'} must define create_fake(**knobs)")
+        raise TypeError(f"{folder / 'fake_api.py'} must define a callable create_fake(**knobs)")
     return create
 
 
@@ -319,7 +330,7 @@ def _folder_package(folder: Path) -> str:
 
 # -- command line -----------------------------------------------------------------------------------
 def parse_knobs(pairs: list[str]) -> dict[str, Any]:
-    """`name=value` pairs; values are read as JSON when they parse (1, 0.5, null, true, [..]), else strings."""
+    """`name=value` pairs; values are read as JSON when they parse (1, 0.5, null, [..]), else strings."""
     knobs: dict[str, Any] = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
@@ -341,12 +352,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("provider_folder", type=Path, help="e.g. providers/sim")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8100, help="0 picks a free port")
-    parser.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
-                        help="a create_fake() keyword argument, repeatable (e.g. --knob latency=2)")
+    parser.add_argument(
+        "--knob",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a create_fake() keyword argument, repeatable (e.g. --knob latency=2)",
+    )
     args = parser.parse_args(argv)
     try:
         fake = load_fake(args.provider_folder)(**parse_knobs(args.knob))
-    except (TypeError, ValueError, FileNotFoundError, AttributeError) as exc:
+    except (TypeError, ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
 
     stopping = threading.Event()

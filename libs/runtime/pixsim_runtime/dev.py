@@ -1,0 +1,141 @@
+"""`make run`: the whole system on one machine, each part its own process.
+
+Starts nats-server (4222) and nx-27017 (27017) unless NATS_URL / MONGO_URL point at running servers,
+the fake remote API of every provider folder that ships one (sim on 8100), and the four services
+(gateway on 127.0.0.1:8000, health ports 8001-8003 for the others). Ctrl-C stops everything.
+Services are started by command, so this module never imports a service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from . import local_servers
+from .secrets import cipher_from_env
+
+SERVICES = {"gateway": 8000, "dispatcher": 8001, "poller": 8002, "billing": 8003}
+FIRST_FAKE_PORT = 8100
+
+
+def _say(text: str) -> None:
+    print(f"[pixsim] {text}", flush=True)
+
+
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen, name: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {proc.returncode} during start-up")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status < 300:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} not ready at {url} after {timeout}s")
+
+
+def _start_fakes(providers_dir: Path, env: dict[str, str], procs: list) -> None:
+    port = FIRST_FAKE_PORT
+    for folder in sorted(providers_dir.iterdir()):
+        if not (folder / "fake_api.py").exists() or folder.name.startswith(("_", ".")):
+            continue
+        var = f"PIXSIM_{folder.name.upper()}_BASE_URL"
+        if var in env:  # pointed at a real API or another fake: leave it
+            continue
+        port = _free_from(port)
+        proc = subprocess.Popen([sys.executable, "-m", "pixsim_provider_sdk.testing.fake_http", str(folder),
+                                 "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
+        procs.append((f"fake {folder.name}", proc))
+        env[var] = f"http://127.0.0.1:{port}"
+        _say(f"fake {folder.name} API on {env[var]}")
+        port += 1
+
+
+def _free_from(port: int) -> int:
+    import socket
+
+    while True:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                port += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run all of PixSim locally.")
+    parser.add_argument("--data-dir", default=".pixsim", help="where NATS and MongoDB keep their data")
+    args = parser.parse_args(argv)
+    data = Path(args.data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("PIXSIM_PROVIDERS_DIR", str(Path("providers").resolve()))
+    env.setdefault("PIXSIM_CREDENTIALS_KEY_FILE", str(data / "credentials.key"))
+    cipher_from_env(env["PIXSIM_CREDENTIALS_KEY_FILE"])  # create the local key once, before any service races to
+    servers: list[local_servers.LocalServer] = []
+    procs: list[tuple[str, subprocess.Popen]] = []
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        if "NATS_URL" not in env:
+            servers.append(local_servers.start_nats(port=4222, store_dir=data / "nats"))
+            env["NATS_URL"] = servers[-1].url
+            _say(f"nats-server (JetStream) on {env['NATS_URL']}, data in {data / 'nats'}")
+        if "MONGO_URL" not in env:
+            servers.append(local_servers.start_mongo(port=27017, db_path=data / "mongo.db"))
+            env["MONGO_URL"] = servers[-1].url
+            _say(f"MongoDB wire server (nx-27017) on {env['MONGO_URL']}")
+        _start_fakes(Path(env["PIXSIM_PROVIDERS_DIR"]), env, procs)
+        for name, port in SERVICES.items():
+            proc = subprocess.Popen([sys.executable, "-m", f"pixsim_{name}"],
+                                    env={**env, "PIXSIM_HTTP_PORT": str(port)})
+            procs.append((name, proc))
+        for name, port in SERVICES.items():
+            proc = dict(procs)[name]
+            _wait_http(f"http://127.0.0.1:{port}/readyz", 60, proc, name)
+            _say(f"{name} ready (health on http://127.0.0.1:{port}/readyz)")
+        _say("PixSim is up: API on http://127.0.0.1:8000/api/v1 (docs at http://127.0.0.1:8000/docs)")
+        _say('try: uv run pixsim generate --provider sim --prompt "a fox in the snow"   (Ctrl-C stops everything)')
+        while not stopping:
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    _say(f"{name} exited with code {proc.returncode}; stopping")
+                    stopping = True
+                    break
+            time.sleep(0.2)
+        return 0
+    except RuntimeError as exc:
+        _say(f"start-up failed: {exc}")
+        return 1
+    finally:
+        _say("stopping")
+        for _, proc in reversed(procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for _, proc in reversed(procs):
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for server in reversed(servers):
+            server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
