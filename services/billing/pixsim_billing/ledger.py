@@ -21,7 +21,7 @@ from pixsim_contracts import CreditEvent, CreditsCharged, CreditsReleased, Credi
 
 LEDGER = "ledger"
 BALANCES = "balances"
-RECENT_IDS = 1000
+RECENT_IDS = 100
 
 
 def deltas(event: CreditEvent) -> dict[str, int]:
@@ -57,23 +57,28 @@ async def apply(db: AsyncDatabase, event: CreditEvent) -> bool:
         "booked_at": datetime.now(UTC),
         "balance_id": key,
     }
-    await ledger.update_one({"_id": event.event_id}, {"$setOnInsert": {**entry, "applied": False}}, upsert=True)
-    current: dict[str, Any] | None = await ledger.find_one({"_id": event.event_id}, {"applied": 1})
-    if current and current.get("applied"):
-        return False
-    await balances.update_one(
-        {"_id": key},
-        {"$setOnInsert": {"account_id": event.account_id, "provider_id": event.provider_id,
-                          "credit_type": event.credit_type, "reserved": 0, "spent": 0, "entries": 0,
-                          "recent": []}},
-        upsert=True,
-    )
+    created = await ledger.update_one({"_id": event.event_id}, {"$setOnInsert": {**entry, "applied": False}},
+                                      upsert=True)
+    if created.upserted_id is None:  # seen before: finish it unless it was fully applied
+        current: dict[str, Any] | None = await ledger.find_one({"_id": event.event_id}, {"applied": 1})
+        if current and current.get("applied"):
+            return False
+    guarded = {"_id": key, "recent": {"$nin": [event.event_id]}}
+    change_balance = {
+        "$inc": {"reserved": change["reserved"], "spent": change["spent"], "entries": 1},
+        "$push": {"recent": {"$each": [event.event_id], "$slice": -RECENT_IDS}},
+        "$set": {"updated_at": datetime.now(UTC)},
+    }
     # `$nin`, not `$ne`: nx-27017 matches `$ne` against arrays wrongly; `$nin` is right on both servers.
-    await balances.update_one(
-        {"_id": key, "recent": {"$nin": [event.event_id]}},
-        {"$inc": {"reserved": change["reserved"], "spent": change["spent"], "entries": 1},
-         "$push": {"recent": {"$each": [event.event_id], "$slice": -RECENT_IDS}},
-         "$set": {"updated_at": datetime.now(UTC)}},
-    )
+    if not (await balances.update_one(guarded, change_balance)).matched_count:
+        # Either the balance is new (create it, then apply) or this event was applied already (no-op).
+        await balances.update_one(
+            {"_id": key},
+            {"$setOnInsert": {"account_id": event.account_id, "provider_id": event.provider_id,
+                              "credit_type": event.credit_type, "reserved": 0, "spent": 0, "entries": 0,
+                              "recent": []}},
+            upsert=True,
+        )
+        await balances.update_one(guarded, change_balance)
     await ledger.update_one({"_id": event.event_id}, {"$set": {"applied": True}})
     return True

@@ -8,4 +8,8 @@ class PollerSettings(BaseServiceSettings):
     poll_min_interval: float = Field(default=1.0, alias="PIXSIM_POLL_MIN_INTERVAL", description="First poll delay (s)")
     poll_max_interval: float = Field(default=15.0, alias="PIXSIM_POLL_MAX_INTERVAL", description="Backoff cap (s)")
     poll_backoff: float = Field(default=1.5, alias="PIXSIM_POLL_BACKOFF", description="Interval growth per poll")
+    ack_wait_s: float = Field(
+        default=15.0, alias="PIXSIM_POLL_ACK_WAIT",
+        description="A job held by a poller that died is polled by another after this (s)",
+    )
     batch_size: int = Field(default=50, alias="PIXSIM_POLL_BATCH", description="Jobs polled concurrently")

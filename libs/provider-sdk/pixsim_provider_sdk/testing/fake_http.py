@@ -228,6 +228,7 @@ def _parse_json(body: bytes, content_type: str) -> Any:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a hung client must never keep the process alive
+    request_queue_size = 128  # socketserver's default of 5 resets connections under a burst of jobs
     fake: JsonFakeServer
 
 

@@ -1,0 +1,68 @@
+"""The poller survives its own death: SIGKILL it mid-flight, start another, every job still ends once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+from conftest import build_apps, service_settings
+from opentelemetry.sdk.trace import TracerProvider
+from support import mongo_db, wait_for, wait_ledger
+
+from pixsim_runtime.inprocess import serve
+from pixsim_runtime.local_servers import free_port
+
+pytestmark = pytest.mark.system
+
+
+async def _start_poller(env: dict[str, str]) -> subprocess.Popen:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "pixsim_poller"], env={**env, "PIXSIM_HTTP_PORT": str(port)})
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                    return proc
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, "poller exited during start-up"
+            await asyncio.sleep(0.1)
+    raise AssertionError("poller not ready")
+
+
+async def test_poller_killed_mid_flight_loses_no_job_and_charges_once(fresh_servers, sim_fake):
+    settings = service_settings(fresh_servers, db="restart", PIXSIM_POLL_ACK_WAIT=2)
+    env = {**os.environ, **{k: str(v) for k, v in settings.items()}}
+    poller = await _start_poller(env)
+    try:
+        apps = build_apps(settings, TracerProvider(), roles=("gateway", "dispatcher", "billing"))
+        async with serve(*apps) as served, httpx.AsyncClient(base_url=served[0].url, timeout=30) as api:
+            ids = []
+            for i in range(6):
+                resp = await api.post("/api/v1/generations", json={
+                    "provider_id": "sim", "operation_type": "text_to_video",
+                    "params": {"prompt": f"restart {i}", "duration": 2, "latency": 3}})
+                ids.append(resp.json()["id"])
+            for gid in ids:  # in flight: submitted, and the poller is already reporting progress
+                await wait_for(api, gid, {"processing"})
+            poller.send_signal(signal.SIGKILL)
+            poller.wait(10)
+            poller = await _start_poller(env)
+            for gid in ids:
+                assert (await wait_for(api, gid, timeout=60))["status"] == "completed"
+            for gid in ids:
+                await wait_ledger(fresh_servers.mongo_url, "restart", gid, {"reserved", "charged"})
+            ledger = mongo_db(fresh_servers.mongo_url, "restart")["ledger"]
+            for gid in ids:
+                kinds = sorted(e["kind"] for e in await ledger.find({"generation_id": gid}).to_list())
+                assert kinds == ["charged", "reserved"], (gid, kinds)
+            balance = await mongo_db(fresh_servers.mongo_url, "restart")["balances"].find_one({"_id": "system-sim:sim"})
+            assert (balance["reserved"], balance["spent"]) == (0, 2 * len(ids))
+    finally:
+        poller.send_signal(signal.SIGTERM)
+        poller.wait(15)
