@@ -52,8 +52,9 @@ def _start_fakes(providers_dir: Path, env: dict[str, str], procs: list) -> None:
         if var in env:  # pointed at a real API or another fake: leave it
             continue
         port = _free_from(port)
+        knobs = [arg for knob in env.get("PIXSIM_FAKE_KNOBS", "").split() for arg in ("--knob", knob)]
         proc = subprocess.Popen([sys.executable, "-m", "pixsim_provider_sdk.testing.fake_http", str(folder),
-                                 "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
+                                 "--port", str(port), *knobs], env=env, stdout=subprocess.DEVNULL)
         procs.append((f"fake {folder.name}", proc))
         env[var] = f"http://127.0.0.1:{port}"
         _say(f"fake {folder.name} API on {env[var]}")
