@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.fernet import Fernet
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -21,12 +22,14 @@ from pixsim_provider_sdk import discover
 from pixsim_provider_sdk.testing.fake_http import load_fake
 from pixsim_runtime import local_servers
 from pixsim_runtime.inprocess import serve
-from pixsim_runtime.telemetry import init_telemetry
+from pixsim_runtime.telemetry import init_metrics, init_telemetry
 
 REPO = Path(__file__).resolve().parents[1]
 PROVIDERS = REPO / "providers"
 
 os.environ.setdefault("PIXSIM_CREDENTIALS_KEY", Fernet.generate_key().decode())
+METRICS = InMemoryMetricReader()  # the process's metrics, as the tests' MeterProvider reads them
+init_metrics(reader=METRICS)
 
 
 # -- the outside world stays outside: only loopback connections are allowed in tests ------------
@@ -121,6 +124,7 @@ class Pipeline:
     spans: InMemorySpanExporter
     tracer_provider: TracerProvider
     fake: Any
+    metrics: InMemoryMetricReader
 
 
 @pytest.fixture(scope="session")
@@ -131,6 +135,6 @@ async def pipeline(servers: Servers, sim_fake: Any) -> AsyncIterator[Pipeline]:
     settings = service_settings(servers, db="pixsim_tests")
     async with serve(*build_apps(settings, tracer_provider)) as served:
         async with httpx.AsyncClient(base_url=served[0].url, timeout=30) as api:
-            yield Pipeline(served[0].url, api, servers, "pixsim_tests", spans, tracer_provider, sim_fake)
+            yield Pipeline(served[0].url, api, servers, "pixsim_tests", spans, tracer_provider, sim_fake, METRICS)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,9 +26,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from pixsim_contracts import subjects
 
+from .instrumentation import annotate_current_span
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Any, NatsMessage], Awaitable[None]]
+
+#: The durable consumers each broker subscribed, for the queue-lag gauge.
+DURABLES: weakref.WeakKeyDictionary[NatsBroker, list[tuple[str, str]]] = weakref.WeakKeyDictionary()
 
 
 class PollAgain(Exception):  # noqa: N818 - a signal, not an error
@@ -75,6 +81,7 @@ def subscribe(
         except ValidationError as exc:
             await _dead_letter(broker, service, msg, f"invalid event: {_short(exc)}", attempt)
             return
+        annotate_current_span(event)
         try:
             await handler(event, msg)
         except PollAgain as again:
@@ -95,6 +102,7 @@ def subscribe(
         await msg.ack()
 
     consume.__name__ = f"{service}_{durable}"
+    DURABLES.setdefault(broker, []).append((stream, durable))
     broker.subscriber(
         subject,
         stream=JStream(stream, declare=False),  # declared once by streams.declare_streams

@@ -23,7 +23,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pixsim_provider_sdk import Registry, discover
 
 from .broker import make_broker
-from .consumers import RetryPolicy
+from .consumers import DURABLES, RetryPolicy
+from .instrumentation import instrument_provider, set_pending
 from .mongo import make_mongo
 from .settings import BaseServiceSettings
 from .streams import declare_streams
@@ -68,6 +69,8 @@ def build_service(
     mongo, db = make_mongo(settings)
     if registry is None:
         registry = discover(Path(settings.providers_dir))
+    for loaded in registry:
+        instrument_provider(loaded.provider, tracer_provider)
     ctx = ServiceContext(settings, broker, mongo, db, registry, tracer_provider)
 
     @asynccontextmanager
@@ -77,10 +80,12 @@ def build_service(
         if on_startup is not None:
             await on_startup(ctx)
         await broker.start()
+        lag = asyncio.create_task(_watch_consumer_lag(broker))
         log.info("%s started (providers: %s)", settings.service_name, ", ".join(registry.ids()) or "none")
         try:
             yield
         finally:
+            lag.cancel()
             await broker.stop()
             await registry.aclose()
             await mongo.close()
@@ -92,6 +97,19 @@ def build_service(
     setup(ctx)
     FastAPIInstrumentor.instrument_app(app, tracer_provider=tracer_provider, excluded_urls="healthz,readyz")
     return app
+
+
+async def _watch_consumer_lag(broker: NatsBroker, every_s: float = 5.0) -> None:
+    """Feed the queue-lag gauge: messages each of this service's durables has not acked yet."""
+    js = broker.connection.jetstream()
+    while True:
+        for stream, durable in DURABLES.get(broker, []):
+            try:
+                info = await js.consumer_info(stream, durable)
+                set_pending(stream, durable, info.num_pending + info.num_ack_pending)
+            except Exception as exc:  # noqa: BLE001 - a metric must never take the service down
+                log.debug("consumer_info %s/%s failed: %s", stream, durable, exc)
+        await asyncio.sleep(every_s)
 
 
 def _add_health_routes(app: FastAPI, ctx: ServiceContext) -> None:

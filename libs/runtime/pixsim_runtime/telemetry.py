@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 _httpx_instrumented = False
+_meter_provider: MeterProvider | None = None
 
 
 def init_telemetry(service_name: str, exporter: SpanExporter | None = None) -> TracerProvider:
@@ -27,11 +30,34 @@ def init_telemetry(service_name: str, exporter: SpanExporter | None = None) -> T
         provider.add_span_processor(BatchSpanProcessor(chosen))
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
         trace.set_tracer_provider(provider)
+    init_metrics(resource)
     global _httpx_instrumented
     if not _httpx_instrumented:  # instrumentation is process-wide; do it once
         HTTPXClientInstrumentor().instrument(tracer_provider=provider)
         _httpx_instrumented = True
     return provider
+
+
+def init_metrics(resource: Resource | None = None, reader: MetricReader | None = None) -> MeterProvider:
+    """The process's MeterProvider (set once, globally): `reader` if given (tests), else OTLP when
+    `OTEL_METRICS_EXPORTER=otlp` or an OTLP endpoint is configured, else none."""
+    global _meter_provider
+    if _meter_provider is None:
+        readers = [reader] if reader is not None else _metric_readers_from_env()
+        _meter_provider = MeterProvider(resource=resource or Resource.create({}), metric_readers=readers)
+        metrics.set_meter_provider(_meter_provider)
+    return _meter_provider
+
+
+def _metric_readers_from_env() -> list[MetricReader]:
+    default = "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none"
+    if os.environ.get("OTEL_METRICS_EXPORTER", default).strip().lower() != "otlp":
+        return []
+    if os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    return [PeriodicExportingMetricReader(OTLPMetricExporter())]
 
 
 def _exporter_from_env() -> SpanExporter | None:
