@@ -107,7 +107,9 @@ def subscribe(
         subject,
         stream=JStream(stream, declare=False),  # declared once by streams.declare_streams
         durable=durable,
-        pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
+        # A long poll: messages still arrive at once. Longer than the event-loop stalls seen under load,
+        # because nats-py then raises a bare asyncio.TimeoutError that FastStream does not expect.
+        pull_sub=PullSub(batch_size=batch_size, timeout=5.0),
         config=ConsumerConfig(max_deliver=-1, ack_wait=ack_wait_s),  # bounded by us, to dead-letter with a reason
         ack_policy=AckPolicy.MANUAL,
         title=f"{service}:{durable}",
