@@ -52,8 +52,40 @@ class Servers:
     mongo_url: str
 
 
+def docker_available() -> bool:
+    """A Docker engine answers (never on the development machines; maybe on yours)."""
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means no engine
+        return False
+
+
+def _container_servers(request: pytest.FixtureRequest) -> Servers:
+    """A real mongod and nats-server through testcontainers."""
+    from testcontainers.community.mongodb import MongoDbContainer
+    from testcontainers.core.container import DockerContainer
+
+    mongo = MongoDbContainer("mongo:7")
+    mongo.start()
+    request.addfinalizer(mongo.stop)
+    nats_c = DockerContainer("nats:2.10").with_command("-js").with_exposed_ports(4222)
+    nats_c.start()
+    request.addfinalizer(nats_c.stop)
+    return Servers(f"nats://{nats_c.get_container_host_ip()}:{nats_c.get_exposed_port(4222)}",
+                   mongo.get_connection_url())
+
+
 @pytest.fixture(scope="session")
-def servers() -> Iterator[Servers]:
+def servers(request: pytest.FixtureRequest) -> Iterator[Servers]:
+    """NATS_URL / MONGO_URL when set; else real containers where a Docker engine runs (opt out with
+    PIXSIM_TEST_CONTAINERS=0); else a local nats-server and nx-27017 on free loopback ports."""
+    wants_containers = os.environ.get("PIXSIM_TEST_CONTAINERS", "auto") != "0"
+    if not os.environ.get("NATS_URL") and not os.environ.get("MONGO_URL") and wants_containers and docker_available():
+        yield _container_servers(request)
+        return
     started = []
     nats_url = os.environ.get("NATS_URL")
     if not nats_url:
