@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 UV := python3 -m uv
 
-.PHONY: help install run test bench lint fmt schemas
+.PHONY: help install run test bench lint schemas k8s docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -26,3 +26,9 @@ lint: install ## ruff
 
 schemas: install ## print the JSON Schema of every event
 	@$(UV) run --frozen python -m pixsim_contracts
+
+k8s: install ## render every kustomize overlay, validate it offline, checkov + hadolint (deploy/check.py)
+	@$(UV) run --frozen python deploy/check.py
+
+docs: install ## regenerate the event contracts: docs/asyncapi.yaml and docs/schemas/*.json
+	@$(UV) run --frozen python docs/generate.py
