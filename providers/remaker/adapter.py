@@ -136,7 +136,7 @@ class RemakerProvider(Provider):
         else:
             data = {k: mapped[k] for k in ("prompt", "task_type", "aspect_ratio", "image_resolution")}
         payload = await self._call("POST", CREATE_JOB[mode], account, data=data, files=files,
-                                   timeout=SUBMIT_TIMEOUT)
+                                   timeout=self._submit_timeout())
         if payload.get("code") != codes.CODE_OK:
             raise codes.code_error(payload, self.provider_id, self._secrets(account), what="create-job")
         job_id = (payload.get("result") or {}).get("job_id")
@@ -161,7 +161,8 @@ class RemakerProvider(Provider):
     async def upload_asset(self, account: ProviderAccount, file_path: str) -> dict[str, Any]:
         """Upload a local image to Remaker's storage; returns `{"id", "url", "expires_at"}`."""
         part = self._file_part(file_path, "upload")
-        payload = await self._call("POST", UPLOAD_IMAGE, account, files=[("file", part)], timeout=SUBMIT_TIMEOUT)
+        payload = await self._call("POST", UPLOAD_IMAGE, account, files=[("file", part)],
+                                   timeout=self._submit_timeout())
         if payload.get("code") != codes.CODE_OK:
             raise codes.code_error(payload, self.provider_id, self._secrets(account), what="upload")
         result = payload.get("result") or {}
@@ -249,6 +250,11 @@ class RemakerProvider(Provider):
     # -- HTTP -----------------------------------------------------------------------------------
     def _secrets(self, account: ProviderAccount) -> list[str]:
         return [str((account.credentials or {}).get("token") or "")]
+
+    def _submit_timeout(self) -> httpx.Timeout:
+        # Long uploads may take SUBMIT_TIMEOUT to send, but waiting for an answer stays bounded by
+        # http_timeout, so an API that never answers fails (retryably) in good time.
+        return httpx.Timeout(self.http_timeout, write=SUBMIT_TIMEOUT)
 
     async def _call(
         self, method: str, path: str, account: ProviderAccount, *, job: bool = False, **kw: Any

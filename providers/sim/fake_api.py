@@ -38,6 +38,12 @@ TERMINAL = {"succeeded", "failed", "moderated", "cancelled"}
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 THUMB_WIDTH = 160
 _FORBIDDEN = re.compile(r"\bforbidden\b", re.IGNORECASE)
+#: Accepted at submit, then the job ends `moderated`: output moderation, as opposed to `forbidden`.
+_NSFW_OUTPUT = re.compile(r"nsfw-output", re.IGNORECASE)
+#: A well-formed token that the remote has revoked: it always answers 401 (see `invalid_raw_data`).
+REVOKED_TOKEN = "sim-revoked-5f0c2a9e71d4"
+#: The user token `valid_raw_data` captures when the `tokens` knob does not list the accepted ones.
+USER_TOKEN = "sim-user-8b31d6f0c2e7"
 _JOB_FILE = re.compile(r"(?P<job>job_[0-9a-f]+)(?P<thumb>_thumb)?\.(?P<ext>mp4|png)")
 
 
@@ -106,9 +112,19 @@ class SimFakeApi(JsonFakeServer):
         self._files: dict[str, tuple[bytes, str]] = {}  # generated outputs, by file name
 
     # -- auth -------------------------------------------------------------------------------------
+    def valid_raw_data(self) -> dict[str, Any]:
+        """What the browser extension captures from a signed-in session this fake accepts."""
+        token = min(self.tokens) if self.tokens else USER_TOKEN
+        return {"email": "user@sim.pixsim.local", "cookies": [_cookie(token)]}
+
+    def invalid_raw_data(self) -> dict[str, Any]:
+        """A well-formed capture whose session the fake rejects with its real 401."""
+        return {"email": "revoked@sim.pixsim.local", "cookies": [_cookie(REVOKED_TOKEN)]}
+
     def _denied(self, req: FakeRequest) -> FakeResponse | None:
         token = req.bearer_token
-        if not token or token == "bad" or (self.tokens is not None and token not in self.tokens):
+        revoked = token in ("bad", REVOKED_TOKEN)
+        if not token or revoked or (self.tokens is not None and token not in self.tokens):
             return json_error(
                 401,
                 "unauthorized",
@@ -237,6 +253,8 @@ class SimFakeApi(JsonFakeServer):
     def _new_job(self, body: dict[str, Any]) -> Job:
         operation = body["operation"]
         outcome = body.get("outcome") or "success"
+        if outcome == "success" and _NSFW_OUTPUT.search(body["prompt"]):
+            outcome = "filter"
         if outcome == "success" and self.fail_rate and self._random.random() < self.fail_rate:
             outcome = "fail"
         latency = body.get("latency")
@@ -359,6 +377,11 @@ def make_mp4(duration: int, key: str) -> bytes:
 
 def _box(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def _cookie(token: str) -> dict[str, str]:
+    # The shape browser extensions export (name, value, domain, ...), not a bare name -> value map.
+    return {"name": "sim_token", "value": token, "domain": "sim.pixsim.local", "path": "/"}
 
 
 def _new_id(prefix: str) -> str:

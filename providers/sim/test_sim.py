@@ -224,6 +224,13 @@ async def test_outcome_filter_ends_filtered(sim):
     assert final.status is ProviderStatus.FILTERED and final.error_code == "content_filtered"
 
 
+async def test_nsfw_output_prompt_is_accepted_then_ends_filtered(sim):
+    provider, _ = sim
+    result = await submit(provider, OperationType.TEXT_TO_IMAGE, prompt="a beach, nsfw-output", latency=0)
+    final, _ = await wait_done(provider, result.provider_job_id)
+    assert final.status is ProviderStatus.FILTERED and final.image_url is None
+
+
 async def test_fail_rate_knob_fails_jobs(start_fake, connect):
     provider = await connect(start_fake(fail_rate=1.0, latency=0).url)
     result = await submit(provider, OperationType.TEXT_TO_VIDEO)
@@ -292,6 +299,25 @@ async def test_bad_token_raises_authentication_error_without_leaking_it(start_fa
         id="acc-3", provider_id=provider.provider_id, credentials={"token": "the-good-token"}
     )
     assert (await submit(provider, OperationType.TEXT_TO_IMAGE, account=good)).provider_job_id
+
+
+async def test_fake_raw_data_helpers_give_an_accepted_and_a_rejected_account(start_fake, connect):
+    fake = start_fake(latency=0)
+    provider = await connect(fake.url)
+    accounts = []
+    for raw in (fake.valid_raw_data(), fake.invalid_raw_data()):
+        data = await provider.extract_account_data(raw)
+        accounts.append(
+            ProviderAccount(id="acc", provider_id=provider.provider_id, credentials=data["credentials"])
+        )
+    assert (await submit(provider, OperationType.TEXT_TO_IMAGE, account=accounts[0])).provider_job_id
+    with pytest.raises(AuthenticationError):
+        await submit(provider, OperationType.TEXT_TO_IMAGE, account=accounts[1])
+    # With the `tokens` knob the valid capture carries a token from that list.
+    listed = start_fake(tokens=["tok-listed-1"])
+    assert (await provider.extract_account_data(listed.valid_raw_data()))["credentials"] == {
+        "token": "tok-listed-1"
+    }
 
 
 async def test_unknown_job_raises_job_not_found(sim):

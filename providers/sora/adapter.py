@@ -171,6 +171,12 @@ class SoraProvider(Provider):
             raise map_error(self.provider_id, resp, self._secrets(account), job=True)
         return resp.content, resp.headers.get("content-type", "application/octet-stream")
 
+    async def fetch_result(
+        self, account: ProviderAccount, provider_job_id: str, variant: str = "result"
+    ) -> tuple[bytes, str] | None:
+        """Sora's content URLs need the API key, so results are fetched here (the gateway proxies them)."""
+        return await self.download_content(account, provider_job_id, "video" if variant == "result" else variant)
+
     async def cancel(self, account: ProviderAccount, provider_job_id: str) -> bool:
         """`DELETE /v1/videos/{id}`: True when the video and its assets are gone. The API deletes only
         completed or failed videos; a render still queued or in progress cannot be stopped (False)."""

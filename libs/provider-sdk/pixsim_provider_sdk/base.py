@@ -144,6 +144,14 @@ class Provider(ABC):
         """Best-effort cancel on the provider's side; False when the provider cannot cancel."""
         return False
 
+    async def fetch_result(
+        self, account: ProviderAccount, provider_job_id: str, variant: str = "result"
+    ) -> tuple[bytes, str] | None:
+        """The finished job's bytes and content type, for providers whose result URLs need the account's
+        credentials (`variant`: `result` or `thumbnail`). None means the URLs are public: clients
+        download them directly. The gateway serves this at `GET /generations/{id}/content`."""
+        return None
+
     async def extract_account_data(self, raw_data: dict[str, Any], *, fallback_email: str | None = None) -> dict:
         """Turn browser-captured `raw_data` (cookies, tokens, API keys) into `{email, credentials: {...}}`."""
         raise NotImplementedError(f"provider {self.provider_id!r} does not accept browser-captured accounts")
