@@ -14,9 +14,17 @@ from .accounts import (
     AccountDeleted,
     AccountEvent,
     AccountExhausted,
+    AccountStatusChanged,
     AccountUpdated,
 )
-from .credits import CreditEvent, CreditsCharged, CreditsReleased, CreditsReserved
+from .credits import (
+    CreditEvent,
+    CreditsCharged,
+    CreditsGranted,
+    CreditsReleased,
+    CreditsReserved,
+    CreditsSynced,
+)
 from .envelope import Event, new_id, utc_now
 from .generations import (
     TERMINAL_GENERATION_EVENTS,
@@ -37,8 +45,9 @@ GENERATION_EVENT_TYPES = (
     GenerationRequested, GenerationSubmitted, GenerationProgressed, GenerationCompleted,
     GenerationFailed, GenerationFiltered, GenerationCancelRequested, GenerationCancelled,
 )
-CREDIT_EVENT_TYPES = (CreditsReserved, CreditsCharged, CreditsReleased)
-ACCOUNT_EVENT_TYPES = (AccountCreated, AccountUpdated, AccountDeleted, AccountCreditsLow, AccountExhausted)
+CREDIT_EVENT_TYPES = (CreditsReserved, CreditsCharged, CreditsReleased, CreditsGranted, CreditsSynced)
+ACCOUNT_EVENT_TYPES = (AccountCreated, AccountUpdated, AccountDeleted, AccountCreditsLow, AccountExhausted,
+                       AccountStatusChanged)
 ALL_EVENT_TYPES = GENERATION_EVENT_TYPES + CREDIT_EVENT_TYPES + ACCOUNT_EVENT_TYPES
 
 
@@ -64,8 +73,9 @@ def main() -> None:  # pragma: no cover - `python -m pixsim_contracts` prints th
 __all__ = [
     "ACCOUNT_EVENT_TYPES", "ALL_EVENT_TYPES", "CREDIT_EVENT_TYPES", "GENERATION_EVENT_TYPES",
     "TERMINAL_GENERATION_EVENTS", "AccountCreated", "AccountCreditsLow", "AccountDeleted", "AccountEvent",
-    "AccountExhausted", "AccountUpdated", "AnyAccountEvent", "AnyCreditEvent", "AnyEvent",
-    "AnyGenerationEvent", "CreditEvent", "CreditsCharged", "CreditsReleased", "CreditsReserved", "ErrorInfo",
+    "AccountExhausted", "AccountStatusChanged", "AccountUpdated", "AnyAccountEvent", "AnyCreditEvent", "AnyEvent",
+    "AnyGenerationEvent", "CreditEvent", "CreditsCharged", "CreditsGranted", "CreditsReleased", "CreditsReserved",
+    "CreditsSynced", "ErrorInfo",
     "Event", "GenerationCancelRequested", "GenerationCancelled", "GenerationCompleted", "GenerationEvent",
     "GenerationFailed", "GenerationFiltered", "GenerationProgressed", "GenerationRequested",
     "GenerationSubmitted", "OperationType", "ProviderKind", "ProviderManifest", "ProviderStatus",

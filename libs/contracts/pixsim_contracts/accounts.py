@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -25,6 +26,8 @@ class AccountCreated(AccountEvent):
     type: Literal["account.created"] = "account.created"
     email: str | None = None
     credits: dict[str, int] = Field(default_factory=dict)
+    priority: int = Field(default=0, description="Higher is chosen first")
+    concurrency_limit: int = Field(default=1, ge=1, description="Jobs the account may run at once")
 
 
 class AccountUpdated(AccountEvent):
@@ -53,3 +56,23 @@ class AccountExhausted(AccountEvent):
 
     type: Literal["account.exhausted"] = "account.exhausted"
     credit_type: str
+
+
+AccountStatus = Literal["active", "cooling_down", "exhausted", "auth_failed", "disabled"]
+
+
+class AccountStatusChanged(AccountEvent):
+    """pixsim.accounts.<account_id>.status_changed: the account's health changed, and why.
+
+    `active` accounts take jobs; `cooling_down` ones again after `cooldown_until`; `exhausted`
+    (no credits), `auth_failed` (credentials rejected) and `disabled` (by a person) ones do not
+    until new credits, new credentials or a person bring them back.
+    """
+
+    type: Literal["account.status_changed"] = "account.status_changed"
+    status: AccountStatus
+    previous_status: AccountStatus | None = None
+    reason: str = Field(description="Why, for a human; never contains credentials")
+    error_code: str | None = Field(default=None, description="The provider error that caused it, if any")
+    cooldown_until: datetime | None = Field(default=None, description="Set when status is `cooling_down`")
+    generation_id: str | None = Field(default=None, description="The job that revealed it, if any")

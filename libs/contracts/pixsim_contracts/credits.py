@@ -42,3 +42,33 @@ class CreditsReleased(CreditEvent):
     type: Literal["credits.released"] = "credits.released"
     amount: int = Field(ge=0, description="The hold released")
     reason: str
+
+
+class CreditsGranted(CreditEvent):
+    """pixsim.credits.<credit_type>.granted: credits were added to an account (its opening balance, a top-up).
+
+    Not tied to a generation, so `generation_id` is None.
+    """
+
+    type: Literal["credits.granted"] = "credits.granted"
+    generation_id: str | None = None  # type: ignore[assignment]
+    amount: int = Field(gt=0)
+    reason: str = "opening balance"
+
+
+class CreditsSynced(CreditEvent):
+    """pixsim.credits.<credit_type>.synced: the provider reported the account's real balance.
+
+    Billing books the difference from its own figure (balance minus open reservations) as an
+    `adjustment` ledger entry; a balance is never silently overwritten.
+    """
+
+    type: Literal["credits.synced"] = "credits.synced"
+    generation_id: str | None = None  # type: ignore[assignment]
+    provider_balance: int = Field(description="What the provider says is left")
+
+    @property
+    def amount(self) -> int:
+        """Credits this event moves by itself: none until billing works out the difference. Lets code that
+        handles every credit event alike (e.g. the credits metric) read an `amount`."""
+        return 0

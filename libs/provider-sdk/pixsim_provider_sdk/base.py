@@ -144,6 +144,14 @@ class Provider(ABC):
         """Best-effort cancel on the provider's side; False when the provider cannot cancel."""
         return False
 
+    async def get_credits(self, account: ProviderAccount) -> dict[str, int] | None:
+        """Credits left per credit type, as the provider reports them; None when it cannot say.
+
+        `POST /accounts/{id}/sync` publishes one `credits.synced` per declared type, and billing books the
+        difference from its own figure (balance minus open reservations) as an `adjustment` ledger entry,
+        never as a silent overwrite."""
+        return None
+
     async def fetch_result(
         self, account: ProviderAccount, provider_job_id: str, variant: str = "result"
     ) -> tuple[bytes, str] | None:

@@ -98,9 +98,11 @@ def count_published(event: Event) -> None:
         _generations.add(1, {"provider": getattr(event, "provider_id", "") or "",
                              "operation": getattr(getattr(event, "operation_type", None), "value", "") or "",
                              "status": kind})
-    elif event.type.startswith("credits."):
-        _credits.add(event.amount, {"provider": event.provider_id,  # type: ignore[attr-defined]
-                                    "credit_type": event.credit_type, "kind": kind})  # type: ignore[attr-defined]
+    elif event.type.startswith("credits.") and (amount := getattr(event, "amount", 0) or 0) > 0:
+        # Counters only go up: grants, reservations, charges and releases; sync differences are
+        # in the ledger, not here.
+        _credits.add(amount, {"provider": event.provider_id,  # type: ignore[attr-defined]
+                              "credit_type": event.credit_type, "kind": kind})  # type: ignore[attr-defined]
 
 
 def set_pending(stream: str, consumer: str, pending: int) -> None:
@@ -110,21 +112,24 @@ def set_pending(stream: str, consumer: str, pending: int) -> None:
 _CALLS = ("execute", "check_status", "cancel", "prepare_execution_params", "upload_asset", "extract_account_data")
 
 
-def instrument_provider(provider: Provider, tracer_provider: trace.TracerProvider | None = None) -> None:
-    """Wrap the provider's remote calls in a span and a latency measurement (once per instance)."""
+def instrument_provider(provider: Provider) -> None:
+    """Wrap the provider's remote calls in a span and a latency measurement (once per instance).
+
+    A provider instance is shared by every app built in one process, so the tracer is looked up from
+    the process's (global) TracerProvider at call time, not bound to whichever app came first."""
     if getattr(provider, "_pixsim_instrumented", False):
         return
-    tracer = trace.get_tracer("pixsim.providers", tracer_provider=tracer_provider)
     for call in _CALLS:
         original = getattr(provider, call, None)
         if original is not None:
-            setattr(provider, call, _traced(provider, call, original, tracer))
+            setattr(provider, call, _traced(provider, call, original))
     provider._pixsim_instrumented = True  # type: ignore[attr-defined]
 
 
-def _traced(provider: Provider, call: str, original: Any, tracer: trace.Tracer) -> Any:
+def _traced(provider: Provider, call: str, original: Any) -> Any:
     @functools.wraps(original)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        tracer = trace.get_tracer("pixsim.providers")
         attributes = {names.ATTR_PROVIDER_ID: provider.provider_id, names.ATTR_PROVIDER_CALL: call}
         account = kwargs.get("account") or next((a for a in args if hasattr(a, "credentials")), None)
         if account is not None:

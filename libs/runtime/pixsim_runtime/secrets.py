@@ -9,6 +9,9 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
+#: Shorter credential values (flags, small ids) are not scrubbed: replacing them would garble messages.
+MIN_SECRET_LENGTH = 6
+
 
 class CredentialCipher:
     def __init__(self, key: str | bytes) -> None:
@@ -25,6 +28,27 @@ class CredentialCipher:
 
     def __repr__(self) -> str:
         return "CredentialCipher(<key hidden>)"
+
+
+def secret_values(credentials: Any) -> list[str]:
+    """Every string in a credentials structure long enough to be a secret, longest first."""
+    found: list[str] = []
+    if isinstance(credentials, dict):
+        for value in credentials.values():
+            found.extend(secret_values(value))
+    elif isinstance(credentials, list | tuple):
+        for value in credentials:
+            found.extend(secret_values(value))
+    elif isinstance(credentials, str | int) and len(str(credentials)) >= MIN_SECRET_LENGTH:
+        found.append(str(credentials))
+    return sorted(set(found), key=len, reverse=True)
+
+
+def scrub(text: str, credentials: Any) -> str:
+    """`text` with every credential value replaced by `***`: for messages that may echo a secret back."""
+    for value in secret_values(credentials):
+        text = text.replace(value, "***")
+    return text
 
 
 def cipher_from_env(key_file: str | os.PathLike[str] | None = None) -> CredentialCipher:

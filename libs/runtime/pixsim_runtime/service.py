@@ -70,7 +70,7 @@ def build_service(
     if registry is None:
         registry = discover(Path(settings.providers_dir))
     for loaded in registry:
-        instrument_provider(loaded.provider, tracer_provider)
+        instrument_provider(loaded.provider)
     ctx = ServiceContext(settings, broker, mongo, db, registry, tracer_provider)
 
     @asynccontextmanager

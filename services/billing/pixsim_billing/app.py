@@ -6,13 +6,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
-
 from pixsim_contracts import AnyCreditEvent, CreditEvent, subjects
 from pixsim_provider_sdk import Registry
+from pixsim_runtime.accounts import is_system_account
 from pixsim_runtime.consumers import DeadLetter, subscribe
 from pixsim_runtime.service import ServiceContext, build_service
 
-from . import ledger
+from . import ledger, notices
 from .settings import BillingSettings
 
 
@@ -32,11 +32,17 @@ def create_app(
             if event.credit_type not in declared:
                 raise DeadLetter(f"credit type {event.credit_type!r} is not declared by provider "
                                  f"{event.provider_id!r} (declared: {', '.join(declared)})")
-            await ledger.apply(ctx.db, event)
+            entry = await ledger.apply(ctx.db, event)
+            if not is_system_account(event.account_id):
+                # Also on a redelivery (entry None): a crash may have come between booking and announcing.
+                kind = entry["kind"] if entry else ledger.KINDS[type(event)]
+                await notices.check(ctx.db, ctx.broker, ledger.balance_id(event.account_id, event.credit_type),
+                                    kind, settings.credits_low_threshold)
 
         subscribe(
             ctx.broker, service="billing", subject=subjects.CREDIT_SUBJECTS, stream=subjects.CREDITS_STREAM,
             durable="billing", event_type=AnyCreditEvent, handler=on_credit_event, retry=ctx.retry,
+            ack_wait_s=settings.ack_wait_s,
         )
 
     return build_service(settings, setup=setup, tracer_provider=tracer_provider, registry=registry)

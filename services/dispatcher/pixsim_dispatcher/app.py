@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
-
-from pixsim_contracts import GenerationRequested, subjects
+from pixsim_contracts import (
+    GenerationCancelled,
+    GenerationCompleted,
+    GenerationFailed,
+    GenerationFiltered,
+    GenerationRequested,
+    subjects,
+)
 from pixsim_provider_sdk import Registry
 from pixsim_runtime.consumers import subscribe
 from pixsim_runtime.secrets import cipher_from_env
@@ -13,6 +19,10 @@ from pixsim_runtime.service import ServiceContext, build_service
 
 from .dispatch import Dispatcher
 from .settings import DispatcherSettings
+
+#: The events that end a job, so its account slot comes back.
+ENDINGS = (("completed", GenerationCompleted), ("failed", GenerationFailed), ("filtered", GenerationFiltered),
+           ("cancelled", GenerationCancelled))
 
 
 def create_app(
@@ -30,5 +40,11 @@ def create_app(
             stream=subjects.GENERATIONS_STREAM, durable="dispatcher", event_type=GenerationRequested,
             handler=dispatcher.on_requested, retry=ctx.retry, batch_size=settings.batch_size,
         )
+        for event, event_type in ENDINGS:
+            subscribe(
+                ctx.broker, service="dispatcher", subject=subjects.generation_events(event),
+                stream=subjects.GENERATIONS_STREAM, durable=f"dispatcher-slots-{event}", event_type=event_type,
+                handler=dispatcher.on_generation_ended, retry=ctx.retry, batch_size=settings.batch_size,
+            )
 
     return build_service(settings, setup=setup, tracer_provider=tracer_provider, registry=registry)

@@ -1,22 +1,25 @@
-"""Dispatching one `generation.requested`: provider, account, parameters, files, estimate, execute.
+"""Dispatching one `generation.requested`: provider, parameters, estimate, account, files, execute.
 
 Each generation has one document in `dispatches` (keyed by the generation id) that records how far
-its dispatch got, plus the events it decided on (an outbox). A redelivered or duplicated request
-therefore never runs twice on the provider: it re-publishes the recorded outcome instead.
+its dispatch got, the account lease it holds, and the events it decided on (an outbox). A redelivered
+or duplicated request therefore never runs twice on the provider: it re-publishes the recorded
+outcome instead. Account choice, leases and rotation are in `pool.py`, `selection.py` and `health.py`.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+import os
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
-from pixsim_contracts import AnyEvent, ErrorInfo, Event, GenerationRequested
+from pixsim_contracts import AnyEvent, ErrorInfo, Event, GenerationRequested, new_id
 from pixsim_provider_sdk import (
     GenerationContext,
     Provider,
+    ProviderAccount,
     ProviderError,
     ProviderNotFoundError,
     RateLimitError,
@@ -25,18 +28,31 @@ from pixsim_provider_sdk import (
     validate_params,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
-from pixsim_runtime.accounts import pick_account
+from pixsim_runtime.accounts import is_system_account, set_status, system_account, to_provider_account
 from pixsim_runtime.broker import publish_event
 from pixsim_runtime.consumers import PollAgain
-from pixsim_runtime.secrets import CredentialCipher
+from pixsim_runtime.secrets import CredentialCipher, scrub
 from pixsim_runtime.service import ServiceContext
+from pymongo.errors import DuplicateKeyError
 
+from . import health
 from .outcomes import error_info, rejected_event, submitted_events
+from .pool import AccountPool, Acquired, Lease, Unavailable, Wait
 from .settings import DispatcherSettings
 
 log = logging.getLogger(__name__)
 
 DISPATCHES = "dispatches"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a dispatch ends with: the events to publish, and what becomes of the account lease."""
+
+    events: list[Event]
+    lease: Lease | None = None
+    submitted: bool = False  # the provider has the job: billing settles the hold, the slot lasts until it ends
+    lease_expires_at: float | None = None  # epoch seconds
 
 
 class Dispatcher:
@@ -45,10 +61,14 @@ class Dispatcher:
         self.settings = settings
         self.cipher = cipher
         self.dispatches = ctx.db[DISPATCHES]
+        holder = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
+        self.pool = AccountPool(ctx.db, ctx.broker, holder=holder, lease_ttl_s=settings.lease_ttl_s,
+                                is_submitted=self._is_submitted)
 
-    async def on_requested(self, request: GenerationRequested, _msg: Any) -> None:
+    async def on_requested(self, request: GenerationRequested, msg: Any) -> None:
         record = await self._claim(request)
-        if record.get("outbox") is not None:  # decided before: publish again, JetStream drops duplicates
+        if record.get("outbox") is not None:  # decided before: finish it again; JetStream drops duplicates
+            await self._settle_lease(request.generation_id, record)
             await self._publish([AnyEvent.validate_python(e) for e in record["outbox"]])
             return
         if record["state"] == "executing":
@@ -56,40 +76,136 @@ class Dispatcher:
             # Running it again could bill the user twice, so end it with a clear code instead.
             error = ErrorInfo(code="submit_outcome_unknown", message="dispatcher stopped while submitting; "
                               "the job was not retried to avoid running it twice")
-            await self._decide(request, [rejected_event(request, error, record.get("account_id"))])
+            lease = Lease.from_ref(request.generation_id, record["lease"]) if record.get("lease") else None
+            await self._decide(request, Decision([rejected_event(request, error, record.get("account_id"))], lease))
             return
-        events = await self._dispatch(request, record)  # raises PollAgain to retry a transient error
-        await self._decide(request, events)
+        # Deliveries so far: a job waiting for an account re-checks less often the longer it waits.
+        metadata = getattr(getattr(msg, "raw_message", None), "metadata", None)
+        decision = await self._dispatch(request, record, getattr(metadata, "num_delivered", 1) or 1)
+        await self._decide(request, decision)
 
-    async def _dispatch(self, request: GenerationRequested, record: dict[str, Any]) -> list[Event]:
+    async def on_generation_ended(self, event: Any, _msg: Any) -> None:
+        """A job ended: its account's slot comes back (its credits are billing's to settle)."""
+        account_id = getattr(event, "account_id", None)
+        if account_id and not is_system_account(account_id):
+            await self.pool.release(account_id, event.generation_id)
+
+    async def _dispatch(self, request: GenerationRequested, record: dict[str, Any], deliveries: int) -> Decision:
         try:
             provider = self.ctx.registry.get(request.provider_id)
             provider.validate_operation(request.operation_type)
         except (ProviderNotFoundError, UnsupportedOperationError) as exc:
             code = "provider_not_found" if isinstance(exc, ProviderNotFoundError) else "unsupported_operation"
-            return [rejected_event(request, ErrorInfo(code=code, message=str(exc)))]
+            return Decision([rejected_event(request, ErrorInfo(code=code, message=str(exc)))])
         spec = provider.get_operation_parameter_spec().get(request.operation_type.value)
         problems = validate_params(spec, request.params)
         if problems:
-            return [rejected_event(request, ErrorInfo(code="param_invalid", message="; ".join(problems)))]
+            return Decision([rejected_event(request, ErrorInfo(code="param_invalid", message="; ".join(problems)))])
         params = apply_defaults(spec, request.params)
+        estimate = {ct: int(n) for ct, n in (provider.estimate_credits(request.operation_type, params) or {}).items()}
+        undeclared = sorted(set(estimate) - set(provider.manifest.credit_types))
+        if undeclared:
+            error = ErrorInfo(code="credit_type_not_declared", message=f"{request.provider_id} estimated credit "
+                              f"types {undeclared} its manifest does not declare")
+            return Decision([rejected_event(request, error)])
+        manifest = provider.manifest
+        if not manifest.requires_credentials and request.account_id in (None, system_account(manifest).id):
+            decision = await self._submit(provider, request, record, params, system_account(manifest), estimate)
+            assert decision is not None  # the system account is never rotated away from
+            return decision
+        return await self._with_accounts(provider, request, record, params, estimate, deliveries)
 
-        account = await pick_account(self.ctx.db, provider.manifest, self.cipher, request.account_id)
-        if account is None:
-            where = f"account {request.account_id!r}" if request.account_id else "an active account"
-            error = ErrorInfo(code="no_account_available", message=f"{request.provider_id}: {where} is not available")
-            return [rejected_event(request, error)]
+    async def _with_accounts(self, provider: Provider, request: GenerationRequested, record: dict[str, Any],
+                             params: dict[str, Any], estimate: dict[str, int], deliveries: int) -> Decision:
+        """Lease the best account and submit; on an account-level refusal, mark it and try the next."""
+        while True:
+            now = datetime.now(UTC)
+            choice = await self.pool.acquire(provider.manifest, request.generation_id, estimate,
+                                             request.account_id, now)
+            if isinstance(choice, Unavailable):
+                return Decision([rejected_event(request, ErrorInfo(code=choice.code, message=choice.message))])
+            if isinstance(choice, Wait):
+                return self._wait(request, record, choice, now, deliveries)
+            assert isinstance(choice, Acquired)
+            account = to_provider_account(choice.doc, self.cipher)
+            decision = await self._submit(provider, request, record, params, account, estimate, choice)
+            if decision is not None:
+                return decision
 
-        estimate = provider.estimate_credits(request.operation_type, params) or {}
+    def _wait(self, request: GenerationRequested, record: dict[str, Any], wait: Wait, now: datetime,
+              deliveries: int) -> Decision:
+        """Ask to see the request again later, unless its dispatch deadline has come."""
+        deadline = record["deadline_at"]
+        if now >= deadline:
+            error = ErrorInfo(code="no_account_available", retryable=True,
+                              message=f"no account could take the job before its deadline: {wait.reason}")
+            return Decision([rejected_event(request, error)])
+        s = self.settings
+        delay = min(s.account_wait_s * 1.5 ** max(deliveries - 1, 0), s.account_wait_max_s)
+        if wait.until is not None:  # a cooldown: come back when it ends, not before
+            delay = max((wait.until - now).total_seconds() + 0.01, 0.01)
+        raise PollAgain(min(delay, max((deadline - now).total_seconds(), 0.01)))
+
+    async def _submit(self, provider: Provider, request: GenerationRequested, record: dict[str, Any],
+                      params: dict[str, Any], account: ProviderAccount, estimate: dict[str, int],
+                      choice: Acquired | None = None) -> Decision | None:
+        """Execute on this account. None: the account refused the job for reasons of its own; try another."""
+        lease = choice.lease if choice else None
+        await self._mark(request.generation_id, state="executing", account_id=account.id,
+                         lease=lease.ref() if lease else None, dispatcher=self.pool.holder)
         try:
-            await self._mark(request.generation_id, state="executing", account_id=account.id)
             result = await self._execute(provider, request, params, account)
         except ProviderError as exc:
-            return await self._on_provider_error(request, record, exc, account.id)
+            if lease is not None:  # it never reached the provider: the slot and the hold come back now
+                await self.pool.release(lease.account_id, lease.generation_id, return_credits=True)
+            return await self._on_provider_error(request, record, exc, account, choice)
         now = datetime.now(UTC)
-        return submitted_events(request, account.id, result, estimate, now, self.settings.job_timeout_s)
+        events = submitted_events(request, account.id, result, estimate, now, self.settings.job_timeout_s)
+        expires = now + timedelta(seconds=self.settings.job_timeout_s + self.settings.lease_grace_s)
+        return Decision(events, lease, submitted=True, lease_expires_at=expires.timestamp())
 
-    async def _execute(self, provider: Provider, request: GenerationRequested, params: dict, account) -> Any:
+    async def _on_provider_error(self, request: GenerationRequested, record: dict[str, Any], exc: ProviderError,
+                                 account: ProviderAccount, choice: Acquired | None) -> Decision | None:
+        gid = request.generation_id
+        message = scrub(exc.message, account.credentials)  # in case the provider echoed a secret back
+        now = datetime.now(UTC)
+        s = self.settings
+        reaction = health.Reaction()
+        if choice is not None:
+            reaction = health.react(exc, now=now, streak=choice.doc.get("cooldown_streak") or 0,
+                                    base_s=s.cooldown_base_s, max_s=s.cooldown_max_s)
+        if reaction.status:
+            also = {"$inc": {"cooldown_streak": 1}} if reaction.status == "cooling_down" else None
+            await set_status(self.ctx.db, self.ctx.broker, account.id, reaction.status,
+                             scrub(health.describe(exc), account.credentials), error_code=exc.error_code,
+                             cooldown_until=reaction.cooldown_until, generation_id=gid, also=also)
+        if reaction.rotate:
+            tried = [*(record.get("tried") or []), {"account_id": account.id, "code": exc.error_code}]
+            record["tried"] = tried
+            await self._mark(gid, state="pending", tried=tried, lease=None)
+            log.warning("submit of %s refused by account %s (%s); trying another", gid, account.id, exc.error_code)
+            if request.account_id and reaction.permanent:
+                reason = scrub(health.describe(exc), account.credentials)
+                error = ErrorInfo(code="pinned_account_unavailable", message=f"pinned account {account.id}: {reason}")
+                return Decision([rejected_event(request, error)])
+            if len(tried) >= s.max_account_attempts:
+                codes = ", ".join(f"{t['account_id']}: {t['code']}" for t in tried)
+                error = ErrorInfo(code="no_account_available", message=f"gave up after {len(tried)} accounts "
+                                  f"refused the job ({codes})", retryable=True)
+                return Decision([rejected_event(request, error)])
+            return None
+        attempts = record.get("attempts", 0) + 1
+        if exc.retryable and attempts < s.submit_attempts:
+            delay = exc.retry_after if isinstance(exc, RateLimitError) and exc.retry_after else None
+            delay = delay or min(s.retry_backoff * 2 ** (attempts - 1), 30.0)
+            log.warning("submit of %s failed (%s), retry %d in %.1fs", gid, exc.error_code, attempts, delay)
+            await self._mark(gid, state="pending", attempts=attempts, lease=None)
+            raise PollAgain(delay)
+        error = error_info(exc).model_copy(update={"message": message})
+        return Decision([rejected_event(request, error, account.id)])
+
+    async def _execute(self, provider: Provider, request: GenerationRequested, params: dict,
+                       account: ProviderAccount) -> Any:
         mapped = provider.map_parameters(request.operation_type, params)
         temp_paths: list[str] = []
         try:
@@ -107,37 +223,43 @@ class Dispatcher:
             raise ProviderError("provider returned no job id", error_code="provider_generic", retryable=False)
         return result
 
-    async def _on_provider_error(
-        self, request: GenerationRequested, record: dict[str, Any], exc: ProviderError, account_id: str
-    ) -> list[Event]:
-        attempts = record.get("attempts", 0) + 1
-        if exc.retryable and attempts < self.settings.submit_attempts:
-            delay = exc.retry_after if isinstance(exc, RateLimitError) and exc.retry_after else None
-            delay = delay or min(self.settings.retry_backoff * 2 ** (attempts - 1), 30.0)
-            log.warning("submit of %s failed (%s), retry %d in %.1fs", request.generation_id, exc.error_code,
-                        attempts, delay)
-            await self._mark(request.generation_id, state="pending", attempts=attempts)
-            raise PollAgain(delay)
-        return [rejected_event(request, error_info(exc), account_id)]
-
     # -- the dispatch record --------------------------------------------------------------------
     async def _claim(self, request: GenerationRequested) -> dict[str, Any]:
-        doc = {"_id": request.generation_id, "state": "pending", "attempts": 0, "outbox": None,
-               "created_at": datetime.now(UTC)}
+        now = datetime.now(UTC)
+        doc = {"_id": request.generation_id, "state": "pending", "attempts": 0, "outbox": None, "created_at": now,
+               "deadline_at": now + timedelta(seconds=self.settings.dispatch_timeout_s)}
         try:
             await self.dispatches.insert_one(doc)
             return doc
         except DuplicateKeyError:
-            return await self.dispatches.find_one({"_id": request.generation_id})
+            found = await self.dispatches.find_one({"_id": request.generation_id})
+            found.setdefault("deadline_at", found["created_at"] + timedelta(seconds=self.settings.dispatch_timeout_s))
+            return found
+
+    async def _is_submitted(self, generation_id: str) -> bool:
+        doc = await self.dispatches.find_one({"_id": generation_id})
+        return bool(doc and doc.get("submitted"))
 
     async def _mark(self, generation_id: str, **fields: Any) -> None:
         await self.dispatches.update_one({"_id": generation_id}, {"$set": fields})
 
-    async def _decide(self, request: GenerationRequested, events: list[Event]) -> None:
-        """Record the outcome first (the outbox), then publish it."""
-        await self._mark(request.generation_id, state="decided",
-                         outbox=[e.model_dump(mode="json") for e in events])
-        await self._publish(events)
+    async def _decide(self, request: GenerationRequested, decision: Decision) -> None:
+        """Record the outcome first (the outbox), then settle the lease, then publish."""
+        record = {"state": "decided", "outbox": [e.model_dump(mode="json") for e in decision.events],
+                  "submitted": decision.submitted, "lease_expires_at": decision.lease_expires_at,
+                  "lease": decision.lease.ref() if decision.lease else None}
+        await self._mark(request.generation_id, **record)
+        await self._settle_lease(request.generation_id, record)
+        await self._publish(decision.events)
+
+    async def _settle_lease(self, generation_id: str, record: dict[str, Any]) -> None:
+        if not record.get("lease"):
+            return
+        lease = Lease.from_ref(generation_id, record["lease"])
+        if record.get("submitted"):
+            await self.pool.settle_by_billing(lease, record["lease_expires_at"])
+        else:
+            await self.pool.release(lease.account_id, generation_id, return_credits=True)
 
     async def _publish(self, events: list[Event]) -> None:
         for event in events:

@@ -1,6 +1,5 @@
-from pydantic import Field
-
 from pixsim_runtime.settings import BaseServiceSettings
+from pydantic import Field
 
 
 class DispatcherSettings(BaseServiceSettings):
@@ -12,3 +11,30 @@ class DispatcherSettings(BaseServiceSettings):
         default=5, alias="PIXSIM_SUBMIT_ATTEMPTS", description="Tries of a retryable provider error at submit"
     )
     batch_size: int = Field(default=20, alias="PIXSIM_DISPATCH_BATCH", description="Jobs submitted concurrently")
+    dispatch_timeout_s: float = Field(
+        default=600.0, alias="PIXSIM_DISPATCH_TIMEOUT",
+        description="Seconds a job may wait for an account before it fails with no_account_available",
+    )
+    max_account_attempts: int = Field(
+        default=10, alias="PIXSIM_MAX_ACCOUNT_ATTEMPTS",
+        description="Accounts (or cooldown retries) a job is offered to before it fails with no_account_available",
+    )
+    account_wait_s: float = Field(
+        default=0.5, alias="PIXSIM_ACCOUNT_WAIT", description="First re-check of a job waiting for a free account (s)"
+    )
+    account_wait_max_s: float = Field(
+        default=5.0, alias="PIXSIM_ACCOUNT_WAIT_MAX", description="Longest interval between such re-checks (s)"
+    )
+    cooldown_base_s: float = Field(
+        default=2.0, alias="PIXSIM_COOLDOWN_BASE",
+        description="First cooldown of a rate-limited account without Retry-After; doubles each time in a row (s)",
+    )
+    cooldown_max_s: float = Field(default=300.0, alias="PIXSIM_COOLDOWN_MAX", description="Longest cooldown (s)")
+    lease_ttl_s: float = Field(
+        default=300.0, alias="PIXSIM_LEASE_TTL",
+        description="A slot taken by a dispatcher that died while submitting comes back after this (s)",
+    )
+    lease_grace_s: float = Field(
+        default=120.0, alias="PIXSIM_LEASE_GRACE",
+        description="A submitted job's slot comes back this long after its deadline if its end was never seen (s)",
+    )

@@ -282,3 +282,9 @@ def main(
     api: Annotated[str, typer.Option(envvar="PIXSIM_API_URL", help="Base URL of the gateway")] = DEFAULT_API,
 ) -> None:
     ctx.obj = Api(api)
+
+
+# `pixsim accounts ...` lives in its own module, which imports the helpers above: hence last.
+from .accounts_cli import app as _accounts_app
+
+app.add_typer(_accounts_app, name="accounts")

@@ -108,6 +108,8 @@ class Projector:
     async def apply(self, event: Event | CreditEvent) -> dict[str, Any] | None:
         """Fold the event into its generation; returns the stored document (None if unchanged)."""
         gid = event.generation_id  # type: ignore[attr-defined]
+        if gid is None:  # account-level credit events (grants, syncs) belong to no generation
+            return None
         while True:
             current = await self.collection.find_one({"_id": gid})
             updated = apply_event(current, event)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
-
 from pixsim_contracts import GenerationCancelRequested, GenerationSubmitted, subjects
 from pixsim_provider_sdk import Registry
 from pixsim_runtime.consumers import RetryPolicy, subscribe

@@ -22,11 +22,17 @@ from pixsim_contracts import (
     GenerationSubmitted,
     ProviderStatus,
 )
-from pixsim_provider_sdk import GenerationContext, ProviderError, ProviderNotFoundError, ProviderStatusResult
-from pixsim_runtime.accounts import load_account
+from pixsim_provider_sdk import (
+    AuthenticationError,
+    GenerationContext,
+    ProviderError,
+    ProviderNotFoundError,
+    ProviderStatusResult,
+)
+from pixsim_runtime.accounts import load_account, set_status
 from pixsim_runtime.broker import publish_event
 from pixsim_runtime.consumers import PollAgain
-from pixsim_runtime.secrets import CredentialCipher
+from pixsim_runtime.secrets import CredentialCipher, scrub
 from pixsim_runtime.service import ServiceContext
 
 from . import outcomes
@@ -88,7 +94,13 @@ class Poller:
             if exc.retryable:
                 log.warning("poll of %s failed (%s); will poll again", job.generation_id, exc.error_code)
                 return None
-            return outcomes.failed(job, ErrorInfo(code=exc.error_code, message=exc.message))
+            message = scrub(exc.message, account.credentials)
+            if isinstance(exc, AuthenticationError) and not account.is_system:
+                # The account's credentials stopped working: no new job should be sent to it either.
+                await set_status(self.ctx.db, self.ctx.broker, account.id, "auth_failed",
+                                 f"credentials rejected while polling: {message}", error_code=exc.error_code,
+                                 generation_id=job.generation_id)
+            return outcomes.failed(job, ErrorInfo(code=exc.error_code, message=message))
         return await self._decide(provider, job, state, status)
 
     async def _decide(self, provider, job: GenerationSubmitted, state: dict[str, Any],
