@@ -42,9 +42,10 @@ def create_app(
         ):
             subscribe(ctx.broker, service="gateway", subject=subject, stream=stream, durable=durable,
                       event_type=event_type, handler=project, retry=ctx.retry)
-        app.include_router(generations_api.router(ctx, projector, settings.sse_keepalive_s))
+        cipher = cipher_from_env()
+        app.include_router(generations_api.router(ctx, projector, settings.sse_keepalive_s, cipher))
         app.include_router(providers_api.router(ctx.registry))
-        app.include_router(accounts_api.router(ctx, cipher_from_env()))
+        app.include_router(accounts_api.router(ctx, cipher))
 
     async def on_startup(ctx: ServiceContext) -> None:
         await ctx.db[GENERATIONS].create_index([("created_at", -1)])

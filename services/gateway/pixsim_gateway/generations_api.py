@@ -9,12 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError
 
 from pixsim_contracts import GenerationCancelRequested, GenerationRequested, OperationType, new_id
-from pixsim_provider_sdk import ProviderNotFoundError, validate_params
+from pixsim_provider_sdk import ProviderError, ProviderNotFoundError, validate_params
+from pixsim_runtime.accounts import load_account
 from pixsim_runtime.broker import publish_event
 from pixsim_runtime.service import ServiceContext
 
@@ -36,7 +37,7 @@ class GenerationCreate(BaseModel):
     priority: int = 0
 
 
-def router(ctx: ServiceContext, projector: Projector, keepalive_s: float) -> APIRouter:
+def router(ctx: ServiceContext, projector: Projector, keepalive_s: float, cipher: Any) -> APIRouter:
     api = APIRouter(prefix="/api/v1", tags=["generations"])
     generations = ctx.db[GENERATIONS]
 
@@ -105,6 +106,35 @@ def router(ctx: ServiceContext, projector: Projector, keepalive_s: float) -> API
         await publish_event(ctx.broker, event)
         doc = await projector.apply(event) or doc
         return JSONResponse(jsonable(to_api(doc)), status_code=202)
+
+    @api.get("/generations/{generation_id}/content")
+    async def generation_content(generation_id: str, variant: str = Query(default="result",
+                                                                            pattern="^(result|thumbnail)$")):
+        """The result's bytes. Where the provider's result URLs need the account's credentials (Sora),
+        they are fetched here with them; public URLs are answered with a redirect."""
+        doc = await _find(generations, generation_id)
+        if doc["status"] != "completed":
+            raise ApiError(409, "not_completed", f"generation {generation_id} is {doc['status']}, not completed")
+        result = doc.get("result") or {}
+        url = result.get("thumbnail_url") if variant == "thumbnail" else (
+            result.get("video_url") or result.get("image_url"))
+        if not url:
+            raise ApiError(404, "no_content", f"generation {generation_id} has no {variant}")
+        try:
+            provider = ctx.registry.get(doc["provider_id"])
+        except ProviderNotFoundError as exc:
+            raise ApiError(404, "provider_not_found", str(exc)) from None
+        account = await load_account(ctx.db, provider.manifest, doc["account_id"], cipher)
+        fetched = None
+        if account is not None:
+            try:
+                fetched = await provider.fetch_result(account, doc["provider_job_id"], variant)
+            except ProviderError as exc:
+                raise ApiError(502, exc.error_code, f"{doc['provider_id']}: {exc.message}") from None
+        if fetched is None:
+            return RedirectResponse(url, status_code=307)
+        body, content_type = fetched
+        return Response(body, media_type=content_type)
 
     @api.get("/generations/{generation_id}/events")
     async def generation_events(generation_id: str, request: Request) -> StreamingResponse:
