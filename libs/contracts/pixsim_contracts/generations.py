@@ -60,6 +60,9 @@ class GenerationSubmitted(GenerationEvent):
     credits_reserved: dict[str, int] = Field(default_factory=dict, description="Estimate per credit type")
     deadline_at: datetime = Field(description="The poller gives up (failed, provider_timeout) after this")
     user_id: str | None = None
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The canonical params as submitted (defaults applied), for pricing"
+    )
 
 
 class GenerationProgressed(GenerationEvent):

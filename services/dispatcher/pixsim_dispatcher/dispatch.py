@@ -160,7 +160,8 @@ class Dispatcher:
                 await self.pool.release(lease.account_id, lease.generation_id, return_credits=True)
             return await self._on_provider_error(request, record, exc, account, choice)
         now = datetime.now(UTC)
-        events = submitted_events(request, account.id, result, estimate, now, self.settings.job_timeout_s)
+        events = submitted_events(request, account.id, result, estimate, now, self.settings.job_timeout_s,
+                                  params)
         expires = now + timedelta(seconds=self.settings.job_timeout_s + self.settings.lease_grace_s)
         return Decision(events, lease, submitted=True, lease_expires_at=expires.timestamp())
 

@@ -23,6 +23,7 @@ def submitted_events(
     estimate: dict[str, int],
     now: datetime,
     timeout_s: float,
+    params: dict | None = None,
 ) -> list[Event]:
     """Reserve the estimate, then announce the submission. Event ids derive from the generation id,
     so re-publishing after a crash is dropped as a duplicate."""
@@ -48,6 +49,7 @@ def submitted_events(
         credits_reserved=estimate,
         deadline_at=now + timedelta(seconds=timeout_s),
         user_id=request.user_id,
+        params=request.params if params is None else params,
     )
     return [*reserved, submitted]
 

@@ -144,7 +144,7 @@ class Poller:
     @staticmethod
     def _context(job: GenerationSubmitted) -> GenerationContext:
         return GenerationContext(id=job.generation_id, provider_id=job.provider_id,
-                                 operation_type=job.operation_type, params={}, user_id=job.user_id,
+                                 operation_type=job.operation_type, params=job.params, user_id=job.user_id,
                                  account_id=job.account_id)
 
     async def _publish(self, events: list[Event]) -> None:
