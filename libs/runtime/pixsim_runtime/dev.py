@@ -1,7 +1,7 @@
 """`make run`: the whole system on one machine, each part its own process.
 
 Starts nats-server (4222) and nx-27017 (27017) unless NATS_URL / MONGO_URL point at running servers,
-the fake remote API of every provider folder that ships one (sim on 8100), and the four services
+the fake remote API of every provider folder that ships one (ports from 8100 up, in folder order), and the four services
 (gateway on 127.0.0.1:8000, health ports 8001-8003 for the others). Ctrl-C stops everything.
 Services are started by command, so this module never imports a service.
 """
