@@ -3,8 +3,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from pydantic import ValidationError
-
 from pixsim_contracts import (
     ALL_EVENT_TYPES,
     AnyEvent,
@@ -14,6 +12,7 @@ from pixsim_contracts import (
     json_schemas,
     subjects,
 )
+from pydantic import ValidationError
 
 
 def test_every_event_has_the_envelope_and_a_schema():

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from conftest import PROVIDERS
-
 from pixsim_provider_sdk import ProviderLoadError, ProviderNotFoundError, discover, validate_params
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 from conftest import PROVIDERS
-from support import create, wait_for
-
 from pixsim_provider_sdk import discover
 from pixsim_provider_sdk.testing.fake_http import load_fake
+from support import create, wait_for
 
 pytestmark = pytest.mark.system
 

@@ -16,17 +16,16 @@ import nats
 import pytest
 from conftest import build_apps, service_settings
 from opentelemetry.sdk.trace import TracerProvider
-from support import create, wait_for
-
 from pixsim_contracts import CreditsCharged, new_id, subjects
 from pixsim_runtime.inprocess import serve
+from support import create, wait_for
 
 pytestmark = pytest.mark.system
 
 
 def _png(path: Path) -> None:
     raw = b"".join(b"\x00" + b"\x80\x40\x20" * 4 for _ in range(4))
-    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))  # noqa: E731
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
                      + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 

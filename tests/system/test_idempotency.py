@@ -6,9 +6,8 @@ import json
 
 import nats
 import pytest
-from support import mongo_db, wait_consumer_idle, wait_for, wait_ledger
-
 from pixsim_contracts import subjects
+from support import mongo_db, wait_consumer_idle, wait_for, wait_ledger
 
 pytestmark = pytest.mark.system
 

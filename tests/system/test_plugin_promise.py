@@ -10,10 +10,9 @@ import httpx
 import pytest
 from conftest import PROVIDERS, build_apps, service_settings
 from opentelemetry.sdk.trace import TracerProvider
-from support import wait_for, wait_ledger
-
 from pixsim_provider_sdk.testing.fake_http import load_fake
 from pixsim_runtime.inprocess import serve
+from support import wait_for, wait_ledger
 
 pytestmark = pytest.mark.system
 

@@ -12,10 +12,9 @@ import httpx
 import pytest
 from conftest import build_apps, service_settings
 from opentelemetry.sdk.trace import TracerProvider
-from support import mongo_db, wait_for, wait_ledger
-
 from pixsim_runtime.inprocess import serve
 from pixsim_runtime.local_servers import free_port
+from support import mongo_db, wait_for, wait_ledger
 
 pytestmark = pytest.mark.system
 

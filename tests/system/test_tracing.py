@@ -7,9 +7,8 @@ import asyncio
 
 import pytest
 from opentelemetry.trace import SpanKind
-from support import create, wait_for, wait_ledger
-
 from pixsim_runtime import observability as names
+from support import create, wait_for, wait_ledger
 
 pytestmark = pytest.mark.system
 

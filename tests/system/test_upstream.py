@@ -8,9 +8,8 @@ import time
 
 import nats
 import pytest
-from support import wait_for
-
 from pixsim_contracts import GenerationRequested, new_id, subjects
+from support import wait_for
 
 pytestmark = pytest.mark.system
 

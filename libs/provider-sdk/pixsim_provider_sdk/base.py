@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-
 from pixsim_contracts import OperationType, ProviderManifest
 
 from .errors import UnsupportedOperationError

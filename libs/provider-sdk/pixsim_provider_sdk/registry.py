@@ -20,9 +20,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pydantic import ValidationError
-
 from pixsim_contracts import ProviderManifest
+from pydantic import ValidationError
 
 from .base import Provider
 from .errors import ProviderLoadError, ProviderNotFoundError

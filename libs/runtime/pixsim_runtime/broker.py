@@ -6,7 +6,6 @@ import logging
 
 from faststream.nats import NatsBroker
 from opentelemetry.trace import TracerProvider
-
 from pixsim_contracts import Event, subjects
 
 from .instrumentation import PixsimTelemetryMiddleware, count_published

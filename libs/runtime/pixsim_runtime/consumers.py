@@ -22,9 +22,8 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
-from pydantic import TypeAdapter, ValidationError
-
 from pixsim_contracts import subjects
+from pydantic import TypeAdapter, ValidationError
 
 from .instrumentation import annotate_current_span
 
@@ -36,7 +35,7 @@ Handler = Callable[[Any, NatsMessage], Awaitable[None]]
 DURABLES: weakref.WeakKeyDictionary[NatsBroker, list[tuple[str, str]]] = weakref.WeakKeyDictionary()
 
 
-class PollAgain(Exception):  # noqa: N818 - a signal, not an error
+class PollAgain(Exception):
     """Raised by a handler to see the same message again after `delay` seconds."""
 
     def __init__(self, delay: float) -> None:
@@ -44,7 +43,7 @@ class PollAgain(Exception):  # noqa: N818 - a signal, not an error
         self.delay = delay
 
 
-class DeadLetter(Exception):  # noqa: N818 - a decision, not an error
+class DeadLetter(Exception):
     """Raised by a handler for a message that can never succeed; it goes to the DLQ at once."""
 
 
@@ -90,7 +89,7 @@ def subscribe(
         except DeadLetter as exc:
             await _dead_letter(broker, service, msg, str(exc), attempt)
             return
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
             reason = f"{type(exc).__name__}: {exc}"
             if attempt >= retry.max_attempts:
                 log.error("%s: giving up on %s after %d attempts: %s", service, msg.raw_message.subject, attempt, reason)

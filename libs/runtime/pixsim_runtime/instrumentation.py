@@ -24,7 +24,6 @@ from faststream.nats.opentelemetry.provider import (
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
-
 from pixsim_contracts import Event
 from pixsim_provider_sdk import Provider, ProviderError
 

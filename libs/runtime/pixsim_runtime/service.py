@@ -17,10 +17,9 @@ from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
+from pixsim_provider_sdk import Registry, discover
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-
-from pixsim_provider_sdk import Registry, discover
 
 from .broker import make_broker
 from .consumers import DURABLES, RetryPolicy

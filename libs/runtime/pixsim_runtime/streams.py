@@ -7,7 +7,6 @@ import logging
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
-
 from pixsim_contracts import subjects
 
 log = logging.getLogger(__name__)

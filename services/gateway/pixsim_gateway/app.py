@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
-
 from pixsim_contracts import AnyCreditEvent, AnyGenerationEvent, subjects
 from pixsim_provider_sdk import Registry
 from pixsim_runtime.consumers import subscribe

@@ -10,14 +10,13 @@ from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
-from pymongo.errors import DuplicateKeyError
-
 from pixsim_contracts import GenerationCancelRequested, GenerationRequested, OperationType, new_id
 from pixsim_provider_sdk import ProviderError, ProviderNotFoundError, validate_params
 from pixsim_runtime.accounts import load_account
 from pixsim_runtime.broker import publish_event
 from pixsim_runtime.service import ServiceContext
+from pydantic import BaseModel, ConfigDict, Field
+from pymongo.errors import DuplicateKeyError
 
 from .errors import ApiError
 from .projections import GENERATIONS, TERMINAL, Projector, to_api

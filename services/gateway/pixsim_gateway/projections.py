@@ -11,9 +11,6 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
-
 from pixsim_contracts import (
     CreditEvent,
     CreditsCharged,
@@ -29,6 +26,8 @@ from pixsim_contracts import (
     GenerationRequested,
     GenerationSubmitted,
 )
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 GENERATIONS = "generations"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
-
 from pixsim_provider_sdk import ProviderNotFoundError, Registry
 
 from .errors import ApiError

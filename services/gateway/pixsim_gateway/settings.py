@@ -1,6 +1,5 @@
-from pydantic import Field
-
 from pixsim_runtime.settings import BaseServiceSettings
+from pydantic import Field
 
 
 class GatewaySettings(BaseServiceSettings):

@@ -7,7 +7,6 @@ live. The stream ends after the terminal event, or when the client goes away.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -15,7 +14,6 @@ from fastapi import Request
 from faststream.nats import NatsBroker
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
-
 from pixsim_contracts import TERMINAL_GENERATION_EVENTS, subjects
 
 
@@ -37,7 +35,7 @@ async def generation_event_stream(
         while True:
             try:
                 msg = await sub.next_msg(timeout=keepalive_s)
-            except (NatsTimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeoutError):
                 if await request.is_disconnected():
                     return
                 yield b": keep-alive\n\n"

@@ -8,14 +8,12 @@ A fake may import `make_png`/`make_mp4` from here wherever the SDK is installed.
 
 from __future__ import annotations
 
-from typing import Any
-
 import hashlib
 import re
 import socket
 import struct
 import zlib
-from typing import Self
+from typing import Any, Self
 
 import httpx
 from pixsim_contracts import OperationType
