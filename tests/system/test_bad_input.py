@@ -36,3 +36,14 @@ async def test_malformed_json(pipeline):
 async def test_unknown_generation_and_provider(pipeline):
     assert (await pipeline.api.get("/api/v1/generations/nope")).json()["error"]["code"] == "generation_not_found"
     assert (await pipeline.api.get("/api/v1/providers/nope")).status_code == 404
+
+
+async def test_url_detection_finds_every_provider_from_its_domains(pipeline):
+    providers = (await pipeline.api.get("/api/v1/providers")).json()["items"]
+    assert {p["id"] for p in providers} >= {"sim", "pixverse", "sora", "remaker"}
+    for provider in providers:
+        for domain in provider["domains"]:
+            resp = await pipeline.api.get("/api/v1/providers/detect", params={"url": f"https://{domain}/some/page"})
+            assert resp.status_code == 200 and resp.json()["id"] == provider["id"], (domain, resp.text)
+    unknown = await pipeline.api.get("/api/v1/providers/detect", params={"url": "https://example.org/x"})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "no_provider_for_url"
