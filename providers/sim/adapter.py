@@ -33,7 +33,7 @@ from pixsim_provider_sdk import (
     RateLimitError,
     ResolveSourceFn,
 )
-from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
+from pixsim_provider_sdk.files import cleanup_temp_paths, prepare_source_param, resolve_source
 
 VIDEO_OPERATIONS = frozenset({OperationType.TEXT_TO_VIDEO, OperationType.IMAGE_TO_VIDEO})
 DEFAULT_DURATION = 5
@@ -145,17 +145,9 @@ class SimProvider(Provider):
         self, generation: GenerationContext, mapped_params: dict[str, Any], resolve_source_fn: ResolveSourceFn
     ) -> dict[str, Any]:
         """Fetch image_to_video's source image to a local file, uploaded by `execute`."""
-        source = mapped_params.get("image_url")
-        if not source:
-            if generation.operation_type is OperationType.IMAGE_TO_VIDEO:
-                raise InvalidParametersError(f"{self.provider_id}: image_to_video needs image_url")
-            return mapped_params
-        local_path, temp_paths = await resolve_source_fn(source, generation.user_id, ".png")
-        return {
-            **mapped_params,
-            "local_image_path": local_path,
-            "_temp_paths": [*mapped_params.get("_temp_paths", []), *temp_paths],
-        }
+        if not mapped_params.get("image_url") and generation.operation_type is OperationType.IMAGE_TO_VIDEO:
+            raise InvalidParametersError(f"{self.provider_id}: image_to_video needs image_url")
+        return await prepare_source_param(mapped_params, resolve_source_fn, user_id=generation.user_id)
 
     async def execute(
         self, operation_type: OperationType, account: ProviderAccount, params: dict[str, Any]

@@ -26,7 +26,7 @@ from pixsim_provider_sdk import (
     ProviderUnavailableError,
     ResolveSourceFn,
 )
-from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
+from pixsim_provider_sdk.files import cleanup_temp_paths, prepare_source_param, resolve_source
 
 from . import auth, params, pricing
 from .errors import map_error, scrub
@@ -62,17 +62,9 @@ class SoraProvider(Provider):
         self, generation: GenerationContext, mapped_params: dict[str, Any], resolve_source_fn: ResolveSourceFn
     ) -> dict[str, Any]:
         """Fetch image_to_video's image to a local file (listed in `_temp_paths`; the caller deletes it)."""
-        source = mapped_params.get("image_url")
-        if not source:
-            if generation.operation_type is OperationType.IMAGE_TO_VIDEO:
-                raise InvalidParametersError(f"{self.provider_id}: image_to_video needs image_url")
-            return mapped_params
-        local_path, temp_paths = await resolve_source_fn(source, generation.user_id, ".png")
-        return {
-            **mapped_params,
-            "local_image_path": local_path,
-            "_temp_paths": [*mapped_params.get("_temp_paths", []), *temp_paths],
-        }
+        if not mapped_params.get("image_url") and generation.operation_type is OperationType.IMAGE_TO_VIDEO:
+            raise InvalidParametersError(f"{self.provider_id}: image_to_video needs image_url")
+        return await prepare_source_param(mapped_params, resolve_source_fn, user_id=generation.user_id)
 
     async def execute(
         self, operation_type: OperationType, account: ProviderAccount, params_in: dict[str, Any]

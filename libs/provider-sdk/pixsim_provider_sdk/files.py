@@ -53,3 +53,26 @@ def cleanup_temp_paths(paths: list[str] | None) -> None:
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+
+async def prepare_source_param(
+    mapped_params: dict,
+    resolve_source_fn,
+    *,
+    user_id: str | None,
+    param: str = "image_url",
+    local_key: str = "local_image_path",
+    default_suffix: str = ".png",
+) -> dict:
+    """The common `prepare_execution_params` body: fetch the source named by `param` to a local file
+    stored under `local_key`, and list it in `_temp_paths` for the dispatcher to delete.
+    Params without that source are returned unchanged."""
+    source = mapped_params.get(param)
+    if not source:
+        return mapped_params
+    local_path, temp_paths = await resolve_source_fn(source, user_id, default_suffix)
+    return {
+        **mapped_params,
+        local_key: local_path,
+        "_temp_paths": [*mapped_params.get("_temp_paths", []), *temp_paths],
+    }
