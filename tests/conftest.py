@@ -22,11 +22,13 @@ from pixsim_provider_sdk.testing.fake_http import load_fake
 from pixsim_runtime import local_servers
 from pixsim_runtime.inprocess import serve
 from pixsim_runtime.telemetry import init_metrics, init_telemetry
+from support import ADMIN_KEY, api_client
 
 REPO = Path(__file__).resolve().parents[1]
 PROVIDERS = REPO / "providers"
 
 os.environ.setdefault("PIXSIM_CREDENTIALS_KEY", Fernet.generate_key().decode())
+os.environ["PIXSIM_API_KEY"] = ADMIN_KEY  # the `pixsim` CLI's credential in tests
 METRICS = InMemoryMetricReader()  # the process's metrics, as the tests' MeterProvider reads them
 init_metrics(reader=METRICS)
 
@@ -121,7 +123,8 @@ def sim_fake() -> Iterator[Any]:
 def service_settings(servers: Servers, db: str, providers_dir: Path = PROVIDERS, **extra) -> dict:
     return {"NATS_URL": servers.nats_url, "MONGO_URL": servers.mongo_url, "PIXSIM_MONGO_DB": db,
             "PIXSIM_PROVIDERS_DIR": str(providers_dir), "PIXSIM_POLL_MIN_INTERVAL": 0.1,
-            "PIXSIM_POLL_MAX_INTERVAL": 0.3, "PIXSIM_RETRY_BACKOFF": 0.1, "PIXSIM_MAX_ATTEMPTS": 3, **extra}
+            "PIXSIM_POLL_MAX_INTERVAL": 0.3, "PIXSIM_RETRY_BACKOFF": 0.1, "PIXSIM_MAX_ATTEMPTS": 3,
+            "PIXSIM_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY, **extra}
 
 
 def build_apps(settings: dict, tracer_provider: TracerProvider, providers_dir: Path = PROVIDERS,
@@ -164,8 +167,7 @@ async def pipeline(servers: Servers, sim_fake: Any) -> AsyncIterator[Pipeline]:
     tracer_provider = init_telemetry("pixsim-tests")
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     settings = service_settings(servers, db="pixsim_tests")
-    async with serve(*build_apps(settings, tracer_provider)) as served:
-        async with httpx.AsyncClient(base_url=served[0].url, timeout=30) as api:
-            yield Pipeline(served[0].url, api, servers, "pixsim_tests", spans, tracer_provider, sim_fake, METRICS)
+    async with serve(*build_apps(settings, tracer_provider)) as served, api_client(served[0].url) as api:
+        yield Pipeline(served[0].url, api, servers, "pixsim_tests", spans, tracer_provider, sim_fake, METRICS)
 
 

@@ -9,9 +9,18 @@ from typing import Any
 
 import httpx
 import nats
+from pixsim_gateway.api_keys import new_token
 from pymongo import AsyncMongoClient
 
 TERMINAL = {"completed", "failed", "filtered", "cancelled"}
+#: The admin key every test gateway bootstraps (`service_settings`); `AUTH` is its header.
+ADMIN_KEY = new_token().token
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def api_client(base_url: str, *, token: str = ADMIN_KEY, timeout: float = 30) -> httpx.AsyncClient:
+    """A client of the gateway's API with a credential."""
+    return httpx.AsyncClient(base_url=base_url, timeout=timeout, headers={"Authorization": f"Bearer {token}"})
 
 
 async def create(api: httpx.AsyncClient, params: dict[str, Any], *, provider: str = "sim",
@@ -35,10 +44,10 @@ async def wait_for(api: httpx.AsyncClient, gid: str, statuses: set[str] = TERMIN
         await asyncio.sleep(0.05)
 
 
-async def sse_events(base_url: str, gid: str, timeout: float = 30) -> list[tuple[str, dict]]:
+async def sse_events(base_url: str, gid: str, timeout: float = 30, token: str = ADMIN_KEY) -> list[tuple[str, dict]]:
     """Every event of the generation's SSE stream until it closes (after the terminal event)."""
     events: list[tuple[str, dict]] = []
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as client:
+    async with api_client(base_url, token=token, timeout=timeout) as client:
         async with client.stream("GET", f"/api/v1/generations/{gid}/events") as resp:
             assert resp.status_code == 200
             assert resp.headers["content-type"].startswith("text/event-stream")

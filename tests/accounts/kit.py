@@ -32,7 +32,7 @@ from pixsim_provider_sdk.testing.fake_http import (
     route,
 )
 from pixsim_runtime.inprocess import serve
-from support import mongo_db
+from support import api_client, mongo_db
 
 PROVIDER = "acct"
 MANIFEST = ProviderManifest(id=PROVIDER, name="Accounts test provider", version="1.0.0", kind=ProviderKind.BOTH,
@@ -182,7 +182,7 @@ async def running(servers: Any, fake: Any, *, dispatchers: int = 1, db: str = "a
              for _ in range(dispatchers)]
     apps += [create(cls(**settings), tracer_provider=tp, registry=registry(fake.url))
              for create, cls in (factories[r] for r in roles)]
-    async with serve(*apps) as served, httpx.AsyncClient(base_url=served[0].url, timeout=30) as api:
+    async with serve(*apps) as served, api_client(served[0].url) as api:
         yield System(api, mongo_db(servers.mongo_url, db), servers.nats_url, settings)
 
 

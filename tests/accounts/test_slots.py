@@ -36,6 +36,7 @@ async def test_two_replicas_never_run_two_jobs_at_once_on_a_one_slot_account(fre
 async def _pool(servers, ttl: float, submitted: set[str] | None = None):
     db = mongo_db(servers.mongo_url, f"pool_{new_id()}")
     doc = new_account("acc_p", provider_id="acct", email=None, credentials="", priority=0, concurrency_limit=1,
+                      owner_id="u1",
                       now=datetime.now(UTC))
     await db["accounts"].insert_one({**doc, "available": {"sim": 10}, "tracked": ["sim"]})
 
@@ -48,17 +49,17 @@ async def _pool(servers, ttl: float, submitted: set[str] | None = None):
 async def test_a_slot_whose_holder_died_comes_back_with_its_credits(servers):
     db, pool = await _pool(servers, ttl=30)
     now = datetime.now(UTC)
-    first = await pool.acquire(MANIFEST, "g1", {"sim": 4}, None, now)
+    first = await pool.acquire(MANIFEST, "g1", {"sim": 4}, None, now, "u1")
     assert isinstance(first, Acquired)
-    assert isinstance(await pool.acquire(MANIFEST, "g2", {"sim": 4}, None, now), Wait)  # the one slot is taken
+    assert isinstance(await pool.acquire(MANIFEST, "g2", {"sim": 4}, None, now, "u1"), Wait)  # the one slot is taken
     # The holder of g1 dies without a word; once its lease has expired the slot and the hold come back.
     later = now + timedelta(seconds=31)
-    second = await pool.acquire(MANIFEST, "g2", {"sim": 4}, None, later)
+    second = await pool.acquire(MANIFEST, "g2", {"sim": 4}, None, later, "u1")
     assert isinstance(second, Acquired)
     doc = await db["accounts"].find_one({"_id": "acc_p"})
     assert set(doc["leases"]) == {"g2"} and doc["slots_used"] == 1 and doc["available"]["sim"] == 6
     # A repeated acquire for the same job (a redelivery) reuses its lease instead of taking a second one.
-    again = await pool.acquire(MANIFEST, "g2", {"sim": 4}, None, later)
+    again = await pool.acquire(MANIFEST, "g2", {"sim": 4}, None, later, "u1")
     assert isinstance(again, Acquired) and again.lease.token == second.lease.token
     assert (await db["accounts"].find_one({"_id": "acc_p"}))["slots_used"] == 1
 
@@ -66,12 +67,12 @@ async def test_a_slot_whose_holder_died_comes_back_with_its_credits(servers):
 async def test_an_expired_lease_of_a_submitted_job_returns_the_slot_but_leaves_the_credits_to_billing(servers):
     db, pool = await _pool(servers, ttl=30, submitted={"g1"})
     now = datetime.now(UTC)
-    first = await pool.acquire(MANIFEST, "g1", {"sim": 4}, None, now)
+    first = await pool.acquire(MANIFEST, "g1", {"sim": 4}, None, now, "u1")
     assert isinstance(first, Acquired)
     await pool.settle_by_billing(first.lease, (now + timedelta(seconds=5)).timestamp())
     lease = (await db["accounts"].find_one({"_id": "acc_p"}))["leases"]["g1"]
     assert lease["settled"] is True and isinstance(lease["expires_at"], float)
-    second = await pool.acquire(MANIFEST, "g2", {"sim": 4}, None, now + timedelta(seconds=6))
+    second = await pool.acquire(MANIFEST, "g2", {"sim": 4}, None, now + timedelta(seconds=6), "u1")
     assert isinstance(second, Acquired)
     # g1's 4 stay held until billing books its charge or release; g2 took 4 more.
     assert (await db["accounts"].find_one({"_id": "acc_p"}))["available"]["sim"] == 2

@@ -12,7 +12,6 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-import httpx
 import pytest
 from conftest import service_settings
 from opentelemetry.sdk.trace import TracerProvider
@@ -20,7 +19,7 @@ from pixsim_provider_sdk import ENTRY_POINT_GROUP, discover
 from pixsim_provider_sdk.testing.conformance import ProviderConformance, case_for_package
 from pixsim_provider_sdk.testing.media import PNG_SIGNATURE
 from pixsim_runtime.inprocess import serve
-from support import create, wait_for, wait_ledger
+from support import api_client, create, wait_for, wait_ledger
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "pixsim-provider-echo"
@@ -144,7 +143,7 @@ async def test_generations_run_through_the_pipeline(
     try:
         async with (
             serve(*_apps(settings, TracerProvider())) as served,
-            httpx.AsyncClient(base_url=served[0].url, timeout=30) as api,
+            api_client(served[0].url) as api,
         ):
             listed = (await api.get("/api/v1/providers")).json()["items"]
             assert [p["id"] for p in listed] == [PROVIDER_ID]

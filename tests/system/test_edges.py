@@ -11,14 +11,13 @@ import time
 import zlib
 from pathlib import Path
 
-import httpx
 import nats
 import pytest
 from conftest import build_apps, service_settings
 from opentelemetry.sdk.trace import TracerProvider
 from pixsim_contracts import CreditsCharged, new_id, subjects
 from pixsim_runtime.inprocess import serve
-from support import create, wait_for
+from support import api_client, create, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -60,12 +59,11 @@ async def test_permanent_provider_errors_fail_with_their_code(pipeline):
 
 async def test_job_past_its_deadline_fails_with_provider_timeout(fresh_servers, sim_fake):
     settings = service_settings(fresh_servers, db="deadline", PIXSIM_JOB_TIMEOUT=1)
-    async with serve(*build_apps(settings, TracerProvider())) as served:
-        async with httpx.AsyncClient(base_url=served[0].url, timeout=30) as api:
-            created = await create(api, {"prompt": "too slow", "duration": 1, "latency": 30})
-            done = await wait_for(api, created["id"])
-            assert done["status"] == "failed" and done["error"]["code"] == "provider_timeout"
-            assert done["credits"]["released"] == {"sim": 1}
+    async with serve(*build_apps(settings, TracerProvider())) as served, api_client(served[0].url) as api:
+        created = await create(api, {"prompt": "too slow", "duration": 1, "latency": 30})
+        done = await wait_for(api, created["id"])
+        assert done["status"] == "failed" and done["error"]["code"] == "provider_timeout"
+        assert done["credits"]["released"] == {"sim": 1}
 
 
 async def test_billing_refuses_a_credit_type_the_manifest_does_not_declare(pipeline):

@@ -6,13 +6,12 @@ import os
 import shutil
 from pathlib import Path
 
-import httpx
 import pytest
 from conftest import PROVIDERS, build_apps, service_settings
 from opentelemetry.sdk.trace import TracerProvider
 from pixsim_provider_sdk.testing.fake_http import load_fake
 from pixsim_runtime.inprocess import serve
-from support import wait_for, wait_ledger
+from support import api_client, wait_for, wait_ledger
 
 pytestmark = pytest.mark.system
 
@@ -30,7 +29,7 @@ async def test_a_copied_provider_folder_runs_with_no_code_change(tmp_path: Path,
     settings = service_settings(fresh_servers, db="plugin", providers_dir=providers)
     try:
         async with serve(*build_apps(settings, TracerProvider(), providers_dir=providers)) as served:
-            async with httpx.AsyncClient(base_url=served[0].url, timeout=30) as api:
+            async with api_client(served[0].url) as api:
                 listed = (await api.get("/api/v1/providers")).json()["items"]
                 assert [p["id"] for p in listed] == ["lumen"]
                 detected = await api.get("/api/v1/providers/detect", params={"url": "https://app.lumen.example/v/1"})

@@ -14,7 +14,7 @@ from conftest import build_apps, service_settings
 from opentelemetry.sdk.trace import TracerProvider
 from pixsim_runtime.inprocess import serve
 from pixsim_runtime.local_servers import free_port
-from support import mongo_db, wait_for, wait_ledger
+from support import api_client, mongo_db, wait_for, wait_ledger
 
 pytestmark = pytest.mark.system
 
@@ -40,7 +40,7 @@ async def test_poller_killed_mid_flight_loses_no_job_and_charges_once(fresh_serv
     poller = await _start_poller(env)
     try:
         apps = build_apps(settings, TracerProvider(), roles=("gateway", "dispatcher", "billing"))
-        async with serve(*apps) as served, httpx.AsyncClient(base_url=served[0].url, timeout=30) as api:
+        async with serve(*apps) as served, api_client(served[0].url) as api:
             ids = []
             for i in range(6):
                 resp = await api.post("/api/v1/generations", json={

@@ -24,6 +24,8 @@ class AccountCreated(AccountEvent):
     """pixsim.accounts.<account_id>.created: an account was added (credentials stored apart, encrypted)."""
 
     type: Literal["account.created"] = "account.created"
+    owner_id: str | None = Field(default=None, description="The user who owns it; their jobs may run on it")
+    shared: bool = Field(default=False, description="Runs every user's jobs (set by an admin)")
     email: str | None = None
     credits: dict[str, int] = Field(default_factory=dict)
     priority: int = Field(default=0, description="Higher is chosen first")

@@ -49,7 +49,8 @@ TRANSITIONS = {
     "disabled": {"active"},
 }
 #: The fields events own; everything else in the document is operational.
-AGGREGATE_FIELDS = ("provider_id", "email", "credentials", "enabled", "priority", "concurrency_limit",
+AGGREGATE_FIELDS = ("provider_id", "owner_id", "shared", "email", "credentials", "enabled", "priority",
+                    "concurrency_limit",
                     "status", "status_reason", "status_code", "status_since", "cooldown_until",
                     "created_at", "updated_at")
 MAX_CONFLICTS = 50
@@ -89,6 +90,11 @@ def to_provider_account(doc: dict[str, Any], cipher: CredentialCipher) -> Provid
     )
 
 
+def may_run_jobs_of(doc: dict[str, Any], user_id: str | None) -> bool:
+    """Whether this account may run a job of `user_id`: its owner's jobs, or anyone's if it is shared."""
+    return bool(doc.get("shared")) or (user_id is not None and doc.get("owner_id") == user_id)
+
+
 async def load_account(
     db: AsyncDatabase, manifest: ProviderManifest, account_id: str, cipher: CredentialCipher
 ) -> ProviderAccount | None:
@@ -101,9 +107,11 @@ async def load_account(
 
 # -- the aggregate ----------------------------------------------------------------------------------
 def new_account(account_id: str, *, provider_id: str, email: str | None, credentials: str, priority: int,
-                concurrency_limit: int, now: datetime) -> dict[str, Any]:
+                concurrency_limit: int, now: datetime, owner_id: str | None = None,
+                shared: bool = False) -> dict[str, Any]:
     """A new account document (version 0: `AccountCreated` is folded in by the caller)."""
-    return {"_id": account_id, "provider_id": provider_id, "email": email, "credentials": credentials,
+    return {"_id": account_id, "provider_id": provider_id, "owner_id": owner_id, "shared": shared,
+            "email": email, "credentials": credentials,
             "enabled": True, "priority": priority, "concurrency_limit": concurrency_limit, "status": "active",
             "status_reason": "created", "status_code": None, "status_since": ts(now), "cooldown_until": None,
             "created_at": now, "updated_at": ts(now), "last_used_at": None, "version": 0, "outbox": [],
@@ -116,7 +124,8 @@ def fold(doc: dict[str, Any], event: Event) -> dict[str, Any]:
     doc = dict(doc)
     match event:
         case AccountCreated():
-            doc.update(provider_id=event.provider_id, email=event.email, created_at=event.occurred_at,
+            doc.update(provider_id=event.provider_id, owner_id=event.owner_id, shared=event.shared,
+                       email=event.email, created_at=event.occurred_at,
                        priority=event.priority, concurrency_limit=event.concurrency_limit, enabled=True,
                        status="active", status_reason="created", status_since=ts(event.occurred_at))
         case AccountUpdated():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -61,6 +62,16 @@ def _start_fakes(providers_dir: Path, env: dict[str, str], procs: list) -> None:
         port += 1
 
 
+def _admin_key(path: Path) -> str:
+    """The local admin API key: created (readable by this user only) on the first start, then reused."""
+    if not path.exists():
+        key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)  # the format of pixsim_gateway.api_keys
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f"psk_{key_id}_{secret}\n")
+    return path.read_text().strip()
+
+
 def _free_from(port: int) -> int:
     import socket
 
@@ -83,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     env.setdefault("PIXSIM_PROVIDERS_DIR", str(Path("providers").resolve()))
     env.setdefault("PIXSIM_CREDENTIALS_KEY_FILE", str(data / "credentials.key"))
     cipher_from_env(env["PIXSIM_CREDENTIALS_KEY_FILE"])  # create the local key once, before any service races to
+    admin_key_file = data / "admin.key"
+    env.setdefault("PIXSIM_BOOTSTRAP_ADMIN_KEY", _admin_key(admin_key_file))
     servers: list[local_servers.LocalServer] = []
     procs: list[tuple[str, subprocess.Popen]] = []
     stopping = False
@@ -112,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             _wait_http(f"http://127.0.0.1:{port}/readyz", 60, proc, name)
             _say(f"{name} ready (health on http://127.0.0.1:{port}/readyz)")
         _say("PixSim is up: API on http://127.0.0.1:8000/api/v1 (docs at http://127.0.0.1:8000/docs)")
+        _say(f"admin API key in {admin_key_file} (the pixsim CLI reads it from there); with curl: "
+             f'-H "Authorization: Bearer $(cat {admin_key_file})"')
         _say('try: uv run pixsim generate --provider sim --prompt "a fox in the snow"   (Ctrl-C stops everything)')
         while not stopping:
             for name, proc in procs:

@@ -121,7 +121,7 @@ class Dispatcher:
         while True:
             now = datetime.now(UTC)
             choice = await self.pool.acquire(provider.manifest, request.generation_id, estimate,
-                                             request.account_id, now)
+                                             request.account_id, now, request.user_id)
             if isinstance(choice, Unavailable):
                 return Decision([rejected_event(request, ErrorInfo(code=choice.code, message=choice.message))])
             if isinstance(choice, Wait):

@@ -24,7 +24,7 @@ from typing import Any
 
 from faststream.nats import NatsBroker
 from pixsim_contracts import ProviderManifest, new_id
-from pixsim_runtime.accounts import ACCOUNTS, set_status
+from pixsim_runtime.accounts import ACCOUNTS, may_run_jobs_of, set_status
 from pymongo.asynchronous.database import AsyncDatabase
 
 from .selection import Verdict, assess, cooldown_over, rank
@@ -77,11 +77,13 @@ class AccountPool:
         self.is_submitted = is_submitted
 
     async def acquire(self, manifest: ProviderManifest, generation_id: str, estimate: dict[str, int],
-                      pinned: str | None, now: datetime) -> Acquired | Wait | Unavailable:
-        """A lease on the best eligible account, or why there is none (worth waiting for, or not)."""
+                      pinned: str | None, now: datetime, user_id: str | None) -> Acquired | Wait | Unavailable:
+        """A lease on the best eligible account, or why there is none (worth waiting for, or not).
+        Only accounts that may run this user's jobs are considered: the user's own, and shared ones;
+        another user's pinned account looks exactly like a missing one."""
         query = {"provider_id": manifest.id} if pinned is None else {"_id": pinned}
         for _ in range(RACE_PASSES):
-            docs = await self.accounts.find(query).to_list()
+            docs = [doc for doc in await self.accounts.find(query).to_list() if may_run_jobs_of(doc, user_id)]
             if pinned is not None and (not docs or docs[0].get("provider_id") != manifest.id):
                 return Unavailable("pinned_account_unavailable",
                                    f"account {pinned!r} does not exist for provider {manifest.id!r}")

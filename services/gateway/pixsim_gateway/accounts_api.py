@@ -8,10 +8,12 @@ responses are built from an allow-list of fields (`accounts_views`).
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pixsim_contracts import (
     AccountCreated,
@@ -30,44 +32,70 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .accounts_sync import sync_account
 from .accounts_views import account_view, accounts_view, ledger_page
-from .errors import ApiError
+from .auth import Caller, Principal, require_admin
+from .bounds import (
+    ID_PATTERN,
+    MAX_CREDITS,
+    Credits,
+    CreditType,
+    Cursor,
+    Email,
+    JsonObject,
+    Priority,
+    ProviderId,
+    Text,
+    UserId,
+)
+from .errors import ApiError, responses
+
+AccountId = Annotated[str, Path(pattern=ID_PATTERN, description="The account's id")]
 
 
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    provider_id: str
-    raw_data: dict[str, Any] = Field(description="What the browser extension captured (cookies, tokens, keys)")
-    email: str | None = None
-    credits: dict[str, int] = Field(default_factory=dict, description="Opening balance per credit type")
-    priority: int = 0
-    concurrency_limit: int = Field(default=1, ge=1)
+    provider_id: ProviderId
+    raw_data: JsonObject = Field(description="What the browser extension captured (cookies, tokens, keys)")
+    email: Email | None = None
+    credits: dict[CreditType, Credits] = Field(
+        default_factory=dict, max_length=32, description="Opening balance per credit type"
+    )
+    priority: Priority = 0
+    concurrency_limit: int = Field(default=1, ge=1, le=1000)
+    owner_id: UserId | None = Field(default=None, description="Admins only: the user who owns the account")
+    shared: bool = Field(
+        default=False, description="Admins only: runs every user's jobs, not only the owner's"
+    )
 
 
 class AccountPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    priority: int | None = None
-    concurrency_limit: int | None = Field(default=None, ge=1)
-    enabled: bool | None = Field(default=None, description="false disables; true also revives a failed account")
-    raw_data: dict[str, Any] | None = Field(default=None, description="New credentials (a fresh browser capture)")
+    priority: Priority | None = None
+    concurrency_limit: int | None = Field(default=None, ge=1, le=1000)
+    enabled: bool | None = Field(
+        default=None, description="false disables; true also revives a failed account"
+    )
+    raw_data: JsonObject | None = Field(default=None, description="New credentials (a fresh browser capture)")
+    shared: bool | None = Field(default=None, description="Admins only")
 
 
 class CreditGrant(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    credit_type: str
-    amount: int = Field(gt=0)
-    reason: str = "top-up"
+    credit_type: CreditType
+    amount: int = Field(gt=0, le=MAX_CREDITS)
+    reason: Text = "top-up"
 
 
 def router(ctx: ServiceContext, cipher: CredentialCipher) -> APIRouter:
-    api = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
+    api = APIRouter(prefix="/api/v1/accounts", tags=["accounts"], responses=responses(401, 422, 429))
     accounts = ctx.db[ACCOUNTS]
 
-    async def find(account_id: str) -> dict[str, Any]:
+    async def find(account_id: str, principal: Principal) -> dict[str, Any]:
+        """The account, if the caller may see it: its owner, or an admin. Otherwise 404, as if missing."""
         doc = await accounts.find_one({"_id": account_id})
-        if doc is None:
+        if doc is None or not principal.owns(doc.get("owner_id")):
             raise ApiError(404, "account_not_found", f"no account with id {account_id!r}")
         return doc
 
@@ -80,60 +108,129 @@ def router(ctx: ServiceContext, cipher: CredentialCipher) -> APIRouter:
     def check_credit_types(provider: Provider, credit_types: list[str]) -> None:
         undeclared = sorted(set(credit_types) - set(provider.manifest.credit_types))
         if undeclared:
-            raise ApiError(422, "credit_type_not_declared", f"{provider.manifest.id} does not declare credit types "
-                           f"{undeclared} (declared: {', '.join(provider.manifest.credit_types)})")
+            raise ApiError(
+                422,
+                "credit_type_not_declared",
+                f"{provider.manifest.id} does not declare credit types "
+                f"{undeclared} (declared: {', '.join(provider.manifest.credit_types)})",
+            )
 
-    async def credentials_from(provider: Provider, raw_data: dict[str, Any], email: str | None) -> dict[str, Any]:
+    def guard_shared(doc: dict[str, Any], principal: Principal) -> None:
+        """A shared account runs everyone's jobs: only admins change it, top it up, sync or delete it."""
+        if doc.get("shared") and not principal.is_admin:
+            raise ApiError(403, "admin_only", "only an admin may change a shared account")
+
+    async def credentials_from(
+        provider: Provider, raw_data: dict[str, Any], email: str | None
+    ) -> dict[str, Any]:
         try:
             return await provider.extract_account_data(raw_data, fallback_email=email)
         except (ValueError, KeyError, TypeError, NotImplementedError) as exc:
             # The adapter's message names what is missing; it must not (and by contract does not) echo secrets.
-            raise ApiError(422, "invalid_account_data", f"{provider.manifest.id}: {exc}") from None
+            raise ApiError(422, "invalid_account_data", f"{provider.manifest.id}: {exc}"[:2000]) from None
 
-    @api.post("", status_code=201)
-    async def create_account(body: AccountCreate) -> JSONResponse:
+    @api.post("", status_code=201, responses=responses(400, 403, 413))
+    async def create_account(principal: Caller, body: AccountCreate) -> JSONResponse:
+        if (body.shared or body.owner_id not in (None, principal.user_id)) and not principal.is_admin:
+            raise ApiError(
+                403, "admin_only", "only an admin may create a shared account or one for another user"
+            )
         provider = provider_of(body.provider_id)
         check_credit_types(provider, list(body.credits))
-        if any(n < 0 for n in body.credits.values()):
-            raise ApiError(422, "invalid_credits", "opening credits cannot be negative")
         data = await credentials_from(provider, body.raw_data, body.email)
         account_id, now = f"acc_{new_id()}", datetime.now(UTC)
-        email = data.get("email") or body.email
-        doc = new_account(account_id, provider_id=body.provider_id, email=email, priority=body.priority,
-                          credentials=cipher.encrypt(data.get("credentials") or {}),
-                          concurrency_limit=body.concurrency_limit, now=now)
-        created = AccountCreated(event_id=f"{account_id}.v1", account_id=account_id, provider_id=body.provider_id,
-                                 email=email, credits=body.credits, priority=body.priority,
-                                 concurrency_limit=body.concurrency_limit, occurred_at=now)
-        grants = [CreditsGranted(event_id=f"{account_id}.granted.{ct}", account_id=account_id, amount=n,
-                                 provider_id=body.provider_id, credit_type=ct, occurred_at=now)
-                  for ct, n in sorted(body.credits.items()) if n > 0]
-        doc = {**fold(doc, created), "version": 1,
-               "outbox": [e.model_dump_json() for e in (created, *grants)]}
+        email = str(data.get("email") or body.email or "")[:254] or None
+        owner = body.owner_id or principal.user_id
+        doc = new_account(
+            account_id,
+            provider_id=body.provider_id,
+            email=email,
+            priority=body.priority,
+            credentials=cipher.encrypt(data.get("credentials") or {}),
+            concurrency_limit=body.concurrency_limit,
+            now=now,
+            owner_id=owner,
+            shared=body.shared,
+        )
+        created = AccountCreated(
+            event_id=f"{account_id}.v1",
+            account_id=account_id,
+            provider_id=body.provider_id,
+            email=email,
+            credits=body.credits,
+            priority=body.priority,
+            concurrency_limit=body.concurrency_limit,
+            occurred_at=now,
+            owner_id=owner,
+            shared=body.shared,
+        )
+        grants = [
+            CreditsGranted(
+                event_id=f"{account_id}.granted.{ct}",
+                account_id=account_id,
+                amount=n,
+                provider_id=body.provider_id,
+                credit_type=ct,
+                occurred_at=now,
+            )
+            for ct, n in sorted(body.credits.items())
+            if n > 0
+        ]
+        doc = {
+            **fold(doc, created),
+            "version": 1,
+            "outbox": [e.model_dump_json() for e in (created, *grants)],
+        }
         await accounts.insert_one(doc)  # the account and its first events in one write
         await flush_outbox(ctx.db, ctx.broker, doc)
-        return JSONResponse(await account_view(ctx.db, await find(account_id)), status_code=201)
+        return JSONResponse(await account_view(ctx.db, await find(account_id, principal)), status_code=201)
 
-    @api.get("")
-    async def list_accounts(provider_id: str | None = None, status: str | None = None) -> dict[str, Any]:
-        query = {k: v for k, v in {"provider_id": provider_id, "status": status}.items() if v}
-        docs = await accounts.find(query).sort("created_at", -1).to_list()
-        return {"items": await accounts_view(ctx.db, docs)}
+    @api.get("", responses=responses(400))
+    async def list_accounts(
+        principal: Caller,
+        provider_id: ProviderId | None = None,
+        status: Literal["active", "cooling_down", "exhausted", "auth_failed", "disabled"] | None = None,
+        owner_id: Annotated[UserId | None, Query(description="Admins only: this user's accounts")] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Cursor | None = None,
+    ) -> dict[str, Any]:
+        """The caller's accounts (an admin's: everyone's), newest first, with cursor pagination."""
+        owner = owner_id if principal.is_admin else principal.user_id
+        query: dict[str, Any] = {
+            k: v for k, v in {"provider_id": provider_id, "status": status, "owner_id": owner}.items() if v
+        }
+        if cursor:
+            query["_id"] = {"$lt": _decode_cursor(cursor)}
+        docs = await accounts.find(query).sort("_id", -1).limit(limit + 1).to_list()
+        page = docs[:limit]
+        more = len(docs) > limit and page
+        return {
+            "items": await accounts_view(ctx.db, page),
+            "next_cursor": _encode_cursor(page[-1]) if more else None,
+        }
 
-    @api.get("/{account_id}")
-    async def get_account(account_id: str) -> dict[str, Any]:
-        return await account_view(ctx.db, await find(account_id))
+    @api.get("/{account_id}", responses=responses(404))
+    async def get_account(principal: Caller, account_id: AccountId) -> dict[str, Any]:
+        return await account_view(ctx.db, await find(account_id, principal))
 
-    @api.get("/{account_id}/ledger")
-    async def get_ledger(account_id: str, limit: int = Query(default=50, ge=1, le=500), cursor: str | None = None,
-                         credit_type: str | None = None) -> dict[str, Any]:
+    @api.get("/{account_id}/ledger", responses=responses(400, 404))
+    async def get_ledger(
+        principal: Caller,
+        account_id: AccountId,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: Cursor | None = None,
+        credit_type: CreditType | None = None,
+    ) -> dict[str, Any]:
         """Booked ledger entries, newest first, with cursor pagination."""
-        await find(account_id)
+        await find(account_id, principal)
         return await ledger_page(ctx.db, account_id, limit, cursor, credit_type)
 
-    @api.patch("/{account_id}")
-    async def update_account(account_id: str, body: AccountPatch) -> dict[str, Any]:
-        doc = await find(account_id)
+    @api.patch("/{account_id}", responses=responses(400, 403, 404, 413))
+    async def update_account(principal: Caller, body: AccountPatch, account_id: AccountId) -> dict[str, Any]:
+        doc = await find(account_id, principal)
+        guard_shared(doc, principal)
+        if body.shared is not None:
+            require_admin(principal)
         wanted = body.model_dump(exclude_none=True, exclude={"raw_data"})
         also = None
         if body.raw_data is not None:
@@ -146,8 +243,9 @@ def router(ctx: ServiceContext, cipher: CredentialCipher) -> APIRouter:
                 changes["credentials"] = "replaced"  # that it changed, never what to
             events: list[Event] = []
             if changes:
-                events.append(AccountUpdated(account_id=account_id, provider_id=current["provider_id"],
-                                             changes=changes))
+                events.append(
+                    AccountUpdated(account_id=account_id, provider_id=current["provider_id"], changes=changes)
+                )
             after = {**current, **{k: v for k, v in changes.items() if k != "credentials"}}
             move = None
             if wanted.get("enabled") is False:
@@ -159,32 +257,62 @@ def router(ctx: ServiceContext, cipher: CredentialCipher) -> APIRouter:
             return events + ([move] if move else [])
 
         await record(ctx.db, ctx.broker, account_id, decide, also)
-        return await account_view(ctx.db, await find(account_id))
+        return await account_view(ctx.db, await find(account_id, principal))
 
-    @api.post("/{account_id}/credits", status_code=202)
-    async def grant_credits(account_id: str, body: CreditGrant) -> JSONResponse:
-        """Add credits (a top-up); billing books them as a `grant` entry."""
-        doc = await find(account_id)
+    @api.post("/{account_id}/credits", status_code=202, responses=responses(400, 403, 404, 413))
+    async def grant_credits(principal: Caller, body: CreditGrant, account_id: AccountId) -> JSONResponse:
+        """Add credits (a top-up); billing books them as a `grant` entry. Shared accounts: admins only."""
+        doc = await find(account_id, principal)
+        guard_shared(doc, principal)
         check_credit_types(provider_of(doc["provider_id"]), [body.credit_type])
-        event = CreditsGranted(account_id=account_id, provider_id=doc["provider_id"], amount=body.amount,
-                               credit_type=body.credit_type, reason=body.reason)
+        event = CreditsGranted(
+            account_id=account_id,
+            provider_id=doc["provider_id"],
+            amount=body.amount,
+            credit_type=body.credit_type,
+            reason=body.reason,
+        )
         await publish_event(ctx.broker, event)
-        return JSONResponse({"event_id": event.event_id, "credit_type": body.credit_type, "amount": body.amount},
-                            status_code=202)
+        return JSONResponse(
+            {"event_id": event.event_id, "credit_type": body.credit_type, "amount": body.amount},
+            status_code=202,
+        )
 
-    @api.post("/{account_id}/sync", status_code=202)
-    async def sync(account_id: str) -> JSONResponse:
+    @api.post("/{account_id}/sync", status_code=202, responses=responses(400, 403, 404, 409, 502))
+    async def sync(principal: Caller, account_id: AccountId) -> JSONResponse:
         """Read the provider's real balances; billing books each difference as an `adjustment` entry."""
-        doc = await find(account_id)
-        return JSONResponse(await sync_account(ctx, cipher, provider_of(doc["provider_id"]), doc), status_code=202)
+        doc = await find(account_id, principal)
+        guard_shared(doc, principal)
+        return JSONResponse(
+            await sync_account(ctx, cipher, provider_of(doc["provider_id"]), doc), status_code=202
+        )
 
-    @api.delete("/{account_id}", status_code=204)
-    async def delete_account(account_id: str) -> Response:
-        doc = await find(account_id)
+    @api.delete("/{account_id}", status_code=204, responses=responses(403, 404))
+    async def delete_account(principal: Caller, account_id: AccountId) -> Response:
+        doc = await find(account_id, principal)
+        guard_shared(doc, principal)
         # Published first, under a fixed id: a retried DELETE after a crash publishes a duplicate that is dropped.
-        await publish_event(ctx.broker, AccountDeleted(event_id=f"{account_id}.deleted", account_id=account_id,
-                                                       provider_id=doc["provider_id"]))
+        await publish_event(
+            ctx.broker,
+            AccountDeleted(
+                event_id=f"{account_id}.deleted", account_id=account_id, provider_id=doc["provider_id"]
+            ),
+        )
         await accounts.delete_one({"_id": account_id})
         return Response(status_code=204)
 
     return api
+
+
+def _encode_cursor(doc: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(["account", doc["_id"]]).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        tag, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if tag != "account" or not isinstance(last_id, str):
+            raise ValueError(cursor)
+        return last_id
+    except (ValueError, TypeError):
+        raise ApiError(400, "invalid_cursor", "the cursor is not one this API returned") from None

@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from .errors import ApiError
 from .generations_api import jsonable
 
-PUBLIC_FIELDS = ("provider_id", "email", "status", "status_reason", "status_code", "status_since",
+PUBLIC_FIELDS = ("provider_id", "owner_id", "shared", "email", "status", "status_reason", "status_code", "status_since",
                  "cooldown_until", "enabled", "priority", "concurrency_limit", "created_at", "updated_at",
                  "last_used_at")
 TIME_FIELDS = ("status_since", "cooldown_until", "updated_at", "last_used_at")  # stored as epoch seconds
@@ -50,6 +50,7 @@ def public(doc: dict[str, Any], balance_docs: list[dict[str, Any]] | None = None
             "slots_in_use": len(leases), "running_jobs": sorted(leases),
             "balances": balances_of(doc, balance_docs or [])}
     view["enabled"] = bool(view["enabled"])  # some servers hand a stored bool back as 0/1
+    view["shared"] = bool(view["shared"])
     for field in TIME_FIELDS:
         view[field] = from_ts(view[field])
     return jsonable(view)

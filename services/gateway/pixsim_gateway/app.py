@@ -12,8 +12,11 @@ from pixsim_runtime.consumers import subscribe
 from pixsim_runtime.secrets import cipher_from_env
 from pixsim_runtime.service import ServiceContext, build_service
 
-from . import accounts_api, generations_api, providers_api
+from . import accounts_api, api_keys, generations_api, keys_api, providers_api
+from .auth import Authenticator, AuthMiddleware
 from .errors import install_error_handlers
+from .limits import BodyLimitMiddleware, RateLimiter, StreamSlots
+from .oidc import OidcVerifier
 from .projections import GENERATIONS, Projector
 from .settings import GatewaySettings
 
@@ -42,12 +45,23 @@ def create_app(
             subscribe(ctx.broker, service="gateway", subject=subject, stream=stream, durable=durable,
                       event_type=event_type, handler=project, retry=ctx.retry)
         cipher = cipher_from_env()
-        app.include_router(generations_api.router(ctx, projector, settings.sse_keepalive_s, cipher))
+        limits = settings.role_limits()
+        slots = StreamSlots(settings.sse_max_per_user, settings.sse_max_total)
+        app.include_router(generations_api.router(ctx, projector, settings.sse_keepalive_s, cipher, limits, slots))
         app.include_router(providers_api.router(ctx.registry))
         app.include_router(accounts_api.router(ctx, cipher))
+        app.include_router(keys_api.router(ctx))
+        # Outermost last: a request meets authentication (and its rate limit) first, then the body cap.
+        app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+        oidc = settings.oidc()
+        app.add_middleware(AuthMiddleware, authenticator=Authenticator(ctx.db, OidcVerifier(oidc) if oidc else None),
+                           limiter=RateLimiter(ctx.db), limits=limits)
 
     async def on_startup(ctx: ServiceContext) -> None:
         await ctx.db[GENERATIONS].create_index([("created_at", -1)])
+        await ctx.db[GENERATIONS].create_index([("user_id", 1), ("status", 1)])
+        if settings.bootstrap_admin_key:
+            await api_keys.ensure_bootstrap_key(ctx.db, settings.bootstrap_admin_key, settings.bootstrap_admin_user)
 
     return build_service(settings, setup=setup, on_startup=on_startup, tracer_provider=tracer_provider,
                          registry=registry, app=app)

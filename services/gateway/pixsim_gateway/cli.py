@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import httpx
@@ -26,12 +27,26 @@ POLL_INTERVAL_S = 0.5
 STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)  # the gateway sends keep-alives well within a minute
 
 
+LOCAL_KEY_FILE = Path(".pixsim/admin.key")  # written by `make run` on first start
+
+
+def api_key(given: str | None) -> str | None:
+    """The credential: --api-key / PIXSIM_API_KEY, else the key `make run` keeps in .pixsim/admin.key."""
+    if given:
+        return given.strip()
+    try:
+        return LOCAL_KEY_FILE.read_text().strip() or None
+    except OSError:
+        return None
+
+
 class Api:
     """The gateway's HTTP API: JSON in, JSON out; any failure ends the command with exit code 2."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self.client = httpx.Client(base_url=self.base_url, timeout=30.0)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.client = httpx.Client(base_url=self.base_url, timeout=30.0, headers=headers)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -280,11 +295,15 @@ def cancel(ctx: typer.Context, generation_id: str) -> None:
 def main(
     ctx: typer.Context,
     api: Annotated[str, typer.Option(envvar="PIXSIM_API_URL", help="Base URL of the gateway")] = DEFAULT_API,
+    key: Annotated[str | None, typer.Option("--api-key", envvar="PIXSIM_API_KEY", show_default=False,
+                                            help="PixSim API key (default: .pixsim/admin.key from make run)")] = None,
 ) -> None:
-    ctx.obj = Api(api)
+    ctx.obj = Api(api, api_key(key))
 
 
-# `pixsim accounts ...` lives in its own module, which imports the helpers above: hence last.
+# `pixsim accounts ...` and `pixsim keys ...` live in their own modules, which import the helpers above.
 from .accounts_cli import app as _accounts_app
+from .keys_cli import app as _keys_app
 
 app.add_typer(_accounts_app, name="accounts")
+app.add_typer(_keys_app, name="keys")

@@ -1,4 +1,5 @@
-"""`/api/v1/generations`: create, read, list, cancel, and live events."""
+"""`/api/v1/generations`: create, read, list, cancel, and live events, each only on the caller's own
+generations (an admin's on everyone's); somebody else's generation answers 404, like a missing one."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import base64
 import hashlib
 import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from pixsim_contracts import GenerationCancelRequested, GenerationRequested, OperationType, new_id
 from pixsim_provider_sdk import ProviderError, ProviderNotFoundError, validate_params
@@ -17,27 +18,54 @@ from pixsim_runtime.broker import publish_event
 from pixsim_runtime.service import ServiceContext
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError
+from starlette.types import Receive, Scope, Send
 
-from .errors import ApiError
+from .auth import Caller, Principal
+from .bounds import ID_PATTERN, Cursor, Id, JsonObject, Priority, ProviderId, UserId
+from .errors import ApiError, responses
+from .limits import RoleLimits, StreamSlots, check_in_flight
 from .projections import GENERATIONS, TERMINAL, Projector, to_api
 from .sse import generation_event_stream
 
 IDEMPOTENCY = "idempotency_keys"
+GenerationId = Annotated[str, Path(pattern=ID_PATTERN, description="The generation's id")]
+Status = Literal["requested", "submitted", "processing", "completed", "failed", "filtered", "cancelled"]
 
 
 class GenerationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    provider_id: str
-    operation_type: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    account_id: str | None = None
-    user_id: str | None = None
-    priority: int = 0
+    provider_id: ProviderId
+    operation_type: str = Field(max_length=64, description="One of the provider's operations")
+    params: JsonObject = Field(default_factory=dict)
+    account_id: Id | None = None
+    user_id: UserId | None = Field(default=None, description="Admins only: create on behalf of this user")
+    priority: Priority = 0
 
 
-def router(ctx: ServiceContext, projector: Projector, keepalive_s: float, cipher: Any) -> APIRouter:
-    api = APIRouter(prefix="/api/v1", tags=["generations"])
+class SlotStreamingResponse(StreamingResponse):
+    """A stream that holds one of the caller's SSE slots until it ends, however it ends."""
+
+    def __init__(self, *args: Any, slots: StreamSlots, user_id: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.slots, self.user_id = slots, user_id
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.slots.release(self.user_id)
+
+
+def router(
+    ctx: ServiceContext,
+    projector: Projector,
+    keepalive_s: float,
+    cipher: Any,
+    limits: dict[str, RoleLimits],
+    slots: StreamSlots,
+) -> APIRouter:
+    api = APIRouter(prefix="/api/v1", tags=["generations"], responses=responses(401, 422, 429))
     generations = ctx.db[GENERATIONS]
 
     def check(body: GenerationCreate) -> OperationType:
@@ -47,76 +75,129 @@ def router(ctx: ServiceContext, projector: Projector, keepalive_s: float, cipher
             raise ApiError(400, "unknown_provider", str(exc)) from None
         supported = [op.value for op in provider.supported_operations]
         if body.operation_type not in supported:
-            raise ApiError(400, "unsupported_operation", f"provider {body.provider_id!r} does not support "
-                           f"{body.operation_type!r} (supported: {', '.join(supported)})")
-        op = OperationType(body.operation_type)
-        problems = validate_params(provider.get_operation_parameter_spec().get(op.value), body.params)
+            raise ApiError(
+                400,
+                "unsupported_operation",
+                f"provider {body.provider_id!r} does not support "
+                f"{body.operation_type!r} (supported: {', '.join(supported)})",
+            )
+        problems = validate_params(
+            provider.get_operation_parameter_spec().get(body.operation_type), body.params
+        )
         if problems:
-            raise ApiError(422, "invalid_params", "; ".join(problems))
-        return op
+            raise ApiError(422, "invalid_params", "; ".join(problems)[:2000])
+        return OperationType(body.operation_type)
+
+    async def find(generation_id: str, principal: Principal) -> dict[str, Any]:
+        doc = await generations.find_one({"_id": generation_id})
+        if doc is None or not principal.owns(doc.get("user_id")):
+            raise ApiError(404, "generation_not_found", f"no generation with id {generation_id!r}")
+        return doc
 
     async def submit(event: GenerationRequested) -> dict[str, Any]:
         await publish_event(ctx.broker, event, msg_id=event.generation_id)
         # Read your writes: fold our own event now instead of waiting for the projector's copy.
         return await projector.apply(event) or await generations.find_one({"_id": event.generation_id})
 
-    @api.post("/generations", status_code=202)
+    @api.post("/generations", status_code=202, responses=responses(400, 403, 409, 413))
     async def create_generation(
-        body: GenerationCreate, idempotency_key: str | None = Header(default=None, max_length=200)
+        principal: Caller,
+        body: GenerationCreate,
+        idempotency_key: str | None = Header(default=None, max_length=200, pattern=r"^[\x21-\x7e]+$"),
     ) -> JSONResponse:
+        if body.user_id is not None and body.user_id != principal.user_id and not principal.is_admin:
+            raise ApiError(
+                403, "admin_only", "only an admin may create a generation on behalf of another user"
+            )
         op = check(body)
+        owner = body.user_id or principal.user_id
+        keys = Idempotency(ctx, owner, idempotency_key, body) if idempotency_key else None
+        earlier = await keys.earlier() if keys else None
+        if earlier is not None:  # a retry: the first request's generation, whatever the limits say now
+            return JSONResponse(jsonable(to_api(await submit(earlier))), status_code=202)
+        await check_in_flight(ctx.db, principal, limits[principal.role])
         gid = new_id()
-        event = GenerationRequested(event_id=f"{gid}.requested", generation_id=gid, provider_id=body.provider_id,
-                                    operation_type=op, params=body.params, account_id=body.account_id,
-                                    user_id=body.user_id, priority=body.priority)
-        if idempotency_key:
-            event = await _remember_key(ctx, idempotency_key, body, event)
-        doc = await submit(event)
-        return JSONResponse(jsonable(to_api(doc)), status_code=202)
+        event = GenerationRequested(
+            event_id=f"{gid}.requested",
+            generation_id=gid,
+            provider_id=body.provider_id,
+            operation_type=op,
+            params=body.params,
+            account_id=body.account_id,
+            user_id=owner,
+            priority=body.priority,
+        )
+        if keys:
+            event = await keys.remember(event)
+        return JSONResponse(jsonable(to_api(await submit(event))), status_code=202)
 
-    @api.get("/generations/{generation_id}")
-    async def get_generation(generation_id: str) -> JSONResponse:
-        return JSONResponse(jsonable(to_api(await _find(generations, generation_id))))
+    @api.get("/generations/{generation_id}", responses=responses(404))
+    async def get_generation(principal: Caller, generation_id: GenerationId):
+        return JSONResponse(jsonable(to_api(await find(generation_id, principal))))
 
-    @api.get("/generations")
+    @api.get("/generations", responses=responses(400))
     async def list_generations(
-        status: str | None = None, provider_id: str | None = None,
-        limit: int = Query(default=20, ge=1, le=200), cursor: str | None = None,
+        principal: Caller,
+        status: Status | None = None,
+        provider_id: ProviderId | None = None,
+        user_id: Annotated[UserId | None, Query(description="Admins only: this user's generations")] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 20,
+        cursor: Cursor | None = None,
     ) -> JSONResponse:
         query: dict[str, Any] = {}
+        owner = user_id if principal.is_admin else principal.user_id
+        if owner:
+            query["user_id"] = owner
         if status:
             query["status"] = status
         if provider_id:
             query["provider_id"] = provider_id
         if cursor:
             created_at, last_id = _decode_cursor(cursor)
-            query["$or"] = [{"created_at": {"$lt": created_at}}, {"created_at": created_at, "_id": {"$lt": last_id}}]
-        docs = await generations.find(query).sort([("created_at", -1), ("_id", -1)]).limit(limit + 1).to_list()
+            query["$or"] = [
+                {"created_at": {"$lt": created_at}},
+                {"created_at": created_at, "_id": {"$lt": last_id}},
+            ]
+        docs = (
+            await generations.find(query).sort([("created_at", -1), ("_id", -1)]).limit(limit + 1).to_list()
+        )
         page, more = docs[:limit], len(docs) > limit
         next_cursor = _encode_cursor(page[-1]) if more and page else None
         return JSONResponse({"items": [jsonable(to_api(d)) for d in page], "next_cursor": next_cursor})
 
-    @api.post("/generations/{generation_id}/cancel", status_code=202)
-    async def cancel_generation(generation_id: str) -> JSONResponse:
-        doc = await _find(generations, generation_id)
+    @api.post("/generations/{generation_id}/cancel", status_code=202, responses=responses(404, 409))
+    async def cancel_generation(principal: Caller, generation_id: GenerationId):
+        doc = await find(generation_id, principal)
         if doc["status"] in TERMINAL:
-            raise ApiError(409, "already_finished", f"generation {generation_id} already ended: {doc['status']}")
-        event = GenerationCancelRequested(event_id=f"{generation_id}.cancel_requested", generation_id=generation_id)
+            raise ApiError(
+                409, "already_finished", f"generation {generation_id} already ended: {doc['status']}"
+            )
+        event = GenerationCancelRequested(
+            event_id=f"{generation_id}.cancel_requested", generation_id=generation_id
+        )
         await publish_event(ctx.broker, event)
         doc = await projector.apply(event) or doc
         return JSONResponse(jsonable(to_api(doc)), status_code=202)
 
-    @api.get("/generations/{generation_id}/content")
-    async def generation_content(generation_id: str, variant: str = Query(default="result",
-                                                                            pattern="^(result|thumbnail)$")):
+    @api.get("/generations/{generation_id}/content", responses=responses(404, 409, 502))
+    async def generation_content(
+        principal: Caller,
+        generation_id: GenerationId,
+        variant: Literal["result", "thumbnail"] = "result",
+    ):
         """The result's bytes. Where the provider's result URLs need the account's credentials (Sora),
         they are fetched here with them; public URLs are answered with a redirect."""
-        doc = await _find(generations, generation_id)
+        doc = await find(generation_id, principal)
         if doc["status"] != "completed":
-            raise ApiError(409, "not_completed", f"generation {generation_id} is {doc['status']}, not completed")
+            raise ApiError(
+                409, "not_completed", f"generation {generation_id} is {doc['status']}, not completed"
+            )
         result = doc.get("result") or {}
-        url = result.get("thumbnail_url") if variant == "thumbnail" else (
-            result.get("video_url") or result.get("image_url"))
+        url = (
+            result.get("thumbnail_url")
+            if variant == "thumbnail"
+            else (result.get("video_url") or result.get("image_url"))
+        )
         if not url:
             raise ApiError(404, "no_content", f"generation {generation_id} has no {variant}")
         try:
@@ -135,39 +216,57 @@ def router(ctx: ServiceContext, projector: Projector, keepalive_s: float, cipher
         body, content_type = fetched
         return Response(body, media_type=content_type)
 
-    @api.get("/generations/{generation_id}/events")
-    async def generation_events(generation_id: str, request: Request) -> StreamingResponse:
-        """Server-Sent Events: the generation's events from the start, then live, until it ends."""
-        await _find(generations, generation_id)
+    @api.get(
+        "/generations/{generation_id}/events", responses=responses(404), response_class=StreamingResponse
+    )
+    async def generation_events(
+        principal: Caller, request: Request, generation_id: GenerationId
+    ) -> StreamingResponse:
+        """Server-Sent Events: the generation's events from the start, then live, until it ends.
+        At most `PIXSIM_SSE_MAX_PER_USER` streams per user and `PIXSIM_SSE_MAX_TOTAL` per server (429)."""
+        await find(generation_id, principal)
+        slots.acquire(principal.user_id)
         stream = generation_event_stream(ctx.broker, generation_id, request, keepalive_s)
-        return StreamingResponse(stream, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return SlotStreamingResponse(
+            stream,
+            slots=slots,
+            user_id=principal.user_id,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     return api
 
 
-async def _remember_key(
-    ctx: ServiceContext, key: str, body: GenerationCreate, event: GenerationRequested
-) -> GenerationRequested:
-    """The request event this key stands for: ours if the key is new, the first one's otherwise."""
-    keys = ctx.db[IDEMPOTENCY]
-    body_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-    try:
-        await keys.insert_one({"_id": key, "body_hash": body_hash, "event": event.model_dump(mode="json")})
-        return event
-    except DuplicateKeyError:
-        first = await keys.find_one({"_id": key})
-    if first["body_hash"] != body_hash:
-        raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was used with a different request body")
-    # Publishing the first event again is safe (same Nats-Msg-Id) and covers a crash after the key was saved.
-    return GenerationRequested.model_validate(first["event"])
+class Idempotency:
+    """An `Idempotency-Key` of one user (keys are per user: another user's key finds nothing)."""
 
+    def __init__(self, ctx: ServiceContext, owner: str, key: str, body: GenerationCreate) -> None:
+        self.keys = ctx.db[IDEMPOTENCY]
+        self.id = f"{owner}:{key}"
+        self.body_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
 
-async def _find(collection, generation_id: str) -> dict[str, Any]:
-    doc = await collection.find_one({"_id": generation_id})
-    if doc is None:
-        raise ApiError(404, "generation_not_found", f"no generation with id {generation_id!r}")
-    return doc
+    async def earlier(self) -> GenerationRequested | None:
+        """The request event this key stood for, if it was used before (409 with another body)."""
+        first = await self.keys.find_one({"_id": self.id})
+        if first is None:
+            return None
+        if first["body_hash"] != self.body_hash:
+            raise ApiError(
+                409, "idempotency_key_reused", "this Idempotency-Key was used with a different request body"
+            )
+        # Publishing the first event again is safe (same Nats-Msg-Id) and covers a crash after the key was saved.
+        return GenerationRequested.model_validate(first["event"])
+
+    async def remember(self, event: GenerationRequested) -> GenerationRequested:
+        """Ours if the key is still new; the first one's if a concurrent request got there first."""
+        try:
+            await self.keys.insert_one(
+                {"_id": self.id, "body_hash": self.body_hash, "event": event.model_dump(mode="json")}
+            )
+            return event
+        except DuplicateKeyError:
+            return await self.earlier() or event
 
 
 def _encode_cursor(doc: dict[str, Any]) -> str:
