@@ -54,7 +54,7 @@ def create_app(
         # Outermost last: a request meets authentication (and its rate limit) first, then the body cap.
         app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
         oidc = settings.oidc()
-        app.add_middleware(AuthMiddleware, authenticator=Authenticator(ctx.db, OidcVerifier(oidc) if oidc else None),
+        app.add_middleware(AuthMiddleware, authenticator=Authenticator(ctx.db, OidcVerifier(oidc, refresh_min_s=settings.oidc_jwks_refresh_s) if oidc else None),
                            limiter=RateLimiter(ctx.db), limits=limits)
 
     async def on_startup(ctx: ServiceContext) -> None:

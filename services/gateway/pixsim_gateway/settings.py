@@ -29,6 +29,10 @@ class GatewaySettings(BaseServiceSettings):
         description="A string or list claim; the value `admin` makes an admin",
     )
     oidc_algorithms: str = Field(default="RS256,ES256", alias="PIXSIM_OIDC_ALGORITHMS")
+    oidc_jwks_refresh_s: float = Field(
+        default=30.0, ge=0, alias="PIXSIM_OIDC_JWKS_REFRESH",
+        description="Least seconds between JWKS fetches caused by unknown key ids (rotation)",
+    )
 
     # -- limits (0 = none) ----------------------------------------------------------------------
     user_rate: float = Field(default=20.0, ge=0, alias="PIXSIM_USER_RATE", description="requests/s per user")
