@@ -108,7 +108,8 @@ def security_fake() -> Iterator[AccountsFake]:
 
 
 @pytest.fixture(scope="package")
-async def secure(secure_servers: Servers, idp: IdentityProvider, security_fake: AccountsFake) -> AsyncIterator[Secure]:
+async def secure(secure_servers: Servers, idp: IdentityProvider, security_fake: AccountsFake,
+                 sim_fake: Any) -> AsyncIterator[Secure]:
     oidc = {"PIXSIM_OIDC_ISSUER": ISSUER, "PIXSIM_OIDC_AUDIENCE": AUDIENCE, "PIXSIM_OIDC_JWKS_URL": idp.url,
             "PIXSIM_OIDC_JWKS_REFRESH": 0.2, "PIXSIM_SSE_MAX_PER_USER": 2}
     async with running(secure_servers, security_fake, db="security", **oidc) as system:

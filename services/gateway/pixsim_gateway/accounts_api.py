@@ -38,6 +38,7 @@ from .bounds import (
     MAX_CREDITS,
     Credits,
     CreditType,
+    Count,
     Cursor,
     Email,
     JsonObject,
@@ -61,7 +62,7 @@ class AccountCreate(BaseModel):
         default_factory=dict, max_length=32, description="Opening balance per credit type"
     )
     priority: Priority = 0
-    concurrency_limit: int = Field(default=1, ge=1, le=1000)
+    concurrency_limit: Count = 1
     owner_id: UserId | None = Field(default=None, description="Admins only: the user who owns the account")
     shared: bool = Field(
         default=False, description="Admins only: runs every user's jobs, not only the owner's"
@@ -72,7 +73,7 @@ class AccountPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     priority: Priority | None = None
-    concurrency_limit: int | None = Field(default=None, ge=1, le=1000)
+    concurrency_limit: Count | None = None
     enabled: bool | None = Field(
         default=None, description="false disables; true also revives a failed account"
     )
@@ -84,7 +85,7 @@ class CreditGrant(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     credit_type: CreditType
-    amount: int = Field(gt=0, le=MAX_CREDITS)
+    amount: int = Field(strict=True, gt=0, le=MAX_CREDITS)
     reason: Text = "top-up"
 
 

@@ -48,7 +48,7 @@ class Principal:
         return self.is_admin or (owner is not None and owner == self.user_id)
 
 
-def caller(request: Request, _bearer: Any = Security(BEARER)) -> Principal:
+def caller(request: Request, _bearer: Annotated[Any, Security(BEARER)] = None) -> Principal:
     """The route dependency: the principal the middleware authenticated."""
     principal = request.scope.get("state", {}).get("principal")
     if principal is None:  # only reachable if a route is mounted outside PROTECTED_PREFIX

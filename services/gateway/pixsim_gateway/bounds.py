@@ -28,8 +28,9 @@ Id = Annotated[str, Field(pattern=ID_PATTERN, description="1-128 of A-Z a-z 0-9 
 ProviderId = Annotated[str, Field(pattern=PROVIDER_PATTERN)]
 UserId = Annotated[str, Field(pattern=USER_PATTERN)]
 CreditType = Annotated[str, Field(pattern=CREDIT_TYPE_PATTERN)]
-Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY, description="Higher first")]
-Credits = Annotated[int, Field(ge=0, le=MAX_CREDITS)]
+Priority = Annotated[int, Field(strict=True, ge=-MAX_PRIORITY, le=MAX_PRIORITY, description="Higher first")]
+Credits = Annotated[int, Field(strict=True, ge=0, le=MAX_CREDITS)]
+Count = Annotated[int, Field(strict=True, ge=1, le=1000)]  # e.g. concurrency limits
 JsonObject = Annotated[
     dict[str, Any],
     AfterValidator(_small_json),

@@ -78,9 +78,9 @@ class OidcVerifier:
         if kid in self._keys and time.monotonic() - self._fetched_at < self.max_age_s:
             return self._keys[kid]
         async with self._lock:
-            if kid not in self._keys or time.monotonic() - self._fetched_at >= self.max_age_s:
-                if time.monotonic() - self._fetched_at >= self.refresh_min_s:
-                    await self._fetch()
+            stale = kid not in self._keys or time.monotonic() - self._fetched_at >= self.max_age_s
+            if stale and time.monotonic() - self._fetched_at >= self.refresh_min_s:
+                await self._fetch()
         if kid not in self._keys:
             raise InvalidToken(f"unknown key id {kid!r}")
         return self._keys[kid]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pixsim_provider_sdk import ProviderNotFoundError, Registry
 
-from .errors import ApiError
+from .bounds import PROVIDER_PATTERN
+from .errors import ApiError, responses
 
 
 def describe(registry: Registry, provider_id: str) -> dict[str, Any]:
@@ -20,21 +21,21 @@ def describe(registry: Registry, provider_id: str) -> dict[str, Any]:
 
 
 def router(registry: Registry) -> APIRouter:
-    api = APIRouter(prefix="/api/v1/providers", tags=["providers"])
+    api = APIRouter(prefix="/api/v1/providers", tags=["providers"], responses=responses(401, 422, 429))
 
     @api.get("")
     async def list_providers() -> dict[str, Any]:
         return {"items": [describe(registry, pid) for pid in registry.ids()]}
 
-    @api.get("/detect")
-    async def detect_provider(url: str = Query(min_length=1)) -> dict[str, Any]:
+    @api.get("/detect", responses=responses(404))
+    async def detect_provider(url: Annotated[str, Query(min_length=1, max_length=2048)]) -> dict[str, Any]:
         manifest = registry.detect(url)
         if manifest is None:
-            raise ApiError(404, "no_provider_for_url", f"no provider's domains match {url!r}")
+            raise ApiError(404, "no_provider_for_url", f"no provider's domains match {url[:200]!r}")
         return describe(registry, manifest.id)
 
-    @api.get("/{provider_id}")
-    async def get_provider(provider_id: str) -> dict[str, Any]:
+    @api.get("/{provider_id}", responses=responses(404))
+    async def get_provider(provider_id: Annotated[str, Path(pattern=PROVIDER_PATTERN)]) -> dict[str, Any]:
         try:
             return describe(registry, provider_id)
         except ProviderNotFoundError as exc:
