@@ -34,7 +34,7 @@ class IdentityProvider:
         idp = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 body = json.dumps(idp.jwks()).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")

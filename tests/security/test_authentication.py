@@ -5,6 +5,7 @@ document, so a route added later is covered without touching this test."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -107,7 +108,7 @@ async def test_rotated_signing_keys_are_followed_by_kid(secure):
         assert (await client.get("/api/v1/generations", headers={"Authorization": f"Bearer {old}"})).status_code == 200
         idp.rotate()  # the identity provider publishes a new key and drops the old one
         new = idp.token("rotating-user")
-        time.sleep(0.3)  # past PIXSIM_OIDC_JWKS_REFRESH: an unknown kid may fetch the JWKS again
+        await asyncio.sleep(0.3)  # past PIXSIM_OIDC_JWKS_REFRESH: an unknown kid may fetch the JWKS again
         assert (await client.get("/api/v1/generations", headers={"Authorization": f"Bearer {new}"})).status_code == 200
         refused = await client.get("/api/v1/generations", headers={"Authorization": f"Bearer {old}"})
         assert refused.status_code == 401  # the old key left the JWKS

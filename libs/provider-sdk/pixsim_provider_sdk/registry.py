@@ -76,7 +76,10 @@ class Registry:
 
     def detect(self, url: str) -> ProviderManifest | None:
         """The provider whose manifest domains match the URL's host (exact host or a subdomain)."""
-        host = (urlparse(url if "//" in url else f"//{url}").hostname or "").lower()
+        try:
+            host = (urlparse(url if "//" in url else f"//{url}").hostname or "").lower()
+        except ValueError:  # not a URL at all (e.g. a broken IPv6 literal): no provider's
+            return None
         if not host:
             return None
         best: tuple[int, ProviderManifest] | None = None

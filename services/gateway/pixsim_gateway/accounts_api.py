@@ -36,9 +36,9 @@ from .auth import Caller, Principal, require_admin
 from .bounds import (
     ID_PATTERN,
     MAX_CREDITS,
+    Count,
     Credits,
     CreditType,
-    Count,
     Cursor,
     Email,
     JsonObject,
@@ -90,7 +90,7 @@ class CreditGrant(BaseModel):
 
 
 def router(ctx: ServiceContext, cipher: CredentialCipher) -> APIRouter:
-    api = APIRouter(prefix="/api/v1/accounts", tags=["accounts"], responses=responses(401, 422, 429))
+    api = APIRouter(prefix="/api/v1/accounts", tags=["accounts"], responses=responses(400, 401, 422, 429))
     accounts = ctx.db[ACCOUNTS]
 
     async def find(account_id: str, principal: Principal) -> dict[str, Any]:

@@ -65,7 +65,7 @@ def router(
     limits: dict[str, RoleLimits],
     slots: StreamSlots,
 ) -> APIRouter:
-    api = APIRouter(prefix="/api/v1", tags=["generations"], responses=responses(401, 422, 429))
+    api = APIRouter(prefix="/api/v1", tags=["generations"], responses=responses(400, 401, 422, 429))
     generations = ctx.db[GENERATIONS]
 
     def check(body: GenerationCreate) -> OperationType:
@@ -179,7 +179,10 @@ def router(
         doc = await projector.apply(event) or doc
         return JSONResponse(jsonable(to_api(doc)), status_code=202)
 
-    @api.get("/generations/{generation_id}/content", responses=responses(404, 409, 502))
+    @api.get(
+        "/generations/{generation_id}/content",
+        responses={**responses(404, 409, 502), 307: {"description": "Redirect to the provider's public URL"}},
+    )
     async def generation_content(
         principal: Caller,
         generation_id: GenerationId,

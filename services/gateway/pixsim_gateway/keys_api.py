@@ -63,7 +63,7 @@ def view(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def router(ctx: ServiceContext) -> APIRouter:
-    api = APIRouter(prefix="/api/v1/keys", tags=["keys"], responses=responses(401, 422, 429))
+    api = APIRouter(prefix="/api/v1/keys", tags=["keys"], responses=responses(400, 401, 422, 429))
     keys = ctx.db[api_keys.KEYS]
 
     async def find(key_id: str, principal: Principal) -> dict[str, Any]:

@@ -21,7 +21,7 @@ def describe(registry: Registry, provider_id: str) -> dict[str, Any]:
 
 
 def router(registry: Registry) -> APIRouter:
-    api = APIRouter(prefix="/api/v1/providers", tags=["providers"], responses=responses(401, 422, 429))
+    api = APIRouter(prefix="/api/v1/providers", tags=["providers"], responses=responses(400, 401, 422, 429))
 
     @api.get("")
     async def list_providers() -> dict[str, Any]:
