@@ -64,7 +64,7 @@ class EchoProvider(Provider):
             "type": "string",
             "required": True,
             "media": "image",
-            "description": "Source image: an http(s) URL or a local path",
+            "description": "Source image: an http(s) URL",
         }
         return {
             OperationType.TEXT_TO_IMAGE.value: {"parameters": [_PROMPT, *size, _SEED]},
