@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
@@ -106,6 +107,8 @@ class FetchPolicy:
     max_bytes: int = DEFAULT_MAX_BYTES
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_redirects: int = DEFAULT_MAX_REDIRECTS
+    #: How https sources are verified: True (the default CAs) or an SSLContext trusting a private CA.
+    verify: ssl.SSLContext | bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FetchPolicy:
@@ -186,6 +189,8 @@ async def checked_address(url: httpx.URL, param: str, policy: FetchPolicy) -> st
     if host in METADATA_HOSTS:
         raise SourceRejected(f"{param}: refused: {host} is a cloud metadata service")
     allowed = policy.allows(host, port)
+    if not allowed and (host == "localhost" or host.endswith(".localhost")):  # RFC 6761, whatever DNS says
+        raise SourceRejected(f"{param}: refused: {host} is a loopback name; only public hosts are fetched")
     try:
         addresses = await resolve(url.raw_host.decode("ascii"), port)
     except (OSError, UnicodeError):
@@ -227,7 +232,9 @@ async def fetch_source(
 
 async def _fetch(url: httpx.URL, dest: Path, param: str, expect: str | None, policy: FetchPolicy) -> str:
     # trust_env=False: no proxy from the environment, no .netrc credentials sent to a stranger.
-    async with httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=policy.timeout_s) as client:
+    async with httpx.AsyncClient(
+        trust_env=False, follow_redirects=False, timeout=policy.timeout_s, verify=policy.verify
+    ) as client:
         for _ in range(policy.max_redirects + 1):
             address = await checked_address(url, param, policy)
             request = client.build_request(
