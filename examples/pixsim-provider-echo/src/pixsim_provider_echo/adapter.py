@@ -92,7 +92,7 @@ class EchoProvider(Provider):
         if mapped_params.get("mode") != "image":
             return mapped_params
         local_path, temp_paths = await resolve_source_fn(
-            mapped_params["image_url"], generation.user_id, ".png"
+            mapped_params["image_url"], generation.user_id, ".png", param="image_url"
         )
         return {**mapped_params, "image_path": local_path, "_temp_paths": temp_paths}
 
