@@ -73,12 +73,14 @@ TABLE = [
     ("hex", "http://0x7f000001:{port}/", "0x7f000001 resolves to a loopback address"),
     ("short", "http://127.1:{port}/", "127.1 resolves to a loopback address"),
     ("octal", "http://0177.0.0.1:{port}/", "not a valid URL"),
+    ("port-out-of-range", "http://93.184.216.34:99999/", "port is out of range"),
     ("name-to-loopback", "http://rebind.test:{port}/a.png", "rebind.test resolves to a loopback address"),
     ("one-of-many", "http://mixed.test:{port}/a.png", "mixed.test resolves to a loopback address"),
     ("name-to-private", "http://inside.test/a.png", "inside.test resolves to a private address"),
     ("redirect-to-loopback", "{site}/redirect?to=http://127.0.0.1:{port}/a.png", "127.0.0.1 is a loopback address"),
     ("redirect-to-file", "{site}/redirect?to=file:///etc/passwd", "a file: URL is not accepted"),
     ("redirect-to-metadata", "{site}/redirect?to=http://169.254.169.254/", "cloud metadata address"),
+    ("redirect-to-garbage", "{site}/redirect?to=http%3A%2F%2F%5B%3A%3A1", "RemoteProtocolError"),  # httpx refuses the Location
 ]  # fmt: skip
 PIPELINE_TABLE = [row for row in TABLE if "{site}" not in row[1]]  # the shared pipeline allows the sim fake only
 REDIRECTS = [row for row in TABLE if "{site}" in row[1]]

@@ -179,6 +179,8 @@ def check_url(source: object, param: str) -> httpx.URL:
         raise SourceRejected(f"{param}: {what} is not accepted; give an http(s) URL")
     if not url.host:
         raise SourceRejected(f"{param}: the URL has no host")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise SourceRejected(f"{param}: the URL's port is out of range")
     return url
 
 
