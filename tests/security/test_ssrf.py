@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import ipaddress
 import selectors
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -238,9 +240,10 @@ def _nothing_reached(listener: Listener, connects: list[Any], *allowed_ports: in
 @pytest.mark.parametrize(("url", "reason"), [row[1:] for row in TABLE], ids=[row[0] for row in TABLE])
 async def test_the_sdk_refuses_every_inside_source(url, reason, listener, site, connects):
     policy = FetchPolicy().allowing(sf.host_port(site.url))  # the redirecting site only
-    before = len(site.paths)
+    before, temp_files = len(site.paths), set(glob.glob(f"{tempfile.gettempdir()}/pixsim-src-*"))
     with pytest.raises(SourceRejected) as caught:
         await resolve_source(_url(url, listener, site), "user-1", ".png", param="image_url", policy=policy)
+    assert set(glob.glob(f"{tempfile.gettempdir()}/pixsim-src-*")) <= temp_files  # no file left behind
     error = caught.value
     assert error.error_code == "param_invalid" and error.retryable is False
     assert str(error).startswith("image_url: ") and reason in str(error), str(error)
@@ -365,7 +368,7 @@ async def test_the_sdk_cuts_a_trickling_source_at_the_deadline(site):
     assert DEADLINE_S <= time.monotonic() - started < DEADLINE_S + 1.5
 
 
-async def test_the_sdk_enforces_the_size_cap_and_the_content_type(site):
+async def test_the_sdk_enforces_the_size_cap_the_content_type_and_the_redirect_limit(site):
     policy = FetchPolicy(max_bytes=MAX_BYTES).allowing(sf.host_port(site.url))
     for path, reason in (("/big.png", "over the 65536 byte limit"), ("/endless.png", "over the 65536 byte limit"),
                          ("/page.html", "the source is text/html, not image")):
@@ -373,8 +376,14 @@ async def test_the_sdk_enforces_the_size_cap_and_the_content_type(site):
             await resolve_source(site.url + path, None, ".png", param="image_url", policy=policy)
     with pytest.raises(SourceRejected, match="video_url: the source is image/png, not video"):
         await resolve_source(site.url + "/a.png", None, ".mp4", param="video_url", policy=policy)
-    path, temps = await resolve_source(f"{site.url}/redirect?to={quote('/a.png')}", None, ".png", policy=policy)
-    assert Path(path).read_bytes() == PNG and temps == [path]  # an allowed redirect within the site is fine
+    hops = "/a.png"
+    for _ in range(3):
+        hops = f"/redirect?to={quote(hops)}"
+    path, temps = await resolve_source(site.url + hops, None, ".png", policy=policy)
+    assert Path(path).read_bytes() == PNG and temps == [path]  # three redirects within an allowed site are fine
+    Path(path).unlink()
+    with pytest.raises(SourceRejected, match="source: more than 3 redirects"):
+        await resolve_source(f"{site.url}/redirect?to={quote(hops)}", None, ".png", policy=policy)
 
 
 class _BrokenPlugin(AcctProvider):
