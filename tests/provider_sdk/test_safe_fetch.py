@@ -189,3 +189,14 @@ async def test_credentials_and_queries_never_appear_in_the_message():
         assert "s3cret" not in str(caught.value) and str(caught.value).startswith("image_url: ")
     with pytest.raises(SourceRejected, match="image_url: must be a URL, not list"):
         await resolve_source(["http://example.com/a.png"], None, ".png", param="image_url")  # type: ignore[arg-type]
+
+
+def test_make_run_allows_exactly_the_fakes_it_starts(monkeypatch):
+    from conftest import PROVIDERS
+    from pixsim_runtime import dev
+
+    monkeypatch.setattr(dev.subprocess, "Popen", lambda *args, **kwargs: None)  # start nothing
+    env = {sf.ALLOW_HOSTS_ENV: "cdn.example:443", "PIXSIM_SORA_BASE_URL": "https://api.openai.com"}
+    dev._start_fakes(PROVIDERS, env, [])
+    fakes = sorted(v for k, v in env.items() if k.endswith("_BASE_URL") and k != "PIXSIM_SORA_BASE_URL")
+    assert fakes and env[sf.ALLOW_HOSTS_ENV].split(",") == ["cdn.example:443", *(sf.host_port(u) for u in fakes)]
