@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pixsim_provider_sdk import discover
+from pixsim_provider_sdk.safe_fetch import allow_in_env
 from pixsim_provider_sdk.testing.fake_http import load_fake
 from pixsim_runtime import local_servers
 from pixsim_runtime.inprocess import serve
@@ -116,6 +117,7 @@ def sim_fake() -> Iterator[Any]:
     """The sim provider's fake remote API; `.requests` records what the adapter sent."""
     fake = load_fake(PROVIDERS / "sim")(latency=0.6)
     os.environ["PIXSIM_SIM_BASE_URL"] = fake.start("127.0.0.1", 0)
+    allow_in_env(fake.url)  # PIXSIM_FETCH_ALLOW_HOSTS: the dispatcher may fetch sources the fake serves
     yield fake
     fake.stop()
 

@@ -87,10 +87,12 @@ class PixverseProvider(Provider):
         api = mapped_params.get("api_method", "webapi")
         local: dict[str, str] = {}
         temp_paths: list[str] = []
+        listed = "image_urls" in (generation.params or {})  # the sources came from image_urls, else image_url
         try:
             for index, source in enumerate(mapped_params.get("sources") or []):
                 if needs_local_file(source, api, self.base_url):
-                    path, temps = await resolve_source_fn(source, generation.user_id, ".png")
+                    param = f"image_urls[{index}]" if listed else "image_url"
+                    path, temps = await resolve_source_fn(source, generation.user_id, ".png", param=param)
                     temp_paths.extend(temps)
                     local[str(index)] = path
         except httpx.TransportError as exc:

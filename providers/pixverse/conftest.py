@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 from pixsim_provider_sdk import OperationType, ProviderAccount, discover
+from pixsim_provider_sdk.safe_fetch import ALLOW_HOSTS_ENV, host_port
 from pixsim_provider_sdk.testing.fake_http import load_fake
+from pixsim_provider_sdk.testing.media import source_server
 
 FOLDER = Path(__file__).resolve().parent
 LATENCY = 0.3
@@ -53,13 +55,15 @@ def fake_factory():
 
 
 @pytest.fixture
-def start_fake(fake_factory):
+def start_fake(fake_factory, monkeypatch):
     started = []
 
     def start(**knobs):
         fake = fake_factory(**{"latency": LATENCY, **knobs})
         fake.start()
         started.append(fake)
+        # Its media may be another fake's foreign source: let resolve_source fetch from it.
+        monkeypatch.setenv(ALLOW_HOSTS_ENV, host_port(fake.url), prepend=",")
         return fake
 
     yield start
@@ -78,6 +82,13 @@ async def connect(provider, monkeypatch):
 
     yield connect_to
     await provider.aclose()
+
+
+@pytest.fixture
+def sources():
+    """A CDN on loopback that resolve_source may fetch from: `sources.add("a.png", data)` -> its URL."""
+    with source_server() as server:
+        yield server
 
 
 @dataclass

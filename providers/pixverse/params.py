@@ -120,7 +120,7 @@ def _map_video(op: OperationType, params: dict[str, Any], mapped: dict[str, Any]
 
 def _source(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise _invalid(f"{name} must be a URL or a local path")
+        raise _invalid(f"{name} must be an http(s) URL")
     return value.strip()
 
 

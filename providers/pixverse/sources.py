@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import httpx
 from pixsim_provider_sdk import InvalidParametersError, ProviderUnavailableError
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
 
@@ -105,14 +104,7 @@ async def resolve_inputs(
 async def _upload_source(client: PixverseClient, source: str, local_path: str | None) -> dict[str, Any]:
     if local_path:
         return await upload_file(client, local_path)
-    try:
-        local_path, temp_paths = await resolve_source(source, None, ".png")
-    except httpx.TransportError as exc:
-        raise ProviderUnavailableError(
-            f"pixverse: cannot fetch the source image: {type(exc).__name__}"
-        ) from exc
-    except (OSError, ValueError, httpx.HTTPError) as exc:
-        raise InvalidParametersError(f"pixverse: cannot read the source image: {exc}") from exc
+    local_path, temp_paths = await resolve_source(source, None, ".png", param="image source")  # SourceRejected
     try:
         return await upload_file(client, local_path)
     finally:

@@ -82,7 +82,7 @@ _OFF_PEAK = _field("off_peak", "boolean", "advanced", "Queue for off-peak proces
 _TEMPLATE = _field("template_id", "integer", "style", "Pixverse effect template id", min=1)
 _MOTION = _field("motion_mode", "string", "render", "OpenAPI only: normal or fast", enum=list(MOTION_MODES))
 _ASPECT = _field("aspect_ratio", "string", "render", "Frame shape", enum=list(ASPECT_RATIOS))
-_SOURCE_HELP = "an http(s) URL or a local path (uploaded first), or a Pixverse media URL (used as is)"
+_SOURCE_HELP = "an http(s) URL (fetched and uploaded first) or a Pixverse media URL (used as is)"
 
 
 def build_parameter_spec() -> dict[str, dict[str, Any]]:

@@ -19,6 +19,7 @@ from pixsim_provider_sdk import (
     ProviderUnavailableError,
     QuotaExceededError,
     RateLimitError,
+    SourceRejected,
 )
 from pixsim_provider_sdk.files import resolve_source
 
@@ -148,19 +149,17 @@ async def test_results_and_accounts_never_show_secrets(pv):
         assert not any(secret in text for secret in secrets)
 
 
-async def test_prepare_deletes_what_it_fetched_when_a_later_source_fails(pv, tmp_path, tiny_png):
-    good = tmp_path / "a.png"
-    good.write_bytes(tiny_png)
+async def test_prepare_deletes_what_it_fetched_when_a_later_source_fails(pv, sources, tiny_png):
     fetched = []
 
-    async def tracking_resolve(source, user_id, suffix):
-        path, temps = await resolve_source(source, user_id, suffix)
+    async def tracking_resolve(source, user_id, suffix, **kw):
+        path, temps = await resolve_source(source, user_id, suffix, **kw)
         fetched.extend(temps)
         return path, temps
 
-    params = {"prompt": "x", "image_urls": [str(good), str(tmp_path / "missing.png")]}
+    params = {"prompt": "x", "image_urls": [sources.add("a.png", tiny_png), sources.asset_url("missing.png")]}
     generation = GenerationContext(id="g", provider_id="pixverse", operation_type=FUSION, params=params)
-    with pytest.raises(InvalidParametersError, match="cannot read a source"):
+    with pytest.raises(SourceRejected, match=r"image_urls\[1\]: the source answered HTTP 404"):
         await pv.provider.prepare_execution_params(
             generation, pv.provider.map_parameters(FUSION, params), tracking_resolve
         )

@@ -81,14 +81,15 @@ class RemakerProvider(Provider):
         temps: list[str] = []
         try:
             image_paths = []
-            for source in mapped_params.get("image_sources") or []:
-                path, more = await self._resolve(resolve_source_fn, source, generation.user_id, ".jpg")
+            for index, source in enumerate(mapped_params.get("image_sources") or []):
+                param = f"extra_image_urls[{index - 1}]" if index else "image_url"
+                path, more = await self._resolve(resolve_source_fn, source, generation.user_id, ".jpg", param)
                 temps.extend(more)
                 image_paths.append(path)
             prepared = {**mapped_params, "image_paths": image_paths}
             if mapped_params.get("mask_source"):
                 path, more = await self._resolve(
-                    resolve_source_fn, mapped_params["mask_source"], generation.user_id, ".png"
+                    resolve_source_fn, mapped_params["mask_source"], generation.user_id, ".png", "mask_url"
                 )
                 temps.extend(more)
                 prepared["mask_path"] = path
@@ -99,10 +100,10 @@ class RemakerProvider(Provider):
         return prepared
 
     async def _resolve(
-        self, resolve_source_fn: ResolveSourceFn, source: str, user_id: str | None, suffix: str
+        self, resolve_source_fn: ResolveSourceFn, source: str, user_id: str | None, suffix: str, param: str
     ) -> tuple[str, list[str]]:
-        try:
-            return await resolve_source_fn(source, user_id, suffix)
+        try:  # a refused source raises SourceRejected, which passes through
+            return await resolve_source_fn(source, user_id, suffix, param=param)
         except httpx.TransportError as exc:
             raise ProviderError(f"{self.provider_id}: cannot fetch an input image: {exc!r}") from exc
         except (OSError, ValueError, httpx.HTTPError) as exc:

@@ -60,7 +60,7 @@ _IMAGE = {
     "type": "string",
     "required": True,
     "group": "core",
-    "description": "Source image: an http(s) URL or a local file path (PNG, JPEG or WebP)",
+    "description": "Source image: an http(s) URL (PNG, JPEG or WebP)",
 }
 
 
@@ -173,7 +173,7 @@ def map_params(operation_type: OperationType, params: dict[str, Any], provider_i
         raise InvalidParametersError(f"{provider_id}: task_type must be one of {PROMPT_EDITOR_MODELS}")
     extra = params.get("extra_image_urls") or []
     if not isinstance(extra, list) or not all(isinstance(u, str) and u for u in extra):
-        raise InvalidParametersError(f"{provider_id}: extra_image_urls must be a list of URLs or paths")
+        raise InvalidParametersError(f"{provider_id}: extra_image_urls must be a list of http(s) URLs")
     sources = [image, *extra]
     if len(sources) > MAX_IMAGES_PER_MODEL[task_type]:
         raise InvalidParametersError(

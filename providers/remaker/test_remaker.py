@@ -42,6 +42,7 @@ from pixsim_provider_sdk import (
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
 from pixsim_provider_sdk.testing.fake_http import load_fake
+from pixsim_provider_sdk.testing.media import source_server
 
 FOLDER = Path(__file__).resolve().parent
 REPO = FOLDER.parent.parent
@@ -117,14 +118,21 @@ async def remaker(start_fake, connect):
     return provider, fake, await account_from(provider, fake.valid_raw_data())
 
 
+#: The input images: a 320x180 photo, a second photo and a mask of the photo's size.
+IMAGES = {"photo": png(320, 180), "other": png(64, 64, 90), "mask": png(320, 180, 255)}
+
+
 @pytest.fixture
-def images(tmp_path):
-    """Local input files: a 320x180 photo, a second photo and a mask of the photo's size."""
-    paths = {"photo": tmp_path / "photo.png", "other": tmp_path / "other.png", "mask": tmp_path / "mask.png"}
-    paths["photo"].write_bytes(png(320, 180))
-    paths["other"].write_bytes(png(64, 64, 90))
-    paths["mask"].write_bytes(png(320, 180, 255))
-    return {k: str(v) for k, v in paths.items()}
+def sources():
+    """A CDN on loopback that resolve_source may fetch from: `sources.add("a.png", data)` -> its URL."""
+    with source_server() as server:
+        yield server
+
+
+@pytest.fixture
+def images(sources):
+    """The URLs of `IMAGES`, by the same keys."""
+    return {name: sources.add(f"{name}.png", data) for name, data in IMAGES.items()}
 
 
 async def submit(provider, account, op, params):
@@ -178,7 +186,7 @@ async def test_image_to_image_runs_on_the_prompt_editor(remaker, images):
     assert form["fields"] == {"prompt": "make it autumn", "task_type": "sd", "aspect_ratio": "16:9",
                               "image_resolution": "2K"}
     (photo,) = form["files"]["image_files"]
-    assert photo.data == Path(images["photo"]).read_bytes() and photo.content_type == "image/png"
+    assert photo.data == IMAGES["photo"] and photo.content_type == "image/png"
     create = next(r for r in fake.requests if r.path.endswith("/create-job"))
     assert create.headers["authorization"] == account.credentials["token"]  # raw JWT, no "Bearer"
     assert create.headers["product-code"] == "067003" and create.headers["origin"] == "https://remaker.ai"
@@ -197,8 +205,8 @@ async def test_a_mask_runs_on_the_photo_editor(remaker, images, op):
     form = fake.submissions[-1]
     assert form["mode"] == "ai-photo-editor"
     assert form["fields"] == {"prompt": "a red hat", "task_type": "flux", "turnstile_token": ""}
-    assert form["files"]["mask"][0].data == Path(images["mask"]).read_bytes()
-    assert [f.data for f in form["files"]["image"]] == [Path(images["photo"]).read_bytes()]
+    assert form["files"]["mask"][0].data == IMAGES["mask"]
+    assert [f.data for f in form["files"]["image"]] == [IMAGES["photo"]]
 
 
 async def test_multi_image_edit_and_resolution_clamped_per_model(remaker, images):
@@ -380,14 +388,16 @@ async def test_concurrent_limit(start_fake, connect, images):
     assert caught.value.retryable
 
 
-async def test_invalid_inputs_raise_invalid_parameters(remaker, images, tmp_path):
+async def test_invalid_inputs_raise_invalid_parameters(remaker, images, sources):
     provider, _, account = remaker
-    not_an_image = tmp_path / "notes.txt"
-    not_an_image.write_text("hello")
+    not_an_image = sources.add("notes.png", b"hello", "image/png")  # it says it is an image; it is not
     with pytest.raises(InvalidParametersError, match="PNG, JPG or WEBP"):  # refused by the remote (200002)
-        await submit(provider, account, I2I, {"prompt": "x", "image_url": str(not_an_image)})
-    with pytest.raises(InvalidParametersError):  # the source does not exist
-        await submit(provider, account, I2I, {"prompt": "x", "image_url": str(tmp_path / "missing.png")})
+        await submit(provider, account, I2I, {"prompt": "x", "image_url": not_an_image})
+    with pytest.raises(InvalidParametersError, match=r"image_url: the source is text/plain, not image"):
+        await submit(provider, account, I2I, {"prompt": "x", "image_url": sources.add("notes.txt", b"hello")})
+    with pytest.raises(InvalidParametersError, match=r"mask_url: the source answered HTTP 404"):
+        await submit(provider, account, EDIT, {"prompt": "x", "image_url": images["photo"],
+                                               "mask_url": sources.asset_url("missing.png")})
     with pytest.raises(InvalidParametersError, match="mask"):
         provider.map_parameters(EDIT, {"prompt": "x", "image_url": images["photo"]})
     with pytest.raises(InvalidParametersError, match="sd"):
@@ -521,18 +531,18 @@ async def test_prepared_files_are_listed_for_the_caller_to_delete(remaker, image
                                                        resolve_source)
     temps = prepared["_temp_paths"]
     assert sorted(temps) == sorted([*prepared["image_paths"], prepared["mask_path"]]) and len(temps) == 2
-    assert Path(prepared["mask_path"]).read_bytes() == Path(images["mask"]).read_bytes()
+    assert Path(prepared["mask_path"]).read_bytes() == IMAGES["mask"]
     await provider.execute(EDIT, account, prepared)
     assert all(Path(p).exists() for p in temps)  # execute leaves them: cleaning up is the caller's job
     cleanup_temp_paths(temps)
-    assert not any(Path(p).exists() for p in temps) and Path(images["photo"]).exists()
+    assert not any(Path(p).exists() for p in temps)
 
     made = []
 
-    async def second_fails(source, user_id, suffix):
+    async def second_fails(source, user_id, suffix, **kw):
         if made:
             raise FileNotFoundError(source)
-        path, temps = await resolve_source(source, user_id, suffix)
+        path, temps = await resolve_source(source, user_id, suffix, **kw)
         made.extend(temps)
         return path, temps
 
@@ -541,11 +551,13 @@ async def test_prepared_files_are_listed_for_the_caller_to_delete(remaker, image
     assert made and not any(Path(p).exists() for p in made)  # nothing leaks when preparation fails
 
 
-async def test_upload_asset_credits_and_cancel(remaker, images):
+async def test_upload_asset_credits_and_cancel(remaker, images, tmp_path):
     provider, _, account = remaker
-    uploaded = await provider.upload_asset(account, images["photo"])
+    local = tmp_path / "photo.png"
+    local.write_bytes(IMAGES["photo"])
+    uploaded = await provider.upload_asset(account, str(local))
     assert uploaded["id"] and uploaded["expires_at"]
-    assert (await download(uploaded["url"])).content == Path(images["photo"]).read_bytes()
+    assert (await download(uploaded["url"])).content == IMAGES["photo"]
     assert await provider.get_credits(account) == {"web": 999_999}  # no quota knob: unlimited
     job = await submit(provider, account, I2I, {"prompt": "x", "image_url": images["photo"]})
     assert await provider.cancel(account, job.provider_job_id) is False  # Remaker cannot cancel

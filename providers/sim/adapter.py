@@ -101,7 +101,7 @@ class SimProvider(Provider):
             "type": "string",
             "required": True,
             "group": "core",
-            "description": "Source image: an http(s) URL or a local file path",
+            "description": "Source image: an http(s) URL",
         }
         side = {"type": "integer", "min": 64, "max": 2048}
         return {
@@ -174,15 +174,8 @@ class SimProvider(Provider):
         source = mapped.get("image_url")
         if not source:
             raise InvalidParametersError(f"{self.provider_id}: image_to_video needs image_url")
-        # Not prepared (a direct call): fetch the source here and clean up after ourselves.
-        try:
-            local_path, temp_paths = await resolve_source(source, None, ".png")
-        except httpx.TransportError as exc:
-            raise ProviderError(
-                f"{self.provider_id}: cannot fetch image_url: {exc!r}", retryable=True
-            ) from exc
-        except (OSError, ValueError, httpx.HTTPError) as exc:
-            raise InvalidParametersError(f"{self.provider_id}: cannot read image_url: {exc}") from exc
+        # Not prepared (a direct call): fetch the source here (SourceRejected if refused) and clean up.
+        local_path, temp_paths = await resolve_source(source, None, ".png", param="image_url")
         try:
             return await self.upload_asset(account, local_path)
         finally:

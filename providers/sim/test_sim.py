@@ -34,7 +34,9 @@ from pixsim_provider_sdk import (
     validate_params,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
+from pixsim_provider_sdk.safe_fetch import ALLOW_HOSTS_ENV, host_port
 from pixsim_provider_sdk.testing.fake_http import load_fake
+from pixsim_provider_sdk.testing.media import source_server
 
 FOLDER = Path(__file__).resolve().parent
 PROVIDERS_DIR = FOLDER.parent
@@ -54,7 +56,7 @@ def _env_name(provider_id: str) -> str:
 
 
 @pytest.fixture
-def start_fake():
+def start_fake(monkeypatch):
     """Start this folder's fake with knobs; every fake started is stopped after the test."""
     create_fake = load_fake(FOLDER)
     started = []
@@ -63,6 +65,8 @@ def start_fake():
         fake = create_fake(**{"latency": LATENCY, **knobs})
         fake.start()
         started.append(fake)
+        # Its results are sources of later jobs: let resolve_source fetch from it.
+        monkeypatch.setenv(ALLOW_HOSTS_ENV, host_port(fake.url), prepend=",")
         return fake
 
     yield start
@@ -160,25 +164,25 @@ async def test_text_to_image_returns_a_png_of_the_requested_size(sim):
     assert int.from_bytes(image[16:20], "big") == 128 and int.from_bytes(image[20:24], "big") == 96
 
 
-async def test_image_to_video_uploads_a_prepared_local_file(sim, tmp_path):
+async def test_image_to_video_uploads_a_prepared_file(sim):
     provider, fake = sim
-    # A real PNG, produced by a text_to_image job on the fake, saved as the user's local file.
+    # A real PNG, produced by a text_to_image job on the fake, served from the user's own CDN.
     image_job = await submit(provider, OperationType.TEXT_TO_IMAGE, width=64, height=64, latency=0)
     image_url = (await wait_done(provider, image_job.provider_job_id))[0].image_url
-    source = tmp_path / "source.png"
     async with httpx.AsyncClient() as client:
-        source.write_bytes((await client.get(image_url)).content)
+        image = (await client.get(image_url)).content
 
     op = OperationType.IMAGE_TO_VIDEO
-    params = {"prompt": "make it move", "image_url": str(source)}
-    generation = GenerationContext(
-        id="gen-1", provider_id=provider.provider_id, operation_type=op, params=params, user_id="user-1"
-    )
-    assert provider.requires_file_preparation()
-    mapped = await provider.prepare_execution_params(
-        generation, provider.map_parameters(op, params), resolve_source
-    )
-    assert Path(mapped["local_image_path"]).read_bytes() == source.read_bytes()
+    with source_server() as cdn:
+        params = {"prompt": "make it move", "image_url": cdn.add("source.png", image)}
+        generation = GenerationContext(
+            id="gen-1", provider_id=provider.provider_id, operation_type=op, params=params, user_id="user-1"
+        )
+        assert provider.requires_file_preparation()
+        mapped = await provider.prepare_execution_params(
+            generation, provider.map_parameters(op, params), resolve_source
+        )
+    assert Path(mapped["local_image_path"]).read_bytes() == image
     try:
         result = await provider.execute(op, system_account(provider), mapped)
     finally:
@@ -188,7 +192,7 @@ async def test_image_to_video_uploads_a_prepared_local_file(sim, tmp_path):
     upload = next(r for r in fake.requests if r.path == "/v1/uploads")
     assert upload.headers["content-type"] == "image/png"
     (upload_id,) = fake.uploads
-    assert fake.uploads[upload_id][0] == source.read_bytes()
+    assert fake.uploads[upload_id][0] == image
     job_body = [r for r in fake.requests if r.path == "/v1/jobs"][-1].json
     assert (
         job_body["image"] == upload_id and "image_url" not in job_body and "local_image_path" not in job_body

@@ -103,15 +103,8 @@ class SoraProvider(Provider):
         source = mapped.get("image_url")
         if not source:
             raise InvalidParametersError(f"{self.provider_id}: image_to_video needs image_url")
-        # Not prepared (a direct call): fetch the source ourselves and clean up after ourselves.
-        try:
-            local_path, temp_paths = await resolve_source(source, None, ".png")
-        except httpx.TransportError as exc:
-            raise ProviderError(
-                f"{self.provider_id}: cannot fetch image_url: {type(exc).__name__}", retryable=True
-            ) from exc
-        except (OSError, ValueError, httpx.HTTPError) as exc:
-            raise InvalidParametersError(f"{self.provider_id}: cannot read image_url: {exc}") from exc
+        # Not prepared (a direct call): fetch the source ourselves (SourceRejected if refused) and clean up.
+        local_path, temp_paths = await resolve_source(source, None, ".png", param="image_url")
         try:
             return self._read(Path(local_path))
         finally:

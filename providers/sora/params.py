@@ -70,7 +70,7 @@ def parameter_spec() -> dict[str, dict[str, Any]]:
         "type": "string",
         "required": True,
         "group": "core",
-        "description": "First-frame reference image (PNG, JPEG or WebP; http(s) URL or local path). "
+        "description": "First-frame reference image (PNG, JPEG or WebP; an http(s) URL). "
         "It must have exactly the video's size",
     }
     return {

@@ -41,7 +41,8 @@ from pixsim_provider_sdk import (
     validate_params,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
-from pixsim_provider_sdk.testing.fake_http import JsonFakeServer, bytes_response, json_response, load_fake
+from pixsim_provider_sdk.testing.fake_http import JsonFakeServer, json_response, load_fake
+from pixsim_provider_sdk.testing.media import source_server
 
 FOLDER = Path(__file__).resolve().parent
 REPO = FOLDER.parents[1]
@@ -178,20 +179,20 @@ async def test_text_to_video_runs_to_completion_with_a_downloadable_result(sora)
     assert anonymous.status_code == 401  # like every Videos API call, content needs the bearer token
 
 
-async def test_image_to_video_uploads_a_prepared_file_as_multipart(sora, tmp_path):
+async def test_image_to_video_uploads_a_prepared_file_as_multipart(sora):
     provider, fake, account = sora
-    source = tmp_path / "frame.png"
-    source.write_bytes(media.make_png(1280, 720, "frame"))
-    params = {"prompt": "make it move", "image_url": str(source)}
-    generation = GenerationContext(
-        id="gen-1", provider_id=provider.provider_id, operation_type=I2V, params=params, user_id="user-1"
-    )
-    assert provider.requires_file_preparation()
-    mapped = await provider.prepare_execution_params(
-        generation, provider.map_parameters(I2V, params), resolve_source
-    )
+    frame = media.make_png(1280, 720, "frame")
+    with source_server() as cdn:
+        params = {"prompt": "make it move", "image_url": cdn.add("frame.png", frame)}
+        generation = GenerationContext(
+            id="gen-1", provider_id=provider.provider_id, operation_type=I2V, params=params, user_id="user-1"
+        )
+        assert provider.requires_file_preparation()
+        mapped = await provider.prepare_execution_params(
+            generation, provider.map_parameters(I2V, params), resolve_source
+        )
     assert mapped["_temp_paths"] == [mapped["local_image_path"]]  # a temp copy, the caller's to delete
-    assert Path(mapped["local_image_path"]).read_bytes() == source.read_bytes()
+    assert Path(mapped["local_image_path"]).read_bytes() == frame
     try:
         result = await provider.execute(I2V, account, mapped)
     finally:
@@ -213,34 +214,25 @@ async def test_image_to_video_uploads_a_prepared_file_as_multipart(sora, tmp_pat
 
 async def test_image_to_video_from_an_http_url_without_preparation(sora):
     provider, fake, account = sora
-    served = _serve_bytes(media.make_png(720, 1280, "portrait"))  # a plain web server holding the image
-    try:
-        result = await provider.execute(I2V, account, {"prompt": "pan left", "image_url": served.url})
-    finally:
-        served.stop()
+    with source_server() as cdn:  # a plain web server holding the image
+        url = cdn.add("frame.png", media.make_png(720, 1280, "portrait"))
+        result = await provider.execute(I2V, account, {"prompt": "pan left", "image_url": url})
     assert result.metadata["size"] == "720x1280"  # canonical params, mapped and sized by execute itself
     assert fake.videos[result.provider_job_id].reference == ("image/png", 720, 1280)
 
 
-def _serve_bytes(data: bytes) -> JsonFakeServer:
-    server = JsonFakeServer()
-    server.add_route("GET", r"/frame\.png", lambda _req: bytes_response(data, "image/png"))
-    server.start()
-    server.url = f"{server.url}/frame.png"
-    return server
-
-
-async def test_image_that_does_not_match_the_size_is_refused_before_upload(sora, tmp_path):
+async def test_image_that_does_not_match_the_size_is_refused_before_upload(sora):
     provider, fake, account = sora
-    source = tmp_path / "square.png"
-    source.write_bytes(media.make_png(64, 64, "square"))
-    with pytest.raises(InvalidParametersError, match="64x64"):
-        await provider.execute(I2V, account, {"prompt": "x", "image_url": str(source)})
-    with pytest.raises(InvalidParametersError, match="must match"):
-        await provider.execute(I2V, account, {"prompt": "x", "image_url": str(source), "size": "720x1280"})
+    square = media.make_png(64, 64, "square")
+    with source_server() as cdn:
+        url = cdn.add("square.png", square)
+        with pytest.raises(InvalidParametersError, match="64x64"):
+            await provider.execute(I2V, account, {"prompt": "x", "image_url": url})
+        with pytest.raises(InvalidParametersError, match="must match"):
+            await provider.execute(I2V, account, {"prompt": "x", "image_url": url, "size": "720x1280"})
     assert not [r for r in fake.requests if r.path == "/v1/videos"]
     # The service enforces the same rule: a raw request gets OpenAI's 400.
-    files = {"input_reference": ("square.png", source.read_bytes(), "image/png")}
+    files = {"input_reference": ("square.png", square, "image/png")}
     async with httpx.AsyncClient() as client:
         resp = await client.post(
             f"{fake.url}/v1/videos",

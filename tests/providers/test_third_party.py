@@ -16,6 +16,7 @@ import pytest
 from conftest import service_settings
 from opentelemetry.sdk.trace import TracerProvider
 from pixsim_provider_sdk import ENTRY_POINT_GROUP, discover
+from pixsim_provider_sdk.safe_fetch import ALLOW_HOSTS_ENV, host_port
 from pixsim_provider_sdk.testing.conformance import ProviderConformance, case_for_package
 from pixsim_provider_sdk.testing.media import PNG_SIGNATURE
 from pixsim_runtime.inprocess import serve
@@ -137,6 +138,7 @@ async def test_generations_run_through_the_pipeline(
 ):
     fake = importlib.import_module(f"{PACKAGE}.fake_api").create_fake(latency=0.3)
     monkeypatch.setenv("PIXSIM_ECHO_BASE_URL", fake.start("127.0.0.1", 0))
+    monkeypatch.setenv(ALLOW_HOSTS_ENV, host_port(fake.url), prepend=",")  # its results are fetched as sources
     empty = tmp_path / "providers"  # no built-in providers: the installed package is the only one
     empty.mkdir()
     settings = service_settings(fresh_servers, db="third_party", providers_dir=empty)

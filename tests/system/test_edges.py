@@ -32,9 +32,11 @@ def _png(path: Path) -> None:
 async def test_image_to_video_prepares_the_file_and_cleans_it_up(pipeline, tmp_path):
     image = tmp_path / "start.png"
     _png(image)
+    name = f"start-{new_id()}.png"
+    pipeline.fake.uploads[name] = (image.read_bytes(), "image/png")  # the fake serves it (an allowed host)
     before = set(glob.glob(f"{tempfile.gettempdir()}/pixsim-src-*"))
-    created = await create(pipeline.api, {"prompt": "animate", "image_url": str(image), "duration": 1},
-                           operation="image_to_video")
+    created = await create(pipeline.api, {"prompt": "animate", "image_url": f"{pipeline.fake.url}/v1/files/{name}",
+                                          "duration": 1}, operation="image_to_video")
     done = await wait_for(pipeline.api, created["id"])
     assert done["status"] == "completed", done
     uploads = [r for r in pipeline.fake.requests if r[0] == "POST" and r[1] == "/v1/uploads"]

@@ -15,17 +15,19 @@ from .errors import (
     ProviderUnavailableError,
     QuotaExceededError,
     RateLimitError,
+    SourceRejected,
     UnsupportedOperationError,
 )
 from .params import apply_defaults, validate_params
 from .registry import ENTRY_POINT_GROUP, LoadedProvider, Registry, discover
 from .results import GenerationContext, GenerationResult, ProviderAccount, ProviderStatusResult
+from .safe_fetch import FetchPolicy
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "AuthenticationError", "ConcurrentLimitError", "ContentFilteredError",
+    "ENTRY_POINT_GROUP", "AuthenticationError", "ConcurrentLimitError", "ContentFilteredError", "FetchPolicy",
     "GenerationContext", "GenerationResult", "InvalidParametersError", "JobNotFoundError", "LoadedProvider",
     "OperationType", "Provider", "ProviderAccount", "ProviderError", "ProviderKind", "ProviderLoadError",
     "ProviderManifest", "ProviderNotFoundError", "ProviderStatus", "ProviderStatusResult",
     "ProviderUnavailableError", "QuotaExceededError", "RateLimitError", "Registry", "ResolveSourceFn",
-    "UnsupportedOperationError", "apply_defaults", "discover", "validate_params",
+    "SourceRejected", "UnsupportedOperationError", "apply_defaults", "discover", "validate_params",
 ]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 import httpx
 from pixsim_contracts import OperationType, ProviderManifest
@@ -17,8 +17,17 @@ from pixsim_contracts import OperationType, ProviderManifest
 from .errors import UnsupportedOperationError
 from .results import GenerationContext, GenerationResult, ProviderAccount, ProviderStatusResult
 
-# async (source, user_id, default_suffix) -> (local_path, temp_paths_to_clean_up)
-ResolveSourceFn = Callable[[str, str | None, str], Awaitable[tuple[str, list[str]]]]
+
+class ResolveSourceFn(Protocol):
+    """`await resolve(source, user_id, default_suffix, param="image_url")` -> (local_path, temp_paths).
+
+    Fetches an http(s) source URL safely (`pixsim_provider_sdk.safe_fetch`) into a temp file. `param`
+    names the parameter in errors; `expect` is the media family it must be ("image", "video"), by
+    default guessed from `param` and `default_suffix`. Raises `SourceRejected` (`param_invalid`)."""
+
+    def __call__(
+        self, source: str, user_id: str | None, default_suffix: str, /, *, param: str = ..., expect: str | None = ...
+    ) -> Awaitable[tuple[str, list[str]]]: ...
 
 
 class Provider(ABC):
@@ -121,8 +130,9 @@ class Provider(ABC):
     async def prepare_execution_params(
         self, generation: GenerationContext, mapped_params: dict[str, Any], resolve_source_fn: ResolveSourceFn
     ) -> dict[str, Any]:
-        """Resolve sources (URLs, local paths) to local files. Put the files to delete in `_temp_paths`;
-        the dispatcher removes them after `execute`, whatever happens."""
+        """Fetch sources (http(s) URLs) to local files with `resolve_source_fn`, passing `param=` so a
+        refusal names the parameter. Put the files to delete in `_temp_paths`; the dispatcher removes
+        them after `execute`, whatever happens."""
         return mapped_params
 
     def estimate_credits(self, operation_type: OperationType, params: dict[str, Any]) -> dict[str, int] | None:

@@ -89,6 +89,12 @@ class InvalidParametersError(ProviderError):
     retryable = False
 
 
+class SourceRejected(InvalidParametersError):
+    """A source parameter (an image or video URL) was refused or could not be fetched: a scheme other
+    than http(s), a host inside our network, too big, too slow, the wrong content type, an HTTP error.
+    The message names the parameter and the reason, never the URL's credentials or query."""
+
+
 class UnsupportedOperationError(ProviderError):
     error_code = "unsupported_operation"
     retryable = False

@@ -1,50 +1,62 @@
-"""The `resolve_source_fn` handed to `prepare_execution_params`: a URL or a local path -> a local temp file."""
+"""The `resolve_source_fn` handed to `prepare_execution_params`: a source URL -> a local temp file.
+
+Sources are fetched by `safe_fetch` only: http(s) URLs of public hosts (or hosts the operator allows),
+never local files. See `safe_fetch` for what is refused and why.
+"""
 
 from __future__ import annotations
 
+import mimetypes
 import os
-import shutil
 import tempfile
-from pathlib import Path
-from urllib.parse import urlparse
+from pathlib import PurePosixPath
 
-import httpx
+from .safe_fetch import FetchPolicy, check_url, fetch_source
 
-MAX_SOURCE_BYTES = 512 * 1024 * 1024
+#: Words in a parameter's name that say which media family it wants.
+_FAMILY_WORDS = {"video": ("video",), "image": ("image", "mask", "photo", "frame", "img"), "audio": ("audio",)}
 
 
-async def resolve_source(source: str, user_id: str | None, default_suffix: str) -> tuple[str, list[str]]:
-    """Fetch `source` (http(s) URL, file:// URL or local path) into a temp file; return (path, [path])."""
-    parsed = urlparse(source)
-    suffix = Path(parsed.path).suffix or default_suffix
+def expected_family(param: str, default_suffix: str) -> str | None:
+    """The media family ("image", "video", "audio") a source parameter wants: from its name, else from
+    the suffix its file gets (".png" -> image); None when neither says."""
+    name = param.lower()
+    for family, words in _FAMILY_WORDS.items():
+        if any(word in name for word in words):
+            return family
+    guessed = mimetypes.guess_type(f"source{default_suffix}")[0] or ""
+    family = guessed.split("/")[0]
+    return family if family in _FAMILY_WORDS else None
+
+
+async def resolve_source(
+    source: str,
+    user_id: str | None,
+    default_suffix: str,
+    *,
+    param: str = "source",
+    expect: str | None = None,
+    policy: FetchPolicy | None = None,
+) -> tuple[str, list[str]]:
+    """Fetch the http(s) URL `source` into a temp file; return (path, [path]).
+
+    `param` names the parameter in error messages; `expect` is the media family it wants (default: from
+    `param` and `default_suffix`); `policy` defaults to `FetchPolicy.from_env()` (`PIXSIM_FETCH_*`).
+    Raises `SourceRejected` (`param_invalid`) for every refusal or failure, leaving no file behind."""
+    url = check_url(source, param)  # a path or another scheme is refused before a temp file exists
+    expect = expect or expected_family(param, default_suffix)
+    suffix = PurePosixPath(url.path).suffix.lower()
+    suffix_family = (mimetypes.guess_type(f"source{suffix}")[0] or "").split("/")[0]
+    if suffix_family != expect and not (expect is None and suffix_family in _FAMILY_WORDS):
+        suffix = default_suffix  # the URL's suffix (".php", none) does not name a file of the wanted kind
     fd, tmp = tempfile.mkstemp(prefix="pixsim-src-", suffix=suffix)
     os.close(fd)
     try:
-        if parsed.scheme in ("http", "https"):
-            await _download(source, tmp)
-        elif parsed.scheme in ("", "file"):
-            path = Path(parsed.path if parsed.scheme == "file" else source).expanduser()
-            if not path.is_file():
-                raise FileNotFoundError(f"source file {path} does not exist")
-            shutil.copyfile(path, tmp)
-        else:
-            raise ValueError(f"cannot resolve source with scheme {parsed.scheme!r}: use http(s) or a local path")
+        await fetch_source(url, tmp, param=param, expect=expect, policy=policy or FetchPolicy.from_env())
     except BaseException:
         os.unlink(tmp)
         raise
     return tmp, [tmp]
-
-
-async def _download(url: str, dest: str) -> None:
-    async with httpx.AsyncClient(timeout=60, follow_redirects=True) as client, client.stream("GET", url) as resp:
-        resp.raise_for_status()
-        written = 0
-        with open(dest, "wb") as out:
-            async for chunk in resp.aiter_bytes():
-                written += len(chunk)
-                if written > MAX_SOURCE_BYTES:
-                    raise ValueError(f"source {url} is larger than {MAX_SOURCE_BYTES} bytes")
-                out.write(chunk)
 
 
 def cleanup_temp_paths(paths: list[str] | None) -> None:
@@ -63,14 +75,16 @@ async def prepare_source_param(
     param: str = "image_url",
     local_key: str = "local_image_path",
     default_suffix: str = ".png",
+    expect: str | None = None,
 ) -> dict:
     """The common `prepare_execution_params` body: fetch the source named by `param` to a local file
     stored under `local_key`, and list it in `_temp_paths` for the dispatcher to delete.
+    `expect` is the media family the source must be (default: from `param` and `default_suffix`).
     Params without that source are returned unchanged."""
     source = mapped_params.get(param)
     if not source:
         return mapped_params
-    local_path, temp_paths = await resolve_source_fn(source, user_id, default_suffix)
+    local_path, temp_paths = await resolve_source_fn(source, user_id, default_suffix, param=param, expect=expect)
     return {
         **mapped_params,
         local_key: local_path,

@@ -18,6 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from pixsim_provider_sdk.safe_fetch import allow_in_env
+
 from . import local_servers
 from .secrets import cipher_from_env
 
@@ -58,6 +60,7 @@ def _start_fakes(providers_dir: Path, env: dict[str, str], procs: list) -> None:
                                  "--port", str(port), *knobs], env=env, stdout=subprocess.DEVNULL)
         procs.append((f"fake {folder.name}", proc))
         env[var] = f"http://127.0.0.1:{port}"
+        allow_in_env(env[var], env)  # the dispatcher may fetch sources from this fake (e.g. its results)
         _say(f"fake {folder.name} API on {env[var]}")
         port += 1
 

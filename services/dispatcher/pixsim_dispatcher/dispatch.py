@@ -8,6 +8,7 @@ outcome instead. Account choice, leases and rotation are in `pool.py`, `selectio
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -18,6 +19,7 @@ from typing import Any
 from pixsim_contracts import AnyEvent, ErrorInfo, Event, GenerationRequested, new_id
 from pixsim_provider_sdk import (
     GenerationContext,
+    InvalidParametersError,
     Provider,
     ProviderAccount,
     ProviderError,
@@ -28,6 +30,7 @@ from pixsim_provider_sdk import (
     validate_params,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
+from pixsim_provider_sdk.safe_fetch import FetchPolicy, parse_allow_hosts
 from pixsim_runtime.accounts import is_system_account, set_status, system_account, to_provider_account
 from pixsim_runtime.broker import publish_event
 from pixsim_runtime.consumers import PollAgain
@@ -64,6 +67,9 @@ class Dispatcher:
         holder = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
         self.pool = AccountPool(ctx.db, ctx.broker, holder=holder, lease_ttl_s=settings.lease_ttl_s,
                                 is_submitted=self._is_submitted)
+        policy = FetchPolicy(parse_allow_hosts(settings.fetch_allow_hosts), settings.fetch_max_bytes,
+                             settings.fetch_timeout_s)
+        self.resolve_source = functools.partial(resolve_source, policy=policy)  # the providers' resolve_source_fn
 
     async def on_requested(self, request: GenerationRequested, msg: Any) -> None:
         record = await self._claim(request)
@@ -149,21 +155,37 @@ class Dispatcher:
     async def _submit(self, provider: Provider, request: GenerationRequested, record: dict[str, Any],
                       params: dict[str, Any], account: ProviderAccount, estimate: dict[str, int],
                       choice: Acquired | None = None) -> Decision | None:
-        """Execute on this account. None: the account refused the job for reasons of its own; try another."""
+        """Prepare, then execute on this account. None: the account refused the job for reasons of its own;
+        try another."""
         lease = choice.lease if choice else None
-        await self._mark(request.generation_id, state="executing", account_id=account.id,
-                         lease=lease.ref() if lease else None, dispatcher=self.pool.holder)
+        try:  # before `executing`: a bad source or bad params cannot have reached the provider
+            mapped = await self._prepare(provider, request, params, account)
+        except (ProviderError, ValueError, TypeError, KeyError) as exc:
+            if not isinstance(exc, ProviderError):
+                exc = InvalidParametersError(f"{request.provider_id} cannot use these params: "
+                                             f"{type(exc).__name__}: {exc}")
+            return await self._not_submitted(request, record, exc, account, choice)
         try:
-            result = await self._execute(provider, request, params, account)
-        except ProviderError as exc:
-            if lease is not None:  # it never reached the provider: the slot and the hold come back now
-                await self.pool.release(lease.account_id, lease.generation_id, return_credits=True)
-            return await self._on_provider_error(request, record, exc, account, choice)
+            await self._mark(request.generation_id, state="executing", account_id=account.id,
+                             lease=lease.ref() if lease else None, dispatcher=self.pool.holder)
+            try:
+                result = await self._execute(provider, request, mapped, account)
+            except ProviderError as exc:
+                return await self._not_submitted(request, record, exc, account, choice)
+        finally:
+            cleanup_temp_paths(mapped.get("_temp_paths"))  # whatever happened, the prepared files go
         now = datetime.now(UTC)
         events = submitted_events(request, account.id, result, estimate, now, self.settings.job_timeout_s,
                                   params)
         expires = now + timedelta(seconds=self.settings.job_timeout_s + self.settings.lease_grace_s)
         return Decision(events, lease, submitted=True, lease_expires_at=expires.timestamp())
+
+    async def _not_submitted(self, request: GenerationRequested, record: dict[str, Any], exc: ProviderError,
+                             account: ProviderAccount, choice: Acquired | None) -> Decision | None:
+        """It never reached the provider: the slot and the hold come back now."""
+        if choice is not None:
+            await self.pool.release(choice.lease.account_id, choice.lease.generation_id, return_credits=True)
+        return await self._on_provider_error(request, record, exc, account, choice)
 
     async def _on_provider_error(self, request: GenerationRequested, record: dict[str, Any], exc: ProviderError,
                                  account: ProviderAccount, choice: Acquired | None) -> Decision | None:
@@ -205,21 +227,21 @@ class Dispatcher:
         error = error_info(exc).model_copy(update={"message": message})
         return Decision([rejected_event(request, error, account.id)])
 
-    async def _execute(self, provider: Provider, request: GenerationRequested, params: dict,
-                       account: ProviderAccount) -> Any:
+    async def _prepare(self, provider: Provider, request: GenerationRequested, params: dict,
+                       account: ProviderAccount) -> dict[str, Any]:
+        """Map the params and fetch the sources (safely: `pixsim_provider_sdk.safe_fetch`)."""
         mapped = provider.map_parameters(request.operation_type, params)
-        temp_paths: list[str] = []
-        try:
-            if provider.requires_file_preparation():
-                generation = GenerationContext(
-                    id=request.generation_id, provider_id=request.provider_id, operation_type=request.operation_type,
-                    params=params, user_id=request.user_id, account_id=account.id,
-                )
-                mapped = await provider.prepare_execution_params(generation, mapped, resolve_source)
-                temp_paths = list(mapped.get("_temp_paths") or [])
-            result = await provider.execute(request.operation_type, account, mapped)
-        finally:
-            cleanup_temp_paths(temp_paths)  # whatever happened, the prepared files go
+        if not provider.requires_file_preparation():
+            return mapped
+        generation = GenerationContext(
+            id=request.generation_id, provider_id=request.provider_id, operation_type=request.operation_type,
+            params=params, user_id=request.user_id, account_id=account.id,
+        )
+        return await provider.prepare_execution_params(generation, mapped, self.resolve_source)
+
+    async def _execute(self, provider: Provider, request: GenerationRequested, mapped: dict,
+                       account: ProviderAccount) -> Any:
+        result = await provider.execute(request.operation_type, account, mapped)
         if not result.provider_job_id:
             raise ProviderError("provider returned no job id", error_code="provider_generic", retryable=False)
         return result

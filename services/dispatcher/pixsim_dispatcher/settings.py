@@ -1,3 +1,4 @@
+from pixsim_provider_sdk.safe_fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S
 from pixsim_runtime.settings import BaseServiceSettings
 from pydantic import Field
 
@@ -37,4 +38,14 @@ class DispatcherSettings(BaseServiceSettings):
     lease_grace_s: float = Field(
         default=120.0, alias="PIXSIM_LEASE_GRACE",
         description="A submitted job's slot comes back this long after its deadline if its end was never seen (s)",
+    )
+    fetch_allow_hosts: str = Field(
+        default="", alias="PIXSIM_FETCH_ALLOW_HOSTS",
+        description="Private hosts sources may be fetched from: host or host:port, comma-separated",
+    )
+    fetch_max_bytes: int = Field(
+        default=DEFAULT_MAX_BYTES, alias="PIXSIM_FETCH_MAX_BYTES", description="Largest source file fetched"
+    )
+    fetch_timeout_s: float = Field(
+        default=DEFAULT_TIMEOUT_S, alias="PIXSIM_FETCH_TIMEOUT", description="Deadline of one whole source fetch (s)"
     )

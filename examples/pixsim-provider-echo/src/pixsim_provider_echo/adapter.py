@@ -64,7 +64,7 @@ class EchoProvider(Provider):
             "type": "string",
             "required": True,
             "media": "image",
-            "description": "Source image: an http(s) URL or a local path",
+            "description": "Source image: an http(s) URL",
         }
         return {
             OperationType.TEXT_TO_IMAGE.value: {"parameters": [_PROMPT, *size, _SEED]},
@@ -92,7 +92,7 @@ class EchoProvider(Provider):
         if mapped_params.get("mode") != "image":
             return mapped_params
         local_path, temp_paths = await resolve_source_fn(
-            mapped_params["image_url"], generation.user_id, ".png"
+            mapped_params["image_url"], generation.user_id, ".png", param="image_url"
         )
         return {**mapped_params, "image_path": local_path, "_temp_paths": temp_paths}
 

@@ -28,6 +28,7 @@ from ..files import cleanup_temp_paths, resolve_source
 from ..params import apply_defaults, validate_params
 from ..registry import _load
 from ..results import GenerationContext, GenerationResult, ProviderAccount, ProviderStatusResult
+from ..safe_fetch import FetchPolicy, host_port
 from .checks import TEXT_OPERATIONS, frame_size, media_fields, prompt_field, sample_params
 from .fake_http import _folder_package, load_fake
 from .media import AssetServer
@@ -164,9 +165,11 @@ class ConformanceCase:
         params = apply_defaults(spec, params)
         mapped = self.provider.map_parameters(op, params)
         resolved: list[str] = []
+        # The asset server and the fake (whose results feed later operations) are private hosts.
+        policy = FetchPolicy.from_env().allowing(host_port(self.assets.url), host_port(self.fake.url))
 
-        async def recording_resolve(source: str, user_id: str | None, suffix: str) -> tuple[str, list[str]]:
-            path, temp = await resolve_source(source, user_id, suffix)
+        async def recording_resolve(source: str, user_id: str | None, suffix: str, **kw: Any) -> tuple[str, list[str]]:
+            path, temp = await resolve_source(source, user_id, suffix, policy=policy, **kw)
             resolved.extend(temp)
             return path, temp
 

@@ -1,7 +1,8 @@
 """Small real media for fakes and the conformance suite: PNG and MP4 bytes, checks of downloaded results,
 and two servers.
 
-`AssetServer` plays the user's CDN: the conformance suite hands its URLs to image/video parameters.
+`AssetServer` plays the user's CDN: the conformance suite hands its URLs to image/video parameters;
+`source_server()` is one that `resolve_source` is allowed to fetch from, for a provider's own tests.
 `SilentServer` accepts connections and never answers, to prove an adapter honours its HTTP timeout.
 A fake may import `make_png`/`make_mp4` from here wherever the SDK is installed.
 """
@@ -9,16 +10,21 @@ A fake may import `make_png`/`make_mp4` from here wherever the SDK is installed.
 from __future__ import annotations
 
 import hashlib
+import mimetypes
+import os
 import re
 import socket
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Self
 
 import httpx
 from pixsim_contracts import OperationType
 
 from ..results import ProviderStatusResult
+from ..safe_fetch import ALLOW_HOSTS_ENV, allow_in_env
 from .checks import IMAGE_OPERATIONS, VIDEO_OPERATIONS
 from .fake_http import FakeRequest, FakeResponse, JsonFakeServer, bytes_response, json_error, route
 
@@ -142,6 +148,11 @@ class AssetServer(JsonFakeServer):
             raise RuntimeError("start the asset server first")
         return f"{self.url}/assets/{name}"
 
+    def add(self, name: str, data: bytes, content_type: str | None = None) -> str:
+        """Serve `data` as `name` (content type guessed from the name unless given); returns its URL."""
+        self.files[name] = (data, content_type or mimetypes.guess_type(name)[0] or "application/octet-stream")
+        return self.asset_url(name)
+
     @route("GET", r"/assets/(?P<name>[\w.-]+)")
     def asset(self, req: FakeRequest) -> FakeResponse:
         name = req.params["name"]
@@ -152,6 +163,24 @@ class AssetServer(JsonFakeServer):
         if found is None:
             return json_error(404, "not_found", f"no asset {req.params['name']}")
         return bytes_response(*found)
+
+
+@contextmanager
+def source_server() -> Iterator[AssetServer]:
+    """An `AssetServer` that `resolve_source` may fetch from: its host:port is in `PIXSIM_FETCH_ALLOW_HOSTS`
+    until the block ends (sources on loopback are refused otherwise). `server.add(name, data)` -> URL."""
+    server = AssetServer()
+    server.start("127.0.0.1", 0)
+    before = os.environ.get(ALLOW_HOSTS_ENV)
+    allow_in_env(server.url)
+    try:
+        yield server
+    finally:
+        server.stop()
+        if before is None:
+            os.environ.pop(ALLOW_HOSTS_ENV, None)
+        else:
+            os.environ[ALLOW_HOSTS_ENV] = before
 
 
 class SilentServer:
