@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich import box
-from rich.table import Table
 
-from .cli import fmt, out
+from .cli import out
 
 app = typer.Typer(help="PixSim API keys: create (admins), list, revoke.", no_args_is_help=True)
 
@@ -37,18 +35,15 @@ def list_keys(
 ) -> None:
     """Your keys (an admin sees everyone's)."""
     page = ctx.obj.call("GET", "/keys", params={"owner": owner} if owner else None)
-    table = Table("id", "name", "owner", "role", "created", "last used", "revoked", box=box.SIMPLE)
-    for k in page["items"]:
-        table.add_row(
-            k["id"],
-            k["name"],
-            k["owner"],
-            k["role"],
-            fmt(k["created_at"]),
-            fmt(k["last_used_at"]),
-            fmt(k["revoked_at"]),
-        )
-    out.print(table)
+    for k in page["items"]:  # one line per key: the full id stays copyable on a narrow terminal
+        state = "REVOKED" if k["revoked"] else f"last used {minute(k['last_used_at'])}"
+        out.print(f"{k['id']}  {k['role']:<5}  {k['owner']}  {k['name']!r}  created {minute(k['created_at'])}, "
+                  f"{state}", highlight=False, soft_wrap=True)
+
+
+def minute(iso: str | None) -> str:
+    """`2026-11-27T02:45:01.63+00:00` -> `2026-11-27 02:45` (UTC)."""
+    return iso[:16].replace("T", " ") if iso else "-"
 
 
 @app.command("revoke")
