@@ -64,7 +64,12 @@ async def counts(secure: Any) -> dict[str, int]:
 async def test_every_route_refuses_every_bad_credential(secure):
     revoked = (await secure.system.api.post("/api/v1/keys", json={"name": "to revoke", "owner": "alice"})).json()
     assert (await secure.system.api.delete(f"/api/v1/keys/{revoked['id']}")).status_code == 200
-    credentials = {**bad_credentials(secure), "revoked key": f"Bearer {revoked['token']}"}
+    expired = (await secure.system.api.post("/api/v1/keys", json={"name": "short-lived", "owner": "alice",
+                                                                  "expires_in_s": 1})).json()
+    assert expired["expires_at"] is not None
+    await asyncio.sleep(1.1)
+    credentials = {**bad_credentials(secure), "revoked key": f"Bearer {revoked['token']}",
+                   "expired key": f"Bearer {expired['token']}"}
     before = await counts(secure)
     ops = await operations(secure.url)
     async with httpx.AsyncClient(base_url=secure.url, timeout=30) as client:

@@ -2,7 +2,8 @@
 
 The key id is public (it names the key in lists and logs); the secret is 256 random bits, so a fast
 hash is enough: nobody can brute-force a 256-bit preimage, and the hash alone opens nothing.
-A key document: `{_id: key id, hash, owner, role, name, created_at, last_used_at, revoked_at, limits}`
+A key document: `{_id: key id, hash, owner, role, name, created_at, last_used_at, revoked_at, expires_at,
+limits}`
 (times as epoch seconds: nx-27017 mangles `$set` datetimes, see pixsim_runtime.accounts).
 """
 
@@ -48,7 +49,8 @@ def digest(token: str) -> str:
 
 
 def key_document(
-    key: NewKey, *, owner: str, role: Role, name: str, limits: dict[str, float] | None = None
+    key: NewKey, *, owner: str, role: Role, name: str, limits: dict[str, float] | None = None,
+    expires_at: float | None = None,
 ) -> dict[str, Any]:
     return {
         "_id": key.key_id,
@@ -59,6 +61,7 @@ def key_document(
         "created_at": time.time(),
         "last_used_at": None,
         "revoked_at": None,
+        "expires_at": expires_at,
         "limits": limits or {},
     }
 
@@ -69,9 +72,11 @@ async def verify(db: AsyncDatabase, token: str) -> dict[str, Any] | None:
     if key_id is None:
         return None
     doc = await db[KEYS].find_one({"_id": key_id})
+    now = time.time()
     if doc is None or not hmac.compare_digest(doc["hash"], digest(token)) or doc.get("revoked_at"):
         return None
-    now = time.time()
+    if doc.get("expires_at") is not None and doc["expires_at"] <= now:
+        return None
     if (doc.get("last_used_at") or 0) < now - LAST_USED_EVERY_S:
         await db[KEYS].update_one({"_id": key_id}, {"$set": {"last_used_at": now}})
     return doc

@@ -41,6 +41,8 @@ class KeyCreate(BaseModel):
     owner: UserId | None = Field(default=None, description="The user the key acts as (default: you)")
     role: Literal["admin", "user"] = "user"
     limits: KeyLimits = Field(default_factory=KeyLimits)
+    expires_in_s: int | None = Field(default=None, strict=True, ge=1, le=10 * 365 * 86400,
+                                     description="The key stops working this many seconds from now")
 
 
 def _when(ts: float | None) -> str | None:
@@ -58,6 +60,7 @@ def view(doc: dict[str, Any]) -> dict[str, Any]:
         "created_at": _when(doc.get("created_at")),
         "last_used_at": _when(doc.get("last_used_at")),
         "revoked_at": _when(doc.get("revoked_at")),
+        "expires_at": _when(doc.get("expires_at")),
         "revoked": bool(doc.get("revoked_at")),
     }
 
@@ -79,7 +82,8 @@ def router(ctx: ServiceContext) -> APIRouter:
         new = api_keys.new_token()
         limits = body.limits.model_dump(exclude_none=True)
         doc = api_keys.key_document(
-            new, owner=body.owner or principal.user_id, role=body.role, name=body.name, limits=limits
+            new, owner=body.owner or principal.user_id, role=body.role, name=body.name, limits=limits,
+            expires_at=time.time() + body.expires_in_s if body.expires_in_s else None,
         )
         await keys.insert_one(doc)
         return JSONResponse({**view(doc), "token": new.token}, status_code=201)
