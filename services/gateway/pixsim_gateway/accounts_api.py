@@ -8,8 +8,6 @@ responses are built from an allow-list of fields (`accounts_views`).
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -30,6 +28,7 @@ from pixsim_runtime.secrets import CredentialCipher
 from pixsim_runtime.service import ServiceContext
 from pydantic import BaseModel, ConfigDict, Field
 
+from . import cursors
 from .accounts_sync import sync_account
 from .accounts_views import account_view, accounts_view, ledger_page
 from .auth import Caller, Principal, require_admin
@@ -201,13 +200,13 @@ def router(ctx: ServiceContext, cipher: CredentialCipher) -> APIRouter:
             k: v for k, v in {"provider_id": provider_id, "status": status, "owner_id": owner}.items() if v
         }
         if cursor:
-            query["_id"] = {"$lt": _decode_cursor(cursor)}
+            query["_id"] = {"$lt": cursors.decode("account", cursor, str)}
         docs = await accounts.find(query).sort("_id", -1).limit(limit + 1).to_list()
         page = docs[:limit]
         more = len(docs) > limit and page
         return {
             "items": await accounts_view(ctx.db, page),
-            "next_cursor": _encode_cursor(page[-1]) if more else None,
+            "next_cursor": cursors.encode("account", page[-1]["_id"]) if more else None,
         }
 
     @api.get("/{account_id}", responses=responses(404))
@@ -303,17 +302,3 @@ def router(ctx: ServiceContext, cipher: CredentialCipher) -> APIRouter:
         return Response(status_code=204)
 
     return api
-
-
-def _encode_cursor(doc: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(["account", doc["_id"]]).encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        tag, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if tag != "account" or not isinstance(last_id, str):
-            raise ValueError(cursor)
-        return last_id
-    except (ValueError, TypeError):
-        raise ApiError(400, "invalid_cursor", "the cursor is not one this API returned") from None

@@ -6,15 +6,13 @@ cannot reach a client even if a document holds one.
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from pixsim_runtime.accounts import from_ts
 from pymongo.asynchronous.database import AsyncDatabase
 
-from .errors import ApiError
+from . import cursors
 from .generations_api import jsonable
 
 PUBLIC_FIELDS = ("provider_id", "owner_id", "shared", "email", "status", "status_reason", "status_code", "status_since",
@@ -81,22 +79,8 @@ async def ledger_page(db: AsyncDatabase, account_id: str, limit: int, cursor: st
     if credit_type:
         query["credit_type"] = credit_type
     if cursor:
-        query["sort_key"] = {"$lt": _decode(cursor)}
+        query["sort_key"] = {"$lt": cursors.decode("ledger", cursor, str)}
     docs = await db["ledger"].find(query).sort("sort_key", -1).limit(limit + 1).to_list()
     page = docs[:limit]
     more = len(docs) > limit and page
-    return {"items": [ledger_entry(e) for e in page], "next_cursor": _encode(page[-1]) if more else None}
-
-
-def _encode(entry: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(["ledger", entry["sort_key"]]).encode()).decode()
-
-
-def _decode(cursor: str) -> str:
-    try:
-        tag, sort_key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if tag != "ledger" or not isinstance(sort_key, str):
-            raise ValueError(cursor)
-        return sort_key
-    except (ValueError, TypeError):
-        raise ApiError(400, "invalid_cursor", "the cursor is not one this API returned") from None
+    return {"items": [ledger_entry(e) for e in page], "next_cursor": cursors.encode("ledger", page[-1]["sort_key"]) if more else None}

@@ -3,9 +3,7 @@ generations (an admin's on everyone's); somebody else's generation answers 404, 
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -20,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError
 from starlette.types import Receive, Scope, Send
 
+from . import cursors
 from .auth import Caller, Principal
 from .bounds import ID_PATTERN, Cursor, Id, JsonObject, Priority, ProviderId, UserId
 from .errors import ApiError, responses
@@ -153,7 +152,7 @@ def router(
         if provider_id:
             query["provider_id"] = provider_id
         if cursor:
-            created_at, last_id = _decode_cursor(cursor)
+            created_at, last_id = _page_position(cursor)
             query["$or"] = [
                 {"created_at": {"$lt": created_at}},
                 {"created_at": created_at, "_id": {"$lt": last_id}},
@@ -162,7 +161,11 @@ def router(
             await generations.find(query).sort([("created_at", -1), ("_id", -1)]).limit(limit + 1).to_list()
         )
         page, more = docs[:limit], len(docs) > limit
-        next_cursor = _encode_cursor(page[-1]) if more and page else None
+        next_cursor = (
+            cursors.encode("generation", [page[-1]["created_at"].isoformat(), page[-1]["_id"]])
+            if more and page
+            else None
+        )
         return JSONResponse({"items": [jsonable(to_api(d)) for d in page], "next_cursor": next_cursor})
 
     @api.post("/generations/{generation_id}/cancel", status_code=202, responses=responses(404, 409))
@@ -272,16 +275,11 @@ class Idempotency:
             return await self.earlier() or event
 
 
-def _encode_cursor(doc: dict[str, Any]) -> str:
-    raw = json.dumps([doc["created_at"].isoformat(), doc["_id"]])
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def _page_position(cursor: str) -> tuple[datetime, str]:
+    created_at, last_id = (cursors.decode("generation", cursor, list) + [None, None])[:2]
     try:
-        created_at, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         return datetime.fromisoformat(created_at), str(last_id)
-    except (ValueError, TypeError):
+    except (TypeError, ValueError):
         raise ApiError(400, "invalid_cursor", "the cursor is not one this API returned") from None
 
 

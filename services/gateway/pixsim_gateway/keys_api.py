@@ -3,8 +3,6 @@ users list and revoke their own. A key's secret is shown once, in the answer tha
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -14,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pixsim_runtime.service import ServiceContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import api_keys
+from . import api_keys, cursors
 from .auth import Caller, Principal, require_admin
 from .bounds import KEY_ID_PATTERN, Cursor, Text, UserId
 from .errors import ApiError, responses
@@ -41,8 +39,13 @@ class KeyCreate(BaseModel):
     owner: UserId | None = Field(default=None, description="The user the key acts as (default: you)")
     role: Literal["admin", "user"] = "user"
     limits: KeyLimits = Field(default_factory=KeyLimits)
-    expires_in_s: int | None = Field(default=None, strict=True, ge=1, le=10 * 365 * 86400,
-                                     description="The key stops working this many seconds from now")
+    expires_in_s: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=10 * 365 * 86400,
+        description="The key stops working this many seconds from now",
+    )
 
 
 def _when(ts: float | None) -> str | None:
@@ -82,7 +85,11 @@ def router(ctx: ServiceContext) -> APIRouter:
         new = api_keys.new_token()
         limits = body.limits.model_dump(exclude_none=True)
         doc = api_keys.key_document(
-            new, owner=body.owner or principal.user_id, role=body.role, name=body.name, limits=limits,
+            new,
+            owner=body.owner or principal.user_id,
+            role=body.role,
+            name=body.name,
+            limits=limits,
             expires_at=time.time() + body.expires_in_s if body.expires_in_s else None,
         )
         await keys.insert_one(doc)
@@ -101,11 +108,14 @@ def router(ctx: ServiceContext) -> APIRouter:
         if who:
             query["owner"] = who
         if cursor:
-            query["created_at"] = {"$lt": _decode_cursor(cursor)}
+            query["created_at"] = {"$lt": cursors.decode("key", cursor, (int, float))}
         docs = await keys.find(query).sort([("created_at", -1)]).limit(limit + 1).to_list()
         page = docs[:limit]
         more = len(docs) > limit and page
-        return {"items": [view(d) for d in page], "next_cursor": _encode_cursor(page[-1]) if more else None}
+        return {
+            "items": [view(d) for d in page],
+            "next_cursor": cursors.encode("key", page[-1]["created_at"]) if more else None,
+        }
 
     @api.get("/{key_id}", responses=responses(404))
     async def get_key(principal: Caller, key_id: KeyId) -> dict[str, Any]:
@@ -119,17 +129,3 @@ def router(ctx: ServiceContext) -> APIRouter:
         return view(await find(key_id, principal))
 
     return api
-
-
-def _encode_cursor(doc: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(["key", doc["created_at"]]).encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> float:
-    try:
-        tag, created_at = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if tag != "key" or not isinstance(created_at, int | float):
-            raise ValueError(cursor)
-        return float(created_at)
-    except (ValueError, TypeError):
-        raise ApiError(400, "invalid_cursor", "the cursor is not one this API returned") from None
