@@ -56,6 +56,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from opentelemetry.sdk.trace import SpanProcessor
 from pixsim_contracts import GenerationRequested, OperationType, new_id, subjects
+from pixsim_gateway.api_keys import new_token
 from pixsim_provider_sdk import discover
 from pixsim_runtime import local_servers
 from pixsim_runtime.inprocess import serve
@@ -271,6 +272,9 @@ def start_fake(inprocess: bool, backlog: int) -> Fake:
                 proc.kill()
 
     return Fake(line.rsplit("listening on ", 1)[1].strip(), proc.pid, stop)
+
+
+BENCH_KEY = new_token().token
 
 
 def service_settings(nats_url: str, mongo_url: str, poll_min: float, poll_max: float) -> dict:
@@ -642,6 +646,7 @@ async def main(args: argparse.Namespace) -> dict:
         if span_stats:
             tracer_provider.add_span_processor(span_stats)
         settings = service_settings(nats_srv.url, mongo_srv.url, args.poll_min_interval, args.poll_max_interval)
+        settings["PIXSIM_BOOTSTRAP_ADMIN_KEY"] = BENCH_KEY  # the API needs a credential, as in production
         nc = await nats.connect(nats_srv.url)
         js = nc.jetstream()
         tracker = Tracker()
@@ -649,7 +654,8 @@ async def main(args: argparse.Namespace) -> dict:
         phases: dict[str, dict] = {}
         async with serve(*build_apps(settings, tracer_provider)) as served:
             limits = httpx.Limits(max_connections=args.concurrency + 5, max_keepalive_connections=args.concurrency + 5)
-            async with httpx.AsyncClient(base_url=served[0].url, timeout=60, limits=limits) as api:
+            async with httpx.AsyncClient(base_url=served[0].url, timeout=60, limits=limits,
+                                         headers={"Authorization": f"Bearer {BENCH_KEY}"}) as api:
                 common = {"concurrency": args.concurrency, "timeout": args.timeout, "api": api, "js": js,
                           "db": db, "tracker": tracker, "mongo_stats": mongo_stats, "pids": pids,
                           "warnings": warnings, "span_stats": span_stats}
