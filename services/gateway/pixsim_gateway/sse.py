@@ -3,18 +3,24 @@
 Subjects name the aggregate (`pixsim.generations.<id>.<event>`), so an ordered consumer on
 `pixsim.generations.<id>.*` with "deliver all" replays the generation's history and then follows it
 live. The stream ends after the terminal event, or when the client goes away.
+
+Only valid events of this generation are sent: anything else on its subjects (not JSON, a JSON array,
+another generation's event, an event that fails its schema) is logged and skipped, and the stream goes on.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import Request
 from faststream.nats import NatsBroker
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
-from pixsim_contracts import TERMINAL_GENERATION_EVENTS, subjects
+from pixsim_contracts import TERMINAL_GENERATION_EVENTS, AnyGenerationEvent, subjects
+from pixsim_runtime.consumers import check_event
+
+log = logging.getLogger(__name__)
 
 
 def sse_frame(event: str, data: str, event_id: str | None = None) -> bytes:
@@ -29,8 +35,9 @@ async def generation_event_stream(
     broker: NatsBroker, generation_id: str, request: Request, keepalive_s: float
 ) -> AsyncIterator[bytes]:
     js = broker.connection.jetstream()
-    sub = await js.subscribe(subjects.generation(generation_id), ordered_consumer=True,
-                             deliver_policy=DeliverPolicy.ALL)
+    sub = await js.subscribe(subjects.generation(generation_id), stream=subjects.GENERATIONS_STREAM,
+                             ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+    requested = False
     try:
         while True:
             try:
@@ -40,13 +47,16 @@ async def generation_event_stream(
                     return
                 yield b": keep-alive\n\n"
                 continue
-            kind = msg.subject.rsplit(".", 1)[-1]
-            try:
-                event_id = json.loads(msg.data).get("event_id")
-            except ValueError:
-                continue  # a malformed upstream message: the dispatcher dead-letters it; skip it here
-            yield sse_frame(f"generation.{kind}", msg.data.decode(), event_id)
-            if kind in TERMINAL_GENERATION_EVENTS:
+            event, invalid = check_event(AnyGenerationEvent, msg.subject, msg.data)
+            if invalid is None and event.type == "generation.requested":
+                invalid = "a second request for this generation (the first one stands)" if requested else None
+                requested = True
+            if invalid is not None:  # the consumers dead-letter it; here it is only skipped
+                log.warning("SSE for %s: skipped message %s on %s: %s", generation_id,
+                            msg.metadata.sequence.stream, msg.subject, invalid)
+                continue
+            yield sse_frame(event.type, msg.data.decode(errors="replace"), event.event_id)
+            if event.type.split(".", 1)[1] in TERMINAL_GENERATION_EVENTS:
                 return
     finally:
         await sub.unsubscribe()
