@@ -6,7 +6,8 @@
     python deploy/image/jetstream_setup.py --plan    # print what would be declared (no connection)
 
 NATS credentials come from `NATS_USER` (default `setup`; an init container uses its service's user,
-which may read only its own consumers) and `NATS_PASSWORD` (pixsim_runtime.bus_auth has the permissions).
+which may read only its own consumers) and `NATS_PASSWORD` or that user's file in
+`PIXSIM_NATS_CREDENTIALS_DIR` (pixsim_runtime.bus_auth has the permissions).
 
 The streams come from `pixsim_runtime.streams` (replicas from `PIXSIM_STREAM_REPLICAS`). The durable
 consumers are read from the four service apps themselves (each app is built, not started: nothing
@@ -77,11 +78,14 @@ def stream_plan(replicas: int) -> list[object]:
 
 
 def connect_options(default_user: str = "setup") -> dict[str, str]:
-    """`nats.connect` credentials from NATS_USER / NATS_PASSWORD (none without a password)."""
-    from pixsim_runtime.bus_auth import inbox_prefix
+    """`nats.connect` credentials as the services find theirs: NATS_USER, and NATS_PASSWORD or the user's
+    file in PIXSIM_NATS_CREDENTIALS_DIR (none without a password)."""
+    from pixsim_runtime.bus_auth import inbox_prefix, read_password
 
     user = os.environ.get("NATS_USER") or default_user
     password = os.environ.get("NATS_PASSWORD")
+    if not password and os.environ.get("PIXSIM_NATS_CREDENTIALS_DIR"):
+        password = read_password(os.environ["PIXSIM_NATS_CREDENTIALS_DIR"], user)
     if not password:
         return {}
     return {"user": user, "password": password, "inbox_prefix": inbox_prefix(user)}

@@ -108,22 +108,28 @@ def _durable(stream: str, durable: str) -> list[str]:
             f"$JS.ACK.{stream}.{durable}.>"]
 
 
-def _ordered(stream: str) -> list[str]:
-    """Ephemeral ordered push consumers on a stream (replay a history, then follow it live). nats-py
-    creates them on `CONSUMER.CREATE.<stream>`, where the server refuses a durable name."""
-    return [_js("CONSUMER.CREATE", stream), _js("CONSUMER.DELETE", stream, "*"), f"$JS.FC.{stream}.>",
-            _js("STREAM.NAMES")]
+def _ephemeral(stream: str) -> list[str]:
+    """Consumers of one's own on a stream, created under a name in the subject (nats-py: `pull_subscribe`
+    without a durable, or `add_consumer` with a `name`), to replay a history and follow it live.
+
+    Never the name-less `CONSUMER.CREATE.<stream>` (nats-py's ordered consumers): there the name travels
+    in the body, and a client could re-configure another service's durable under its name. With the name
+    in the subject, `_not_durables` can deny the services' durable names."""
+    return [_js("CONSUMER.CREATE", stream, "*", ">"), _js("CONSUMER.INFO", stream, "*"),
+            _js("CONSUMER.MSG.NEXT", stream, "*"), _js("CONSUMER.DELETE", stream, "*"),
+            f"$JS.ACK.{stream}.*.>", _js("STREAM.NAMES")]
 
 
 def _not_durables(owner: str | None) -> tuple[str, ...]:
-    """Deny creating or deleting a consumer under another service's durable name."""
+    """Deny creating, reading from, acking on or deleting a consumer under another service's durable name."""
     out: list[str] = []
     for service, owned in DURABLES.items():
         if service == owner:
             continue
         for stream, durable in owned:
             out += [_js("CONSUMER.CREATE", stream, durable), _js("CONSUMER.CREATE", stream, durable, ">"),
-                    _js("CONSUMER.DELETE", stream, durable)]
+                    _js("CONSUMER.MSG.NEXT", stream, durable), _js("CONSUMER.DELETE", stream, durable),
+                    f"$JS.ACK.{stream}.{durable}.>"]
     return tuple(out)
 
 
@@ -135,7 +141,7 @@ def _service(name: str) -> Permissions:
         publish += _durable(stream, durable)
     deny: tuple[str, ...] = ()
     if name == "gateway":  # SSE: one generation's events, from the start, then live
-        publish += _ordered(GENERATIONS)
+        publish += _ephemeral(GENERATIONS)
         deny = _not_durables(name)
     return Permissions(tuple(publish), (f"{inbox_prefix(name)}.>",), deny)
 
@@ -150,7 +156,7 @@ def permissions() -> dict[str, Permissions]:
         (f"{inbox_prefix('setup')}.>",),
     )
     users["upstream"] = Permissions(
-        (*UPSTREAM_PUBLISHES, *_ordered(GENERATIONS), _js("STREAM.INFO", GENERATIONS)),
+        (*UPSTREAM_PUBLISHES, *_ephemeral(GENERATIONS), _js("STREAM.INFO", GENERATIONS)),
         (subjects.GENERATION_SUBJECTS, f"{inbox_prefix('upstream')}.>"),
         _not_durables(None),
     )
