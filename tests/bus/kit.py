@@ -79,7 +79,8 @@ async def wait_refused(errors: list[str], needle: str, timeout: float = 3) -> st
     """The server's refusal naming `needle` (a subject), once it has arrived."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [e for e in errors if "permissions violation" in e.lower() and needle in e]
+        # nats-py lower-cases the server's message
+        found = [e for e in errors if "permissions violation" in e.lower() and f'"{needle.lower()}"' in e.lower()]
         if found:
             return found[0]
         await asyncio.sleep(0.02)

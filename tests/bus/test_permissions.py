@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import ast
+import asyncio
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,26 +15,30 @@ import pytest
 from bus.kit import Bus, connect, last_seq, own_servers, publish_raw, requested, running, wait_refused
 from conftest import REPO
 from pixsim_contracts import ALL_EVENT_TYPES, subjects
+from pixsim_runtime.local_servers import free_port
 from pixsim_runtime.bus_auth import (
     DURABLES,
     EMITS,
     SERVICES,
     USERS,
     k8s_authorization,
+    password_variable,
     permissions,
-    server_authorization,
 )
 from support import wait_for
 
 pytestmark = pytest.mark.system
 
-#: One concrete subject per event type, and the stream that captures it.
-EVENT_SUBJECTS = sorted({subjects.generation("g-perm", t.model_fields["type"].default.split(".", 1)[1])
-                         if t.model_fields["type"].default.startswith("generation.") else
-                         subjects.credits("sim", t.model_fields["type"].default.split(".", 1)[1])
-                         if t.model_fields["type"].default.startswith("credits.") else
-                         subjects.account("acc-perm", t.model_fields["type"].default.split(".", 1)[1])
-                         for t in ALL_EVENT_TYPES})
+
+
+def subject_of(event_type: type) -> str:
+    """A concrete subject of an event type."""
+    family, kind = event_type.model_fields["type"].default.split(".", 1)  # type: ignore[attr-defined]
+    return {"generation": subjects.generation("g-perm", kind), "credits": subjects.credits("sim", kind),
+            "account": subjects.account("acc-perm", kind)}[family]
+
+
+EVENT_SUBJECTS = sorted(subject_of(t) for t in ALL_EVENT_TYPES)
 
 
 def matches(pattern: str, subject: str) -> bool:
@@ -70,7 +77,10 @@ async def test_a_user_publishes_exactly_the_event_subjects_it_is_allowed(bus: Bu
             await nc.flush()
             await wait_refused(errors, subject)
             assert await last_seq(bus.admin, stream) == before, f"{user} got {subject} into {stream}"
-        assert not [e for e in errors if any(f'"{s}"' in e for s in allowed)]
+        for subject in allowed:  # accepted: JetStream acks it (the consumers dead-letter the empty body)
+            ack = await nc.jetstream().publish(subject, b"{}", timeout=5)
+            assert ack.stream == subjects.stream_of(subject)
+        assert not [e for e in errors if any(f'"{s.lower()}"' in e.lower() for s in allowed)]
     finally:
         await nc.close()
 
@@ -86,10 +96,7 @@ async def test_each_service_publishes_only_what_it_emits(bus: Bus) -> None:
     names = {t.__name__: t for t in ALL_EVENT_TYPES}
     for service in SERVICES:
         for name in published_events(REPO / "services" / service / f"pixsim_{service}", set(names)):
-            kind = names[name].model_fields["type"].default
-            subject = next(s for s in EVENT_SUBJECTS if s.endswith("." + kind.split(".", 1)[1])
-                           and s.split(".")[1].startswith(kind.split(".")[0][:6]))
-            assert may_publish(service, subject), f"{service} publishes {kind} but may not"
+            assert may_publish(service, subject_of(names[name])), f"{service} publishes {name} but may not"
         assert may_publish(service, subjects.dlq(service))
         assert not may_publish(service, subjects.dlq("someone-else"))
 
@@ -104,11 +111,12 @@ async def test_reading_outside_the_allow_list_is_refused(bus: Bus, user: str) ->
             await nc.subscribe(subject)
             await nc.flush()
             await wait_refused(errors, subject)
-        # another service's durable: neither fetch from it, nor re-configure it, nor delete it
-        js = nc.jetstream(timeout=1)
+        # another service's durable: neither fetch from it, nor delete it, nor (but `setup`) re-configure it
         for stream, durable in DURABLES["dispatcher" if user != "dispatcher" else "poller"]:
-            for api in (f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}", f"$JS.API.CONSUMER.DELETE.{stream}.{durable}",
-                        f"$JS.API.CONSUMER.CREATE.{stream}.{durable}.pixsim.generations.x.*"):
+            apis = [f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}", f"$JS.API.CONSUMER.DELETE.{stream}.{durable}"]
+            if user != "setup":
+                apis.append(f"$JS.API.CONSUMER.CREATE.{stream}.{durable}.pixsim.generations.x.*")
+            for api in apis:
                 await nc.publish(api, b"{}")
                 await nc.flush()
                 await wait_refused(errors, api)
@@ -120,7 +128,6 @@ async def test_reading_outside_the_allow_list_is_refused(bus: Bus, user: str) ->
             await nc.publish(subject, b"{}")
             await nc.flush()
             await wait_refused(errors, subject)
-        del js
     finally:
         await nc.close()
 
@@ -204,6 +211,7 @@ def test_the_definition_covers_every_subscriber_of_every_service() -> None:
 
     spec = util.spec_from_file_location("pixsim_test_jetstream_setup", REPO / "deploy/image/jetstream_setup.py")
     setup = util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = setup  # type: ignore[union-attr]
     spec.loader.exec_module(setup)  # type: ignore[union-attr]
     plan = {(c.service, c.stream, c.name) for c in setup.consumer_plan()}
     defined = {(service, stream, durable) for service, owned in DURABLES.items() for stream, durable in owned}
@@ -211,16 +219,40 @@ def test_the_definition_covers_every_subscriber_of_every_service() -> None:
     assert set(EMITS) == set(SERVICES) and set(USERS) == {*SERVICES, "setup", "upstream", "admin"}
 
 
-def test_kubernetes_renders_the_same_permissions() -> None:
-    nats_yaml = (REPO / "deploy/k8s/base/nats.yaml").read_text()
-    rendered = k8s_authorization()
-    indented = "\n".join(("    " + line) if line else line for line in rendered.splitlines())
-    assert indented in nats_yaml, "deploy/k8s/base/nats.yaml is stale: paste `python -m pixsim_runtime.bus_auth " \
-                                  "auth-conf` into nats-config's auth.conf"
-    for user in USERS:
-        assert f"$NATS_PASSWORD_{user.upper()}" in rendered
-    # literal passwords are quoted; variables are not (nats-server reads those from its environment)
-    local = server_authorization(lambda user: f"pw-{user}")
-    assert '"pw-gateway"' in local and "no_auth_user" not in local
-    ast.parse("x = 1")  # keep the import honest
-    assert Path(REPO / "deploy/k8s/base/nats.yaml").exists()
+def test_kubernetes_renders_the_same_permissions(tmp_path: Path) -> None:
+    """deploy/k8s/base/nats.yaml carries bus_auth's authorization, and a real nats-server accepts it with
+    the passwords in its environment (as the Secret pixsim-nats provides them)."""
+    import yaml
+
+    docs = list(yaml.safe_load_all((REPO / "deploy/k8s/base/nats.yaml").read_text()))
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "nats-config")["data"]
+    assert config["auth.conf"] == k8s_authorization(), \
+        "deploy/k8s/base/nats.yaml is stale: paste `python -m pixsim_runtime.bus_auth auth-conf` into auth.conf"
+    assert "include ./auth.conf" in config["nats.conf"]
+    (tmp_path / "auth.conf").write_text(config["auth.conf"])
+    (tmp_path / "nats.conf").write_text("include ./auth.conf\n")
+    env = {**os.environ, **{password_variable(user): f"pw-{user}-0123456789" for user in USERS}}
+    proc = subprocess.Popen([shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server"),
+                             "-c", str(tmp_path / "nats.conf"), "-a", "127.0.0.1", "-p", str(free_port())],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        port = int(proc.args[-1])
+        asyncio.run(_k8s_users_connect(f"nats://127.0.0.1:{port}"))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def _k8s_users_connect(url: str) -> None:
+    for _ in range(100):
+        try:
+            nc = await nats.connect(url, user="gateway", password="pw-gateway-0123456789", allow_reconnect=False,
+                                    connect_timeout=1, max_reconnect_attempts=0)
+            await nc.close()
+            break
+        except (OSError, nats.errors.NoServersError):
+            await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("nats-server did not start with the Kubernetes configuration")
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await nats.connect(url, allow_reconnect=False, connect_timeout=1, max_reconnect_attempts=0)
