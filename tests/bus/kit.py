@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import nats
 from conftest import Servers, build_apps, service_settings
-from nats.js.api import DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy
 from opentelemetry.sdk.trace import TracerProvider
 from pixsim_contracts import GenerationRequested, new_id, subjects
 from pixsim_runtime import local_servers
@@ -98,7 +98,8 @@ async def dead_letters(nc: nats.aio.client.Client, after_seq: int = 0) -> list[d
     if last <= after_seq:
         return []
     sub = await js.subscribe(subjects.DLQ_SUBJECTS, stream=subjects.DLQ_STREAM, ordered_consumer=True,
-                             deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_seq + 1)
+                             config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                                   opt_start_seq=after_seq + 1))
     found = []
     try:
         while True:
@@ -165,3 +166,35 @@ class Books:
             if before != after:
                 out[name] = len(before ^ after)
         return out
+
+
+#: Which services' consumers read a subject of each event kind (so each dead-letters an invalid message).
+READERS = {
+    "requested": {"dispatcher", "gateway"}, "submitted": {"poller", "gateway"}, "progressed": {"gateway"},
+    "completed": {"dispatcher", "gateway"}, "failed": {"dispatcher", "gateway"},
+    "filtered": {"dispatcher", "gateway"}, "cancelled": {"dispatcher", "gateway"},
+    "cancel_requested": {"poller", "gateway"},
+}
+
+
+def readers(subject: str) -> set[str]:
+    """The services whose consumers receive a message on `subject`."""
+    family, kind = subject.split(".")[1], subject.rsplit(".", 1)[1]
+    if family == "credits":
+        return {"billing", "gateway"}
+    if family == "generations":  # the gateway's projector reads every generation subject
+        return READERS.get(kind, {"gateway"})
+    return set()
+
+
+async def letters_for(nc: nats.aio.client.Client, stream: str, seq: int, services: set[str],
+                      timeout: float = 30) -> dict[str, dict[str, Any]]:
+    """The dead letters of one message (stream, sequence), by service, once every one of `services` wrote its."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {d["service"]: d for d in await dead_letters(nc)
+                 if d["stream"] == stream and d["stream_seq"] == seq}
+        if set(found) >= services or time.monotonic() > deadline:
+            assert set(found) == services, f"dead letters of {stream}#{seq}: {sorted(found)}, expected {sorted(services)}"
+            return found
+        await asyncio.sleep(0.1)

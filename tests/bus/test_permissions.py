@@ -15,7 +15,6 @@ import pytest
 from bus.kit import Bus, connect, last_seq, own_servers, publish_raw, requested, running, wait_refused
 from conftest import REPO
 from pixsim_contracts import ALL_EVENT_TYPES, subjects
-from pixsim_runtime.local_servers import free_port
 from pixsim_runtime.bus_auth import (
     DURABLES,
     EMITS,
@@ -25,6 +24,7 @@ from pixsim_runtime.bus_auth import (
     password_variable,
     permissions,
 )
+from pixsim_runtime.local_servers import free_port
 from support import wait_for
 
 pytestmark = pytest.mark.system
