@@ -105,7 +105,8 @@ def _container_servers(request: pytest.FixtureRequest, tmp: Path) -> Servers:
 def _external_nats(url: str) -> Servers:
     """NATS_URL from the environment. With PIXSIM_NATS_CREDENTIALS_DIR (the server's authorization rendered
     by `python -m pixsim_runtime.bus_auth server-conf DIR`), the services use their own users and the tests
-    `admin`; without it the server must allow anonymous clients, and the tests of authorization skip."""
+    `admin`; without it everything connects anonymously, so the server must allow that (tests/bus and
+    `fresh_servers` always start a nats-server of their own, with authorization)."""
     directory = os.environ.get("PIXSIM_NATS_CREDENTIALS_DIR")
     if not directory:
         return Servers(url, "")

@@ -214,3 +214,10 @@ async def test_streams_and_consumers_have_limits(bus: Bus) -> None:
     for owned in DURABLES.values():
         for stream, durable in owned:
             assert 0 < (await js.consumer_info(stream, durable)).config.max_deliver <= 10_100
+
+
+async def test_an_http_request_outside_the_event_bounds_is_a_422(bus: Bus) -> None:
+    resp = await bus.api.post("/api/v1/generations", json={"provider_id": "sim", "operation_type": "text_to_video",
+                                                           "params": {"prompt": "p" * 70_000, "duration": 1}})
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["code"] in ("invalid_request", "invalid_params")
