@@ -130,3 +130,13 @@ async def test_poll_again_is_bounded_by_max_deliveries() -> None:
         assert msg.settled[0][0] == expected
     assert broker.published[-1][1]["reason"] == "still not finished after 50 deliveries"
     assert broker.options["config"].max_deliver == 50 + consumers.BACKSTOP_MARGIN
+
+
+def test_a_dead_letter_of_control_bytes_still_fits_and_keeps_size_and_hash() -> None:
+    body = b"\x01" * (1024 * 1024)
+    headers = {f"K{i}": "\x02" * 512 for i in range(32)}
+    record = dead_letter_record("billing", "pixsim.credits.sim.charged", "S", 1, 1, "\x03" * 5000, headers, body)
+    assert len(record) <= DLQ_MAX_MESSAGE_BYTES
+    letter = json.loads(record)
+    assert letter["body_bytes"] == len(body) and letter["body_sha256"] == hashlib.sha256(body).hexdigest()
+    assert letter["body_truncated"] is True

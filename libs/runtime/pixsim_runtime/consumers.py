@@ -190,7 +190,7 @@ def dead_letter_record(service: str, subject: str, stream: str, seq: int, attemp
                        headers: dict[str, str] | None, body: bytes) -> bytes:
     """The dead letter of a message, always under the dead-letter stream's message limit: an excerpt of
     the body (all of it when short) with the body's size and SHA-256, and bounded headers."""
-    kept = {}
+    kept: dict[str, str] = {}
     for key, value in list((headers or {}).items())[:MAX_DLQ_HEADERS]:
         if key.lower() != "authorization":
             kept[_cut(str(key), 128)] = _cut(str(value), MAX_DLQ_HEADER_BYTES)
@@ -209,10 +209,15 @@ def dead_letter_record(service: str, subject: str, stream: str, seq: int, attemp
         "body_sha256": hashlib.sha256(body).hexdigest(),
         "body_truncated": len(body) > len(excerpt),
     }
-    encoded = json.dumps(record).encode()
-    if len(encoded) > DLQ_MAX_MESSAGE_BYTES:  # cannot happen with the bounds above; never let it poison anyway
-        record.update(headers={}, body="", body_truncated=True)
-        encoded = json.dumps(record).encode()
+    # JSON escapes can make even these bounds grow (a control byte is 6 characters): shed the headers,
+    # then most of the excerpt, until it fits; the size and hash always stay.
+    for shrink in ({}, {"headers": {}}, {"body": excerpt[:512].decode("utf-8", errors="replace")}, {"body": ""}):
+        record.update(shrink)
+        record["body_truncated"] = len(record["body"].encode("utf-8", errors="replace")) < len(body) or (
+            len(body) > len(excerpt))
+        encoded = json.dumps(record, ensure_ascii=False).encode("utf-8", errors="replace")
+        if len(encoded) <= DLQ_MAX_MESSAGE_BYTES - 1024:  # room for the publish's headers
+            break
     return encoded
 
 
