@@ -164,7 +164,7 @@ def subscribe(
     DURABLES.setdefault(broker, []).append((stream, durable))
     broker.subscriber(
         subject,
-        stream=JStream(stream, declare=False),  # declared once by streams.declare_streams
+        stream=JStream(stream, declare=False),  # declared by pixsim_runtime.streams, never by FastStream
         durable=durable,
         # A long poll: messages still arrive at once. Longer than the event-loop stalls seen under load,
         # because nats-py then raises a bare asyncio.TimeoutError that FastStream does not expect.
