@@ -277,9 +277,11 @@ def start_fake(inprocess: bool, backlog: int) -> Fake:
 BENCH_KEY = new_token().token
 
 
-def service_settings(nats_url: str, mongo_url: str, poll_min: float, poll_max: float) -> dict:
-    """Production defaults, except the poll interval (the sim at latency 0 finishes at once)."""
-    return {"NATS_URL": nats_url, "MONGO_URL": mongo_url, "PIXSIM_MONGO_DB": DB_NAME,
+def service_settings(nats_url: str, mongo_url: str, poll_min: float, poll_max: float, credentials_dir: str) -> dict:
+    """Production defaults, except the poll interval (the sim at latency 0 finishes at once). NATS
+    authorization is on: each service connects as its own user, with its password from `credentials_dir`."""
+    return {"NATS_URL": nats_url, "PIXSIM_NATS_CREDENTIALS_DIR": credentials_dir, "MONGO_URL": mongo_url,
+            "PIXSIM_MONGO_DB": DB_NAME,
             "PIXSIM_PROVIDERS_DIR": str(PROVIDERS), "PIXSIM_POLL_MIN_INTERVAL": poll_min,
             "PIXSIM_POLL_MAX_INTERVAL": poll_max}
 
@@ -507,7 +509,7 @@ async def submit_nats(js: Any, phase: Phase, sem: asyncio.Semaphore) -> None:
 
 
 async def run_phase(name: str, n: int, *, mode: str, concurrency: int, timeout: float, api: httpx.AsyncClient,
-                    js: Any, db: Any, tracker: Tracker, mongo_stats: MongoStats | None,
+                    js: Any, upstream_js: Any, db: Any, tracker: Tracker, mongo_stats: MongoStats | None,
                     pids: dict[str, int], warnings: WarningCounter, span_stats: SpanStats | None,
                     record: bool = True) -> dict:
     phase = Phase(name, n)
@@ -529,7 +531,7 @@ async def run_phase(name: str, n: int, *, mode: str, concurrency: int, timeout: 
     if mode == "http":
         await asyncio.gather(*(submit_http(api, phase, sem) for _ in range(n)))
     else:
-        await asyncio.gather(*(submit_nats(js, phase, sem) for _ in range(n)))
+        await asyncio.gather(*(submit_nats(upstream_js, phase, sem) for _ in range(n)))
     t_submitted = time.perf_counter()
     ids = set(phase.submit_start)
     deadline = t0 + timeout
@@ -633,7 +635,7 @@ async def main(args: argparse.Namespace) -> dict:
                                      operation_type=OperationType.TEXT_TO_VIDEO, params=PARAMS)
         payload = sample.model_dump_json().encode()
         with console.status(f"1. raw JetStream round trip, {args.raw_n} messages"):
-            raw = await raw_baseline(nats_srv.url, args.raw_n, args.concurrency, payload, pids)
+            raw = await raw_baseline(nats_srv.url_as("admin"), args.raw_n, args.concurrency, payload, pids)
         console.print(f"raw JetStream: {raw['msgs_per_s']:,.0f} msg/s")
 
         checker = AsyncMongoClient(mongo_srv.url, tz_aware=True)  # created before the listener: not counted
@@ -645,10 +647,13 @@ async def main(args: argparse.Namespace) -> dict:
         span_stats = SpanStats() if args.span_stats else None
         if span_stats:
             tracer_provider.add_span_processor(span_stats)
-        settings = service_settings(nats_srv.url, mongo_srv.url, args.poll_min_interval, args.poll_max_interval)
+        settings = service_settings(nats_srv.url, mongo_srv.url, args.poll_min_interval, args.poll_max_interval,
+                                    str(nats_srv.credentials.directory))
         settings["PIXSIM_BOOTSTRAP_ADMIN_KEY"] = BENCH_KEY  # the API needs a credential, as in production
-        nc = await nats.connect(nats_srv.url)
+        nc = await nats.connect(nats_srv.url_as("admin"))  # the bench's own instruments: stream counts, tracker
         js = nc.jetstream()
+        # The 2b. phase publishes as an upstream system: it may publish `requested` and nothing else.
+        upstream = await nats.connect(nats_srv.url, **nats_srv.credentials.connect_options("upstream"))
         tracker = Tracker()
         await tracker.start(nc)
         phases: dict[str, dict] = {}
@@ -657,6 +662,7 @@ async def main(args: argparse.Namespace) -> dict:
             async with httpx.AsyncClient(base_url=served[0].url, timeout=60, limits=limits,
                                          headers={"Authorization": f"Bearer {BENCH_KEY}"}) as api:
                 common = {"concurrency": args.concurrency, "timeout": args.timeout, "api": api, "js": js,
+                          "upstream_js": upstream.jetstream(),
                           "db": db, "tracker": tracker, "mongo_stats": mongo_stats, "pids": pids,
                           "warnings": warnings, "span_stats": span_stats}
                 for name, mode in (("http", "http"), ("nats", "nats")):
@@ -670,6 +676,7 @@ async def main(args: argparse.Namespace) -> dict:
                     console.print(f"{label}: {rate(p['generations_per_s'])} generations/s "
                                   f"({p['outcomes']}, {p['wall_s']} s)")
         await nc.close()
+        await upstream.close()
         await checker.close()
     finally:
         if fake is not None:

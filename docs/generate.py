@@ -52,8 +52,11 @@ DEAD_LETTER_FIELDS = {
     "stream_seq": ("integer", "The original message's stream sequence (replay it from there)"),
     "deliveries": ("integer", "How many times it was delivered"),
     "dead_lettered_at": ("string", "When (ISO 8601, UTC)"),
-    "headers": ("object", "The original headers, without Authorization"),
-    "body": ("string", "The original body, as text"),
+    "headers": ("object", "The original headers, without Authorization (at most 32, each cut to 512 bytes)"),
+    "body": ("string", "The original body as text: all of it up to 4 KiB, else its first 4 KiB"),
+    "body_bytes": ("integer", "The original body's size in bytes"),
+    "body_sha256": ("string", "SHA-256 of the original body (hex), to find it in the stream"),
+    "body_truncated": ("boolean", "True when `body` is only the start of the original"),
 }
 
 

@@ -3,8 +3,9 @@
 Services publish with `pixsim_runtime.broker.publish_event(broker, event)` and declare no FastStream
 publishers, so the broker cannot tell. This scan follows each service's modules that call
 `publish_event`, and the package modules they import, and collects the event classes they use as
-values (constructed, or chosen as the class to construct). Type tests (`isinstance`), `case` patterns
-and annotations are not publishing, so they are ignored.
+values (constructed, or chosen as the class to construct). Type tests (`isinstance`), `case` patterns,
+annotations and dictionary keys (a lookup by type, e.g. billing's entry kinds) are not publishing, so
+they are ignored.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def _not_publishing(tree: ast.AST) -> set[int]:
             drop(node.annotation)
         elif isinstance(node, ast.MatchClass):
             drop(node.cls)
+        elif isinstance(node, ast.Dict):
+            for key in node.keys:
+                drop(key)
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
               and node.func.id in ("isinstance", "issubclass") and len(node.args) == 2):
             drop(node.args[1])

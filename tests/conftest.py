@@ -1,5 +1,9 @@
 """Session fixtures: real servers (local nats-server + nx-27017, or NATS_URL/MONGO_URL), the sim fake,
-and the whole pipeline served in-process with an in-memory span exporter."""
+and the whole pipeline served in-process with an in-memory span exporter.
+
+NATS runs with authorization on (pixsim_runtime.bus_auth): each service connects as its own user, with
+its password from the credentials directory of `Servers.nats_credentials`; `Servers.nats_url` carries the
+`admin` user's credentials, for what the tests themselves read and publish."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from pixsim_provider_sdk import discover
 from pixsim_provider_sdk.safe_fetch import allow_in_env
 from pixsim_provider_sdk.testing.fake_http import load_fake
 from pixsim_runtime import local_servers
+from pixsim_runtime.bus_auth import BusCredentials, server_authorization, without_credentials
 from pixsim_runtime.inprocess import serve
 from pixsim_runtime.telemetry import init_metrics, init_telemetry
 from support import ADMIN_KEY, api_client
@@ -50,8 +55,25 @@ socket.socket.connect = _loopback_only  # type: ignore[method-assign]
 
 @dataclass
 class Servers:
+    #: As the `admin` NATS user (credentials in the URL): for the tests' own reads and publishes.
     nats_url: str
     mongo_url: str
+    #: Every NATS user's password; None for a server without authorization (an external NATS_URL alone).
+    nats_credentials: BusCredentials | None = None
+
+    @property
+    def service_nats_url(self) -> str:
+        """The URL the services get: no credentials in it, each finds its own password."""
+        return without_credentials(self.nats_url)
+
+    def nats_options(self, user: str) -> dict[str, str]:
+        """`nats.connect(servers.service_nats_url, **servers.nats_options(user))` connects as `user`."""
+        return self.nats_credentials.connect_options(user) if self.nats_credentials else {}
+
+
+def _local_nats() -> tuple[local_servers.LocalServer, Servers]:
+    server = local_servers.start_nats()
+    return server, Servers(server.url_as("admin"), "", server.credentials)
 
 
 def docker_available() -> bool:
@@ -65,39 +87,55 @@ def docker_available() -> bool:
         return False
 
 
-def _container_servers(request: pytest.FixtureRequest) -> Servers:
-    """A real mongod and nats-server through testcontainers."""
+def _container_servers(request: pytest.FixtureRequest, tmp: Path) -> Servers:
+    """A real mongod and nats-server (with PixSim's authorization) through testcontainers."""
     from testcontainers.community.mongodb import MongoDbContainer
     from testcontainers.core.container import DockerContainer
 
     mongo = MongoDbContainer("mongo:7")
     mongo.start()
     request.addfinalizer(mongo.stop)
-    nats_c = DockerContainer("nats:2.10").with_command("-js").with_exposed_ports(4222)
+    credentials = BusCredentials.ensure(tmp / "credentials")
+    (tmp / "nats.conf").write_text(server_authorization(credentials.password))
+    nats_c = (DockerContainer("nats:2.10").with_volume_mapping(str(tmp), "/etc/pixsim", "ro")
+              .with_command("-js -c /etc/pixsim/nats.conf").with_exposed_ports(4222))
     nats_c.start()
     request.addfinalizer(nats_c.stop)
-    return Servers(f"nats://{nats_c.get_container_host_ip()}:{nats_c.get_exposed_port(4222)}",
-                   mongo.get_connection_url())
+    url = f"nats://{nats_c.get_container_host_ip()}:{nats_c.get_exposed_port(4222)}"
+    return Servers(credentials.url(url, "admin"), mongo.get_connection_url(), credentials)
+
+
+def _external_nats(url: str) -> Servers:
+    """NATS_URL from the environment. With PIXSIM_NATS_CREDENTIALS_DIR (the server's authorization rendered
+    by `python -m pixsim_runtime.bus_auth server-conf DIR`), the services use their own users and the tests
+    `admin`; without it everything connects anonymously, so the server must allow that (tests/bus and
+    `fresh_servers` always start a nats-server of their own, with authorization)."""
+    directory = os.environ.get("PIXSIM_NATS_CREDENTIALS_DIR")
+    if not directory:
+        return Servers(url, "")
+    credentials = BusCredentials.load(directory)
+    return Servers(credentials.url(url, "admin"), "", credentials)
 
 
 @pytest.fixture(scope="session")
-def servers(request: pytest.FixtureRequest) -> Iterator[Servers]:
+def servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     """NATS_URL / MONGO_URL when set; else real containers where a Docker engine runs (opt out with
     PIXSIM_TEST_CONTAINERS=0); else a local nats-server and nx-27017 on free loopback ports."""
     wants_containers = os.environ.get("PIXSIM_TEST_CONTAINERS", "auto") != "0"
     if not os.environ.get("NATS_URL") and not os.environ.get("MONGO_URL") and wants_containers and docker_available():
-        yield _container_servers(request)
+        yield _container_servers(request, tmp_path_factory.mktemp("nats"))
         return
     started = []
-    nats_url = os.environ.get("NATS_URL")
-    if not nats_url:
-        started.append(local_servers.start_nats())
-        nats_url = started[-1].url
-    mongo_url = os.environ.get("MONGO_URL")
-    if not mongo_url:
+    if url := os.environ.get("NATS_URL"):
+        found = _external_nats(url)
+    else:
+        server, found = _local_nats()
+        started.append(server)
+    found.mongo_url = os.environ.get("MONGO_URL", "")
+    if not found.mongo_url:
         started.append(local_servers.start_mongo())
-        mongo_url = started[-1].url
-    yield Servers(nats_url, mongo_url)
+        found.mongo_url = started[-1].url
+    yield found
     for server in started:
         server.stop()
 
@@ -105,9 +143,10 @@ def servers(request: pytest.FixtureRequest) -> Iterator[Servers]:
 @pytest.fixture
 def fresh_servers() -> Iterator[Servers]:
     """A NATS and Mongo of this test's own, for pipelines that must not share durable consumers."""
-    nats = local_servers.start_nats()
+    nats, found = _local_nats()
     mongo = local_servers.start_mongo()
-    yield Servers(nats.url, mongo.url)
+    found.mongo_url = mongo.url
+    yield found
     nats.stop()
     mongo.stop()
 
@@ -123,7 +162,12 @@ def sim_fake() -> Iterator[Any]:
 
 
 def service_settings(servers: Servers, db: str, providers_dir: Path = PROVIDERS, **extra) -> dict:
-    return {"NATS_URL": servers.nats_url, "MONGO_URL": servers.mongo_url, "PIXSIM_MONGO_DB": db,
+    """Settings any service can be built from: each connects to NATS as its own user."""
+    credentials = servers.nats_credentials
+    nats = {"NATS_URL": servers.service_nats_url}
+    if credentials is not None:
+        nats["PIXSIM_NATS_CREDENTIALS_DIR"] = str(credentials.directory)
+    return {**nats, "MONGO_URL": servers.mongo_url, "PIXSIM_MONGO_DB": db,
             "PIXSIM_PROVIDERS_DIR": str(providers_dir), "PIXSIM_POLL_MIN_INTERVAL": 0.1,
             "PIXSIM_POLL_MAX_INTERVAL": 0.3, "PIXSIM_RETRY_BACKOFF": 0.1, "PIXSIM_MAX_ATTEMPTS": 3,
             "PIXSIM_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY, **extra}

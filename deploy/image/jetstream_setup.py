@@ -1,8 +1,13 @@
 """Create or update PixSim's JetStream streams and durable consumers, once, before the services start.
 
     python deploy/image/jetstream_setup.py           # the Kubernetes Job: declare, then exit 0
-    python deploy/image/jetstream_setup.py --wait    # an init container: wait until the Job has done it
+    python deploy/image/jetstream_setup.py --wait --service gateway   # an init container: wait until the
+                                                     # Job has declared the streams and that service's consumers
     python deploy/image/jetstream_setup.py --plan    # print what would be declared (no connection)
+
+NATS credentials come from `NATS_USER` (default `setup`; an init container uses its service's user,
+which may read only its own consumers) and `NATS_PASSWORD` or that user's file in
+`PIXSIM_NATS_CREDENTIALS_DIR` (pixsim_runtime.bus_auth has the permissions).
 
 The streams come from `pixsim_runtime.streams` (replicas from `PIXSIM_STREAM_REPLICAS`). The durable
 consumers are read from the four service apps themselves (each app is built, not started: nothing
@@ -72,12 +77,26 @@ def stream_plan(replicas: int) -> list[object]:
     return stream_configs(replicas)
 
 
-async def declare(nats_url: str, replicas: int, consumers: list[Consumer]) -> None:
-    """Create or update every stream, then every durable consumer."""
+def connect_options(default_user: str = "setup") -> dict[str, str]:
+    """`nats.connect` credentials as the services find theirs: NATS_USER, and NATS_PASSWORD or the user's
+    file in PIXSIM_NATS_CREDENTIALS_DIR (none without a password)."""
+    from pixsim_runtime.bus_auth import inbox_prefix, read_password
+
+    user = os.environ.get("NATS_USER") or default_user
+    password = os.environ.get("NATS_PASSWORD")
+    if not password and os.environ.get("PIXSIM_NATS_CREDENTIALS_DIR"):
+        password = read_password(os.environ["PIXSIM_NATS_CREDENTIALS_DIR"], user)
+    if not password:
+        return {}
+    return {"user": user, "password": password, "inbox_prefix": inbox_prefix(user)}
+
+
+async def declare(nats_url: str, replicas: int, consumers: list[Consumer], **auth: str) -> None:
+    """Create or update every stream, then every durable consumer (as the `setup` user)."""
     import nats
     from pixsim_runtime.streams import declare_streams
 
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=10)
+    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=10, **auth)
     try:
         js = nc.jetstream()
         await declare_streams(js, replicas)
@@ -88,12 +107,12 @@ async def declare(nats_url: str, replicas: int, consumers: list[Consumer]) -> No
         await nc.close()
 
 
-async def missing(nats_url: str, replicas: int, consumers: list[Consumer]) -> list[str]:
+async def missing(nats_url: str, replicas: int, consumers: list[Consumer], **auth: str) -> list[str]:
     """The streams and consumers that do not exist yet."""
     import nats
     from nats.js.errors import NotFoundError
 
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
+    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0, **auth)
     try:
         js, absent = nc.jetstream(), []
         for stream in stream_plan(replicas):
@@ -111,11 +130,11 @@ async def missing(nats_url: str, replicas: int, consumers: list[Consumer]) -> li
         await nc.close()
 
 
-async def wait(nats_url: str, replicas: int, consumers: list[Consumer], timeout: float) -> bool:
+async def wait(nats_url: str, replicas: int, consumers: list[Consumer], timeout: float, **auth: str) -> bool:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            absent = await missing(nats_url, replicas, consumers)
+            absent = await missing(nats_url, replicas, consumers, **auth)
         except Exception as exc:  # noqa: BLE001 - NATS not reachable yet: keep waiting
             absent = [f"NATS at {nats_url} ({type(exc).__name__})"]
         if not absent:
@@ -133,10 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--wait", action="store_true", help="only wait until everything exists")
     mode.add_argument("--plan", action="store_true", help="print the streams and consumers; connect to nothing")
     parser.add_argument("--timeout", type=float, default=600.0, help="--wait gives up after this (s)")
+    parser.add_argument("--service", choices=SERVICES, help="--wait for this service's consumers only")
     args = parser.parse_args(argv)
     nats_url = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
     replicas = int(os.environ.get("PIXSIM_STREAM_REPLICAS", "1"))
-    consumers = consumer_plan()
+    consumers = [c for c in consumer_plan() if args.service in (None, c.service)]
+    auth = connect_options(args.service or "setup")
     if args.plan:
         print(json.dumps({
             "streams": [{"name": s.name, "subjects": s.subjects, "replicas": s.num_replicas}  # type: ignore[attr-defined]
@@ -146,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         }, indent=2))
         return 0
     if args.wait:
-        return 0 if asyncio.run(wait(nats_url, replicas, consumers, args.timeout)) else 1
-    asyncio.run(declare(nats_url, replicas, consumers))
+        return 0 if asyncio.run(wait(nats_url, replicas, consumers, args.timeout, **auth)) else 1
+    asyncio.run(declare(nats_url, replicas, consumers, **auth))
     return 0
 
 

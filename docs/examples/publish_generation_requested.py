@@ -1,6 +1,9 @@
 """Publish `GenerationRequested` to PixSim from another system, with plain nats-py (no PixSim code).
 
-    NATS_URL=nats://nats.pixsim.svc:4222 python publish_generation_requested.py order-4711
+    NATS_URL=nats://nats.pixsim.svc:4222 NATS_PASSWORD=... python publish_generation_requested.py order-4711
+
+It connects as the NATS user `upstream`, which may publish `pixsim.generations.*.requested` and nothing
+else, and read replies only under its own inbox prefix `_INBOX.upstream`.
 
 The README's "Publishing GenerationRequested from another system" shows this file; a test runs it
 against a real nats-server, so the example keeps working.
@@ -32,9 +35,9 @@ def generation_requested(generation_id: str) -> dict:
     }
 
 
-async def publish(nats_url: str, generation_id: str) -> bool:
+async def publish(nats_url: str, generation_id: str, password: str) -> bool:
     """Publish once and wait for JetStream's ack; True if JetStream dropped it as a duplicate."""
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(nats_url, user="upstream", password=password, inbox_prefix="_INBOX.upstream")
     try:
         ack = await nc.jetstream().publish(
             f"pixsim.generations.{generation_id}.requested",
@@ -50,5 +53,6 @@ async def publish(nats_url: str, generation_id: str) -> bool:
 
 if __name__ == "__main__":
     gid = sys.argv[1] if len(sys.argv) > 1 else uuid.uuid4().hex
-    duplicate = asyncio.run(publish(os.environ.get("NATS_URL", "nats://127.0.0.1:4222"), gid))
+    duplicate = asyncio.run(publish(os.environ.get("NATS_URL", "nats://127.0.0.1:4222"), gid,
+                                    os.environ["NATS_PASSWORD"]))
     print(f"generation {gid}: {'duplicate, dropped' if duplicate else 'accepted'}")

@@ -136,44 +136,51 @@ def test_the_plan_holds_every_durable_consumer_the_services_bind() -> None:
 
 
 @pytest.fixture
-def nats_url():
-    server = local_servers.start_nats()
-    yield server.url
+def nats_server():
+    server = local_servers.start_nats()  # with authorization on, as everywhere
+    yield server
     server.stop()
 
 
-async def test_the_job_creates_streams_and_consumers_idempotently(nats_url: str) -> None:
+async def test_the_job_creates_streams_and_consumers_idempotently(nats_server) -> None:
     plan = setup.consumer_plan()
-    before = await setup.missing(nats_url, 1, plan)
+    url, auth = nats_server.url, nats_server.credentials.connect_options("setup")
+    before = await setup.missing(url, 1, plan, **auth)
     assert "stream PIXSIM_GENERATIONS" in before and "consumer PIXSIM_GENERATIONS/dispatcher" in before
-    assert not await setup.wait(nats_url, 1, plan, timeout=0)
-    await setup.declare(nats_url, 1, plan)
-    await setup.declare(nats_url, 1, plan)  # a second run (a re-applied Job) changes nothing and does not fail
-    assert await setup.missing(nats_url, 1, plan) == []
-    assert await setup.wait(nats_url, 1, plan, timeout=5)
+    assert not await setup.wait(url, 1, plan, timeout=0, **auth)
+    await setup.declare(url, 1, plan, **auth)
+    await setup.declare(url, 1, plan, **auth)  # a second run (a re-applied Job) changes nothing and does not fail
+    assert await setup.missing(url, 1, plan, **auth) == []
+    assert await setup.wait(url, 1, plan, timeout=5, **auth)
+    # an init container waits as its own service, which may read only its own consumers
+    for service in ("gateway", "dispatcher", "poller", "billing"):
+        own = [c for c in plan if c.service == service]
+        assert await setup.wait(url, 1, own, timeout=5, **nats_server.credentials.connect_options(service))
 
     import nats
 
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(nats_server.url_as("admin"))
     try:
         info = await nc.jetstream().consumer_info("PIXSIM_GENERATIONS", "poller")
         assert info.config.filter_subject == "pixsim.generations.*.submitted"
         assert str(getattr(info.config.ack_policy, "value", info.config.ack_policy)) == "explicit"
-        assert info.config.max_deliver == -1
+        assert 0 < info.config.max_deliver < 20_000  # a finite backstop
     finally:
         await nc.close()
 
 
-async def test_the_readme_publishing_example_is_deduplicated(nats_url: str) -> None:
+async def test_the_readme_publishing_example_is_deduplicated(nats_server) -> None:
     example = _load(ROOT / "docs" / "examples" / "publish_generation_requested.py")
-    await setup.declare(nats_url, 1, [])  # the streams, as the Job creates them
-    assert await example.publish(nats_url, "order-4711") is False
-    assert await example.publish(nats_url, "order-4711") is True  # a retried publish is dropped
-    assert await example.publish(nats_url, "order-4712") is False
+    nats_url = nats_server.url
+    await setup.declare(nats_url, 1, [], **nats_server.credentials.connect_options("setup"))  # as the Job does
+    password = nats_server.credentials.password("upstream")
+    assert await example.publish(nats_url, "order-4711", password) is False
+    assert await example.publish(nats_url, "order-4711", password) is True  # a retried publish is dropped
+    assert await example.publish(nats_url, "order-4712", password) is False
 
     import nats
 
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(nats_server.url_as("admin"))
     try:
         info = await nc.jetstream().stream_info("PIXSIM_GENERATIONS")
         assert info.state.messages == 2

@@ -80,7 +80,15 @@ def test_services_have_probes_resources_and_locked_down_containers(rendered, ove
         assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]
         refs = [next(iter(ref.values()))["name"] for ref in main["envFrom"]]
         assert refs == ["pixsim-config", "pixsim-secrets"]
-        assert pod["initContainers"][0]["command"][-1] == "--wait"  # held until the streams exist
+        # held until the streams and its consumers exist, checked as its own NATS user
+        assert pod["initContainers"][0]["command"][-3:] == ["--wait", "--service", role]
+        for container in (main, pod["initContainers"][0]):
+            assert {"name": "NATS_USER", "value": role} in container["env"]
+            assert {"name": "nats-credentials", "mountPath": "/var/run/secrets/pixsim-nats",
+                    "readOnly": True} in container["volumeMounts"]
+        (creds,) = [v for v in pod["volumes"] if v["name"] == "nats-credentials"]
+        assert creds["secret"]["secretName"] == "pixsim-nats"
+        assert creds["secret"]["items"] == [{"key": role, "path": role}]  # its own password, no other
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
@@ -104,8 +112,22 @@ def test_nats_is_a_three_node_jetstream_cluster(rendered, overlay: str) -> None:
     assert [f"nats://nats-{i}.nats-headless:6222" in conf for i in range(3)] == [True] * 3
     config = one(objs, "ConfigMap", "pixsim-config")["data"]
     assert config["NATS_URL"] == "nats://nats:4222"
-    job = one(objs, "Job", "jetstream-setup")["spec"]["template"]["spec"]["containers"][0]
+    assert config["PIXSIM_NATS_CREDENTIALS_DIR"] == "/var/run/secrets/pixsim-nats"
+    job_pod = one(objs, "Job", "jetstream-setup")["spec"]["template"]["spec"]
+    job = job_pod["containers"][0]
     assert job["command"] == ["python", "/app/deploy/image/jetstream_setup.py"]
+    assert {"name": "NATS_USER", "value": "setup"} in job["env"]
+    (creds,) = [v for v in job_pod["volumes"] if v["name"] == "nats-credentials"]
+    assert creds["secret"]["items"] == [{"key": "setup", "path": "setup"}]
+    # authorization on, from the Secret: every user's password is an environment variable of the NATS pods
+    nats_conf = one(objs, "ConfigMap", "nats-config")["data"]
+    assert "include ./auth.conf" in nats_conf["nats.conf"] and "no_auth_user" not in nats_conf["nats.conf"]
+    assert "authorization {" in nats_conf["auth.conf"]
+    env = {e["name"]: e for e in nats["spec"]["template"]["spec"]["containers"][0]["env"]}
+    for user in ("gateway", "dispatcher", "poller", "billing", "setup", "upstream", "admin"):
+        ref = env[f"NATS_PASSWORD_{user.upper()}"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "pixsim-nats", "key": user}
+        assert f"$NATS_PASSWORD_{user.upper()}" in nats_conf["auth.conf"]
     assert (ROOT / "deploy" / "image" / "jetstream_setup.py").exists()
 
 

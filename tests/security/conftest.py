@@ -15,7 +15,7 @@ from typing import Any
 import jwt
 import pytest
 from accounts.kit import AccountsFake, System, running
-from conftest import Servers
+from conftest import Servers, _local_nats
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pixsim_runtime import local_servers
 from support import api_client
@@ -86,8 +86,10 @@ class Secure:
 
 @pytest.fixture(scope="package")
 def secure_servers() -> Iterator[Servers]:
-    nats, mongo = local_servers.start_nats(), local_servers.start_mongo()
-    yield Servers(nats.url, mongo.url)
+    nats, found = _local_nats()
+    mongo = local_servers.start_mongo()
+    found.mongo_url = mongo.url
+    yield found
     nats.stop()
     mongo.stop()
 

@@ -1,4 +1,4 @@
-"""Upstream systems publish GenerationRequested straight onto NATS."""
+"""Upstream systems publish GenerationRequested straight onto NATS, as the NATS user `upstream`."""
 
 from __future__ import annotations
 
@@ -33,12 +33,17 @@ async def _last_seq(js) -> int:
     return (await js.stream_info(subjects.DLQ_STREAM)).state.last_seq
 
 
+async def _upstream(servers):
+    """A connection as an upstream system has it: the user `upstream`, which may only publish requests."""
+    return await nats.connect(servers.service_nats_url, **servers.nats_options("upstream"))
+
+
 async def test_duplicate_upstream_publish_gives_one_generation(pipeline):
     gid = new_id()
     prompt = f"upstream {gid}"
     event = GenerationRequested(generation_id=gid, provider_id="sim", operation_type="text_to_video",
                                 params={"prompt": prompt, "duration": 1})
-    nc = await nats.connect(pipeline.servers.nats_url)
+    nc = await _upstream(pipeline.servers)
     try:
         js = nc.jetstream()
         first = await js.publish(subjects.generation(gid, "requested"), event.model_dump_json().encode(),
@@ -62,12 +67,13 @@ async def test_duplicate_upstream_publish_gives_one_generation(pipeline):
                 "operation_type": "make_coffee", "params": {}}).encode(),
 ])
 async def test_malformed_upstream_event_is_dead_lettered_and_consumer_keeps_working(pipeline, body):
-    nc = await nats.connect(pipeline.servers.nats_url)
+    nc = await nats.connect(pipeline.servers.nats_url)  # the tests' own user reads the dead letters
+    up = await _upstream(pipeline.servers)
     try:
         js = nc.jetstream()
         since = await _last_seq(js)
         marker = new_id()
-        await js.publish(subjects.generation(marker, "requested"), body, headers={"Nats-Msg-Id": marker})
+        await up.jetstream().publish(subjects.generation(marker, "requested"), body, headers={"Nats-Msg-Id": marker})
         deadline = time.monotonic() + 10
         letters: list[dict] = []
         while time.monotonic() < deadline:
@@ -77,6 +83,7 @@ async def test_malformed_upstream_event_is_dead_lettered_and_consumer_keeps_work
             await asyncio.sleep(0.1)
     finally:
         await nc.close()
+        await up.close()
     assert len(letters) == 1
     assert letters[0]["reason"].startswith("invalid event:")
     assert letters[0]["body"] == body.decode() and letters[0]["service"] == "dispatcher"
@@ -85,7 +92,7 @@ async def test_malformed_upstream_event_is_dead_lettered_and_consumer_keeps_work
     # the consumer moved on: a valid request right after still completes
     ok = GenerationRequested(generation_id=new_id(), provider_id="sim", operation_type="text_to_video",
                              params={"prompt": "after the bad one", "duration": 1})
-    nc = await nats.connect(pipeline.servers.nats_url)
+    nc = await _upstream(pipeline.servers)
     try:
         await nc.jetstream().publish(ok.subject, ok.model_dump_json().encode(),
                                      headers={"Nats-Msg-Id": ok.generation_id})
@@ -97,7 +104,7 @@ async def test_malformed_upstream_event_is_dead_lettered_and_consumer_keeps_work
 async def test_upstream_request_for_unknown_provider_fails_cleanly(pipeline):
     event = GenerationRequested(generation_id=new_id(), provider_id="nobody", operation_type="text_to_video",
                                 params={"prompt": "x"})
-    nc = await nats.connect(pipeline.servers.nats_url)
+    nc = await _upstream(pipeline.servers)
     try:
         await nc.jetstream().publish(event.subject, event.model_dump_json().encode(),
                                      headers={"Nats-Msg-Id": event.generation_id})

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, Strict, StringConstraints
 
 from . import subjects
 from .envelope import Event
+from .limits import (
+    CreditMap,
+    ExternalId,
+    Id,
+    Priority,
+    ShortText,
+    SignedCredits,
+    StrictBool,
+    Text,
+    Token,
+)
+
+ShortKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+StrictInt = Annotated[int, Strict(), Field(ge=-(2**53), le=2**53)]
+ConcurrencyLimit = Annotated[int, Strict(), Field(ge=1, le=10_000)]
 
 
 class AccountEvent(Event):
-    account_id: str
-    provider_id: str
+    account_id: Id
+    provider_id: Token
 
     @property
     def subject(self) -> str:
@@ -24,19 +39,19 @@ class AccountCreated(AccountEvent):
     """pixsim.accounts.<account_id>.created: an account was added (credentials stored apart, encrypted)."""
 
     type: Literal["account.created"] = "account.created"
-    owner_id: str | None = Field(default=None, description="The user who owns it; their jobs may run on it")
-    shared: bool = Field(default=False, description="Runs every user's jobs (set by an admin)")
-    email: str | None = None
-    credits: dict[str, int] = Field(default_factory=dict)
-    priority: int = Field(default=0, description="Higher is chosen first")
-    concurrency_limit: int = Field(default=1, ge=1, description="Jobs the account may run at once")
+    owner_id: ExternalId | None = Field(default=None, description="The user who owns it; their jobs may run on it")
+    shared: StrictBool = Field(default=False, description="Runs every user's jobs (set by an admin)")
+    email: ShortText | None = None
+    credits: CreditMap = Field(default_factory=dict)
+    priority: Priority = Field(default=0, description="Higher is chosen first")
+    concurrency_limit: ConcurrencyLimit = Field(default=1, description="Jobs the account may run at once")
 
 
 class AccountUpdated(AccountEvent):
     """pixsim.accounts.<account_id>.updated: priority, concurrency limit or enabled changed."""
 
     type: Literal["account.updated"] = "account.updated"
-    changes: dict[str, int | bool | str | None]
+    changes: dict[ShortKey, StrictInt | StrictBool | ShortText | None] = Field(max_length=32)
 
 
 class AccountDeleted(AccountEvent):
@@ -49,15 +64,15 @@ class AccountCreditsLow(AccountEvent):
     """pixsim.accounts.<account_id>.credits_low: a balance crossed the low-credit threshold."""
 
     type: Literal["account.credits_low"] = "account.credits_low"
-    credit_type: str
-    balance: int
+    credit_type: Token
+    balance: SignedCredits
 
 
 class AccountExhausted(AccountEvent):
     """pixsim.accounts.<account_id>.exhausted: a balance reached zero."""
 
     type: Literal["account.exhausted"] = "account.exhausted"
-    credit_type: str
+    credit_type: Token
 
 
 AccountStatus = Literal["active", "cooling_down", "exhausted", "auth_failed", "disabled"]
@@ -74,7 +89,7 @@ class AccountStatusChanged(AccountEvent):
     type: Literal["account.status_changed"] = "account.status_changed"
     status: AccountStatus
     previous_status: AccountStatus | None = None
-    reason: str = Field(description="Why, for a human; never contains credentials")
-    error_code: str | None = Field(default=None, description="The provider error that caused it, if any")
+    reason: Text = Field(description="Why, for a human; never contains credentials")
+    error_code: ShortText | None = Field(default=None, description="The provider error that caused it, if any")
     cooldown_until: datetime | None = Field(default=None, description="Set when status is `cooling_down`")
-    generation_id: str | None = Field(default=None, description="The job that revealed it, if any")
+    generation_id: Id | None = Field(default=None, description="The job that revealed it, if any")

@@ -8,13 +8,17 @@ from pydantic import Field
 
 from . import subjects
 from .envelope import Event
+from .limits import Credits, Id, PositiveCredits, Text, Token
 
 
 class CreditEvent(Event):
-    generation_id: str
-    provider_id: str
-    account_id: str
-    credit_type: str = Field(description="Must be one of the provider manifest's `credit_types`")
+    """A credit event's subject carries its credit type (`pixsim.credits.<credit_type>.<event>`); the
+    consumers check that the subject and the body agree."""
+
+    generation_id: Id
+    provider_id: Token
+    account_id: Id
+    credit_type: Token = Field(description="Must be one of the provider manifest's `credit_types`")
 
     @property
     def subject(self) -> str:
@@ -25,23 +29,23 @@ class CreditsReserved(CreditEvent):
     """pixsim.credits.<credit_type>.reserved: the estimate is held while the job runs."""
 
     type: Literal["credits.reserved"] = "credits.reserved"
-    amount: int = Field(ge=0)
+    amount: Credits
 
 
 class CreditsCharged(CreditEvent):
     """pixsim.credits.<credit_type>.charged: the job completed; the actual cost is booked, the hold released."""
 
     type: Literal["credits.charged"] = "credits.charged"
-    amount: int = Field(ge=0, description="Actual cost")
-    reserved: int = Field(ge=0, description="The hold this charge settles")
+    amount: Credits = Field(description="Actual cost")
+    reserved: Credits = Field(description="The hold this charge settles")
 
 
 class CreditsReleased(CreditEvent):
     """pixsim.credits.<credit_type>.released: the job ended without a charge; the hold is released."""
 
     type: Literal["credits.released"] = "credits.released"
-    amount: int = Field(ge=0, description="The hold released")
-    reason: str
+    amount: Credits = Field(description="The hold released")
+    reason: Text
 
 
 class CreditsGranted(CreditEvent):
@@ -51,9 +55,9 @@ class CreditsGranted(CreditEvent):
     """
 
     type: Literal["credits.granted"] = "credits.granted"
-    generation_id: str | None = None  # type: ignore[assignment]
-    amount: int = Field(gt=0)
-    reason: str = "opening balance"
+    generation_id: Id | None = None  # type: ignore[assignment]
+    amount: PositiveCredits
+    reason: Text = "opening balance"
 
 
 class CreditsSynced(CreditEvent):
@@ -64,8 +68,8 @@ class CreditsSynced(CreditEvent):
     """
 
     type: Literal["credits.synced"] = "credits.synced"
-    generation_id: str | None = None  # type: ignore[assignment]
-    provider_balance: int = Field(description="What the provider says is left")
+    generation_id: Id | None = None  # type: ignore[assignment]
+    provider_balance: Credits = Field(description="What the provider says is left (never negative)")
 
     @property
     def amount(self) -> int:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .limits import EventId, Version
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -22,12 +24,13 @@ class Event(BaseModel):
     """Base of every event: immutable, versioned, self-describing.
 
     `event_id` is unique per event and doubles as the `Nats-Msg-Id` header, so JetStream drops a
-    duplicate publish and every consumer can recognise a redelivery.
+    duplicate publish and every consumer can recognise a redelivery. Every field is strict and bounded
+    (`pixsim_contracts.limits`); unknown fields are refused.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    event_id: str = Field(default_factory=new_id, description="Unique id of this event")
+    event_id: EventId = Field(default_factory=new_id, description="Unique id of this event")
     type: str = Field(description="Event type, e.g. `generation.submitted`")
-    version: int = Field(default=1, description="Schema version of this event type")
+    version: Version = Field(default=1, description="Schema version of this event type")
     occurred_at: datetime = Field(default_factory=utc_now, description="When it happened (UTC)")

@@ -6,12 +6,24 @@ Subjects: `pixsim.generations.<generation_id>.<event>`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import subjects
 from .envelope import Event
+from .limits import (
+    CreditMap,
+    ExternalId,
+    Fraction,
+    Id,
+    JsonObject,
+    Priority,
+    ShortText,
+    StrictBool,
+    Text,
+    Token,
+)
 from .providers import OperationType
 
 
@@ -20,13 +32,13 @@ class ErrorInfo(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    code: str = Field(description="Stable machine-readable code, e.g. `provider_quota`, `content_filtered`")
-    message: str = Field(description="What went wrong, for a human")
-    retryable: bool = False
+    code: ShortText = Field(description="Stable machine-readable code, e.g. `provider_quota`, `content_filtered`")
+    message: Text = Field(description="What went wrong, for a human")
+    retryable: StrictBool = False
 
 
 class GenerationEvent(Event):
-    generation_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,128}$", description="The aggregate id")
+    generation_id: Id = Field(description="The aggregate id: `[A-Za-z0-9_-]{1,128}`, also the subject's token")
 
     @property
     def subject(self) -> str:
@@ -41,26 +53,27 @@ class GenerationRequested(GenerationEvent):
     """
 
     type: Literal["generation.requested"] = "generation.requested"
-    provider_id: str
+    provider_id: Token
     operation_type: OperationType
-    params: dict[str, Any] = Field(default_factory=dict, description="Canonical parameters (see the provider's spec)")
-    account_id: str | None = Field(default=None, description="Pin the job to this account")
-    user_id: str | None = None
-    priority: int = 0
+    params: JsonObject = Field(default_factory=dict, description="Canonical parameters (see the provider's spec); "
+                               "at most 64 KiB as JSON")
+    account_id: Id | None = Field(default=None, description="Pin the job to this account")
+    user_id: ExternalId | None = None
+    priority: Priority = 0
 
 
 class GenerationSubmitted(GenerationEvent):
     """pixsim.generations.<generation_id>.submitted: the provider accepted the job."""
 
     type: Literal["generation.submitted"] = "generation.submitted"
-    provider_id: str
+    provider_id: Token
     operation_type: OperationType
-    account_id: str
-    provider_job_id: str
-    credits_reserved: dict[str, int] = Field(default_factory=dict, description="Estimate per credit type")
+    account_id: Id
+    provider_job_id: ExternalId
+    credits_reserved: CreditMap = Field(default_factory=dict, description="Estimate per credit type")
     deadline_at: datetime = Field(description="The poller gives up (failed, provider_timeout) after this")
-    user_id: str | None = None
-    params: dict[str, Any] = Field(
+    user_id: ExternalId | None = None
+    params: JsonObject = Field(
         default_factory=dict, description="The canonical params as submitted (defaults applied), for pricing"
     )
 
@@ -69,25 +82,25 @@ class GenerationProgressed(GenerationEvent):
     """pixsim.generations.<generation_id>.progressed: the provider reported new progress."""
 
     type: Literal["generation.progressed"] = "generation.progressed"
-    progress: float = Field(ge=0.0, le=1.0)
+    progress: Fraction
 
 
 class GenerationCompleted(GenerationEvent):
     """pixsim.generations.<generation_id>.completed: the result is ready."""
 
     type: Literal["generation.completed"] = "generation.completed"
-    provider_id: str
-    account_id: str
-    result: dict[str, Any] = Field(description="`video_url` or `image_url`, plus `thumbnail_url`, sizes, ...")
-    credits_charged: dict[str, int] = Field(default_factory=dict)
+    provider_id: Token
+    account_id: Id
+    result: JsonObject = Field(description="`video_url` or `image_url`, plus `thumbnail_url`, sizes, ...")
+    credits_charged: CreditMap = Field(default_factory=dict)
 
 
 class GenerationFailed(GenerationEvent):
     """pixsim.generations.<generation_id>.failed: the job ended without a result."""
 
     type: Literal["generation.failed"] = "generation.failed"
-    provider_id: str
-    account_id: str | None = None
+    provider_id: Token
+    account_id: Id | None = None
     error: ErrorInfo
 
 
@@ -95,8 +108,8 @@ class GenerationFiltered(GenerationEvent):
     """pixsim.generations.<generation_id>.filtered: the provider's content policy rejected the job."""
 
     type: Literal["generation.filtered"] = "generation.filtered"
-    provider_id: str
-    account_id: str | None = None
+    provider_id: Token
+    account_id: Id | None = None
     error: ErrorInfo
 
 
@@ -104,15 +117,15 @@ class GenerationCancelRequested(GenerationEvent):
     """pixsim.generations.<generation_id>.cancel_requested: a user asked to stop the job."""
 
     type: Literal["generation.cancel_requested"] = "generation.cancel_requested"
-    reason: str | None = None
+    reason: Text | None = None
 
 
 class GenerationCancelled(GenerationEvent):
     """pixsim.generations.<generation_id>.cancelled: the job was stopped."""
 
     type: Literal["generation.cancelled"] = "generation.cancelled"
-    provider_id: str
-    account_id: str | None = None
+    provider_id: Token
+    account_id: Id | None = None
 
 
 TERMINAL_GENERATION_EVENTS = ("completed", "failed", "filtered", "cancelled")

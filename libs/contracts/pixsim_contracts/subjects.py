@@ -40,8 +40,18 @@ def credits(credit_type: str, event: str = "*") -> str:
     return f"pixsim.credits.{_token(credit_type, 'credit type')}.{event}"
 
 
+def credit_events(event: str) -> str:
+    """All credit types' events of one kind, e.g. `pixsim.credits.*.charged`."""
+    return f"pixsim.credits.*.{event}"
+
+
 def account(account_id: str, event: str = "*") -> str:
     return f"pixsim.accounts.{_token(account_id, 'account id')}.{event}"
+
+
+def account_events(event: str) -> str:
+    """All accounts' events of one kind, e.g. `pixsim.accounts.*.created`."""
+    return f"pixsim.accounts.*.{event}"
 
 
 def dlq(service: str) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import weakref
 
 from faststream.nats import NatsBroker
+from faststream.nats.security import NatsUserPassword
 from opentelemetry.trace import TracerProvider
 from pixsim_contracts import Event, subjects
 
@@ -13,16 +15,30 @@ from .settings import BaseServiceSettings
 
 PUBLISH_TIMEOUT_S = 10.0  # FastStream's default PubAck timeout (0.5 s) is too short under load
 
+#: Each broker's reply-inbox prefix (its NATS user may subscribe only under it).
+_INBOXES: weakref.WeakKeyDictionary[NatsBroker, str] = weakref.WeakKeyDictionary()
+
 
 def make_broker(settings: BaseServiceSettings, tracer_provider: TracerProvider | None = None) -> NatsBroker:
-    return NatsBroker(
+    """The service's broker, connected as its own NATS user (see `bus_auth`)."""
+    user, password, inbox = settings.nats_connection()
+    broker = NatsBroker(
         settings.nats_url,
+        security=NatsUserPassword(user, password) if password is not None else None,
+        inbox_prefix=inbox,
         middlewares=[PixsimTelemetryMiddleware(tracer_provider=tracer_provider)],
         # Per-message access logs cost ~30% throughput (STACK.md); errors are logged by our consumers.
         log_level=logging.DEBUG,
         max_reconnect_attempts=-1,
         name=settings.service_name,
     )
+    _INBOXES[broker] = inbox
+    return broker
+
+
+def inbox_of(broker: NatsBroker) -> bytes:
+    """The prefix for a subscriber's delivery inbox on this broker (FastStream's default is `_INBOX.`)."""
+    return (_INBOXES.get(broker, "_INBOX") + ".").encode()
 
 
 async def publish_event(broker: NatsBroker, event: Event, *, msg_id: str | None = None) -> None:

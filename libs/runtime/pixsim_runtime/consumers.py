@@ -1,17 +1,25 @@
 """Durable pull consumers with a deliberate ack policy, bounded retries and a dead-letter stream.
 
 Every subscriber in PixSim goes through `subscribe()`:
-- the body is validated against the event type; an invalid body goes straight to `pixsim.dlq.<service>`
-  with the validation error, and the consumer moves on;
+- the body is validated strictly against the event type, and the subject must be the event's own
+  (`pixsim.generations.<generation_id>.<event>`: the subject's id is the body's aggregate id, its last
+  token the body's type); anything else goes straight to `pixsim.dlq.<service>` with the reason, and
+  the consumer moves on;
 - a handler that raises is retried with exponential backoff (`nack(delay=...)`), and after
   `max_attempts` deliveries the message is dead-lettered with the exception as the reason;
 - a handler that raises `PollAgain` asks for the same message again later (the poller's schedule);
 - otherwise the message is acked after the handler returns.
 All replicas of a service share one durable consumer, so work is split between them.
+
+No poison loops: a dead letter keeps a bounded excerpt of the body (with its size and SHA-256), so it
+always fits the dead-letter stream; if it still cannot be published, the message is retried like a
+failure and, after `max_attempts`, terminated after logging. The server's `max_deliver` is a finite
+backstop a little above `max_attempts`, for a consumer that dies before it can ack.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import weakref
@@ -23,9 +31,12 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
 from pixsim_contracts import subjects
+from pixsim_contracts.limits import MAX_EVENT_MESSAGE_BYTES
 from pydantic import TypeAdapter, ValidationError
 
+from .broker import inbox_of
 from .instrumentation import annotate_current_span
+from .streams import DLQ_MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +60,56 @@ class DeadLetter(Exception):
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """`max_attempts`: deliveries of a failing message before it is dead-lettered. `max_deliveries`: the
+    most deliveries of one message at all, for consumers whose handlers ask to see a message again
+    (`PollAgain`: a schedule bounded by a deadline of its own); default `max_attempts`."""
+
     max_attempts: int = 5
     first_delay: float = 0.5
     max_delay: float = 30.0
+    max_deliveries: int | None = None
 
     def delay(self, attempt: int) -> float:
         return min(self.first_delay * 2 ** (attempt - 1), self.max_delay)
+
+    @property
+    def deliveries(self) -> int:
+        return max(self.max_attempts, self.max_deliveries or 0)
+
+    @property
+    def max_deliver(self) -> int:
+        """The server's backstop: we give up (dead letter or terminate) after `deliveries` ourselves."""
+        return self.deliveries + BACKSTOP_MARGIN
+
+
+#: Deliveries the server may still make past `max_attempts` (only if an ack never reached it).
+BACKSTOP_MARGIN = 2
+#: What a dead letter keeps of the body, and of each header.
+EXCERPT_BYTES = 4096
+MAX_DLQ_HEADERS = 32
+MAX_DLQ_HEADER_BYTES = 512
+
+
+def check_event(adapter: TypeAdapter[Any], subject: str, body: bytes) -> tuple[Any, str | None]:
+    """Validate a message as the event `adapter` describes: (event, None), or (None, the reason)."""
+    if len(body) > MAX_EVENT_MESSAGE_BYTES:
+        return None, f"invalid event: body of {len(body)} bytes is over the {MAX_EVENT_MESSAGE_BYTES}-byte limit"
+    try:
+        event = adapter.validate_json(body)
+    except ValidationError as exc:
+        return None, f"invalid event: {_short(exc)}"
+    expected = event.subject
+    if subject != expected:
+        return None, (f"subject does not match the body: the message came on {subject[:256]!r}, the event "
+                      f"belongs on {expected!r} ({_aggregate(event)}, type {event.type})")
+    return event, None
+
+
+def _aggregate(event: Any) -> str:
+    for name in ("generation_id", "account_id", "credit_type"):
+        if getattr(event, name, None) and f".{getattr(event, name)}." in f".{event.subject}.":
+            return f"{name} {getattr(event, name)!r}"
+    return "its aggregate"
 
 
 def subscribe(
@@ -75,25 +130,30 @@ def subscribe(
 
     async def consume(msg: NatsMessage) -> None:
         attempt = msg.raw_message.metadata.num_delivered or 1
-        try:
-            event = adapter.validate_json(msg.body)
-        except ValidationError as exc:
-            await _dead_letter(broker, service, msg, f"invalid event: {_short(exc)}", attempt)
+        event, invalid = check_event(adapter, msg.raw_message.subject, msg.body)
+        if invalid is None and attempt > retry.deliveries:  # a handler that hung, or acks that never arrived
+            invalid = f"delivered {attempt} times without finishing"
+        if invalid is not None:
+            await _dead_letter(broker, service, msg, invalid, attempt, retry)
             return
         annotate_current_span(event)
         try:
             await handler(event, msg)
         except PollAgain as again:
-            await msg.nack(delay=again.delay)
+            if attempt >= retry.deliveries:
+                await _dead_letter(broker, service, msg, f"still not finished after {attempt} deliveries", attempt,
+                                   retry)
+            else:
+                await msg.nack(delay=again.delay)
             return
         except DeadLetter as exc:
-            await _dead_letter(broker, service, msg, str(exc), attempt)
+            await _dead_letter(broker, service, msg, str(exc), attempt, retry)
             return
         except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
             reason = f"{type(exc).__name__}: {exc}"
             if attempt >= retry.max_attempts:
                 log.error("%s: giving up on %s after %d attempts: %s", service, msg.raw_message.subject, attempt, reason)
-                await _dead_letter(broker, service, msg, f"{reason} (after {attempt} attempts)", attempt)
+                await _dead_letter(broker, service, msg, f"{reason} (after {attempt} attempts)", attempt, retry)
             else:
                 log.warning("%s: attempt %d on %s failed, will retry: %s", service, attempt, msg.raw_message.subject, reason)
                 await msg.nack(delay=retry.delay(attempt))
@@ -104,42 +164,91 @@ def subscribe(
     DURABLES.setdefault(broker, []).append((stream, durable))
     broker.subscriber(
         subject,
-        stream=JStream(stream, declare=False),  # declared once by streams.declare_streams
+        stream=JStream(stream, declare=False),  # declared by pixsim_runtime.streams, never by FastStream
         durable=durable,
         # A long poll: messages still arrive at once. Longer than the event-loop stalls seen under load,
         # because nats-py then raises a bare asyncio.TimeoutError that FastStream does not expect.
         pull_sub=PullSub(batch_size=batch_size, timeout=5.0),
-        config=ConsumerConfig(max_deliver=-1, ack_wait=ack_wait_s),  # bounded by us, to dead-letter with a reason
+        # Bounded by us (to dead-letter with a reason), and by the server as a backstop.
+        config=ConsumerConfig(max_deliver=retry.max_deliver, ack_wait=ack_wait_s),
         ack_policy=AckPolicy.MANUAL,
+        inbox_prefix=inbox_of(broker),  # this service's NATS user may read only its own inboxes
         title=f"{service}:{durable}",
     )(consume)
 
 
 def _short(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:10])
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:10])[:2000]
 
 
-async def _dead_letter(broker: NatsBroker, service: str, msg: NatsMessage, reason: str, attempt: int) -> None:
-    """Copy the message to `pixsim.dlq.<service>` with the reason, then ack the original."""
-    meta = msg.raw_message.metadata
-    body = msg.body.decode("utf-8", errors="replace")
+def _cut(text: str, limit: int) -> str:
+    raw = text.encode("utf-8", errors="replace")
+    return text if len(raw) <= limit else raw[:limit].decode("utf-8", errors="ignore")
+
+
+def dead_letter_record(service: str, subject: str, stream: str, seq: int, attempt: int, reason: str,
+                       headers: dict[str, str] | None, body: bytes) -> bytes:
+    """The dead letter of a message, always under the dead-letter stream's message limit: an excerpt of
+    the body (all of it when short) with the body's size and SHA-256, and bounded headers."""
+    kept: dict[str, str] = {}
+    for key, value in list((headers or {}).items())[:MAX_DLQ_HEADERS]:
+        if key.lower() != "authorization":
+            kept[_cut(str(key), 128)] = _cut(str(value), MAX_DLQ_HEADER_BYTES)
+    excerpt = body[:EXCERPT_BYTES]
     record = {
-        "reason": reason,
+        "reason": _cut(reason, 2000),
         "service": service,
-        "subject": msg.raw_message.subject,
-        "stream": meta.stream,
-        "stream_seq": meta.sequence.stream,
+        "subject": _cut(subject, 512),
+        "stream": stream,
+        "stream_seq": seq,
         "deliveries": attempt,
         "dead_lettered_at": datetime.now(UTC).isoformat(),
-        "headers": {k: v for k, v in (msg.raw_message.headers or {}).items() if k.lower() != "authorization"},
-        "body": body,
+        "headers": kept,
+        "body": excerpt.decode("utf-8", errors="replace"),
+        "body_bytes": len(body),
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "body_truncated": len(body) > len(excerpt),
     }
-    await broker.publish(
-        json.dumps(record).encode(),
-        subjects.dlq(service),
-        stream=subjects.DLQ_STREAM,
-        headers={"Nats-Msg-Id": f"dlq:{service}:{meta.stream}:{meta.sequence.stream}"},
-        timeout=10.0,
-    )
-    log.error("%s: dead-lettered %s (seq %s): %s", service, record["subject"], record["stream_seq"], reason)
+    # JSON escapes can make even these bounds grow (a control byte is 6 characters): shed the headers,
+    # then most of the excerpt, until it fits; the size and hash always stay.
+    for shrink in ({}, {"headers": {}}, {"body": excerpt[:512].decode("utf-8", errors="replace")}, {"body": ""}):
+        record.update(shrink)
+        record["body_truncated"] = len(record["body"].encode("utf-8", errors="replace")) < len(body) or (
+            len(body) > len(excerpt))
+        encoded = json.dumps(record, ensure_ascii=False).encode("utf-8", errors="replace")
+        if len(encoded) <= DLQ_MAX_MESSAGE_BYTES - 1024:  # room for the publish's headers
+            break
+    return encoded
+
+
+async def _dead_letter(broker: NatsBroker, service: str, msg: NatsMessage, reason: str, attempt: int,
+                       retry: RetryPolicy) -> None:
+    """Copy the message to `pixsim.dlq.<service>` with the reason, then ack the original.
+
+    If the dead letter cannot be published, the message is tried again later, and after
+    `retry.deliveries` deliveries it is terminated (logged, never redelivered)."""
+    meta = msg.raw_message.metadata
+    subject = msg.raw_message.subject
+    record = dead_letter_record(service, subject, meta.stream, meta.sequence.stream, attempt, reason,
+                                msg.raw_message.headers, msg.body)
+    try:
+        await broker.publish(
+            record,
+            subjects.dlq(service),
+            stream=subjects.DLQ_STREAM,
+            headers={"Nats-Msg-Id": f"dlq:{service}:{meta.stream}:{meta.sequence.stream}"},
+            timeout=10.0,
+        )
+    except Exception as exc:  # noqa: BLE001 - whatever the failure, the message must not loop for ever
+        if attempt >= retry.deliveries:
+            log.error("%s: could not dead-letter %s (seq %s) after %d attempts, terminating it: %s: %s; "
+                      "reason was: %s", service, subject, meta.sequence.stream, attempt, type(exc).__name__, exc,
+                      reason)
+            await msg.reject()
+        else:
+            log.warning("%s: could not dead-letter %s (seq %s), will retry: %s: %s", service, subject,
+                        meta.sequence.stream, type(exc).__name__, exc)
+            await msg.nack(delay=retry.delay(attempt))
+        return
+    log.error("%s: dead-lettered %s (seq %s): %s", service, subject, meta.sequence.stream, reason)
     await msg.ack()

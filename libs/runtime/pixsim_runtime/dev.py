@@ -4,11 +4,16 @@ Starts nats-server (4222) and nx-27017 (27017) unless NATS_URL / MONGO_URL point
 the fake remote API of every provider folder that ships one (ports from 8100 up, in folder order), and the four services
 (gateway on 127.0.0.1:8000, health ports 8001-8003 for the others). Ctrl-C stops everything.
 Services are started by command, so this module never imports a service.
+
+NATS runs with authorization on: every user of `bus_auth` has a random password in
+`.pixsim/nats-credentials/<user>` (created once, kept), each service reads its own from there
+(`PIXSIM_NATS_CREDENTIALS_DIR`), and the streams are declared (or updated) as the `setup` user first.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import secrets
 import signal
@@ -21,7 +26,9 @@ from pathlib import Path
 from pixsim_provider_sdk.safe_fetch import allow_in_env
 
 from . import local_servers
+from .bus_auth import BusCredentials
 from .secrets import cipher_from_env
+from .streams import declare_streams
 
 SERVICES = {"gateway": 8000, "dispatcher": 8001, "poller": 8002, "billing": 8003}
 FIRST_FAKE_PORT = 8100
@@ -87,6 +94,17 @@ def _free_from(port: int) -> int:
                 port += 1
 
 
+async def _declare_streams(url: str, credentials: BusCredentials) -> None:
+    """Create or update the streams (their limits may have changed since `.pixsim/` was made)."""
+    import nats
+
+    nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=0, **credentials.connect_options("setup"))
+    try:
+        await declare_streams(nc.jetstream())
+    finally:
+        await nc.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run all of PixSim locally.")
     parser.add_argument("--data-dir", default=".pixsim", help="where NATS and MongoDB keep their data")
@@ -111,9 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         if "NATS_URL" not in env:
-            servers.append(local_servers.start_nats(port=4222, store_dir=data / "nats"))
+            credentials = BusCredentials.ensure(data / "nats-credentials")
+            servers.append(local_servers.start_nats(port=4222, store_dir=data / "nats", credentials=credentials))
             env["NATS_URL"] = servers[-1].url
-            _say(f"nats-server (JetStream) on {env['NATS_URL']}, data in {data / 'nats'}")
+            env["PIXSIM_NATS_CREDENTIALS_DIR"] = str(credentials.directory)
+            asyncio.run(_declare_streams(env["NATS_URL"], credentials))
+            _say(f"nats-server (JetStream) on {env['NATS_URL']}, data in {data / 'nats'}; authorization on, "
+                 f"passwords in {credentials.directory}/<user> (upstream systems: user `upstream`)")
         if "MONGO_URL" not in env:
             servers.append(local_servers.start_mongo(port=27017, db_path=data / "mongo.db"))
             env["MONGO_URL"] = servers[-1].url

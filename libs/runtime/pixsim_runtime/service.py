@@ -26,7 +26,7 @@ from .consumers import DURABLES, RetryPolicy
 from .instrumentation import instrument_provider, set_pending
 from .mongo import make_mongo
 from .settings import BaseServiceSettings
-from .streams import declare_streams
+from .streams import ensure_streams
 from .telemetry import init_telemetry
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def build_service(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await broker.connect()
-        await declare_streams(broker.connection.jetstream(), settings.stream_replicas)
+        await ensure_streams(broker.connection.jetstream(), settings.stream_replicas)
         if on_startup is not None:
             await on_startup(ctx)
         await broker.start()

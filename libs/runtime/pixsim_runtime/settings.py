@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .bus_auth import inbox_prefix, read_password
 
 
 class BaseServiceSettings(BaseSettings):
@@ -12,6 +16,12 @@ class BaseServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
     nats_url: str = Field(default="nats://127.0.0.1:4222", alias="NATS_URL")
+    nats_user: str | None = Field(default=None, alias="NATS_USER", description="Default: the service's name")
+    nats_password: SecretStr | None = Field(default=None, alias="NATS_PASSWORD")
+    nats_credentials_dir: str | None = Field(
+        default=None, alias="PIXSIM_NATS_CREDENTIALS_DIR",
+        description="A directory with one file per NATS user holding its password; the service reads its own",
+    )
     mongo_url: str = Field(default="mongodb://127.0.0.1:27017/?directConnection=true", alias="MONGO_URL")
     mongo_db: str = Field(default="pixsim", alias="PIXSIM_MONGO_DB")
     providers_dir: str = Field(default="providers", alias="PIXSIM_PROVIDERS_DIR")
@@ -25,3 +35,16 @@ class BaseServiceSettings(BaseSettings):
     log_level: str = Field(default="INFO", alias="PIXSIM_LOG_LEVEL")
 
     service_name: str = "pixsim"
+
+    def nats_connection(self) -> tuple[str, str | None, str]:
+        """(user, password, reply-inbox prefix) for this service's NATS connection.
+
+        The password is `NATS_PASSWORD`, else the user's file in `PIXSIM_NATS_CREDENTIALS_DIR`, else None
+        (credentials in `NATS_URL`, or a server without authorization).
+        """
+        url_user = urlsplit(self.nats_url).username
+        user = self.nats_user or url_user or self.service_name
+        password = self.nats_password.get_secret_value() if self.nats_password else None
+        if password is None and self.nats_credentials_dir:
+            password = read_password(self.nats_credentials_dir, user)
+        return user, password, inbox_prefix(user)

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from pixsim_contracts import AnyCreditEvent, CreditEvent, subjects
 from pixsim_provider_sdk import Registry
-from pixsim_runtime.accounts import is_system_account
+from pixsim_runtime.accounts import ACCOUNTS, is_system_account, system_account_id
 from pixsim_runtime.consumers import DeadLetter, subscribe
 from pixsim_runtime.service import ServiceContext, build_service
 
@@ -25,6 +25,21 @@ def create_app(
     settings = settings or BillingSettings()
 
     def setup(ctx: ServiceContext) -> None:
+        async def check_account(event: CreditEvent) -> None:
+            """Only a known account of the event's provider has a ledger."""
+            if is_system_account(event.account_id):
+                manifest = ctx.registry.manifest(event.provider_id)
+                if event.account_id != system_account_id(event.provider_id) or manifest.requires_credentials:
+                    raise DeadLetter(f"{event.account_id!r} is not a system account of provider "
+                                     f"{event.provider_id!r}")
+                return
+            doc = await ctx.db[ACCOUNTS].find_one({"_id": event.account_id}, {"provider_id": 1})
+            if doc is None:
+                raise DeadLetter(f"unknown account {event.account_id!r}")
+            if doc.get("provider_id") != event.provider_id:
+                raise DeadLetter(f"account {event.account_id!r} belongs to provider {doc.get('provider_id')!r}, "
+                                 f"not {event.provider_id!r}")
+
         async def on_credit_event(event: CreditEvent, _msg: Any) -> None:
             if event.provider_id not in ctx.registry:
                 raise DeadLetter(f"unknown provider {event.provider_id!r}")
@@ -32,6 +47,7 @@ def create_app(
             if event.credit_type not in declared:
                 raise DeadLetter(f"credit type {event.credit_type!r} is not declared by provider "
                                  f"{event.provider_id!r} (declared: {', '.join(declared)})")
+            await check_account(event)
             entry = await ledger.apply(ctx.db, event)
             if not is_system_account(event.account_id):
                 # Also on a redelivery (entry None): a crash may have come between booking and announcing.

@@ -13,13 +13,14 @@ from pixsim_contracts import (
     subjects,
 )
 from pixsim_provider_sdk import Registry
-from pixsim_runtime.consumers import subscribe
+from pixsim_runtime.consumers import RetryPolicy, subscribe
 from pixsim_runtime.secrets import cipher_from_env
 from pixsim_runtime.service import ServiceContext, build_service
 
 from .dispatch import Dispatcher
 from .settings import DispatcherSettings
 
+MAX_DISPATCH_DELIVERIES = 10_000
 #: The events that end a job, so its account slot comes back.
 ENDINGS = (("completed", GenerationCompleted), ("failed", GenerationFailed), ("filtered", GenerationFiltered),
            ("cancelled", GenerationCancelled))
@@ -35,10 +36,14 @@ def create_app(
 
     def setup(ctx: ServiceContext) -> None:
         dispatcher = Dispatcher(ctx, settings, cipher_from_env())
+        # A job waiting for an account is redelivered on a schedule bounded by PIXSIM_DISPATCH_TIMEOUT;
+        # the delivery cap is only a backstop above anything that schedule can reach.
+        waits = RetryPolicy(max_attempts=ctx.retry.max_attempts, first_delay=ctx.retry.first_delay,
+                            max_deliveries=MAX_DISPATCH_DELIVERIES)
         subscribe(
             ctx.broker, service="dispatcher", subject=subjects.generation_events("requested"),
             stream=subjects.GENERATIONS_STREAM, durable="dispatcher", event_type=GenerationRequested,
-            handler=dispatcher.on_requested, retry=ctx.retry, batch_size=settings.batch_size,
+            handler=dispatcher.on_requested, retry=waits, batch_size=settings.batch_size,
         )
         for event, event_type in ENDINGS:
             subscribe(

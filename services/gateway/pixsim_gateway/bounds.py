@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+from pixsim_contracts import limits
 from pydantic import AfterValidator, Field
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"  # generation and account ids (the event contracts use the same)
@@ -13,7 +14,7 @@ USER_PATTERN = r"^[A-Za-z0-9_.@:|+-]{1,128}$"  # API-key owners and OIDC subject
 CREDIT_TYPE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 KEY_ID_PATTERN = r"^[0-9a-f]{16}$"
 MAX_JSON_BYTES = 64 * 1024  # params of a generation, raw_data of an account
-MAX_CREDITS = 10**12  # one amount of credits
+MAX_CREDITS = limits.MAX_CREDITS  # one amount of credits, as the events bound it
 MAX_PRIORITY = 1000
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -69,6 +69,13 @@ def install_error_handlers(app: FastAPI) -> None:
             f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in errors[:20]
         ]
         return JSONResponse(error_body("invalid_request", "; ".join(parts)[:2000]), 422)
+
+    @app.exception_handler(ValidationError)
+    async def _event_invalid(_: Request, exc: ValidationError) -> JSONResponse:
+        # A request that passed the API's own checks but would make an event outside the contract's
+        # bounds (pixsim_contracts.limits): e.g. params over 64 KiB, an id with characters subjects refuse.
+        parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:20]]
+        return JSONResponse(error_body("invalid_request", "; ".join(parts)), 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

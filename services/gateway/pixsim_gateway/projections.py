@@ -1,8 +1,11 @@
 """The generation read model, kept from the events.
 
 `apply_event` is pure: it folds one event into a document and tolerates any order and any repeat
-(events already applied are recognised by id; a status never moves backwards). `Projector` stores
-the result with optimistic concurrency on `version`, so concurrent replicas never lose an update.
+(events already applied are recognised by id; a status never moves backwards). Only `requested`
+creates a generation, and only the first one counts: any other event for a generation the read model
+has never seen raises `UnknownGeneration` (the consumer retries it, in case its `requested` is a moment
+behind, then dead-letters it), so no event can make a generation appear. `Projector` stores the result
+with optimistic concurrency on `version`, so concurrent replicas never lose an update.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ STATUS_RANK = {"requested": 0, "submitted": 1, "processing": 2,
 TERMINAL = {"completed", "failed", "filtered", "cancelled"}
 
 
+class UnknownGeneration(Exception):
+    """An event for a generation whose `requested` event the read model has not seen."""
+
+
 def new_document(generation_id: str, at: datetime) -> dict[str, Any]:
     return {
         "_id": generation_id, "provider_id": None, "operation_type": None, "params": {}, "status": "requested",
@@ -54,10 +61,18 @@ def _advance(doc: dict[str, Any], status: str) -> bool:
 
 
 def apply_event(doc: dict[str, Any] | None, event: Event) -> dict[str, Any] | None:
-    """The document after `event`, or None when the event was applied before."""
-    if doc is not None and event.event_id in doc["applied"]:
-        return None
-    doc = copy.deepcopy(doc) if doc is not None else new_document(event.generation_id, event.occurred_at)  # type: ignore[attr-defined]
+    """The document after `event`, or None when the event changes nothing (applied before, or a second
+    `requested` for an existing generation). Raises `UnknownGeneration` for any other event when `doc`
+    is None."""
+    gid = event.generation_id  # type: ignore[attr-defined]
+    if doc is None:
+        if not isinstance(event, GenerationRequested):
+            raise UnknownGeneration(f"no generation {gid!r}: its `requested` event was never seen ({event.type})")
+        doc = new_document(gid, event.occurred_at)
+    elif event.event_id in doc["applied"] or isinstance(event, GenerationRequested):
+        return None  # a repeat, or another request under an id already taken: the first one stands
+    else:
+        doc = copy.deepcopy(doc)
     match event:
         case GenerationRequested():
             doc.update(provider_id=event.provider_id, operation_type=event.operation_type.value,

@@ -1,20 +1,36 @@
 """Server-Sent Events for one generation, read straight from its JetStream subject.
 
-Subjects name the aggregate (`pixsim.generations.<id>.<event>`), so an ordered consumer on
+Subjects name the aggregate (`pixsim.generations.<id>.<event>`), so a consumer on
 `pixsim.generations.<id>.*` with "deliver all" replays the generation's history and then follows it
 live. The stream ends after the terminal event, or when the client goes away.
+
+The consumer is an ephemeral *pull* consumer created under a name of our own (`sse-<random>`), not an
+ordered push consumer: nats-py creates those on the JetStream API subject without a name, where the
+name travels in the body and no subject permission can stop a client from re-configuring somebody
+else's durable consumer. Named, the create subject carries the name, and the gateway's NATS user is
+denied the other services' durable names (pixsim_runtime.bus_auth).
+
+Only valid events of this generation are sent: anything else on its subjects (not JSON, a JSON array,
+another generation's event, an event that fails its schema) is logged and skipped, and the stream goes on.
 """
 
 from __future__ import annotations
 
-import json
+import logging
+import secrets
 from collections.abc import AsyncIterator
+from contextlib import suppress
+from typing import Any
 
 from fastapi import Request
 from faststream.nats import NatsBroker
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import DeliverPolicy
-from pixsim_contracts import TERMINAL_GENERATION_EVENTS, subjects
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pixsim_contracts import TERMINAL_GENERATION_EVENTS, AnyGenerationEvent, subjects
+from pixsim_runtime.broker import inbox_of
+from pixsim_runtime.consumers import check_event
+
+log = logging.getLogger(__name__)
 
 
 def sse_frame(event: str, data: str, event_id: str | None = None) -> bytes:
@@ -29,24 +45,41 @@ async def generation_event_stream(
     broker: NatsBroker, generation_id: str, request: Request, keepalive_s: float
 ) -> AsyncIterator[bytes]:
     js = broker.connection.jetstream()
-    sub = await js.subscribe(subjects.generation(generation_id), ordered_consumer=True,
-                             deliver_policy=DeliverPolicy.ALL)
+    stream, name = subjects.GENERATIONS_STREAM, f"sse-{secrets.token_hex(8)}"
+    # Gone by itself soon after its client if the delete below never runs (the gateway died).
+    config = ConsumerConfig(name=name, filter_subject=subjects.generation(generation_id),
+                            deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE, mem_storage=True,
+                            num_replicas=1, inactive_threshold=max(60.0, 4 * keepalive_s))
+    await js.add_consumer(stream, config)
+    sub = await js.pull_subscribe_bind(consumer=name, stream=stream, inbox_prefix=inbox_of(broker))
     try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=keepalive_s)
-            except (TimeoutError, NatsTimeoutError):
-                if await request.is_disconnected():
-                    return
-                yield b": keep-alive\n\n"
-                continue
-            kind = msg.subject.rsplit(".", 1)[-1]
-            try:
-                event_id = json.loads(msg.data).get("event_id")
-            except ValueError:
-                continue  # a malformed upstream message: the dispatcher dead-letters it; skip it here
-            yield sse_frame(f"generation.{kind}", msg.data.decode(), event_id)
-            if kind in TERMINAL_GENERATION_EVENTS:
-                return
+        async for chunk in _frames(sub, generation_id, request, keepalive_s):
+            yield chunk
     finally:
         await sub.unsubscribe()
+        with suppress(Exception):  # best effort: the inactive threshold removes it anyway
+            await js.delete_consumer(stream, name)
+
+
+async def _frames(sub: Any, generation_id: str, request: Request, keepalive_s: float) -> AsyncIterator[bytes]:
+    requested = False
+    while True:
+        try:
+            batch = await sub.fetch(20, timeout=keepalive_s)
+        except (TimeoutError, NatsTimeoutError):
+            if await request.is_disconnected():
+                return
+            yield b": keep-alive\n\n"
+            continue
+        for msg in batch:
+            event, invalid = check_event(AnyGenerationEvent, msg.subject, msg.data)
+            if invalid is None and event.type == "generation.requested":
+                invalid = "a second request for this generation (the first one stands)" if requested else None
+                requested = True
+            if invalid is not None:  # the consumers dead-letter it; here it is only skipped
+                log.warning("SSE for %s: skipped message %s on %s: %s", generation_id,
+                            msg.metadata.sequence.stream, msg.subject, invalid)
+                continue
+            yield sse_frame(event.type, msg.data.decode(errors="replace"), event.event_id)
+            if event.type.split(".", 1)[1] in TERMINAL_GENERATION_EVENTS:
+                return
