@@ -53,6 +53,7 @@ def bad_credentials(secure: Any) -> dict[str, str | None]:
         "jwt unknown kid": f"Bearer {idp.token('mallory', kid='no-such-key')}",
         "jwt alg none": f"Bearer {unsigned}",
         "jwt no subject": f"Bearer {idp.token(sub=None)}",
+        "jwt subject not an id": f"Bearer {idp.token('mallory.x.>  ' * 20)}",
     }
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import jwt
+
+from .bounds import USER_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +71,8 @@ class OidcVerifier:
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from None
         user = claims.get(self.config.user_claim)
-        if not isinstance(user, str) or not user:
-            raise InvalidToken(f"claim {self.config.user_claim!r} is not a non-empty string")
+        if not isinstance(user, str) or not re.fullmatch(USER_PATTERN, user):
+            raise InvalidToken(f"claim {self.config.user_claim!r} is not a user id ({USER_PATTERN})")
         roles = claims.get(self.config.role_claim)
         roles = roles if isinstance(roles, list) else [roles]
         return user, "admin" if self.config.admin_role in roles else "user"
