@@ -20,7 +20,7 @@ from pixsim_contracts import GenerationRequested, new_id, subjects
 from pixsim_runtime import local_servers
 from pixsim_runtime.bus_auth import DURABLES
 from pixsim_runtime.inprocess import serve
-from support import mongo_db, wait_consumer_idle
+from support import api_client, mongo_db, wait_consumer_idle
 
 
 @asynccontextmanager
@@ -65,7 +65,7 @@ async def connect(servers: Servers, user: str | None, password: str | None = Non
 @asynccontextmanager
 async def running(servers: Servers, db: str = "bus") -> AsyncIterator[Bus]:
     apps = build_apps(service_settings(servers, db=db), TracerProvider())
-    async with serve(*apps) as served, httpx.AsyncClient(base_url=served[0].url, timeout=30) as api:
+    async with serve(*apps) as served, api_client(served[0].url) as api:
         admin = await nats.connect(servers.nats_url)
         try:
             names = ("gateway", "dispatcher", "poller", "billing")
