@@ -1,5 +1,6 @@
-"""The gateway is reachable only from the ingress controller's namespace, and its bootstrap admin key
-comes from the Secret (never from the ConfigMap or the repo)."""
+"""The gateway is reachable only from the ingress controller's namespace (its bootstrap admin key in the
+Secret, never the ConfigMap), and NATS only from PixSim's pods and namespaces an admin labelled for
+upstream publishers."""
 
 from __future__ import annotations
 
@@ -42,3 +43,18 @@ def test_gateway_ingress_admits_only_the_ingress_controllers_namespace(overlay: 
     gateway = next(o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "gateway")
     env_from = gateway["spec"]["template"]["spec"]["containers"][0].get("envFrom", [])
     assert {"secretRef": {"name": "pixsim-secrets"}} in env_from  # where PIXSIM_BOOTSTRAP_ADMIN_KEY lives
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_nats_admits_other_namespaces_only_when_an_admin_labelled_them(overlay: str) -> None:
+    check = _check()
+    policy = next(o for o in check.objects(check.render(overlay))
+                  if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "nats")
+    client_rules = [r for r in policy["spec"]["ingress"] if {p["port"] for p in r["ports"]} == {4222}]
+    sources = [source for rule in client_rules for source in rule["from"]]
+    assert sources
+    for source in sources:
+        namespaces = source.get("namespaceSelector")
+        # no selector: this namespace only; otherwise a namespace label, which a pod cannot set on itself
+        assert namespaces is None or namespaces == {"matchLabels": {"pixsim.io/nats-upstream": "true"}}, source
+        assert source["podSelector"] == {"matchLabels": {"pixsim.io/nats-client": "true"}}
