@@ -223,13 +223,16 @@ def router(
         "/generations/{generation_id}/events", responses=responses(404), response_class=StreamingResponse
     )
     async def generation_events(
-        principal: Caller, request: Request, generation_id: GenerationId
+        principal: Caller, request: Request, generation_id: GenerationId,
+        last_event_id: Annotated[str | None, Header(max_length=200, pattern=r"^[\x21-\x7e]+$",
+                                                    description="Resume after this event id")] = None,
     ) -> StreamingResponse:
-        """Server-Sent Events: the generation's events from the start, then live, until it ends.
+        """Server-Sent Events: the generation's events from the start (or after `Last-Event-ID`), then
+        live, until it ends.
         At most `PIXSIM_SSE_MAX_PER_USER` streams per user and `PIXSIM_SSE_MAX_TOTAL` per server (429)."""
         await find(generation_id, principal)
         slots.acquire(principal.user_id)
-        stream = generation_event_stream(ctx.broker, generation_id, request, keepalive_s)
+        stream = generation_event_stream(ctx.broker, generation_id, request, keepalive_s, last_event_id)
         return SlotStreamingResponse(
             stream,
             slots=slots,

@@ -2,7 +2,8 @@
 
 Subjects name the aggregate (`pixsim.generations.<id>.<event>`), so an ordered consumer on
 `pixsim.generations.<id>.*` with "deliver all" replays the generation's history and then follows it
-live. The stream ends after the terminal event, or when the client goes away.
+live. The stream ends after the terminal event, or when the client goes away. A client that
+reconnects with `Last-Event-ID` gets only the events after that one.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def sse_frame(event: str, data: str, event_id: str | None = None) -> bytes:
 
 
 async def generation_event_stream(
-    broker: NatsBroker, generation_id: str, request: Request, keepalive_s: float
+    broker: NatsBroker, generation_id: str, request: Request, keepalive_s: float,
+    last_event_id: str | None = None,
 ) -> AsyncIterator[bytes]:
     js = broker.connection.jetstream()
     sub = await js.subscribe(subjects.generation(generation_id), ordered_consumer=True,
@@ -45,8 +47,17 @@ async def generation_event_stream(
                 event_id = json.loads(msg.data).get("event_id")
             except ValueError:
                 continue  # a malformed upstream message: the dispatcher dead-letters it; skip it here
+            terminal = kind in TERMINAL_GENERATION_EVENTS
+            if last_event_id is not None:  # a resumed stream: skip what the client already has
+                if event_id == last_event_id:
+                    last_event_id = None
+                    if terminal:
+                        return
+                    continue
+                if not terminal:  # an unknown id never hides the end of the stream
+                    continue
             yield sse_frame(f"generation.{kind}", msg.data.decode(), event_id)
-            if kind in TERMINAL_GENERATION_EVENTS:
+            if terminal:
                 return
     finally:
         await sub.unsubscribe()
