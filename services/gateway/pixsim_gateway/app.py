@@ -11,8 +11,9 @@ from pixsim_provider_sdk import Registry
 from pixsim_runtime.consumers import subscribe
 from pixsim_runtime.secrets import cipher_from_env
 from pixsim_runtime.service import ServiceContext, build_service
+from pixsim_runtime.storage import Storage
 
-from . import accounts_api, api_keys, generations_api, keys_api, providers_api
+from . import accounts_api, api_keys, assets_api, generations_api, keys_api, providers_api
 from .auth import Authenticator, AuthMiddleware
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware, RateLimiter, StreamSlots
@@ -51,8 +52,11 @@ def create_app(
         app.include_router(providers_api.router(ctx.registry))
         app.include_router(accounts_api.router(ctx, cipher))
         app.include_router(keys_api.router(ctx))
+        storage = ctx.extras["storage"] = Storage.from_settings(settings)
+        app.include_router(assets_api.router(ctx.db, storage, settings.upload_max_bytes))
         # Outermost last: a request meets authentication (and its rate limit) first, then the body cap.
-        app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+        app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+                           per_path={"/api/v1/assets": settings.upload_max_bytes + 64 * 1024})  # + multipart framing
         oidc = settings.oidc()
         app.add_middleware(AuthMiddleware, authenticator=Authenticator(ctx.db, OidcVerifier(oidc, refresh_min_s=settings.oidc_jwks_refresh_s) if oidc else None),
                            limiter=RateLimiter(ctx.db), limits=limits)

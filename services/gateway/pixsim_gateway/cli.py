@@ -177,7 +177,10 @@ def report(gen: dict[str, Any]) -> int:
 def generate(
     ctx: typer.Context,
     provider: Annotated[str, typer.Option("--provider", "-p", help="Provider id")] = "sim",
-    operation: Annotated[str, typer.Option("--operation", "-o", help="Operation type")] = "text_to_video",
+    operation: Annotated[str | None, typer.Option(
+        "--operation", "-o", help="Operation type (default: text_to_video, image_to_video with --image)")] = None,
+    image: Annotated[str | None, typer.Option(
+        help="Source image: a local file (uploaded first), an http(s) URL or asset://<id>; sets -P image_url")] = None,
     prompt: Annotated[str | None, typer.Option(help="Shortcut for -P prompt=...")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-P", metavar="KEY=VALUE",
                                                     help="JSON value or string; repeatable")] = None,
@@ -190,6 +193,10 @@ def generate(
     params = parse_params(param or [])
     if prompt is not None:
         params["prompt"] = prompt
+    if image is not None:
+        remote = image.startswith(("http://", "https://", "asset://"))
+        params["image_url"] = image if remote else api.upload(Path(image))
+    operation = operation or ("image_to_video" if image is not None else "text_to_video")
     body = {"provider_id": provider, "operation_type": operation, "params": params, "account_id": account}
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     gen = api.call("POST", "/generations", json=body, headers=headers)

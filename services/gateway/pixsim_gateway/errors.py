@@ -36,6 +36,7 @@ STATUS_TEXT = {
     405: "Method not allowed",
     409: "Conflict with the current state",
     413: "Request body too large",
+    415: "Unsupported media type",
     422: "Invalid request",
     429: "Over a limit (see Retry-After)",
     502: "The provider failed",

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError
 from starlette.types import Receive, Scope, Send
 
+from .assets_api import check_references
 from .auth import Caller, Principal
 from .bounds import ID_PATTERN, Cursor, Id, JsonObject, Priority, ProviderId, UserId
 from .errors import ApiError, responses
@@ -111,6 +112,7 @@ def router(
             )
         op = check(body)
         owner = body.user_id or principal.user_id
+        await check_references(ctx.db, body.params, owner)
         keys = Idempotency(ctx, owner, idempotency_key, body) if idempotency_key else None
         earlier = await keys.earlier() if keys else None
         if earlier is not None:  # a retry: the first request's generation, whatever the limits say now

@@ -1,11 +1,12 @@
 from pixsim_runtime.settings import BaseServiceSettings
+from pixsim_runtime.storage import StorageSettings
 from pydantic import Field
 
 from .limits import RoleLimits
 from .oidc import OidcConfig
 
 
-class GatewaySettings(BaseServiceSettings):
+class GatewaySettings(BaseServiceSettings, StorageSettings):
     service_name: str = "gateway"
     http_port: int = Field(default=8000, alias="PIXSIM_HTTP_PORT")
     sse_keepalive_s: float = Field(
