@@ -32,6 +32,11 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+def a_kind(family: str) -> str:
+    """"an image", "a video", "an audio file": for messages."""
+    return {"image": "an image", "video": "a video", "audio": "an audio file"}.get(family, f"a {family} file")
+
+
 def family(content_type: str) -> str:
     """`image`, `video` or `audio`."""
     return content_type.split("/", 1)[0]

@@ -15,7 +15,7 @@ from typing import Any
 from pixsim_provider_sdk import SourceRejected
 from pixsim_provider_sdk.files import expected_family
 from pixsim_runtime.assets import ASSET_SCHEME, ASSETS
-from pixsim_runtime.sniff import family
+from pixsim_runtime.sniff import a_kind, family
 from pixsim_runtime.storage import Storage
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -40,7 +40,7 @@ class AssetSources:
             raise SourceRejected(f"{param}: no asset {asset_id[:128]!r} of this user")
         expect = expect or expected_family(param, default_suffix)
         if expect and family(doc["content_type"]) != expect:
-            raise SourceRejected(f"{param}: asset {asset_id} is {doc['content_type']}, not an {expect}")
+            raise SourceRejected(f"{param}: asset {asset_id} is {doc['content_type']}, not {a_kind(expect)}")
         suffix = mimetypes.guess_extension(doc["content_type"]) or default_suffix
         fd, tmp = tempfile.mkstemp(prefix="pixsim-asset-", suffix=suffix)
         try:

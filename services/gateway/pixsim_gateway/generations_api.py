@@ -16,10 +16,13 @@ from pixsim_provider_sdk import ProviderError, ProviderNotFoundError, validate_p
 from pixsim_runtime.accounts import load_account
 from pixsim_runtime.broker import publish_event
 from pixsim_runtime.service import ServiceContext
+from pixsim_runtime.storage import Storage
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError
 from starlette.types import Receive, Scope, Send
 
+from . import content
+from .archive import ARCHIVES, public_archive
 from .assets_api import check_references
 from .auth import Caller, Principal
 from .bounds import ID_PATTERN, Cursor, Id, JsonObject, Priority, ProviderId, UserId
@@ -29,6 +32,10 @@ from .projections import GENERATIONS, TERMINAL, Projector, to_api
 from .sse import generation_event_stream
 
 IDEMPOTENCY = "idempotency_keys"
+#: What `/content` may answer with (the sniffed types of stored results; see pixsim_runtime.sniff).
+MEDIA_CONTENT = {t: {"schema": {"type": "string", "format": "binary"}} for t in (
+    "video/mp4", "video/quicktime", "video/webm", "image/png", "image/jpeg", "image/gif", "image/webp",
+    "audio/mpeg", "audio/wav", "audio/mp4", "application/octet-stream")}
 GenerationId = Annotated[str, Path(pattern=ID_PATTERN, description="The generation's id")]
 Status = Literal["requested", "submitted", "processing", "completed", "failed", "filtered", "cancelled"]
 
@@ -65,6 +72,7 @@ def router(
     cipher: Any,
     limits: dict[str, RoleLimits],
     slots: StreamSlots,
+    storage: Storage,
 ) -> APIRouter:
     api = APIRouter(prefix="/api/v1", tags=["generations"], responses=responses(400, 401, 422, 429))
     generations = ctx.db[GENERATIONS]
@@ -94,6 +102,20 @@ def router(
         if doc is None or not principal.owns(doc.get("user_id")):
             raise ApiError(404, "generation_not_found", f"no generation with id {generation_id!r}")
         return doc
+
+    async def with_archives(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The API view of each generation, with its archive (PixSim's stored copy) if there is one."""
+        ids = [d["_id"] for d in docs if d.get("status") == "completed"]
+        records = {r["_id"]: r for r in await ctx.db[ARCHIVES].find({"_id": {"$in": ids}}).to_list()} if ids else {}
+        views = []
+        for doc in docs:
+            view = to_api(doc)
+            if doc.get("status") == "completed":
+                archive = public_archive(records.get(doc["_id"]))
+                view["archive"] = archive
+                view["archive_error"] = (archive or {}).get("error")
+            views.append(jsonable(view))
+        return views
 
     async def submit(event: GenerationRequested) -> dict[str, Any]:
         await publish_event(ctx.broker, event, msg_id=event.generation_id)
@@ -135,7 +157,7 @@ def router(
 
     @api.get("/generations/{generation_id}", responses=responses(404))
     async def get_generation(principal: Caller, generation_id: GenerationId):
-        return JSONResponse(jsonable(to_api(await find(generation_id, principal))))
+        return JSONResponse((await with_archives([await find(generation_id, principal)]))[0])
 
     @api.get("/generations", responses=responses(400))
     async def list_generations(
@@ -165,7 +187,7 @@ def router(
         )
         page, more = docs[:limit], len(docs) > limit
         next_cursor = _encode_cursor(page[-1]) if more and page else None
-        return JSONResponse({"items": [jsonable(to_api(d)) for d in page], "next_cursor": next_cursor})
+        return JSONResponse({"items": await with_archives(page), "next_cursor": next_cursor})
 
     @api.post("/generations/{generation_id}/cancel", status_code=202, responses=responses(404, 409))
     async def cancel_generation(principal: Caller, generation_id: GenerationId):
@@ -183,20 +205,29 @@ def router(
 
     @api.get(
         "/generations/{generation_id}/content",
-        responses={**responses(404, 409, 502), 307: {"description": "Redirect to the provider's public URL"}},
+        responses={**responses(404, 409, 416, 502),
+                   200: {"description": "The bytes", "content": MEDIA_CONTENT},
+                   206: {"description": "The requested byte range of PixSim's stored copy", "content": MEDIA_CONTENT},
+                   307: {"description": "Redirect to a presigned storage URL, or to the provider's public URL"}},
     )
     async def generation_content(
         principal: Caller,
         generation_id: GenerationId,
         variant: Literal["result", "thumbnail"] = "result",
+        range: Annotated[str | None, Header(max_length=100, description="bytes=<start>-<end>")] = None,
     ):
-        """The result's bytes. Where the provider's result URLs need the account's credentials (Sora),
-        they are fetched here with them; public URLs are answered with a redirect."""
+        """The result's bytes from PixSim's own storage once archived (with range requests; on S3 a
+        redirect to a presigned URL). Before that: where the provider's result URLs need the account's
+        credentials (Sora), they are fetched here with them; public URLs are answered with a redirect."""
         doc = await find(generation_id, principal)
         if doc["status"] != "completed":
             raise ApiError(
                 409, "not_completed", f"generation {generation_id} is {doc['status']}, not completed"
             )
+        record = await ctx.db[ARCHIVES].find_one({"_id": generation_id})
+        stored = ((record or {}).get("objects") or {}).get(variant) if (record or {}).get("status") != "expired" else None
+        if stored:
+            return await content.serve(storage, stored, range)
         result = doc.get("result") or {}
         url = (
             result.get("thumbnail_url")

@@ -35,6 +35,13 @@ class GatewaySettings(BaseServiceSettings, StorageSettings):
         description="Least seconds between JWKS fetches caused by unknown key ids (rotation)",
     )
 
+    # -- archiving results into PixSim's storage (see archive.py) ------------------------------
+    archive_retry_s: float = Field(default=5.0, gt=0, alias="PIXSIM_ARCHIVE_RETRY",
+                                   description="First delay before a failed copy is tried again (doubles)")
+    archive_retry_max_s: float = Field(default=600.0, gt=0, alias="PIXSIM_ARCHIVE_RETRY_MAX")
+    archive_retry_for_s: float = Field(default=86400.0, ge=0, alias="PIXSIM_ARCHIVE_RETRY_FOR",
+                                       description="How long a failing copy is retried before it is given up")
+
     # -- limits (0 = none) ----------------------------------------------------------------------
     user_rate: float = Field(default=20.0, ge=0, alias="PIXSIM_USER_RATE", description="requests/s per user")
     user_burst: int = Field(default=40, ge=1, alias="PIXSIM_USER_BURST")
