@@ -128,7 +128,7 @@ STORAGE_DIR = tempfile.mkdtemp(prefix="pixsim-test-storage-")
 
 
 def service_settings(servers: Servers, db: str, providers_dir: Path = PROVIDERS, **extra) -> dict:
-    return {"PIXSIM_STORAGE_URL": f"file://{STORAGE_DIR}/{db}", "NATS_URL": servers.nats_url, "MONGO_URL": servers.mongo_url, "PIXSIM_MONGO_DB": db,
+    return {"PIXSIM_STORAGE_URL": f"file://{STORAGE_DIR}/{db}", "PIXSIM_WEBHOOK_RETRY": 0.1, "NATS_URL": servers.nats_url, "MONGO_URL": servers.mongo_url, "PIXSIM_MONGO_DB": db,
             "PIXSIM_PROVIDERS_DIR": str(providers_dir), "PIXSIM_POLL_MIN_INTERVAL": 0.1,
             "PIXSIM_POLL_MAX_INTERVAL": 0.3, "PIXSIM_RETRY_BACKOFF": 0.1, "PIXSIM_MAX_ATTEMPTS": 3,
             "PIXSIM_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY, **extra}

@@ -13,7 +13,7 @@ from pixsim_runtime.secrets import cipher_from_env
 from pixsim_runtime.service import ServiceContext, build_service
 from pixsim_runtime.storage import Storage
 
-from . import accounts_api, api_keys, assets_api, generations_api, keys_api, providers_api
+from . import accounts_api, api_keys, assets_api, generations_api, keys_api, providers_api, webhooks_api
 from .archive import Archiver
 from .auth import Authenticator, AuthMiddleware
 from .errors import install_error_handlers
@@ -21,6 +21,7 @@ from .limits import BodyLimitMiddleware, RateLimiter, StreamSlots
 from .oidc import OidcVerifier
 from .projections import GENERATIONS, Projector
 from .settings import GatewaySettings
+from .webhooks import Secrets, Sender
 
 
 def create_app(
@@ -60,6 +61,13 @@ def create_app(
         app.include_router(providers_api.router(ctx.registry))
         app.include_router(accounts_api.router(ctx, cipher))
         app.include_router(keys_api.router(ctx))
+        secrets = Secrets(ctx.db, cipher)
+        sender = Sender(ctx.db, secrets, retry_s=settings.webhook_retry_s, retry_max_s=settings.webhook_retry_max_s,
+                        retry_for_s=settings.webhook_retry_for_s)
+        subscribe(ctx.broker, service="gateway", subject=subjects.GENERATION_SUBJECTS, stream=subjects.GENERATIONS_STREAM,
+                  durable="gateway-webhooks", event_type=AnyGenerationEvent, handler=sender.on_event, retry=ctx.retry,
+                  ack_wait_s=120.0)
+        app.include_router(webhooks_api.router(ctx.db, secrets))
         app.include_router(assets_api.router(ctx.db, storage, settings.upload_max_bytes))
         # Outermost last: a request meets authentication (and its rate limit) first, then the body cap.
         app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from pixsim_contracts import GenerationCancelRequested, GenerationRequested, OperationType, new_id
-from pixsim_provider_sdk import ProviderError, ProviderNotFoundError, validate_params
+from pixsim_provider_sdk import ProviderError, ProviderNotFoundError, SourceRejected, validate_params
 from pixsim_runtime.accounts import load_account
 from pixsim_runtime.broker import publish_event
 from pixsim_runtime.service import ServiceContext
@@ -30,6 +30,7 @@ from .errors import ApiError, responses
 from .limits import RoleLimits, StreamSlots, check_in_flight
 from .projections import GENERATIONS, TERMINAL, Projector, to_api
 from .sse import generation_event_stream
+from .webhooks import DEFAULT_EVENTS, SUBSCRIPTIONS, check_webhook_url
 
 IDEMPOTENCY = "idempotency_keys"
 #: What `/content` may answer with (the sniffed types of stored results; see pixsim_runtime.sniff).
@@ -37,6 +38,7 @@ MEDIA_CONTENT = {t: {"schema": {"type": "string", "format": "binary"}} for t in 
     "video/mp4", "video/quicktime", "video/webm", "image/png", "image/jpeg", "image/gif", "image/webp",
     "audio/mpeg", "audio/wav", "audio/mp4", "application/octet-stream")}
 GenerationId = Annotated[str, Path(pattern=ID_PATTERN, description="The generation's id")]
+WebhookEvent = Literal["start", "progress", "completed", "failed", "filtered", "cancelled"]
 Status = Literal["requested", "submitted", "processing", "completed", "failed", "filtered", "cancelled"]
 
 
@@ -49,6 +51,10 @@ class GenerationCreate(BaseModel):
     account_id: Id | None = None
     user_id: UserId | None = Field(default=None, description="Admins only: create on behalf of this user")
     priority: Priority = 0
+    webhook_url: str | None = Field(default=None, max_length=2000,
+                                    description="POST this generation's events here (signed; see the README)")
+    webhook_events_filter: list[WebhookEvent] | None = Field(
+        default=None, max_length=6, description=f"Which events to send (default: {', '.join(DEFAULT_EVENTS)})")
 
 
 class SlotStreamingResponse(StreamingResponse):
@@ -135,6 +141,7 @@ def router(
         op = check(body)
         owner = body.user_id or principal.user_id
         await check_references(ctx.db, body.params, owner)
+        webhook_url = await checked_webhook(body.webhook_url) if body.webhook_url else None
         keys = Idempotency(ctx, owner, idempotency_key, body) if idempotency_key else None
         earlier = await keys.earlier() if keys else None
         if earlier is not None:  # a retry: the first request's generation, whatever the limits say now
@@ -153,6 +160,9 @@ def router(
         )
         if keys:
             event = await keys.remember(event)
+        if webhook_url and event.generation_id == gid:  # before the request exists: no event is missed
+            await ctx.db[SUBSCRIPTIONS].insert_one({"_id": gid, "user_id": owner, "url": webhook_url,
+                                                    "events": sorted(set(body.webhook_events_filter or DEFAULT_EVENTS))})
         return JSONResponse(jsonable(to_api(await submit(event))), status_code=202)
 
     @api.get("/generations/{generation_id}", responses=responses(404))
@@ -306,6 +316,13 @@ class Idempotency:
             return event
         except DuplicateKeyError:
             return await self.earlier() or event
+
+
+async def checked_webhook(url: str) -> str:
+    try:
+        return await check_webhook_url(url)
+    except SourceRejected as exc:
+        raise ApiError(422, "webhook_url_refused", exc.message) from None
 
 
 def _encode_cursor(doc: dict[str, Any]) -> str:

@@ -42,6 +42,12 @@ class GatewaySettings(BaseServiceSettings, StorageSettings):
     archive_retry_for_s: float = Field(default=86400.0, ge=0, alias="PIXSIM_ARCHIVE_RETRY_FOR",
                                        description="How long a failing copy is retried before it is given up")
 
+    webhook_retry_s: float = Field(default=5.0, gt=0, alias="PIXSIM_WEBHOOK_RETRY",
+                                   description="First delay before a failed webhook delivery is retried (doubles)")
+    webhook_retry_max_s: float = Field(default=3600.0, gt=0, alias="PIXSIM_WEBHOOK_RETRY_MAX")
+    webhook_retry_for_s: float = Field(default=86400.0, ge=0, alias="PIXSIM_WEBHOOK_RETRY_FOR",
+                                       description="How long a failing delivery is retried (default 24 h)")
+
     # -- limits (0 = none) ----------------------------------------------------------------------
     user_rate: float = Field(default=20.0, ge=0, alias="PIXSIM_USER_RATE", description="requests/s per user")
     user_burst: int = Field(default=40, ge=1, alias="PIXSIM_USER_BURST")
