@@ -160,11 +160,13 @@ def final_state(api: Api, generation_id: str, grace_s: float = 3.0) -> dict[str,
         time.sleep(0.1)
 
 
-def report(gen: dict[str, Any]) -> int:
+def report(gen: dict[str, Any], api_url: str | None = None) -> int:
     if gen["status"] == "completed":
         out.print("completed", style="green")
         for line in result_urls(gen.get("result")):
             out.print(line, soft_wrap=True, highlight=False)
+        if api_url:  # PixSim's own copy (served from the provider's URL until the archiver has it)
+            out.print(f"content: {api_url}/api/v1/generations/{gen['id']}/content", soft_wrap=True, highlight=False)
         out.print(f"credits charged: {fmt(gen['credits'].get('charged'))}")
         return 0
     error = gen.get("error") or {}
@@ -204,7 +206,7 @@ def generate(
     if no_wait:
         return
     follow(api, gen["id"])
-    raise typer.Exit(report(final_state(api, gen["id"])))
+    raise typer.Exit(report(final_state(api, gen["id"]), api.base_url))
 
 
 # -- reading --------------------------------------------------------------------------------------
