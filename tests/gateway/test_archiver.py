@@ -10,6 +10,7 @@ import hashlib
 import threading
 import time
 import uuid
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
@@ -96,7 +97,7 @@ async def test_a_copy_killed_midway_completes_once_and_the_generation_stays_comp
 
     assert await archiver.archive(completed) is None  # the redelivery
     record = await db[ARCHIVES].find_one({"_id": gid})
-    assert record["status"] == "archived"
+    assert record["status"] == "archived" and isinstance(record["archived_at"], datetime)
     assert record["objects"]["result"]["sha256"] == hashlib.sha256(VIDEO).hexdigest()
     stored = b"".join([c async for c in storage.stream(key)])
     assert stored == VIDEO and cdn.completed == 1
@@ -160,6 +161,7 @@ async def test_retention_deletes_the_stored_copy_when_it_ends(servers, tmp_path)
         record = await db[ARCHIVES].find_one({"_id": gid})
         key = record["objects"]["result"]["key"]
         assert await storage.size(key) == len(VIDEO)
+        assert isinstance(record["expires_at"], datetime)
         assert await archiver.sweep(record["archived_at"]) == 0  # not yet
         assert await archiver.sweep(record["expires_at"]) == 1
         assert await storage.size(key) is None

@@ -108,23 +108,24 @@ class Archiver:
         if record.get("status") in ("archived", "failed", "expired"):
             return None
         first = record.get("first_attempt_at") or now
-        objects = dict(record.get("objects") or {})
+        record["objects"] = dict(record.get("objects") or {})
+        # Whole-document writes: nx-27017 stores a datetime given to $set as a string (STACK.md gotcha 17).
         try:
             for variant, url, expect in sources(event.result):
-                if variant not in objects:  # copied before a crash or an earlier failure: kept
-                    objects[variant] = await self.copy(event, variant, url, expect)
-                    await self.archives.update_one({"_id": gid}, {"$set": {f"objects.{variant}": objects[variant]}})
+                if variant not in record["objects"]:  # copied before a crash or an earlier failure: kept
+                    record["objects"][variant] = await self.copy(event, variant, url, expect)
+                    await self.archives.replace_one({"_id": gid}, record)
         except ArchiveFailed as exc:
             attempts = (record.get("attempts") or 0) + 1
             gave_up = (now - _aware(first)).total_seconds() >= self.retry_for_s
             log.warning("archiving %s failed (attempt %d%s): %s", gid, attempts, ", giving up" if gave_up else "", exc)
-            await self.archives.update_one({"_id": gid}, {"$set": {
-                "status": "failed" if gave_up else "pending", "attempts": attempts, "archive_error": str(exc)[:500],
-                "last_attempt_at": now}})
+            record.update(status="failed" if gave_up else "pending", attempts=attempts,
+                          archive_error=str(exc)[:500], last_attempt_at=now)
+            await self.archives.replace_one({"_id": gid}, record)
             return None if gave_up else min(self.retry_s * 2 ** (attempts - 1), self.retry_max_s)
-        await self.archives.update_one({"_id": gid}, {"$set": {
-            "status": "archived", "archive_error": None, "archived_at": now,
-            "expires_at": now + self.retention if self.retention else None}})
+        record.update(status="archived", archive_error=None, archived_at=now,
+                      expires_at=now + self.retention if self.retention else None)
+        await self.archives.replace_one({"_id": gid}, record)
         return None
 
     async def copy(self, event: GenerationCompleted, variant: str, url: str, expect: str) -> dict[str, Any]:
@@ -194,7 +195,7 @@ class Archiver:
         async for record in self.archives.find({"status": "archived", "expires_at": {"$lte": now}}):
             for obj in (record.get("objects") or {}).values():
                 await self.storage.delete(obj["key"])
-            await self.archives.update_one({"_id": record["_id"]}, {"$set": {"status": "expired", "objects": {}}})
+            await self.archives.replace_one({"_id": record["_id"]}, {**record, "status": "expired", "objects": {}})
             expired += 1
         return expired
 

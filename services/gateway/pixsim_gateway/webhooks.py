@@ -112,9 +112,9 @@ class Sender:
         created = record["created_at"] if record["created_at"].tzinfo else record["created_at"].replace(tzinfo=UTC)
         gave_up = not delivered and (now - created).total_seconds() >= self.retry_for_s
         status = "delivered" if delivered else "failed" if gave_up else "pending"
-        # $set of the whole list, not $push: nx-27017 stores a pushed document as a string.
-        await self.deliveries.update_one({"_id": webhook_id}, {"$set": {
-            "attempts": [*record["attempts"], attempt], "status": status, "updated_at": now}})
+        # A whole-document write: nx-27017 stores a datetime (or document) given to $set/$push as a string.
+        await self.deliveries.replace_one({"_id": webhook_id}, {
+            **record, "attempts": [*record["attempts"], attempt], "status": status, "updated_at": now})
         if status != "pending":
             return None
         return min(self.retry_s * 2 ** len(record["attempts"]), self.retry_max_s)
