@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,13 +162,18 @@ def sim_fake() -> Iterator[Any]:
     fake.stop()
 
 
+#: Where the tests' services keep uploads and archived results (never the repository's .pixsim/).
+STORAGE_DIR = tempfile.mkdtemp(prefix="pixsim-test-storage-")
+
+
 def service_settings(servers: Servers, db: str, providers_dir: Path = PROVIDERS, **extra) -> dict:
     """Settings any service can be built from: each connects to NATS as its own user."""
     credentials = servers.nats_credentials
     nats = {"NATS_URL": servers.service_nats_url}
     if credentials is not None:
         nats["PIXSIM_NATS_CREDENTIALS_DIR"] = str(credentials.directory)
-    return {**nats, "MONGO_URL": servers.mongo_url, "PIXSIM_MONGO_DB": db,
+    return {**nats, "PIXSIM_STORAGE_URL": f"file://{STORAGE_DIR}/{db}", "PIXSIM_WEBHOOK_RETRY": 0.1,
+            "MONGO_URL": servers.mongo_url, "PIXSIM_MONGO_DB": db,
             "PIXSIM_PROVIDERS_DIR": str(providers_dir), "PIXSIM_POLL_MIN_INTERVAL": 0.1,
             "PIXSIM_POLL_MAX_INTERVAL": 0.3, "PIXSIM_RETRY_BACKOFF": 0.1, "PIXSIM_MAX_ATTEMPTS": 3,
             "PIXSIM_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY, **extra}

@@ -60,6 +60,18 @@ async def sse_events(base_url: str, gid: str, timeout: float = 30, token: str = 
     return events
 
 
+async def wait_archive(api: httpx.AsyncClient, gid: str, status: str = "archived", timeout: float = 20) -> dict:
+    """Poll the generation until its archive (PixSim's stored copy of the result) has `status`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        gen = (await api.get(f"/api/v1/generations/{gid}")).json()
+        if (gen.get("archive") or {}).get("status") == status:
+            return gen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"archive of {gid} is not {status}: {gen.get('archive')}")
+        await asyncio.sleep(0.05)
+
+
 def mongo_db(mongo_url: str, name: str):
     return AsyncMongoClient(mongo_url, tz_aware=True)[name]
 

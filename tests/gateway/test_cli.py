@@ -120,3 +120,21 @@ async def test_the_same_idempotency_key_gives_the_same_generation(pipeline):
     first, second = await pixsim(pipeline, *args), await pixsim(pipeline, *args)
     assert first.exit_code == second.exit_code == 0, first.output + second.output
     assert generation_id(first.output) == generation_id(second.output)
+
+
+async def test_generate_with_a_local_image_uploads_it_first(pipeline, tmp_path):
+    import sys
+
+    from conftest import PROVIDERS
+    from pixsim_provider_sdk.testing.fake_http import load_fake
+
+    make_png = sys.modules[load_fake(PROVIDERS / "sim").__module__].make_png
+    frame = tmp_path / "frame.png"
+    frame.write_bytes(data := make_png(16, 16, str(tmp_path)))
+    result = await pixsim(pipeline, "generate", "--image", str(frame), "--prompt", "it moves", "-P", "duration=1")
+    assert result.exit_code == 0, result.output
+    gen = (await pipeline.api.get(f"/api/v1/generations/{generation_id(result.output)}")).json()
+    assert gen["operation_type"] == "image_to_video" and gen["params"]["image_url"].startswith("asset://")
+    assert data in [body for body, _ in pipeline.fake.uploads.values()]
+    missing = await pixsim(pipeline, "generate", "--image", str(tmp_path / "nope.png"))
+    assert missing.exit_code == 2 and "cannot read" in missing.stderr

@@ -19,7 +19,7 @@ from security.conftest import AUDIENCE, ISSUER
 pytestmark = pytest.mark.system
 
 PATH_VALUES = {"generation_id": "0190abcdef0123456789abcdef", "account_id": "acc_0123456789",
-               "key_id": "0123456789abcdef", "provider_id": "sim"}
+               "key_id": "0123456789abcdef", "provider_id": "sim", "asset_id": "0190abcdef0123456789abcdef"}
 
 
 async def operations(url: str) -> list[tuple[str, str]]:

@@ -7,16 +7,21 @@ import pytest
 from conftest import PROVIDERS
 from pixsim_provider_sdk import discover
 from pixsim_provider_sdk.testing.fake_http import load_fake
-from support import create, wait_for
+from support import create, wait_archive, wait_for
 
 pytestmark = pytest.mark.system
 
 
-async def test_public_results_redirect(pipeline):
+async def test_public_results_redirect_until_pixsim_has_its_own_copy(pipeline):
     created = await create(pipeline.api, {"prompt": "public result", "duration": 1})
     done = await wait_for(pipeline.api, created["id"])
     resp = await pipeline.api.get(f"/api/v1/generations/{created['id']}/content")
-    assert resp.status_code == 307 and resp.headers["location"] == done["result"]["video_url"]
+    if resp.status_code != 200:  # not archived yet (the archiver runs right after completion)
+        assert resp.status_code == 307 and resp.headers["location"] == done["result"]["video_url"]
+    await wait_archive(pipeline.api, created["id"])
+    stored = await pipeline.api.get(f"/api/v1/generations/{created['id']}/content")
+    provider = await pipeline.api.get(done["result"]["video_url"])
+    assert stored.status_code == 200 and stored.content == provider.content
 
 
 async def test_credentialed_results_are_fetched_with_the_account(pipeline, monkeypatch):

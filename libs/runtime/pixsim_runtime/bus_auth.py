@@ -43,7 +43,8 @@ USERS = (*SERVICES, "setup", "upstream", "admin")
 #: The durable consumers each service owns, (stream, durable). A test checks these are exactly the
 #: subscribers the services register, so a new subscriber cannot silently lack its permissions.
 DURABLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "gateway": ((GENERATIONS, "gateway-generations"), (CREDITS, "gateway-credits")),
+    "gateway": ((GENERATIONS, "gateway-generations"), (CREDITS, "gateway-credits"),
+                (GENERATIONS, "gateway-archiver"), (GENERATIONS, "gateway-webhooks")),
     "dispatcher": ((GENERATIONS, "dispatcher"),
                    *((GENERATIONS, f"dispatcher-slots-{end}") for end in ("completed", "failed", "filtered",
                                                                             "cancelled"))),

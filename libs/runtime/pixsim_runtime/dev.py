@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     env.setdefault("PIXSIM_PROVIDERS_DIR", str(Path("providers").resolve()))
     env.setdefault("PIXSIM_CREDENTIALS_KEY_FILE", str(data / "credentials.key"))
+    env.setdefault("PIXSIM_STORAGE_URL", f"file://{data / 'storage'}")  # uploads and archived results
     cipher_from_env(env["PIXSIM_CREDENTIALS_KEY_FILE"])  # create the local key once, before any service races to
     admin_key_file = data / "admin.key"
     env.setdefault("PIXSIM_BOOTSTRAP_ADMIN_KEY", _admin_key(admin_key_file))

@@ -36,12 +36,14 @@ from pixsim_runtime.broker import publish_event
 from pixsim_runtime.consumers import PollAgain
 from pixsim_runtime.secrets import CredentialCipher, scrub
 from pixsim_runtime.service import ServiceContext
+from pixsim_runtime.storage import Storage
 from pymongo.errors import DuplicateKeyError
 
 from . import health
 from .outcomes import error_info, rejected_event, submitted_events
 from .pool import AccountPool, Acquired, Lease, Unavailable, Wait
 from .settings import DispatcherSettings
+from .sources import AssetSources
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class Dispatcher:
         policy = FetchPolicy(parse_allow_hosts(settings.fetch_allow_hosts), settings.fetch_max_bytes,
                              settings.fetch_timeout_s)
         self.resolve_source = functools.partial(resolve_source, policy=policy)  # the providers' resolve_source_fn
+        self.resolve_source = AssetSources(ctx.db, Storage.from_settings(settings), self.resolve_source)  # asset://
 
     async def on_requested(self, request: GenerationRequested, msg: Any) -> None:
         record = await self._claim(request)

@@ -1,9 +1,10 @@
 from pixsim_provider_sdk.safe_fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S
 from pixsim_runtime.settings import BaseServiceSettings
+from pixsim_runtime.storage import StorageSettings
 from pydantic import Field
 
 
-class DispatcherSettings(BaseServiceSettings):
+class DispatcherSettings(BaseServiceSettings, StorageSettings):
     service_name: str = "dispatcher"
     job_timeout_s: float = Field(
         default=900.0, alias="PIXSIM_JOB_TIMEOUT", description="Seconds from submit until the poller gives up"

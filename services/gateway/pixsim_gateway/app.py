@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
-from pixsim_contracts import AnyCreditEvent, AnyGenerationEvent, subjects
+from pixsim_contracts import AnyCreditEvent, AnyGenerationEvent, GenerationCompleted, subjects
 from pixsim_provider_sdk import Registry
 from pixsim_runtime.consumers import subscribe
 from pixsim_runtime.secrets import cipher_from_env
 from pixsim_runtime.service import ServiceContext, build_service
+from pixsim_runtime.storage import Storage
 
-from . import accounts_api, api_keys, generations_api, keys_api, providers_api
+from . import accounts_api, api_keys, assets_api, generations_api, keys_api, providers_api, webhooks_api
+from .archive import Archiver
 from .auth import Authenticator, AuthMiddleware
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware, RateLimiter, StreamSlots
 from .oidc import OidcVerifier
 from .projections import GENERATIONS, Projector
 from .settings import GatewaySettings
+from .webhooks import Secrets, Sender
+
+SCHEDULED_DELIVERIES = 10_000
 
 
 def create_app(
@@ -45,14 +51,33 @@ def create_app(
             subscribe(ctx.broker, service="gateway", subject=subject, stream=stream, durable=durable,
                       event_type=event_type, handler=project, retry=ctx.retry)
         cipher = cipher_from_env()
+        # The archiver and the webhook sender retry on schedules bounded by their own deadlines
+        # (PIXSIM_ARCHIVE_RETRY_FOR, PIXSIM_WEBHOOK_RETRY_FOR); the delivery cap is only a backstop.
+        scheduled = replace(ctx.retry, max_deliveries=SCHEDULED_DELIVERIES)
+        storage = ctx.extras["storage"] = Storage.from_settings(settings)
+        archiver = Archiver(ctx, storage, cipher, max_bytes=settings.result_max_bytes,
+                            retention_days=settings.result_retention_days, retry_s=settings.archive_retry_s,
+                            retry_max_s=settings.archive_retry_max_s, retry_for_s=settings.archive_retry_for_s)
+        subscribe(ctx.broker, service="gateway", subject=subjects.generation_events("completed"),
+                  stream=subjects.GENERATIONS_STREAM, durable="gateway-archiver", event_type=GenerationCompleted,
+                  handler=archiver.on_completed, retry=scheduled, batch_size=4, ack_wait_s=300.0)
         limits = settings.role_limits()
         slots = StreamSlots(settings.sse_max_per_user, settings.sse_max_total)
-        app.include_router(generations_api.router(ctx, projector, settings.sse_keepalive_s, cipher, limits, slots))
+        app.include_router(generations_api.router(ctx, projector, settings.sse_keepalive_s, cipher, limits, slots, storage))
         app.include_router(providers_api.router(ctx.registry))
         app.include_router(accounts_api.router(ctx, cipher))
         app.include_router(keys_api.router(ctx))
+        secrets = Secrets(ctx.db, cipher)
+        sender = Sender(ctx.db, secrets, retry_s=settings.webhook_retry_s, retry_max_s=settings.webhook_retry_max_s,
+                        retry_for_s=settings.webhook_retry_for_s)
+        subscribe(ctx.broker, service="gateway", subject=subjects.GENERATION_SUBJECTS, stream=subjects.GENERATIONS_STREAM,
+                  durable="gateway-webhooks", event_type=AnyGenerationEvent, handler=sender.on_event, retry=scheduled,
+                  ack_wait_s=120.0)
+        app.include_router(webhooks_api.router(ctx.db, secrets))
+        app.include_router(assets_api.router(ctx.db, storage, settings.upload_max_bytes))
         # Outermost last: a request meets authentication (and its rate limit) first, then the body cap.
-        app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+        app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+                           per_path={"/api/v1/assets": settings.upload_max_bytes + 64 * 1024})  # + multipart framing
         oidc = settings.oidc()
         app.add_middleware(AuthMiddleware, authenticator=Authenticator(ctx.db, OidcVerifier(oidc, refresh_min_s=settings.oidc_jwks_refresh_s) if oidc else None),
                            limiter=RateLimiter(ctx.db), limits=limits)

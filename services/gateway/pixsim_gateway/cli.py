@@ -10,6 +10,7 @@ from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
+from pixsim_client import APIConnectionError, APIStatusError, PixSim, PixSimError
 from rich import box
 from rich.console import Console
 from rich.panel import Panel
@@ -24,7 +25,6 @@ err = Console(stderr=True, markup=False)
 DEFAULT_API = "http://127.0.0.1:8000"
 TERMINAL = {"completed", "failed", "filtered", "cancelled"}
 POLL_INTERVAL_S = 0.5
-STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)  # the gateway sends keep-alives well within a minute
 
 
 LOCAL_KEY_FILE = Path(".pixsim/admin.key")  # written by `make run` on first start
@@ -41,35 +41,51 @@ def api_key(given: str | None) -> str | None:
 
 
 class Api:
-    """The gateway's HTTP API: JSON in, JSON out; any failure ends the command with exit code 2."""
+    """The gateway's HTTP API through `pixsim_client` (retries, typed errors, resumable SSE); any failure
+    ends the command with exit code 2."""
 
     def __init__(self, base_url: str, key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.client = httpx.Client(base_url=self.base_url, timeout=30.0, headers=headers)
+        self.client = PixSim(key or "", base_url=self.base_url, max_retries=1)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            resp = self.client.request(method, f"/api/v1{path}", **kwargs)
-        except httpx.TransportError as exc:
-            self.unreachable(exc)
-        if resp.status_code >= 400:
-            fail_response(resp)
+            resp = self.client.request(method, path, **kwargs)
+        except APIStatusError as exc:
+            fail(exc.code, exc.message)
+        except APIConnectionError as exc:
+            self.unreachable(exc.__cause__ or exc)
         return resp.json() if resp.content else None
 
     def events(self, generation_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """The generation's Server-Sent Events as (type, data), until the server closes the stream."""
-        with self.client.stream("GET", f"/api/v1/generations/{generation_id}/events",
-                                timeout=STREAM_TIMEOUT) as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                fail_response(resp)
-            yield from parse_sse(resp.iter_lines())
+        """The generation's Server-Sent Events as (type, data), until it ends (reconnecting if dropped)."""
+        try:
+            for event in self.client.generations.stream(generation_id):
+                yield event.type, event.data
+        except APIStatusError as exc:
+            fail(exc.code, exc.message)
 
-    def unreachable(self, exc: Exception) -> NoReturn:
+    def upload(self, path: Path) -> str:
+        """Upload a local file; its `asset://<id>` reference."""
+        try:
+            return self.client.assets.upload(path).url
+        except OSError as exc:
+            err.print(f"error: cannot read {path}: {exc.strerror or exc}", soft_wrap=True, style="red")
+            raise typer.Exit(2) from None
+        except APIStatusError as exc:
+            fail(exc.code, exc.message)
+        except APIConnectionError as exc:
+            self.unreachable(exc.__cause__ or exc)
+
+    def unreachable(self, exc: BaseException) -> NoReturn:
         err.print(f"error: cannot reach the PixSim API at {self.base_url} ({exc.__class__.__name__}): "
                   "is PixSim running? start it with make run", soft_wrap=True)
         raise typer.Exit(2)
+
+
+def fail(code: str, message: str) -> NoReturn:
+    err.print(f"error: {code}: {message}", soft_wrap=True, style="red")
+    raise typer.Exit(2)
 
 
 def fail_response(resp: httpx.Response) -> NoReturn:
@@ -78,21 +94,7 @@ def fail_response(resp: httpx.Response) -> NoReturn:
         code, message = error["code"], error["message"]
     except (ValueError, KeyError, TypeError):
         code, message = f"http_{resp.status_code}", resp.text.strip() or resp.reason_phrase
-    err.print(f"error: {code}: {message}", soft_wrap=True, style="red")
-    raise typer.Exit(2)
-
-
-def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    kind, data = "message", []
-    for line in lines:
-        if not line:
-            if data:
-                yield kind, json.loads("\n".join(data))
-            kind, data = "message", []
-        elif line.startswith("event:"):
-            kind = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
+    fail(code, message)
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -138,8 +140,8 @@ def follow(api: Api, generation_id: str) -> None:
                     bar.update(task, description=label, completed=done)
                 if status in TERMINAL:
                     return
-        except (httpx.TransportError, ValueError):
-            pass  # the stream dropped or was garbled: poll instead
+        except (PixSimError, httpx.TransportError, ValueError):
+            pass  # the stream dropped for good or was garbled: poll instead
         while (gen := api.call("GET", f"/generations/{generation_id}"))["status"] not in TERMINAL:
             bar.update(task, description=gen["status"], completed=gen.get("progress") or 0.0)
             time.sleep(POLL_INTERVAL_S)
@@ -158,11 +160,13 @@ def final_state(api: Api, generation_id: str, grace_s: float = 3.0) -> dict[str,
         time.sleep(0.1)
 
 
-def report(gen: dict[str, Any]) -> int:
+def report(gen: dict[str, Any], api_url: str | None = None) -> int:
     if gen["status"] == "completed":
         out.print("completed", style="green")
         for line in result_urls(gen.get("result")):
             out.print(line, soft_wrap=True, highlight=False)
+        if api_url:  # PixSim's own copy (served from the provider's URL until the archiver has it)
+            out.print(f"content: {api_url}/api/v1/generations/{gen['id']}/content", soft_wrap=True, highlight=False)
         out.print(f"credits charged: {fmt(gen['credits'].get('charged'))}")
         return 0
     error = gen.get("error") or {}
@@ -175,7 +179,10 @@ def report(gen: dict[str, Any]) -> int:
 def generate(
     ctx: typer.Context,
     provider: Annotated[str, typer.Option("--provider", "-p", help="Provider id")] = "sim",
-    operation: Annotated[str, typer.Option("--operation", "-o", help="Operation type")] = "text_to_video",
+    operation: Annotated[str | None, typer.Option(
+        "--operation", "-o", help="Operation type (default: text_to_video, image_to_video with --image)")] = None,
+    image: Annotated[str | None, typer.Option(
+        help="Source image: a local file (uploaded first), an http(s) URL or asset://<id>; sets -P image_url")] = None,
     prompt: Annotated[str | None, typer.Option(help="Shortcut for -P prompt=...")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-P", metavar="KEY=VALUE",
                                                     help="JSON value or string; repeatable")] = None,
@@ -188,6 +195,10 @@ def generate(
     params = parse_params(param or [])
     if prompt is not None:
         params["prompt"] = prompt
+    if image is not None:
+        remote = image.startswith(("http://", "https://", "asset://"))
+        params["image_url"] = image if remote else api.upload(Path(image))
+    operation = operation or ("image_to_video" if image is not None else "text_to_video")
     body = {"provider_id": provider, "operation_type": operation, "params": params, "account_id": account}
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     gen = api.call("POST", "/generations", json=body, headers=headers)
@@ -195,7 +206,7 @@ def generate(
     if no_wait:
         return
     follow(api, gen["id"])
-    raise typer.Exit(report(final_state(api, gen["id"])))
+    raise typer.Exit(report(final_state(api, gen["id"]), api.base_url))
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -255,7 +266,7 @@ def events(ctx: typer.Context, generation_id: str) -> None:
             summary = "  ".join(f"{k}={fmt(v)}" for k, v in fields.items())
             when = data.get("occurred_at", "")[:23]
             out.print(f"{when}  {kind:<30} {summary}", soft_wrap=True, highlight=False)
-    except httpx.TransportError as exc:
+    except (httpx.TransportError, APIConnectionError) as exc:
         api.unreachable(exc)
 
 

@@ -36,6 +36,8 @@ STATUS_TEXT = {
     405: "Method not allowed",
     409: "Conflict with the current state",
     413: "Request body too large",
+    415: "Unsupported media type",
+    416: "Range not satisfiable",
     422: "Invalid request",
     429: "Over a limit (see Retry-After)",
     502: "The provider failed",

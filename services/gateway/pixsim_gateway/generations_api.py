@@ -10,24 +10,33 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from pixsim_contracts import GenerationCancelRequested, GenerationRequested, OperationType, new_id
-from pixsim_provider_sdk import ProviderError, ProviderNotFoundError, validate_params
+from pixsim_provider_sdk import ProviderError, ProviderNotFoundError, SourceRejected, validate_params
 from pixsim_runtime.accounts import load_account
 from pixsim_runtime.broker import publish_event
 from pixsim_runtime.service import ServiceContext
+from pixsim_runtime.storage import Storage
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError
 from starlette.types import Receive, Scope, Send
 
-from . import cursors
+from . import content, cursors
+from .archive import ARCHIVES, public_archive
+from .assets_api import check_references
 from .auth import Caller, Principal
 from .bounds import ID_PATTERN, Cursor, Id, JsonObject, Priority, ProviderId, UserId
 from .errors import ApiError, responses
 from .limits import RoleLimits, StreamSlots, check_in_flight
 from .projections import GENERATIONS, TERMINAL, Projector, to_api
 from .sse import generation_event_stream
+from .webhooks import DEFAULT_EVENTS, SUBSCRIPTIONS, check_webhook_url
 
 IDEMPOTENCY = "idempotency_keys"
+#: What `/content` may answer with (the sniffed types of stored results; see pixsim_runtime.sniff).
+MEDIA_CONTENT = {t: {"schema": {"type": "string", "format": "binary"}} for t in (
+    "video/mp4", "video/quicktime", "video/webm", "image/png", "image/jpeg", "image/gif", "image/webp",
+    "audio/mpeg", "audio/wav", "audio/mp4", "application/octet-stream")}
 GenerationId = Annotated[str, Path(pattern=ID_PATTERN, description="The generation's id")]
+WebhookEvent = Literal["start", "progress", "completed", "failed", "filtered", "cancelled"]
 Status = Literal["requested", "submitted", "processing", "completed", "failed", "filtered", "cancelled"]
 
 
@@ -40,6 +49,10 @@ class GenerationCreate(BaseModel):
     account_id: Id | None = None
     user_id: UserId | None = Field(default=None, description="Admins only: create on behalf of this user")
     priority: Priority = 0
+    webhook_url: str | None = Field(default=None, max_length=2000,
+                                    description="POST this generation's events here (signed; see the README)")
+    webhook_events_filter: list[WebhookEvent] | None = Field(
+        default=None, max_length=6, description=f"Which events to send (default: {', '.join(DEFAULT_EVENTS)})")
 
 
 class SlotStreamingResponse(StreamingResponse):
@@ -63,6 +76,7 @@ def router(
     cipher: Any,
     limits: dict[str, RoleLimits],
     slots: StreamSlots,
+    storage: Storage,
 ) -> APIRouter:
     api = APIRouter(prefix="/api/v1", tags=["generations"], responses=responses(400, 401, 422, 429))
     generations = ctx.db[GENERATIONS]
@@ -93,6 +107,20 @@ def router(
             raise ApiError(404, "generation_not_found", f"no generation with id {generation_id!r}")
         return doc
 
+    async def with_archives(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The API view of each generation, with its archive (PixSim's stored copy) if there is one."""
+        ids = [d["_id"] for d in docs if d.get("status") == "completed"]
+        records = {r["_id"]: r for r in await ctx.db[ARCHIVES].find({"_id": {"$in": ids}}).to_list()} if ids else {}
+        views = []
+        for doc in docs:
+            view = to_api(doc)
+            if doc.get("status") == "completed":
+                archive = public_archive(records.get(doc["_id"]))
+                view["archive"] = archive
+                view["archive_error"] = (archive or {}).get("error")
+            views.append(jsonable(view))
+        return views
+
     async def submit(event: GenerationRequested) -> dict[str, Any]:
         await publish_event(ctx.broker, event, msg_id=event.generation_id)
         # Read your writes: fold our own event now instead of waiting for the projector's copy.
@@ -110,6 +138,8 @@ def router(
             )
         op = check(body)
         owner = body.user_id or principal.user_id
+        await check_references(ctx.db, body.params, owner)
+        webhook_url = await checked_webhook(body.webhook_url) if body.webhook_url else None
         keys = Idempotency(ctx, owner, idempotency_key, body) if idempotency_key else None
         earlier = await keys.earlier() if keys else None
         if earlier is not None:  # a retry: the first request's generation, whatever the limits say now
@@ -128,11 +158,14 @@ def router(
         )
         if keys:
             event = await keys.remember(event)
+        if webhook_url and event.generation_id == gid:  # before the request exists: no event is missed
+            await ctx.db[SUBSCRIPTIONS].insert_one({"_id": gid, "user_id": owner, "url": webhook_url,
+                                                    "events": sorted(set(body.webhook_events_filter or DEFAULT_EVENTS))})
         return JSONResponse(jsonable(to_api(await submit(event))), status_code=202)
 
     @api.get("/generations/{generation_id}", responses=responses(404))
     async def get_generation(principal: Caller, generation_id: GenerationId):
-        return JSONResponse(jsonable(to_api(await find(generation_id, principal))))
+        return JSONResponse((await with_archives([await find(generation_id, principal)]))[0])
 
     @api.get("/generations", responses=responses(400))
     async def list_generations(
@@ -166,7 +199,7 @@ def router(
             if more and page
             else None
         )
-        return JSONResponse({"items": [jsonable(to_api(d)) for d in page], "next_cursor": next_cursor})
+        return JSONResponse({"items": await with_archives(page), "next_cursor": next_cursor})
 
     @api.post("/generations/{generation_id}/cancel", status_code=202, responses=responses(404, 409))
     async def cancel_generation(principal: Caller, generation_id: GenerationId):
@@ -184,20 +217,29 @@ def router(
 
     @api.get(
         "/generations/{generation_id}/content",
-        responses={**responses(404, 409, 502), 307: {"description": "Redirect to the provider's public URL"}},
+        responses={**responses(404, 409, 416, 502),
+                   200: {"description": "The bytes", "content": MEDIA_CONTENT},
+                   206: {"description": "The requested byte range of PixSim's stored copy", "content": MEDIA_CONTENT},
+                   307: {"description": "Redirect to a presigned storage URL, or to the provider's public URL"}},
     )
     async def generation_content(
         principal: Caller,
         generation_id: GenerationId,
         variant: Literal["result", "thumbnail"] = "result",
+        range: Annotated[str | None, Header(max_length=100, description="bytes=<start>-<end>")] = None,
     ):
-        """The result's bytes. Where the provider's result URLs need the account's credentials (Sora),
-        they are fetched here with them; public URLs are answered with a redirect."""
+        """The result's bytes from PixSim's own storage once archived (with range requests; on S3 a
+        redirect to a presigned URL). Before that: where the provider's result URLs need the account's
+        credentials (Sora), they are fetched here with them; public URLs are answered with a redirect."""
         doc = await find(generation_id, principal)
         if doc["status"] != "completed":
             raise ApiError(
                 409, "not_completed", f"generation {generation_id} is {doc['status']}, not completed"
             )
+        record = await ctx.db[ARCHIVES].find_one({"_id": generation_id})
+        stored = ((record or {}).get("objects") or {}).get(variant) if (record or {}).get("status") != "expired" else None
+        if stored:
+            return await content.serve(storage, stored, range)
         result = doc.get("result") or {}
         url = (
             result.get("thumbnail_url")
@@ -226,13 +268,16 @@ def router(
         "/generations/{generation_id}/events", responses=responses(404), response_class=StreamingResponse
     )
     async def generation_events(
-        principal: Caller, request: Request, generation_id: GenerationId
+        principal: Caller, request: Request, generation_id: GenerationId,
+        last_event_id: Annotated[str | None, Header(max_length=200, pattern=r"^[\x21-\x7e]+$",
+                                                    description="Resume after this event id")] = None,
     ) -> StreamingResponse:
-        """Server-Sent Events: the generation's events from the start, then live, until it ends.
+        """Server-Sent Events: the generation's events from the start (or after `Last-Event-ID`), then
+        live, until it ends.
         At most `PIXSIM_SSE_MAX_PER_USER` streams per user and `PIXSIM_SSE_MAX_TOTAL` per server (429)."""
         await find(generation_id, principal)
         slots.acquire(principal.user_id)
-        stream = generation_event_stream(ctx.broker, generation_id, request, keepalive_s)
+        stream = generation_event_stream(ctx.broker, generation_id, request, keepalive_s, last_event_id)
         return SlotStreamingResponse(
             stream,
             slots=slots,
@@ -273,6 +318,13 @@ class Idempotency:
             return event
         except DuplicateKeyError:
             return await self.earlier() or event
+
+
+async def checked_webhook(url: str) -> str:
+    try:
+        return await check_webhook_url(url)
+    except SourceRejected as exc:
+        raise ApiError(422, "webhook_url_refused", exc.message) from None
 
 
 def _page_position(cursor: str) -> tuple[datetime, str]:

@@ -138,17 +138,19 @@ class StreamSlots:
 class BodyLimitMiddleware:
     """413 for a request body over `max_bytes`, announced (Content-Length) or streamed (chunked)."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, per_path: dict[str, int] | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_bytes = max_bytes
+        self.per_path = per_path or {}  # e.g. uploads, which may be larger than any JSON body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.per_path.get(scope["path"], self.default_bytes)
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await self._refuse(scope, receive, send)
+        if length is not None and (not length.isdigit() or int(length) > max_bytes):
+            await self._refuse(scope, receive, send, max_bytes)
             return
         seen = 0
 
@@ -157,15 +159,15 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:  # FastAPI re-raises HTTPException; the error handler answers
-                    raise HTTPException(413, f"request body is larger than {self.max_bytes} bytes")
+                if seen > max_bytes:  # FastAPI re-raises HTTPException; the error handler answers
+                    raise HTTPException(413, f"request body is larger than {max_bytes} bytes")
             return message
 
         await self.app(scope, limited, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         response = JSONResponse(
-            error_body("body_too_large", f"request body is larger than {self.max_bytes} bytes"),
+            error_body("body_too_large", f"request body is larger than {max_bytes} bytes"),
             status_code=413,
         )
         await response(scope, receive, send)

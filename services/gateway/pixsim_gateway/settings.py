@@ -1,11 +1,12 @@
 from pixsim_runtime.settings import BaseServiceSettings
+from pixsim_runtime.storage import StorageSettings
 from pydantic import Field
 
 from .limits import RoleLimits
 from .oidc import OidcConfig
 
 
-class GatewaySettings(BaseServiceSettings):
+class GatewaySettings(BaseServiceSettings, StorageSettings):
     service_name: str = "gateway"
     http_port: int = Field(default=8000, alias="PIXSIM_HTTP_PORT")
     sse_keepalive_s: float = Field(
@@ -33,6 +34,19 @@ class GatewaySettings(BaseServiceSettings):
         default=30.0, ge=0, alias="PIXSIM_OIDC_JWKS_REFRESH",
         description="Least seconds between JWKS fetches caused by unknown key ids (rotation)",
     )
+
+    # -- archiving results into PixSim's storage (see archive.py) ------------------------------
+    archive_retry_s: float = Field(default=5.0, gt=0, alias="PIXSIM_ARCHIVE_RETRY",
+                                   description="First delay before a failed copy is tried again (doubles)")
+    archive_retry_max_s: float = Field(default=600.0, gt=0, alias="PIXSIM_ARCHIVE_RETRY_MAX")
+    archive_retry_for_s: float = Field(default=86400.0, ge=0, alias="PIXSIM_ARCHIVE_RETRY_FOR",
+                                       description="How long a failing copy is retried before it is given up")
+
+    webhook_retry_s: float = Field(default=5.0, gt=0, alias="PIXSIM_WEBHOOK_RETRY",
+                                   description="First delay before a failed webhook delivery is retried (doubles)")
+    webhook_retry_max_s: float = Field(default=3600.0, gt=0, alias="PIXSIM_WEBHOOK_RETRY_MAX")
+    webhook_retry_for_s: float = Field(default=86400.0, ge=0, alias="PIXSIM_WEBHOOK_RETRY_FOR",
+                                       description="How long a failing delivery is retried (default 24 h)")
 
     # -- limits (0 = none) ----------------------------------------------------------------------
     user_rate: float = Field(default=20.0, ge=0, alias="PIXSIM_USER_RATE", description="requests/s per user")

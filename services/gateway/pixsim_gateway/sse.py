@@ -12,6 +12,7 @@ denied the other services' durable names (pixsim_runtime.bus_auth).
 
 Only valid events of this generation are sent: anything else on its subjects (not JSON, a JSON array,
 another generation's event, an event that fails its schema) is logged and skipped, and the stream goes on.
+A client that reconnects with `Last-Event-ID` gets only the events after that one.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def sse_frame(event: str, data: str, event_id: str | None = None) -> bytes:
 
 
 async def generation_event_stream(
-    broker: NatsBroker, generation_id: str, request: Request, keepalive_s: float
+    broker: NatsBroker, generation_id: str, request: Request, keepalive_s: float,
+    last_event_id: str | None = None,
 ) -> AsyncIterator[bytes]:
     js = broker.connection.jetstream()
     stream, name = subjects.GENERATIONS_STREAM, f"sse-{secrets.token_hex(8)}"
@@ -53,7 +55,7 @@ async def generation_event_stream(
     await js.add_consumer(stream, config)
     sub = await js.pull_subscribe_bind(consumer=name, stream=stream, inbox_prefix=inbox_of(broker))
     try:
-        async for chunk in _frames(sub, generation_id, request, keepalive_s):
+        async for chunk in _frames(sub, generation_id, request, keepalive_s, last_event_id):
             yield chunk
     finally:
         await sub.unsubscribe()
@@ -61,7 +63,8 @@ async def generation_event_stream(
             await js.delete_consumer(stream, name)
 
 
-async def _frames(sub: Any, generation_id: str, request: Request, keepalive_s: float) -> AsyncIterator[bytes]:
+async def _frames(sub: Any, generation_id: str, request: Request, keepalive_s: float,
+                  last_event_id: str | None) -> AsyncIterator[bytes]:
     requested = False
     while True:
         try:
@@ -80,6 +83,15 @@ async def _frames(sub: Any, generation_id: str, request: Request, keepalive_s: f
                 log.warning("SSE for %s: skipped message %s on %s: %s", generation_id,
                             msg.metadata.sequence.stream, msg.subject, invalid)
                 continue
+            terminal = event.type.split(".", 1)[1] in TERMINAL_GENERATION_EVENTS
+            if last_event_id is not None:  # a resumed stream: skip what the client already has
+                if event.event_id == last_event_id:
+                    last_event_id = None
+                    if terminal:
+                        return
+                    continue
+                if not terminal:  # an unknown id never hides the end of the stream
+                    continue
             yield sse_frame(event.type, msg.data.decode(errors="replace"), event.event_id)
-            if event.type.split(".", 1)[1] in TERMINAL_GENERATION_EVENTS:
+            if terminal:
                 return
