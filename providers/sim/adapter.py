@@ -29,6 +29,7 @@ from pixsim_provider_sdk import (
     ProviderStatus,
     ProviderStatusResult,
     ProviderUnavailableError,
+    ProviderUnreachableError,
     QuotaExceededError,
     RateLimitError,
     ResolveSourceFn,
@@ -301,7 +302,7 @@ class SimProvider(Provider):
             return await self.http.request(method, path, headers=headers, **kw)
         except httpx.TransportError as exc:  # includes timeouts
             message = f"{self.provider_id}: cannot reach {self.base_url}: {type(exc).__name__}: {exc}"
-            raise ProviderUnavailableError(_scrub(message, token)) from exc
+            raise ProviderUnreachableError.from_transport(exc, _scrub(message, token)) from exc
 
     async def _call(
         self, method: str, path: str, account: ProviderAccount, *, job: bool = False, **kw: Any

@@ -13,6 +13,7 @@ from .errors import (
     ProviderLoadError,
     ProviderNotFoundError,
     ProviderUnavailableError,
+    ProviderUnreachableError,
     QuotaExceededError,
     RateLimitError,
     SourceRejected,
@@ -28,6 +29,6 @@ __all__ = [
     "GenerationContext", "GenerationResult", "InvalidParametersError", "JobNotFoundError", "LoadedProvider",
     "OperationType", "Provider", "ProviderAccount", "ProviderError", "ProviderKind", "ProviderLoadError",
     "ProviderManifest", "ProviderNotFoundError", "ProviderStatus", "ProviderStatusResult",
-    "ProviderUnavailableError", "QuotaExceededError", "RateLimitError", "Registry", "ResolveSourceFn",
+    "ProviderUnavailableError", "ProviderUnreachableError", "QuotaExceededError", "RateLimitError", "Registry", "ResolveSourceFn",
     "SourceRejected", "UnsupportedOperationError", "apply_defaults", "discover", "validate_params",
 ]

@@ -75,6 +75,27 @@ class ProviderUnavailableError(ProviderError):
     retryable = True
 
 
+class ProviderUnreachableError(ProviderUnavailableError):
+    """No answer at all: the connection was refused or dropped, the host did not resolve, or the call timed
+    out. The poller waits such an outage out (until the job's deadline) instead of counting it as a bad
+    answer. `maybe_received`: the request may have reached the provider (a timeout or a reset after it was
+    sent), so a submit may have been accepted; False only when it provably never left (no connection)."""
+
+    def __init__(self, message: str, *, maybe_received: bool = True, **kw) -> None:
+        super().__init__(message, **kw)
+        self.maybe_received = maybe_received
+
+    @classmethod
+    def from_transport(cls, exc: Exception, message: str) -> ProviderUnreachableError:
+        """The error for an httpx transport error: `ConnectError`/`ConnectTimeout` (and a refused pool
+        slot) never sent the request; anything later (read/write timeouts, resets) may have."""
+        import httpx
+
+        never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+                                | httpx.UnsupportedProtocol)
+        return cls(message, maybe_received=not never_sent)
+
+
 class JobNotFoundError(ProviderError):
     """The provider does not know this job id."""
 

@@ -12,6 +12,7 @@ All replicas of a service share one durable consumer, so work is split between t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import weakref
@@ -69,8 +70,12 @@ def subscribe(
     retry: RetryPolicy,
     batch_size: int = 20,
     ack_wait_s: float = 60.0,
+    keep_alive_s: float | None = None,
 ) -> None:
-    """Register `handler(event, msg)` on a durable pull consumer shared by all replicas."""
+    """Register `handler(event, msg)` on a durable pull consumer shared by all replicas.
+
+    `keep_alive_s`: while the handler runs, tell JetStream this often that the message is still being
+    worked on (`in_progress`), so a handler slower than the ack wait keeps its message."""
     adapter = event_type if isinstance(event_type, TypeAdapter) else TypeAdapter(event_type)
 
     async def consume(msg: NatsMessage) -> None:
@@ -81,6 +86,7 @@ def subscribe(
             await _dead_letter(broker, service, msg, f"invalid event: {_short(exc)}", attempt)
             return
         annotate_current_span(event)
+        alive = asyncio.create_task(_keep_alive(msg, keep_alive_s)) if keep_alive_s else None
         try:
             await handler(event, msg)
         except PollAgain as again:
@@ -98,6 +104,9 @@ def subscribe(
                 log.warning("%s: attempt %d on %s failed, will retry: %s", service, attempt, msg.raw_message.subject, reason)
                 await msg.nack(delay=retry.delay(attempt))
             return
+        finally:
+            if alive is not None:
+                alive.cancel()
         await msg.ack()
 
     consume.__name__ = f"{service}_{durable}"
@@ -113,6 +122,15 @@ def subscribe(
         ack_policy=AckPolicy.MANUAL,
         title=f"{service}:{durable}",
     )(consume)
+
+
+async def _keep_alive(msg: NatsMessage, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await msg.in_progress()
+        except Exception as exc:  # noqa: BLE001 - best effort: the ack wait is the fallback
+            log.debug("in_progress failed: %s", exc)
 
 
 def _short(exc: ValidationError) -> str:

@@ -69,11 +69,12 @@ FAULT_POINTS = ("billing.after_entry", "billing.after_claim_intent", "billing.af
 #: above are safe from any number of processes), but concurrent deliveries for one balance would
 #: otherwise all race for the same claim and fold the same entries, each retrying the others' work.
 _LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-#: What this process last saw of each balance's `entries` and each account's `billed.<type>`: a first
-#: guess for the next compare-and-set, which saves a read when no other replica moved it meanwhile.
-#: Never trusted: a wrong guess only makes a guarded write match nothing, and then the document is read.
-_VERSIONS: dict[str, int] = {}
-_BILLED: dict[tuple[str, str], int] = {}
+#: What this process last saw of each balance's `entries` and each account's `billed.<type>` (per
+#: database): a first guess for the next compare-and-set, which saves a read when no other replica moved
+#: it meanwhile. Only ever a guess for a guarded write, which then matches nothing and the document is
+#: read; never used to choose a claim's number (a guess ahead of the truth would leave a gap).
+_VERSIONS: dict[tuple[int, str, str], int] = {}
+_BILLED: dict[tuple[int, str, str, str], int] = {}
 
 
 def deltas(event: CreditEvent, balance: dict[str, Any] | None = None) -> dict[str, int]:
@@ -135,8 +136,6 @@ async def apply(db: AsyncDatabase, event: CreditEvent) -> dict[str, Any] | None:
     lock = _LOCKS.setdefault(key, asyncio.Lock())
     async with lock:
         fresh = _entry(event, key)
-        if key in _VERSIONS:  # the number it will most likely take, noted in the same write
-            fresh["seq"] = _VERSIONS[key] + 1
         created = await ledger.update_one({"_id": event.event_id}, {"$setOnInsert": fresh}, upsert=True)
         await fault_point("billing.after_entry")
         entry = {"_id": event.event_id, **fresh} if created.upserted_id is not None else \
@@ -151,10 +150,14 @@ async def apply(db: AsyncDatabase, event: CreditEvent) -> dict[str, Any] | None:
             if not await _fold(db, key, seq, known):  # another delivery folded it and died before marking it
                 await ledger.update_one({"_id": event.event_id}, {"$set": {"applied": True}})
         else:
-            _VERSIONS.pop(key, None)  # a redelivery: read the balance, to finish what a crash left
+            _VERSIONS.pop(_cached(db, key), None)  # a redelivery: read the balance, to finish what a crash left
         if not is_system_account(event.account_id):  # system accounts have no document and no gate
             await _fold_account(db, key, event.account_id, event.credit_type, known)
     return entry if booked_now else None
+
+
+def _cached(db: AsyncDatabase, key: str) -> tuple[int, str, str]:
+    return id(db.client), db.name, key
 
 
 async def _balance(db: AsyncDatabase, key: str, event: CreditEvent) -> dict[str, Any]:
@@ -218,14 +221,15 @@ async def _fold(db: AsyncDatabase, key: str, upto: int, known: dict[int, dict[st
     """Fold every claim up to `upto` into the balance, in order; True when this call folded `upto` itself."""
     balances, ledger = db[BALANCES], db[LEDGER]
     balance: dict[str, Any] | None = None
-    version = _VERSIONS.get(key)
+    cached = _cached(db, key)
+    version = _VERSIONS.get(cached)
     while True:
         if version is None:
             balance = await balances.find_one({"_id": key})
             if balance is None:
                 raise RuntimeError(f"balance {key} is missing")
             version = int(balance.get("entries", 0))
-        _VERSIONS[key] = version
+        _VERSIONS[cached] = version
         if version >= upto:
             return False
         entry = await _claimed_entry(db, key, version + 1, known)
@@ -251,7 +255,7 @@ async def _fold(db: AsyncDatabase, key: str, upto: int, known: dict[int, dict[st
         await ledger.update_one({"_id": entry["_id"]}, {"$set": {"applied": True}})
         await fault_point("billing.after_marked")
         version += 1
-        _VERSIONS[key] = version
+        _VERSIONS[cached] = version
         if version == upto:
             return True
         balance = None
@@ -261,13 +265,13 @@ async def _fold_account(db: AsyncDatabase, key: str, account_id: str, credit_typ
                         known: dict[int, dict[str, Any]]) -> None:
     """Bring the account's `available.<credit type>` up to date with the balance's folded entries."""
     accounts = db[ACCOUNTS]
-    field, cached = f"billed.{credit_type}", (account_id, credit_type)
-    target = _VERSIONS.get(key)
+    field, cached = f"billed.{credit_type}", (*_cached(db, account_id), credit_type)
+    target = _VERSIONS.get(_cached(db, key))
     if target is None:
         balance = await db[BALANCES].find_one({"_id": key}, {"entries": 1})
         if balance is None:
             return
-        target = _VERSIONS[key] = int(balance.get("entries", 0))
+        target = _VERSIONS[_cached(db, key)] = int(balance.get("entries", 0))
     done = _BILLED.get(cached)
     while True:
         if done is None:
