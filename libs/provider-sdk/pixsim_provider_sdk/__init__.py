@@ -20,15 +20,41 @@ from .errors import (
     UnsupportedOperationError,
 )
 from .params import apply_defaults, validate_params
-from .registry import ENTRY_POINT_GROUP, LoadedProvider, Registry, discover
+from .registry import ENTRY_POINT_GROUP, DisabledProvider, LoadedProvider, Registry, discover
 from .results import GenerationContext, GenerationResult, ProviderAccount, ProviderStatusResult
 from .safe_fetch import FetchPolicy
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "AuthenticationError", "ConcurrentLimitError", "ContentFilteredError", "FetchPolicy",
-    "GenerationContext", "GenerationResult", "InvalidParametersError", "JobNotFoundError", "LoadedProvider",
-    "OperationType", "Provider", "ProviderAccount", "ProviderError", "ProviderKind", "ProviderLoadError",
-    "ProviderManifest", "ProviderNotFoundError", "ProviderStatus", "ProviderStatusResult",
-    "ProviderUnavailableError", "ProviderUnreachableError", "QuotaExceededError", "RateLimitError", "Registry", "ResolveSourceFn",
-    "SourceRejected", "UnsupportedOperationError", "apply_defaults", "discover", "validate_params",
+    "ENTRY_POINT_GROUP",
+    "AuthenticationError",
+    "ConcurrentLimitError",
+    "ContentFilteredError",
+    "DisabledProvider",
+    "FetchPolicy",
+    "GenerationContext",
+    "GenerationResult",
+    "InvalidParametersError",
+    "JobNotFoundError",
+    "LoadedProvider",
+    "OperationType",
+    "Provider",
+    "ProviderAccount",
+    "ProviderError",
+    "ProviderKind",
+    "ProviderLoadError",
+    "ProviderManifest",
+    "ProviderNotFoundError",
+    "ProviderStatus",
+    "ProviderStatusResult",
+    "ProviderUnavailableError",
+    "ProviderUnreachableError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "Registry",
+    "ResolveSourceFn",
+    "SourceRejected",
+    "UnsupportedOperationError",
+    "apply_defaults",
+    "discover",
+    "validate_params",
 ]
