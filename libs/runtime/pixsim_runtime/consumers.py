@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import weakref
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from pixsim_contracts import subjects
 from pydantic import TypeAdapter, ValidationError
 
 from .instrumentation import annotate_current_span
+from .outages import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,10 @@ def subscribe(
             return
         except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
             reason = f"{type(exc).__name__}: {exc}"
+            if is_outage(exc):  # NATS or MongoDB away: wait it out; this delivery does not count
+                await _wait_out(service, msg, reason, retry)
+                return
+            attempt -= OUTAGE_DELIVERIES.get(_key(msg), 0)
             if attempt >= retry.max_attempts:
                 log.error("%s: giving up on %s after %d attempts: %s", service, msg.raw_message.subject, attempt, reason)
                 await _dead_letter(broker, service, msg, f"{reason} (after {attempt} attempts)", attempt)
@@ -107,7 +113,15 @@ def subscribe(
         finally:
             if alive is not None:
                 alive.cancel()
-        await msg.ack()
+        try:
+            await msg.ack()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            OUTAGE_DELIVERIES[_key(msg)] += 1  # it comes back after the ack wait; the handler is idempotent
+            log.warning("%s: could not ack %s (NATS away): %s", service, msg.raw_message.subject, exc)
+            return
+        OUTAGE_DELIVERIES.pop(_key(msg), None)
 
     consume.__name__ = f"{service}_{durable}"
     DURABLES.setdefault(broker, []).append((stream, durable))
@@ -122,6 +136,30 @@ def subscribe(
         ack_policy=AckPolicy.MANUAL,
         title=f"{service}:{durable}",
     )(consume)
+
+
+#: Deliveries of a message (by stream and sequence) that failed only because NATS or MongoDB was away,
+#: subtracted from its delivery count before dead-lettering. Per process: after a restart an outage
+#: may count again, which only ever means a few more retries, never a dead letter for an outage alone.
+OUTAGE_DELIVERIES: Counter[tuple[str, int]] = Counter()
+OUTAGE_MAX_DELAY_S = 5.0
+
+
+def _key(msg: NatsMessage) -> tuple[str, int]:
+    meta = msg.raw_message.metadata
+    return meta.stream, meta.sequence.stream
+
+
+async def _wait_out(service: str, msg: NatsMessage, reason: str, retry: RetryPolicy) -> None:
+    key = _key(msg)
+    OUTAGE_DELIVERIES[key] += 1
+    delay = min(retry.delay(OUTAGE_DELIVERIES[key]), OUTAGE_MAX_DELAY_S)
+    log.warning("%s: NATS or MongoDB unavailable on %s, will retry in %.1fs (not counted): %s",
+                service, msg.raw_message.subject, delay, reason)
+    try:
+        await msg.nack(delay=delay)
+    except Exception as exc:  # noqa: BLE001 - NATS itself is away: the ack wait brings the message back
+        log.debug("nack failed: %s", exc)
 
 
 async def _keep_alive(msg: NatsMessage, every_s: float) -> None:
