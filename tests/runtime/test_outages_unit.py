@@ -5,7 +5,13 @@ from __future__ import annotations
 import nats.errors
 import nats.js.errors
 from pixsim_runtime.outages import is_outage
-from pymongo.errors import AutoReconnect, DuplicateKeyError, NetworkTimeout, OperationFailure, ServerSelectionTimeoutError
+from pymongo.errors import (
+    AutoReconnect,
+    DuplicateKeyError,
+    NetworkTimeout,
+    OperationFailure,
+    ServerSelectionTimeoutError,
+)
 
 
 def test_nats_and_mongodb_being_away_are_outages():
