@@ -2,7 +2,7 @@
 
 from pixsim_contracts import OperationType, ProviderKind, ProviderManifest, ProviderStatus
 
-from .base import Provider, ResolveSourceFn
+from .base import REFERENCE_PARAM, Provider, ResolveSourceFn
 from .errors import (
     AuthenticationError,
     ConcurrentLimitError,
@@ -26,6 +26,7 @@ from .safe_fetch import FetchPolicy
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "REFERENCE_PARAM",
     "AuthenticationError",
     "ConcurrentLimitError",
     "ContentFilteredError",
