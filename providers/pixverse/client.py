@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from pixsim_provider_sdk import AuthenticationError, ProviderAccount, ProviderError, ProviderUnavailableError
+from pixsim_provider_sdk import (
+    AuthenticationError,
+    ProviderAccount,
+    ProviderError,
+    ProviderUnreachableError,
+)
 
 from .errors import error_for_code, error_for_http
 
@@ -101,10 +106,11 @@ class PixverseClient:
         try:
             resp = await self.http.request(method, path, headers=headers, **kw)
         except httpx.TransportError as exc:  # connect errors and timeouts
-            raise ProviderUnavailableError(
+            raise ProviderUnreachableError.from_transport(
+                exc,
                 self.session.scrub(
                     f"pixverse: cannot reach {self.http.base_url}: {type(exc).__name__}: {exc}"
-                )
+                ),
             ) from exc
         body = _json(resp)
         if resp.status_code == 429 or (resp.status_code >= 400 and "ErrCode" not in body):

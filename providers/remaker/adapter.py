@@ -23,7 +23,7 @@ from pixsim_provider_sdk import (
     ProviderError,
     ProviderStatus,
     ProviderStatusResult,
-    ProviderUnavailableError,
+    ProviderUnreachableError,
     ResolveSourceFn,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
@@ -266,7 +266,7 @@ class RemakerProvider(Provider):
             resp = await self.http.request(method, path, headers=headers, **kw)
         except httpx.TransportError as exc:  # includes timeouts
             message = f"{self.provider_id}: cannot reach {self.base_url}: {type(exc).__name__}: {exc}"
-            raise ProviderUnavailableError(codes.scrub(message, self._secrets(account))) from exc
+            raise ProviderUnreachableError.from_transport(exc, codes.scrub(message, self._secrets(account))) from exc
         if resp.status_code >= 400:
             raise codes.http_error(resp, self.provider_id, self._secrets(account), job=job)
         try:

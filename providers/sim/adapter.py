@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 from pixsim_provider_sdk import (
+    REFERENCE_PARAM,
     AuthenticationError,
     ContentFilteredError,
     GenerationContext,
@@ -29,6 +30,7 @@ from pixsim_provider_sdk import (
     ProviderStatus,
     ProviderStatusResult,
     ProviderUnavailableError,
+    ProviderUnreachableError,
     QuotaExceededError,
     RateLimitError,
     ResolveSourceFn,
@@ -160,7 +162,9 @@ class SimProvider(Provider):
         if operation_type is OperationType.IMAGE_TO_VIDEO:
             upload = await self._upload_source(account, mapped)
             body["image"] = metadata["upload_id"] = upload["id"]
-        job = await self._call("POST", "/v1/jobs", account, json=body)
+        reference = mapped.get(REFERENCE_PARAM)
+        headers = {"Idempotency-Key": str(reference)} if reference else {}
+        job = await self._call("POST", "/v1/jobs", account, json=body, headers=headers, submit=True)
         metadata["remote_status"] = job.get("status")
         return GenerationResult(
             provider_job_id=job["id"],
@@ -243,6 +247,16 @@ class SimProvider(Provider):
         if isinstance(output.get("duration"), int | float):
             result.duration_sec = float(output["duration"])
 
+    async def find_job(
+        self, account: ProviderAccount, reference: str, operation_type: OperationType, params: dict[str, Any]
+    ) -> str | None:
+        """The remote lists a token's jobs by the Idempotency-Key they were submitted with."""
+        body = await self._call("GET", "/v1/jobs", account, params={"reference": reference, "limit": 1})
+        items = body.get("items")
+        if not isinstance(items, list):
+            raise ProviderError(f"{self.provider_id}: job list without items", error_code="provider_bad_response")
+        return str(items[0]["id"]) if items else None
+
     async def cancel(self, account: ProviderAccount, provider_job_id: str) -> bool:
         """True when the remote cancelled the job; False when it had already finished (409)."""
         resp = await self._send("POST", f"/v1/jobs/{quote(provider_job_id, safe='')}/cancel", account)
@@ -301,15 +315,20 @@ class SimProvider(Provider):
             return await self.http.request(method, path, headers=headers, **kw)
         except httpx.TransportError as exc:  # includes timeouts
             message = f"{self.provider_id}: cannot reach {self.base_url}: {type(exc).__name__}: {exc}"
-            raise ProviderUnavailableError(_scrub(message, token)) from exc
+            raise ProviderUnreachableError.from_transport(exc, _scrub(message, token)) from exc
 
     async def _call(
-        self, method: str, path: str, account: ProviderAccount, *, job: bool = False, **kw: Any
+        self, method: str, path: str, account: ProviderAccount, *, job: bool = False, submit: bool = False,
+        **kw: Any,
     ) -> dict[str, Any]:
-        """Send; raise the SDK error matching a failure; return the JSON body. `job`: 404 = no such job."""
+        """Send; raise the SDK error matching a failure; return the JSON body. `job`: 404 = no such job.
+        `submit`: a failure after which the remote may have created the job says so (`maybe_accepted`)."""
         resp = await self._send(method, path, account, **kw)
         if resp.status_code >= 400:
-            raise self._error(resp, account, job=job)
+            error = self._error(resp, account, job=job)
+            # 500/502/504: the job may exist; 503 (and every 4xx) is answered before anything is created.
+            error.maybe_accepted = submit and resp.status_code in (500, 502, 504)
+            raise error
         try:
             data = resp.json()
         except ValueError:
@@ -317,7 +336,7 @@ class SimProvider(Provider):
         if not isinstance(data, dict):
             raise ProviderError(
                 f"{self.provider_id}: {method} {path} answered HTTP {resp.status_code} without a JSON object",
-                error_code="provider_bad_response",
+                error_code="provider_bad_response", maybe_accepted=submit and resp.is_success,
             )
         return data
 

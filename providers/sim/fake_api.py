@@ -62,6 +62,8 @@ class Job:
     started: float  # time.monotonic() at submit
     created_at: str
     cancelled: tuple[float, int] | None = None  # (when, progress then)
+    token: str = ""  # whose job it is
+    reference: str | None = None  # the client's Idempotency-Key, if it sent one
 
     @property
     def is_video(self) -> bool:
@@ -93,6 +95,9 @@ class SimFakeApi(JsonFakeServer):
         retry_after: int = 1,
         tokens: list[str] | str | None = None,
         seed: int | None = None,
+        accept_then_stall: int = 0,
+        accept_then_drop: int = 0,
+        stall_s: float = 40.0,
     ) -> None:
         super().__init__()
         if latency < 0 or not 0 <= fail_rate <= 1 or rate_limit_every < 0 or fail_submits < 0:
@@ -106,6 +111,12 @@ class SimFakeApi(JsonFakeServer):
         self.retry_after = int(retry_after)
         self.tokens = set(tokens.split(",") if isinstance(tokens, str) else tokens) if tokens else None
         self.submit_count = 0
+        # Faults after acceptance: the next N submits create their job, then answer only after `stall_s`
+        # (a client timeout), or never (the connection is dropped).
+        self.accept_then_stall = int(accept_then_stall)
+        self.accept_then_drop = int(accept_then_drop)
+        self.stall_s = float(stall_s)
+        self.idempotent: dict[tuple[str, str], str] = {}  # (token, Idempotency-Key) -> job id
         self.jobs: dict[str, Job] = {}
         self.uploads: dict[str, tuple[bytes, str]] = {}  # id -> (bytes, content type)
         self._random = random.Random(seed)
@@ -159,6 +170,10 @@ class SimFakeApi(JsonFakeServer):
     def submit(self, req: FakeRequest) -> FakeResponse:
         if denied := self._denied(req):
             return denied
+        key = req.header("idempotency-key")
+        if key and (req.bearer_token or "", key) in self.idempotent:  # a retry: the first job, as first answered
+            job = self.jobs[self.idempotent[(req.bearer_token or "", key)]]
+            return json_response(self._job_json(job, req.base_url), 201, {"Idempotent-Replayed": "true"})
         if self.fail_submits > 0:
             self.fail_submits -= 1
             return json_error(503, "unavailable", "the service is temporarily overloaded, try again")
@@ -187,8 +202,33 @@ class SimFakeApi(JsonFakeServer):
                     remaining=self.credits_remaining,
                 )
             self.credits_remaining -= cost
+        job.token, job.reference = req.bearer_token or "", key
         self.jobs[job.id] = job
-        return json_response(self._job_json(job, req.base_url), 201)
+        if key:
+            self.idempotent[(job.token, key)] = job.id
+        response = json_response(self._job_json(job, req.base_url), 201)
+        if self.accept_then_drop > 0:
+            self.accept_then_drop -= 1
+            response.drop = True
+        elif self.accept_then_stall > 0:
+            self.accept_then_stall -= 1
+            response.stall_s = self.stall_s
+        return response
+
+    @route("GET", r"/v1/jobs")
+    def list_jobs(self, req: FakeRequest) -> FakeResponse:
+        """The caller's jobs, newest first; `?reference=` keeps those submitted with that Idempotency-Key."""
+        if denied := self._denied(req):
+            return denied
+        token, reference = req.bearer_token or "", req.query.get("reference")
+        mine = [j for j in reversed(self.jobs.values())
+                if j.token == token and (reference is None or j.reference == reference)]
+        limit = min(int(req.query.get("limit") or 50), 100)
+        return json_response({"items": [self._job_json(j, req.base_url) for j in mine[:limit]]})
+
+    def jobs_with_reference(self, reference: str) -> list[Job]:
+        """Tests: the jobs submitted with this Idempotency-Key (more than one is a double submit)."""
+        return [j for j in self.jobs.values() if j.reference == reference]
 
     @route("GET", r"/v1/jobs/(?P<id>[^/]+)")
     def get_job(self, req: FakeRequest) -> FakeResponse:

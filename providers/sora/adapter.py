@@ -23,7 +23,7 @@ from pixsim_provider_sdk import (
     ProviderError,
     ProviderStatus,
     ProviderStatusResult,
-    ProviderUnavailableError,
+    ProviderUnreachableError,
     ResolveSourceFn,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, prepare_source_param, resolve_source
@@ -219,7 +219,7 @@ class SoraProvider(Provider):
             return await self.http.request(method, path, headers=headers, **kw)
         except httpx.TransportError as exc:  # includes timeouts
             message = f"{self.provider_id}: cannot reach {self.base_url}: {type(exc).__name__}: {exc}"
-            raise ProviderUnavailableError(scrub(message, secrets)) from exc
+            raise ProviderUnreachableError.from_transport(exc, scrub(message, secrets)) from exc
 
     async def _call(
         self,

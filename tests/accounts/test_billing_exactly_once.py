@@ -6,37 +6,18 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 
-import httpx
 import nats
 import pytest
-from accounts.kit import running
+from accounts.kit import running, start_billing
+from pixsim_billing.invariants import check_account
 from pixsim_contracts import subjects
-from pixsim_runtime.local_servers import free_port
 from support import wait_consumer_idle, wait_for
 
 pytestmark = pytest.mark.system
 
 DB = "billing_once"
 OUTCOMES = ["success"] * 12 + ["fail"] * 4 + ["filter"] * 4
-
-
-async def _start_billing(env: dict[str, str]) -> subprocess.Popen:
-    port = free_port()
-    # Popen returns at once; the process must be a real one so that it can be SIGKILLed.
-    proc = subprocess.Popen([sys.executable, "-m", "pixsim_billing"],  # noqa: ASYNC220
-                            env={**env, "PIXSIM_HTTP_PORT": str(port)})
-    async with httpx.AsyncClient() as client:
-        for _ in range(300):
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                    return proc
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, "billing exited during start-up"
-            await asyncio.sleep(0.05)
-    raise AssertionError("billing not ready")
 
 
 async def _duplicate_every_credit_event(nats_url: str, seen: list[int]) -> None:
@@ -93,14 +74,14 @@ async def test_duplicated_credit_events_and_a_killed_billing_book_exactly_once(f
 
             await _wait(all_duplicated, "the duplicates")
 
-            billing = await _start_billing(env)
+            billing = await start_billing(env)
             ledger = db["ledger"]
             await _wait(lambda: _applied_at_least(ledger, 8), "billing to start booking")
             billing.send_signal(signal.SIGKILL)  # mid-stream: some booked, some half-done, most not yet
             billing.wait(10)
             at_kill = await ledger.count_documents({"applied": True})
             assert 0 < at_kill < originals, at_kill
-            billing = await _start_billing(env)
+            billing = await start_billing(env)
             await wait_consumer_idle(fresh_servers.nats_url, subjects.CREDITS_STREAM, "billing", timeout=60)
 
             spent = sum(gids[g] for g, d in done.items() if d["status"] == "completed")
@@ -121,6 +102,7 @@ async def test_duplicated_credit_events_and_a_killed_billing_book_exactly_once(f
             assert sum(e["delta_spent"] for e in entries) == balance["spent"]
             doc = await db["accounts"].find_one({"_id": account})
             assert doc["available"] == {"sim": 1000 - spent} and doc["slots_used"] == 0
+            assert await check_account(db, account) == []
             view = (await api.get(f"/api/v1/accounts/{account}")).json()
             assert view["balances"]["sim"] == {"balance": 1000 - spent, "reserved": 0, "available": 1000 - spent,
                                                "spent": spent, "tracked": True}

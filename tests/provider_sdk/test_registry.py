@@ -45,18 +45,39 @@ def test_duplicate_id_names_both_folders(tmp_path):
     _copy_sim(tmp_path, "one", "same")
     _copy_sim(tmp_path, "two", "same")
     with pytest.raises(ProviderLoadError, match=r"duplicate provider id 'same'.*two.*one"):
-        discover(tmp_path, include_entry_points=False)
+        discover(tmp_path, include_entry_points=False, strict=True)
+    registry = discover(tmp_path, include_entry_points=False)  # services: the first stays, the second is disabled
+    assert registry.ids() == ["same"] and registry.get("same") is not None
+    [disabled] = registry.disabled
+    assert disabled.id == "same" and disabled.origin.endswith("two") and "duplicate provider id" in disabled.reason
 
 
 def test_broken_manifest_names_the_folder(tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "manifest.py").write_text("manifest = 42\nprovider = None\n")
     with pytest.raises(ProviderLoadError, match="broken"):
-        discover(tmp_path, include_entry_points=False)
+        discover(tmp_path, include_entry_points=False, strict=True)
     (tmp_path / "broken").rename(tmp_path / "cracked")  # a new folder: modules are cached per process
     (tmp_path / "cracked" / "manifest.py").write_text("import nothing_here\n")
     with pytest.raises(ProviderLoadError, match="cracked.*cannot import"):
-        discover(tmp_path, include_entry_points=False)
+        discover(tmp_path, include_entry_points=False, strict=True)
+
+
+def test_a_provider_that_fails_to_load_or_register_is_disabled_and_the_others_load(tmp_path, caplog):
+    _copy_sim(tmp_path, "good", "good")
+    _copy_sim(tmp_path, "badhook", "badhook", "\ndef on_register():\n    raise RuntimeError('no licence file')\n")
+    (tmp_path / "cracked").mkdir()
+    (tmp_path / "cracked" / "manifest.py").write_text("import nothing_here_either\n")
+    (tmp_path / "bad-name").mkdir()
+    (tmp_path / "bad-name" / "manifest.py").write_text("")
+    registry = discover(tmp_path, include_entry_points=False)
+    assert registry.ids() == ["good"]
+    reasons = {d.id: (d.origin, d.reason) for d in registry.disabled}
+    assert set(reasons) == {"badhook", "cracked", "bad-name"}
+    assert reasons["badhook"][0].endswith("badhook") and "on_register() raised RuntimeError('no licence file')" \
+        in reasons["badhook"][1]
+    assert "cannot import manifest.py" in reasons["cracked"][1] and "nothing_here_either" in reasons["cracked"][1]
+    assert str(tmp_path / "cracked") in caplog.text and str(tmp_path / "badhook") in caplog.text
 
 
 def test_url_detection_prefers_the_most_specific_domain():

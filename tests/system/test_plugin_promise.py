@@ -46,3 +46,37 @@ async def test_a_copied_provider_folder_runs_with_no_code_change(tmp_path: Path,
         assert any(r[1] == "/v1/jobs" for r in fake.requests)
     finally:
         fake.stop()
+
+
+async def test_a_provider_that_fails_to_register_is_disabled_and_everything_else_runs(tmp_path: Path, fresh_servers,
+                                                                                       sim_fake):
+    providers = tmp_path / "providers"
+    shutil.copytree(PROVIDERS / "sim", providers / "sim", ignore=shutil.ignore_patterns("__pycache__", "test_*"))
+    shutil.copytree(PROVIDERS / "sim", providers / "flaky", ignore=shutil.ignore_patterns("__pycache__", "test_*"))
+    manifest = providers / "flaky" / "manifest.py"
+    manifest.write_text(manifest.read_text().replace('id="sim"', 'id="flaky"').replace(
+        'domains=["sim.pixsim.local"]', 'domains=["flaky.example"]')
+        + "\n\ndef on_register():\n    import pixsim_flaky_sdk_that_is_not_installed  # noqa: F401\n")
+    (providers / "cracked").mkdir()
+    (providers / "cracked" / "manifest.py").write_text("raise RuntimeError('half-written plugin')\n")
+    settings = service_settings(fresh_servers, db="disabled", providers_dir=providers)
+    async with serve(*build_apps(settings, TracerProvider(), providers_dir=providers)) as served, \
+            api_client(served[0].url) as api:
+        listed = (await api.get("/api/v1/providers")).json()
+        assert [p["id"] for p in listed["items"]] == ["sim"]
+        disabled = {d["id"]: d for d in listed["disabled"]}
+        assert set(disabled) == {"flaky", "cracked"}
+        assert disabled["flaky"]["origin"] == str(providers / "flaky")
+        assert "on_register() raised ModuleNotFoundError" in disabled["flaky"]["reason"]
+        assert "half-written plugin" in disabled["cracked"]["reason"]
+        missing = await api.get("/api/v1/providers/flaky")
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "provider_disabled"
+        refused = await api.post("/api/v1/generations", json={
+            "provider_id": "flaky", "operation_type": "text_to_video", "params": {"prompt": "x"}})
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "unknown_provider"
+        resp = await api.post("/api/v1/generations", json={
+            "provider_id": "sim", "operation_type": "text_to_video", "params": {"prompt": "still works", "duration": 1}})
+        assert resp.status_code == 202, resp.text
+        assert (await wait_for(api, resp.json()["id"]))["status"] == "completed"
+        for app in served[1:]:  # dispatcher, poller and billing are up and ready too
+            assert (await api.get(f"{app.url}/readyz")).status_code == 200

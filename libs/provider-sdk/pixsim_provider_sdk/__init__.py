@@ -2,7 +2,7 @@
 
 from pixsim_contracts import OperationType, ProviderKind, ProviderManifest, ProviderStatus
 
-from .base import Provider, ResolveSourceFn
+from .base import REFERENCE_PARAM, Provider, ResolveSourceFn
 from .errors import (
     AuthenticationError,
     ConcurrentLimitError,
@@ -13,21 +13,49 @@ from .errors import (
     ProviderLoadError,
     ProviderNotFoundError,
     ProviderUnavailableError,
+    ProviderUnreachableError,
     QuotaExceededError,
     RateLimitError,
     SourceRejected,
     UnsupportedOperationError,
 )
 from .params import apply_defaults, validate_params
-from .registry import ENTRY_POINT_GROUP, LoadedProvider, Registry, discover
+from .registry import ENTRY_POINT_GROUP, DisabledProvider, LoadedProvider, Registry, discover
 from .results import GenerationContext, GenerationResult, ProviderAccount, ProviderStatusResult
 from .safe_fetch import FetchPolicy
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "AuthenticationError", "ConcurrentLimitError", "ContentFilteredError", "FetchPolicy",
-    "GenerationContext", "GenerationResult", "InvalidParametersError", "JobNotFoundError", "LoadedProvider",
-    "OperationType", "Provider", "ProviderAccount", "ProviderError", "ProviderKind", "ProviderLoadError",
-    "ProviderManifest", "ProviderNotFoundError", "ProviderStatus", "ProviderStatusResult",
-    "ProviderUnavailableError", "QuotaExceededError", "RateLimitError", "Registry", "ResolveSourceFn",
-    "SourceRejected", "UnsupportedOperationError", "apply_defaults", "discover", "validate_params",
+    "ENTRY_POINT_GROUP",
+    "REFERENCE_PARAM",
+    "AuthenticationError",
+    "ConcurrentLimitError",
+    "ContentFilteredError",
+    "DisabledProvider",
+    "FetchPolicy",
+    "GenerationContext",
+    "GenerationResult",
+    "InvalidParametersError",
+    "JobNotFoundError",
+    "LoadedProvider",
+    "OperationType",
+    "Provider",
+    "ProviderAccount",
+    "ProviderError",
+    "ProviderKind",
+    "ProviderLoadError",
+    "ProviderManifest",
+    "ProviderNotFoundError",
+    "ProviderStatus",
+    "ProviderStatusResult",
+    "ProviderUnavailableError",
+    "ProviderUnreachableError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "Registry",
+    "ResolveSourceFn",
+    "SourceRejected",
+    "UnsupportedOperationError",
+    "apply_defaults",
+    "discover",
+    "validate_params",
 ]

@@ -17,6 +17,9 @@ from pixsim_contracts import OperationType, ProviderManifest
 from .errors import UnsupportedOperationError
 from .results import GenerationContext, GenerationResult, ProviderAccount, ProviderStatusResult
 
+#: The key in `execute`'s params that carries the generation's id (see `Provider.execute`).
+REFERENCE_PARAM = "_reference"
+
 
 class ResolveSourceFn(Protocol):
     """`await resolve(source, user_id, default_suffix, param="image_url")` -> (local_path, temp_paths).
@@ -98,7 +101,12 @@ class Provider(ABC):
     async def execute(
         self, operation_type: OperationType, account: ProviderAccount, params: dict[str, Any]
     ) -> GenerationResult:
-        """Submit the job with this account and return its `provider_job_id`. Raise SDK errors on failure."""
+        """Submit the job with this account and return its `provider_job_id`. Raise SDK errors on failure.
+
+        `params[REFERENCE_PARAM]` (`_reference`, never sent as such) is the generation's id: pass it as
+        the provider's idempotency key or client reference where its API has one, so that a retried
+        submit never creates a second job and `find_job` can find the first. An error after which the
+        provider may have the job anyway must say so (`maybe_accepted=True`, see `ProviderError`)."""
 
     @abstractmethod
     async def check_status(
@@ -107,6 +115,15 @@ class Provider(ABC):
         """Poll one job once and map the provider's status to `ProviderStatus`."""
 
     # -- optional -------------------------------------------------------------------------------
+    async def find_job(
+        self, account: ProviderAccount, reference: str, operation_type: OperationType, params: dict[str, Any]
+    ) -> str | None:
+        """The provider's job id of the job submitted with this reference (`execute`'s `_reference`), or
+        None when the provider proves there is none. Raise (any error) when it cannot say; the default
+        cannot. Look the reference up if the API can; as a last resort, match the account's recent jobs
+        by their parameters (`params` are the mapped params `execute` got)."""
+        raise NotImplementedError(f"provider {self.provider_id!r} cannot look jobs up by reference")
+
     def validate_operation(self, operation_type: OperationType) -> None:
         if operation_type not in self.supported_operations:
             supported = ", ".join(op.value for op in self.supported_operations)

@@ -12,14 +12,22 @@ class ProviderError(Exception):
 
     error_code: str = "provider_generic"
     retryable: bool = True
+    #: Raised by `execute`: the provider may have accepted the job anyway (a timeout or a reset after the
+    #: request was sent, a 2xx with an unreadable body, a 5xx where the job may exist). The dispatcher
+    #: then asks the provider (`find_job`) instead of submitting again. False: provably not accepted
+    #: (connection refused, DNS failure, a 4xx that says so, 429/503 before acceptance).
+    maybe_accepted: bool = False
 
-    def __init__(self, message: str, *, error_code: str | None = None, retryable: bool | None = None) -> None:
+    def __init__(self, message: str, *, error_code: str | None = None, retryable: bool | None = None,
+                 maybe_accepted: bool | None = None) -> None:
         super().__init__(message)
         self.message = message
         if error_code is not None:
             self.error_code = error_code
         if retryable is not None:
             self.retryable = retryable
+        if maybe_accepted is not None:
+            self.maybe_accepted = maybe_accepted
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, error_code={self.error_code!r})"
@@ -73,6 +81,28 @@ class ProviderUnavailableError(ProviderError):
 
     error_code = "provider_unavailable"
     retryable = True
+
+
+class ProviderUnreachableError(ProviderUnavailableError):
+    """No answer at all: the connection was refused or dropped, the host did not resolve, or the call timed
+    out. The poller waits such an outage out (until the job's deadline) instead of counting it as a bad
+    answer. `maybe_received`: the request may have reached the provider (a timeout or a reset after it was
+    sent), so a submit may have been accepted; False only when it provably never left (no connection)."""
+
+    def __init__(self, message: str, *, maybe_received: bool = True, **kw) -> None:
+        kw.setdefault("maybe_accepted", maybe_received)
+        super().__init__(message, **kw)
+        self.maybe_received = maybe_received
+
+    @classmethod
+    def from_transport(cls, exc: Exception, message: str) -> ProviderUnreachableError:
+        """The error for an httpx transport error: `ConnectError`/`ConnectTimeout` (and a refused pool
+        slot) never sent the request; anything later (read/write timeouts, resets) may have."""
+        import httpx
+
+        never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+                                | httpx.UnsupportedProtocol)
+        return cls(message, maybe_received=not never_sent)
 
 
 class JobNotFoundError(ProviderError):

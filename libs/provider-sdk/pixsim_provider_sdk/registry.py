@@ -7,6 +7,7 @@ so adding a folder is the only change needed to add a provider.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -14,10 +15,11 @@ import logging
 import os
 import sys
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from pixsim_contracts import ProviderManifest
@@ -38,13 +40,31 @@ class LoadedProvider:
     origin: str  # the folder or distribution it came from, for error messages
 
 
+@dataclass(frozen=True)
+class DisabledProvider:
+    """A provider that could not be loaded or registered: left out, with the reason (and never fatal)."""
+
+    id: str  # the manifest's id, or the folder / entry point name when the manifest never loaded
+    origin: str
+    reason: str
+
+
 class Registry:
-    """The providers one process knows, by id."""
+    """The providers one process knows, by id, and those it had to disable (`disabled`)."""
 
     def __init__(self, loaded: Iterable[LoadedProvider] = ()) -> None:
         self._by_id: dict[str, LoadedProvider] = {}
+        self.disabled: list[DisabledProvider] = []
         for item in loaded:
             self.add(item)
+
+    def disable(self, provider_id: str, origin: str, reason: str) -> None:
+        """Leave the provider out (if it was added from `origin`), keeping and logging the reason."""
+        log.error("provider %s disabled (%s): %s", provider_id, origin, reason)
+        loaded = self._by_id.get(provider_id)
+        if loaded is not None and loaded.origin == origin:
+            del self._by_id[provider_id]
+        self.disabled.append(DisabledProvider(provider_id, origin, reason))
 
     def add(self, item: LoadedProvider) -> None:
         if item.manifest.id in self._by_id:
@@ -101,48 +121,76 @@ def discover(
     *,
     include_entry_points: bool = True,
     only: Iterable[str] | None = None,
+    strict: bool = False,
 ) -> Registry:
     """Load every enabled provider from the folder and, optionally, from installed packages.
 
     `only` (or the env var `PIXSIM_LOAD_PROVIDERS`, comma-separated) restricts loading to those ids.
-    A broken manifest or a duplicate id raises `ProviderLoadError` naming the folder or package.
+    A provider that cannot be loaded (an import error, a broken manifest, a duplicate id) or whose
+    `on_register()` raises is disabled: left out of the registry, listed in `registry.disabled` with
+    the reason, and logged with its folder or package, while every other provider loads. `strict=True`
+    raises `ProviderLoadError` instead (the conformance kit uses it). A missing providers directory
+    always raises: that is a deployment mistake, not one plugin's.
     """
     if only is None and os.environ.get("PIXSIM_LOAD_PROVIDERS"):
         only = [p.strip() for p in os.environ["PIXSIM_LOAD_PROVIDERS"].split(",") if p.strip()]
     wanted = set(only) if only is not None else None
     registry = Registry()
-    modules: list[tuple[types.ModuleType, str]] = []
+    candidates: list[tuple[str, str, Callable[[], types.ModuleType]]] = []
     if providers_dir is not None:
-        modules.extend(_folder_modules(Path(providers_dir)))
+        candidates.extend(_folder_modules(Path(providers_dir)))
     if include_entry_points:
-        modules.extend(_entry_point_modules())
-    for module, origin in modules:
-        item = _load(module, origin)
+        candidates.extend(_entry_point_modules())
+    for name, origin, load in candidates:
+        try:
+            module = load()
+            item = _load(module, origin)
+        except ProviderLoadError as exc:
+            if strict:
+                raise
+            registry.disable(name, origin, str(exc))
+            continue
         if not item.manifest.enabled:
             log.info("provider %s (%s) is disabled; skipped", item.manifest.id, origin)
             continue
         if wanted is not None and item.manifest.id not in wanted:
             continue
-        registry.add(item)
+        try:
+            registry.add(item)
+        except ProviderLoadError as exc:
+            if strict:
+                raise
+            registry.disable(item.manifest.id, origin, str(exc))  # the first of that id stays
+            continue
         hook = getattr(module, "on_register", None)
         if callable(hook):
-            hook()
+            try:
+                hook()
+            except Exception as exc:
+                reason = f"{origin}: on_register() raised {exc!r}"
+                if strict:
+                    raise ProviderLoadError(reason) from exc
+                registry.disable(item.manifest.id, origin, reason)
     return registry
 
 
-def _folder_modules(root: Path) -> Iterator[tuple[types.ModuleType, str]]:
+def _folder_modules(root: Path) -> Iterator[tuple[str, str, Callable[[], types.ModuleType]]]:
     if not root.is_dir():
         raise ProviderLoadError(f"providers directory {root} does not exist")
     package = _package_for(root.resolve())
     for folder in sorted(root.iterdir()):
         if not folder.is_dir() or folder.name.startswith(("_", ".")) or not (folder / "manifest.py").exists():
             continue
-        if not folder.name.isidentifier():
-            raise ProviderLoadError(f"provider folder {folder}: the name must be a Python identifier")
-        try:
-            yield importlib.import_module(f"{package}.{folder.name}.manifest"), str(folder)
-        except Exception as exc:
-            raise ProviderLoadError(f"provider folder {folder}: cannot import manifest.py: {exc!r}") from exc
+        yield folder.name, str(folder), functools.partial(_import_folder, package, folder)
+
+
+def _import_folder(package: str, folder: Path) -> types.ModuleType:
+    if not folder.name.isidentifier():
+        raise ProviderLoadError(f"provider folder {folder}: the name must be a Python identifier")
+    try:
+        return importlib.import_module(f"{package}.{folder.name}.manifest")
+    except Exception as exc:
+        raise ProviderLoadError(f"provider folder {folder}: cannot import manifest.py: {exc!r}") from exc
 
 
 def _package_for(root: Path) -> str:
@@ -158,14 +206,18 @@ def _package_for(root: Path) -> str:
     return name
 
 
-def _entry_point_modules() -> Iterator[tuple[types.ModuleType, str]]:
+def _entry_point_modules() -> Iterator[tuple[str, str, Callable[[], types.ModuleType]]]:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         origin = f"package {ep.dist.name if ep.dist else '?'} (entry point {ep.name})"
-        try:
-            loaded = ep.load()
-        except Exception as exc:
-            raise ProviderLoadError(f"{origin}: cannot load: {exc!r}") from exc
-        yield loaded if isinstance(loaded, types.ModuleType) else importlib.import_module(ep.value), origin
+        yield ep.name, origin, functools.partial(_load_entry_point, ep, origin)
+
+
+def _load_entry_point(ep: Any, origin: str) -> types.ModuleType:
+    try:
+        loaded = ep.load()
+        return loaded if isinstance(loaded, types.ModuleType) else importlib.import_module(ep.value)
+    except Exception as exc:
+        raise ProviderLoadError(f"{origin}: cannot load: {exc!r}") from exc
 
 
 def _load(module: types.ModuleType, origin: str) -> LoadedProvider:

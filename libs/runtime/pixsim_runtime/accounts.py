@@ -8,7 +8,7 @@ under the same ids (`<account_id>.v<version>`), and JetStream drops the duplicat
 
 Operational fields live beside the aggregate and change by single atomic updates, never by events:
 `leases` / `slots_used` / `last_used_at` / `cooldown_streak` (dispatcher), `available` / `tracked` /
-`billing_seen` (billing). Credentials are stored encrypted (`pixsim_runtime.secrets`) and decrypted
+`billed` (billing). Credentials are stored encrypted (`pixsim_runtime.secrets`) and decrypted
 into a `ProviderAccount` only right before a provider call.
 
 Times that are ever `$set` are stored as epoch seconds (floats) and outbox entries as JSON strings:

@@ -19,10 +19,12 @@ backstop a little above `max_attempts`, for a consumer that dies before it can a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import weakref
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +38,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from .broker import inbox_of
 from .instrumentation import annotate_current_span
+from .outages import is_outage
 from .streams import DLQ_MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
@@ -124,8 +127,12 @@ def subscribe(
     retry: RetryPolicy,
     batch_size: int = 20,
     ack_wait_s: float = 60.0,
+    keep_alive_s: float | None = None,
 ) -> None:
-    """Register `handler(event, msg)` on a durable pull consumer shared by all replicas."""
+    """Register `handler(event, msg)` on a durable pull consumer shared by all replicas.
+
+    `keep_alive_s`: while the handler runs, tell JetStream this often that the message is still being
+    worked on (`in_progress`), so a handler slower than the ack wait keeps its message."""
     adapter = event_type if isinstance(event_type, TypeAdapter) else TypeAdapter(event_type)
 
     async def consume(msg: NatsMessage) -> None:
@@ -137,8 +144,18 @@ def subscribe(
             await _dead_letter(broker, service, msg, invalid, attempt, retry)
             return
         annotate_current_span(event)
+        alive = asyncio.create_task(_keep_alive(msg, keep_alive_s)) if keep_alive_s else None
         try:
-            await handler(event, msg)
+            holds = 0
+            while True:  # an outage is waited out here, holding the message: it costs no delivery
+                try:
+                    await handler(event, msg)
+                    break
+                except Exception as exc:
+                    if not is_outage(exc):
+                        raise
+                    holds += 1
+                    await _wait_out(service, msg, f"{type(exc).__name__}: {exc}", retry, holds)
         except PollAgain as again:
             if attempt >= retry.deliveries:
                 await _dead_letter(broker, service, msg, f"still not finished after {attempt} deliveries", attempt,
@@ -151,6 +168,7 @@ def subscribe(
             return
         except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
             reason = f"{type(exc).__name__}: {exc}"
+            attempt -= OUTAGE_DELIVERIES.get(_key(msg), 0)
             if attempt >= retry.max_attempts:
                 log.error("%s: giving up on %s after %d attempts: %s", service, msg.raw_message.subject, attempt, reason)
                 await _dead_letter(broker, service, msg, f"{reason} (after {attempt} attempts)", attempt, retry)
@@ -158,7 +176,18 @@ def subscribe(
                 log.warning("%s: attempt %d on %s failed, will retry: %s", service, attempt, msg.raw_message.subject, reason)
                 await msg.nack(delay=retry.delay(attempt))
             return
-        await msg.ack()
+        finally:
+            if alive is not None:
+                alive.cancel()
+        try:
+            await msg.ack()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            OUTAGE_DELIVERIES[_key(msg)] += 1  # it comes back after the ack wait; the handler is idempotent
+            log.warning("%s: could not ack %s (NATS away): %s", service, msg.raw_message.subject, exc)
+            return
+        OUTAGE_DELIVERIES.pop(_key(msg), None)
 
     consume.__name__ = f"{service}_{durable}"
     DURABLES.setdefault(broker, []).append((stream, durable))
@@ -175,6 +204,44 @@ def subscribe(
         inbox_prefix=inbox_of(broker),  # this service's NATS user may read only its own inboxes
         title=f"{service}:{durable}",
     )(consume)
+
+
+#: Deliveries of a message (by stream and sequence) that failed only because NATS or MongoDB was away,
+#: subtracted from its delivery count before dead-lettering. Per process: after a restart an outage
+#: may count again, which only ever means a few more retries, never a dead letter for an outage alone.
+OUTAGE_DELIVERIES: Counter[tuple[str, int]] = Counter()
+OUTAGE_MAX_DELAY_S = 5.0
+
+
+def _key(msg: NatsMessage) -> tuple[str, int]:
+    meta = msg.raw_message.metadata
+    return meta.stream, meta.sequence.stream
+
+
+async def _wait_out(service: str, msg: NatsMessage, reason: str, retry: RetryPolicy, holds: int) -> None:
+    """NATS or MongoDB is away: keep the message (telling JetStream every second that it is still being
+    worked on) and wait, then the caller runs the handler again. Holding rather than nacking means an
+    outage of any length costs no delivery, so the finite `max_deliver` backstop never runs out on a
+    legitimate message; if NATS itself is down, the message comes back once, after the ack wait."""
+    delay = min(retry.delay(holds), OUTAGE_MAX_DELAY_S)
+    log.warning("%s: NATS or MongoDB unavailable on %s, will retry in %.1fs (not counted): %s",
+                service, msg.raw_message.subject, delay, reason)
+    deadline = asyncio.get_running_loop().time() + delay
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        try:
+            await msg.in_progress()
+        except Exception as exc:  # noqa: BLE001 - NATS itself is away: nothing to tell it
+            log.debug("in_progress failed: %s", exc)
+        await asyncio.sleep(min(1.0, left))
+
+
+async def _keep_alive(msg: NatsMessage, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await msg.in_progress()
+        except Exception as exc:  # noqa: BLE001 - best effort: the ack wait is the fallback
+            log.debug("in_progress failed: %s", exc)
 
 
 def _short(exc: ValidationError) -> str:

@@ -80,7 +80,8 @@ def build_service(
             await on_startup(ctx)
         await broker.start()
         lag = asyncio.create_task(_watch_consumer_lag(broker))
-        log.info("%s started (providers: %s)", settings.service_name, ", ".join(registry.ids()) or "none")
+        log.info("%s started (providers: %s%s)", settings.service_name, ", ".join(registry.ids()) or "none",
+                 "".join(f"; disabled: {d.id} ({d.origin})" for d in registry.disabled))
         try:
             yield
         finally:

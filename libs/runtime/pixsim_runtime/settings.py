@@ -24,6 +24,11 @@ class BaseServiceSettings(BaseSettings):
     )
     mongo_url: str = Field(default="mongodb://127.0.0.1:27017/?directConnection=true", alias="MONGO_URL")
     mongo_db: str = Field(default="pixsim", alias="PIXSIM_MONGO_DB")
+    mongo_timeout_s: float = Field(
+        default=10.0, alias="PIXSIM_MONGO_TIMEOUT",
+        description="Seconds a MongoDB call waits for a server before it fails (and is retried: an outage "
+                    "never dead-letters a message)",
+    )
     providers_dir: str = Field(default="providers", alias="PIXSIM_PROVIDERS_DIR")
     http_host: str = Field(default="127.0.0.1", alias="PIXSIM_HTTP_HOST")
     http_port: int = Field(default=0, alias="PIXSIM_HTTP_PORT", description="Health/API port; 0 picks a free one")

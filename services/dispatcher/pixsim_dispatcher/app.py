@@ -44,6 +44,8 @@ def create_app(
             ctx.broker, service="dispatcher", subject=subjects.generation_events("requested"),
             stream=subjects.GENERATIONS_STREAM, durable="dispatcher", event_type=GenerationRequested,
             handler=dispatcher.on_requested, retry=waits, batch_size=settings.batch_size,
+            ack_wait_s=settings.ack_wait_s,
+            keep_alive_s=min(10.0, settings.ack_wait_s / 3),  # a slow submit keeps its message meanwhile
         )
         for event, event_type in ENDINGS:
             subscribe(

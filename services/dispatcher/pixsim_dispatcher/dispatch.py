@@ -8,6 +8,7 @@ outcome instead. Account choice, leases and rotation are in `pool.py`, `selectio
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -18,7 +19,9 @@ from typing import Any
 
 from pixsim_contracts import AnyEvent, ErrorInfo, Event, GenerationRequested, new_id
 from pixsim_provider_sdk import (
+    REFERENCE_PARAM,
     GenerationContext,
+    GenerationResult,
     InvalidParametersError,
     Provider,
     ProviderAccount,
@@ -31,9 +34,16 @@ from pixsim_provider_sdk import (
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
 from pixsim_provider_sdk.safe_fetch import FetchPolicy, parse_allow_hosts
-from pixsim_runtime.accounts import is_system_account, set_status, system_account, to_provider_account
+from pixsim_runtime.accounts import (
+    ACCOUNTS,
+    is_system_account,
+    set_status,
+    system_account,
+    to_provider_account,
+)
 from pixsim_runtime.broker import publish_event
 from pixsim_runtime.consumers import PollAgain
+from pixsim_runtime.faults import fault_point
 from pixsim_runtime.secrets import CredentialCipher, scrub
 from pixsim_runtime.service import ServiceContext
 from pixsim_runtime.storage import Storage
@@ -81,13 +91,13 @@ class Dispatcher:
             await self._publish([AnyEvent.validate_python(e) for e in record["outbox"]])
             return
         if record["state"] == "executing":
-            # A previous delivery died inside execute(): the provider may or may not have the job.
-            # Running it again could bill the user twice, so end it with a clear code instead.
-            error = ErrorInfo(code="submit_outcome_unknown", message="dispatcher stopped while submitting; "
-                              "the job was not retried to avoid running it twice")
-            lease = Lease.from_ref(request.generation_id, record["lease"]) if record.get("lease") else None
-            await self._decide(request, Decision([rejected_event(request, error, record.get("account_id"))], lease))
-            return
+            # A previous delivery died inside execute(): the provider may or may not have the job. Ask it;
+            # submitting again blindly could run (and bill) the job twice.
+            decision = await self._after_lost_submit(request, record)
+            if decision is not None:
+                await self._decide(request, decision)
+                return
+            record = await self._claim(request)  # provably never accepted: dispatch it afresh
         # Deliveries so far: a job waiting for an account re-checks less often the longer it waits.
         metadata = getattr(getattr(msg, "raw_message", None), "metadata", None)
         decision = await self._dispatch(request, record, getattr(metadata, "num_delivered", 1) or 1)
@@ -168,20 +178,99 @@ class Dispatcher:
                 exc = InvalidParametersError(f"{request.provider_id} cannot use these params: "
                                              f"{type(exc).__name__}: {exc}")
             return await self._not_submitted(request, record, exc, account, choice)
+        mapped[REFERENCE_PARAM] = request.generation_id  # the provider's idempotency key / client reference
         try:
             await self._mark(request.generation_id, state="executing", account_id=account.id,
                              lease=lease.ref() if lease else None, dispatcher=self.pool.holder)
             try:
                 result = await self._execute(provider, request, mapped, account)
             except ProviderError as exc:
-                return await self._not_submitted(request, record, exc, account, choice)
+                if not exc.maybe_accepted:
+                    return await self._not_submitted(request, record, exc, account, choice)
+                log.warning("submit of %s ended ambiguously (%s); asking %s whether it has the job",
+                            request.generation_id, exc.error_code, request.provider_id)
+                found = await self._find(provider, request, account, mapped)
+                if found is False:  # provably not there: an ordinary failed submit
+                    return await self._not_submitted(request, record, exc, account, choice)
+                if found is None:
+                    return self._unknown(request, account.id, lease, exc.error_code)
+                result = GenerationResult(provider_job_id=found)
+            await fault_point("dispatcher.after_execute")
         finally:
             cleanup_temp_paths(mapped.get("_temp_paths"))  # whatever happened, the prepared files go
+        return self._submitted(request, account.id, result, estimate, params, lease)
+
+    def _submitted(self, request: GenerationRequested, account_id: str, result: GenerationResult,
+                   estimate: dict[str, int], params: dict[str, Any], lease: Lease | None) -> Decision:
         now = datetime.now(UTC)
-        events = submitted_events(request, account.id, result, estimate, now, self.settings.job_timeout_s,
-                                  params)
+        events = submitted_events(request, account_id, result, estimate, now, self.settings.job_timeout_s, params)
         expires = now + timedelta(seconds=self.settings.job_timeout_s + self.settings.lease_grace_s)
         return Decision(events, lease, submitted=True, lease_expires_at=expires.timestamp())
+
+    @staticmethod
+    def _unknown(request: GenerationRequested, account_id: str | None, lease: Lease | None, why: str) -> Decision:
+        error = ErrorInfo(code="submit_outcome_unknown", message=f"the provider could not say whether it "
+                          f"accepted the job ({why}); it was not submitted again, to avoid running it twice")
+        return Decision([rejected_event(request, error, account_id)], lease)
+
+    async def _find(self, provider: Provider, request: GenerationRequested, account: ProviderAccount,
+                    mapped: dict[str, Any]) -> str | bool | None:
+        """Ask the provider a few times for the job with this generation's reference: its job id, False
+        when it proves there is none, None when it cannot say."""
+        for attempt in range(self.settings.find_attempts):
+            try:
+                found = await provider.find_job(account, request.generation_id, request.operation_type, mapped)
+                return found if found else False
+            except NotImplementedError:
+                return None
+            except Exception as exc:  # noqa: BLE001 - any failure to answer means "cannot say (yet)"
+                log.warning("looking up %s at %s failed (%s); %d tries left", request.generation_id,
+                            request.provider_id, exc, self.settings.find_attempts - attempt - 1)
+                await asyncio.sleep(self.settings.retry_backoff * 2 ** attempt)
+        return None
+
+    async def _after_lost_submit(self, request: GenerationRequested, record: dict[str, Any]) -> Decision | None:
+        """A redelivery that finds `executing`: the job if the provider has it, None if it provably does not
+        (then it is dispatched again), or `submit_outcome_unknown`."""
+        lease = Lease.from_ref(request.generation_id, record["lease"]) if record.get("lease") else None
+        try:
+            provider = self.ctx.registry.get(request.provider_id)
+        except ProviderNotFoundError:
+            return self._unknown(request, record.get("account_id"), lease, "provider no longer loaded")
+        spec = provider.get_operation_parameter_spec().get(request.operation_type.value)
+        params = apply_defaults(spec, request.params)
+        estimate = {ct: int(n) for ct, n in (provider.estimate_credits(request.operation_type, params) or {}).items()}
+        if lease is not None:
+            estimate = dict(lease.credits)  # what was held is what is reserved
+        account = await self._account(provider, record.get("account_id"))
+        if account is None:
+            return self._unknown(request, record.get("account_id"), lease, "its account no longer exists")
+        try:
+            mapped = provider.map_parameters(request.operation_type, params)
+        except (ProviderError, ValueError, TypeError, KeyError):
+            mapped = {}
+        found = await self._find(provider, request, account, mapped)
+        if isinstance(found, str):
+            log.warning("dispatch of %s was interrupted after %s accepted it; continuing as submitted",
+                        request.generation_id, request.provider_id)
+            return self._submitted(request, account.id, GenerationResult(provider_job_id=found), estimate, params,
+                                   lease)
+        if found is None:
+            return self._unknown(request, account.id, lease, "dispatcher stopped while submitting")
+        log.warning("dispatch of %s was interrupted before %s accepted it; dispatching again",
+                    request.generation_id, request.provider_id)
+        if lease is not None:
+            await self.pool.release(lease.account_id, lease.generation_id, return_credits=True)
+        await self._mark(request.generation_id, state="pending", lease=None)
+        return None
+
+    async def _account(self, provider: Provider, account_id: str | None) -> ProviderAccount | None:
+        if account_id is None:
+            return None
+        if account_id == system_account(provider.manifest).id:
+            return system_account(provider.manifest)
+        doc = await self.ctx.db[ACCOUNTS].find_one({"_id": account_id})
+        return to_provider_account(doc, self.cipher) if doc else None
 
     async def _not_submitted(self, request: GenerationRequested, record: dict[str, Any], exc: ProviderError,
                              account: ProviderAccount, choice: Acquired | None) -> Decision | None:

@@ -9,6 +9,15 @@ class DispatcherSettings(BaseServiceSettings, StorageSettings):
     job_timeout_s: float = Field(
         default=900.0, alias="PIXSIM_JOB_TIMEOUT", description="Seconds from submit until the poller gives up"
     )
+    ack_wait_s: float = Field(
+        default=60.0, alias="PIXSIM_DISPATCH_ACK_WAIT",
+        description="A request held by a dispatcher that died is redelivered to another after this (s)",
+    )
+    find_attempts: int = Field(
+        default=3, alias="PIXSIM_FIND_ATTEMPTS",
+        description="Times the provider is asked whether it has a job after an ambiguous submit (or a "
+                    "dispatcher that died while submitting) before it ends as submit_outcome_unknown",
+    )
     submit_attempts: int = Field(
         default=5, alias="PIXSIM_SUBMIT_ATTEMPTS", description="Tries of a retryable provider error at submit"
     )

@@ -25,7 +25,9 @@ def router(registry: Registry) -> APIRouter:
 
     @api.get("")
     async def list_providers() -> dict[str, Any]:
-        return {"items": [describe(registry, pid) for pid in registry.ids()]}
+        """The providers that run, and those disabled because they failed to load or register (with why)."""
+        disabled = [{"id": d.id, "origin": d.origin, "reason": d.reason} for d in registry.disabled]
+        return {"items": [describe(registry, pid) for pid in registry.ids()], "disabled": disabled}
 
     @api.get("/detect", responses=responses(404))
     async def detect_provider(url: Annotated[str, Query(min_length=1, max_length=2048)]) -> dict[str, Any]:
@@ -39,6 +41,9 @@ def router(registry: Registry) -> APIRouter:
         try:
             return describe(registry, provider_id)
         except ProviderNotFoundError as exc:
+            why = next((d.reason for d in registry.disabled if d.id == provider_id), None)
+            if why is not None:
+                raise ApiError(404, "provider_disabled", f"provider {provider_id!r} is disabled: {why}") from None
             raise ApiError(404, "provider_not_found", str(exc)) from None
 
     return api

@@ -31,6 +31,7 @@ def create_app(
             stream=subjects.GENERATIONS_STREAM, durable="poller", event_type=GenerationSubmitted,
             handler=poller.on_submitted, retry=RetryPolicy(max_attempts=10_000, first_delay=settings.retry_backoff),
             batch_size=settings.batch_size, ack_wait_s=settings.ack_wait_s,
+            keep_alive_s=min(settings.keep_alive_s, settings.ack_wait_s / 3),
         )
         subscribe(
             ctx.broker, service="poller", subject=subjects.generation_events("cancel_requested"),

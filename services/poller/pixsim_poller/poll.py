@@ -28,6 +28,8 @@ from pixsim_provider_sdk import (
     ProviderError,
     ProviderNotFoundError,
     ProviderStatusResult,
+    ProviderUnreachableError,
+    RateLimitError,
 )
 from pixsim_runtime.accounts import load_account, set_status
 from pixsim_runtime.broker import publish_event
@@ -84,24 +86,57 @@ class Poller:
         if state.get("cancel_requested"):
             await self._try_cancel(provider, account, job)
             return outcomes.cancelled(job)
-        if datetime.now(UTC) > job.deadline_at:
-            await self._try_cancel(provider, account, job)
-            return outcomes.failed(job, ErrorInfo(code="provider_timeout",
-                                                  message=f"no result before the deadline {job.deadline_at.isoformat()}"))
+        # The deadline is judged only after asking once more: a job first polled late may be long finished.
         try:
             status = await provider.check_status(account, job.provider_job_id, job.operation_type)
         except ProviderError as exc:
-            if exc.retryable:
-                log.warning("poll of %s failed (%s); will poll again", job.generation_id, exc.error_code)
-                return None
             message = scrub(exc.message, account.credentials)
+            if exc.retryable:
+                return await self._bad_poll(provider, account, job, state, exc.error_code, message,
+                                            counts=not isinstance(exc, (ProviderUnreachableError, RateLimitError)))
             if isinstance(exc, AuthenticationError) and not account.is_system:
                 # The account's credentials stopped working: no new job should be sent to it either.
                 await set_status(self.ctx.db, self.ctx.broker, account.id, "auth_failed",
                                  f"credentials rejected while polling: {message}", error_code=exc.error_code,
                                  generation_id=job.generation_id)
             return outcomes.failed(job, ErrorInfo(code=exc.error_code, message=message))
-        return await self._decide(provider, job, state, status)
+        except Exception as exc:  # noqa: BLE001 - an adapter that cannot read the answer: a bad answer too
+            message = scrub(f"{type(exc).__name__}: {exc}", account.credentials)
+            log.error("provider %s: check_status of %s raised %s", job.provider_id, job.generation_id, message)
+            return await self._bad_poll(provider, account, job, state, "provider_bad_response", message, counts=True)
+        if state.get("bad_polls"):
+            await self.polls.update_one({"_id": job.generation_id}, {"$set": {"bad_polls": 0}})
+            state["bad_polls"] = 0
+        events = await self._decide(provider, job, state, status)
+        if events is None and self._past_deadline(job):
+            return await self._time_out(provider, account, job, "")
+        return events
+
+    @staticmethod
+    def _past_deadline(job: GenerationSubmitted) -> bool:
+        return datetime.now(UTC) > job.deadline_at
+
+    async def _time_out(self, provider, account, job: GenerationSubmitted, detail: str) -> list[Event]:
+        await self._try_cancel(provider, account, job)
+        message = f"no result before the deadline {job.deadline_at.isoformat()}{detail}"
+        return outcomes.failed(job, ErrorInfo(code="provider_timeout", message=message))
+
+    async def _bad_poll(self, provider, account, job: GenerationSubmitted, state: dict[str, Any], code: str,
+                        message: str, *, counts: bool) -> list[Event] | None:
+        """A poll without a usable answer. Unusable answers in a row end the job with their own code; a
+        provider that cannot be reached (or asks us to slow down) is waited for until the deadline."""
+        if counts:
+            bad = int(state.get("bad_polls") or 0) + 1
+            await self.polls.update_one({"_id": job.generation_id}, {"$set": {"bad_polls": bad}}, upsert=True)
+            state["bad_polls"] = bad
+            if bad >= self.settings.max_bad_polls:
+                log.error("poll of %s: %d bad answers in a row (%s); failing it", job.generation_id, bad, code)
+                return outcomes.failed(job, ErrorInfo(
+                    code=code, message=f"{bad} bad answers in a row while polling; the last: {message}"))
+        if self._past_deadline(job):
+            return await self._time_out(provider, account, job, f"; the last poll failed: {code}: {message}")
+        log.warning("poll of %s failed (%s); will poll again", job.generation_id, code)
+        return None
 
     async def _decide(self, provider, job: GenerationSubmitted, state: dict[str, Any],
                       status: ProviderStatusResult) -> list[Event] | None:
@@ -110,17 +145,31 @@ class Poller:
             return None
         error = ErrorInfo(code=status.error_code or status.status.value, message=status.error_message or "")
         if status.status is ProviderStatus.COMPLETED:
-            actual = provider.compute_actual_credits(self._context(job), status, dict(job.credits_reserved))
-            return outcomes.completed(job, status.result_urls(), actual)
+            # Finished means finished: whatever a hook does now, the job completes with its result.
+            return outcomes.completed(job, status.result_urls(), self._actual_credits(provider, job, status))
         if status.status is ProviderStatus.FILTERED:
             if not error.code.startswith("content_"):
                 error = ErrorInfo(code="content_filtered", message=error.message)
-            charged = (provider.compute_actual_credits(self._context(job), status, dict(job.credits_reserved))
-                       if provider.charges_filtered_jobs() else None)
-            return outcomes.filtered(job, error, charged)
+            try:
+                charges = provider.charges_filtered_jobs()
+            except Exception as exc:  # noqa: BLE001 - as below: the estimate, never a lost outcome
+                log.error("provider %s: hook charges_filtered_jobs failed for %s (%s: %s); charging the estimate",
+                          job.provider_id, job.generation_id, type(exc).__name__, exc)
+                return outcomes.filtered(job, error, dict(job.credits_reserved))
+            return outcomes.filtered(job, error, self._actual_credits(provider, job, status) if charges else None)
         if status.status is ProviderStatus.CANCELLED:
             return outcomes.cancelled(job)
         return outcomes.failed(job, error)
+
+    def _actual_credits(self, provider, job: GenerationSubmitted, status: ProviderStatusResult) -> dict[str, int]:
+        estimate = dict(job.credits_reserved)
+        try:
+            actual = provider.compute_actual_credits(self._context(job), status, dict(estimate))
+            return {str(ct): int(n) for ct, n in (actual or {}).items()}
+        except Exception as exc:  # noqa: BLE001 - an adapter bug must not lose a finished result
+            log.error("provider %s: hook compute_actual_credits failed for %s (%s: %s); charging the estimate %s",
+                      job.provider_id, job.generation_id, type(exc).__name__, exc, estimate)
+            return estimate
 
     async def _report_progress(self, job: GenerationSubmitted, state: dict[str, Any],
                                status: ProviderStatusResult) -> None:

@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,6 +77,10 @@ class FakeResponse:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    #: Faults after the handler ran (its effect stands): wait this long before answering (a client
+    #: with a shorter timeout gives up), or close the connection without any answer.
+    stall_s: float = 0.0
+    drop: bool = False
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> FakeResponse:
@@ -283,6 +288,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return self.rfile.read(int(length))
 
     def _send(self, response: FakeResponse) -> None:
+        if response.stall_s:
+            time.sleep(response.stall_s)  # outside the fake's lock: other requests go on meanwhile
+        if response.drop:
+            self.close_connection = True
+            return
         self.send_response(response.status)
         for name, value in response.headers.items():
             if name.lower() != "content-length":
