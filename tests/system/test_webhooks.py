@@ -72,7 +72,8 @@ async def test_every_delivery_is_signed_and_the_filter_is_honoured(pipeline):
     assert (await wait_for(pipeline.api, gen["id"]))["status"] == "completed"
     await until(lambda: any(p["type"] == "generation.completed" for _, p in receiver.accepted))
     types = [p["type"] for _, p in receiver.accepted]
-    assert types[0] == "generation.submitted" and "generation.progressed" in types
+    # deliveries are concurrent and retried independently, so their order is not promised (as in the spec)
+    assert "generation.submitted" in types and "generation.progressed" in types
     assert "generation.requested" not in types
     completed = next(p for _, p in receiver.accepted if p["type"] == "generation.completed")
     assert completed["data"]["generation_id"] == gen["id"] and completed["data"]["result"]["video_url"]
