@@ -248,7 +248,8 @@ class SimProvider(Provider):
             result.duration_sec = float(output["duration"])
 
     async def find_job(
-        self, account: ProviderAccount, reference: str, operation_type: OperationType, params: dict[str, Any]
+        self, account: ProviderAccount, reference: str, operation_type: OperationType, params: dict[str, Any],
+        since: float | None = None,
     ) -> str | None:
         """The remote lists a token's jobs by the Idempotency-Key they were submitted with."""
         body = await self._call("GET", "/v1/jobs", account, params={"reference": reference, "limit": 1})

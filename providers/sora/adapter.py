@@ -36,6 +36,10 @@ from .status import STATUS_MAP, to_status
 VARIANTS = ("video", "thumbnail", "spritesheet")
 
 
+#: How far back `find_job` pages through the account's videos, and the clock skew it allows for.
+FIND_PAGES = 5
+CLOCK_SKEW_S = 30.0
+
 class SoraProvider(Provider):
     """Sora 2 / Sora 2 Pro video generation: text_to_video and image_to_video."""
 
@@ -80,7 +84,7 @@ class SoraProvider(Provider):
         else:
             request = {"json": body}
         needed = pricing.cost(body["model"], body.get("size"), float(body["seconds"]))
-        video = await self._call("POST", "/v1/videos", account, credits_needed=needed, **request)
+        video = await self._call("POST", "/v1/videos", account, credits_needed=needed, submit=True, **request)
         if not isinstance(video.get("id"), str) or not video["id"]:
             raise ProviderError(
                 f"{self.provider_id}: the API accepted the job without an id",
@@ -95,6 +99,43 @@ class SoraProvider(Provider):
                 **{k: body[k] for k in ("model", "size", "seconds")},
             },
         )
+
+    async def find_job(
+        self, account: ProviderAccount, reference: str, operation_type: OperationType, params_in: dict[str, Any],
+        since: float | None = None,
+    ) -> str | None:
+        """OpenAI's Videos API takes no idempotency key or client reference, so this is the last resort:
+        the account's videos, newest first, back to `since` (less a margin for clock skew), matched on
+        model, prompt, seconds and size. One match: that is the job; none: there is none; several (the
+        same request twice at once): it cannot say. Without `since`, absence would prove nothing."""
+        if since is None:
+            raise NotImplementedError(f"{self.provider_id}: no submit time to search back to")
+        mapped = params_in if "seconds" in params_in else self.map_parameters(operation_type, params_in)
+        wanted = {k: str(mapped[k]) for k in params.REMOTE_FIELDS if mapped.get(k) is not None}
+        matches: list[str] = []
+        after: str | None = None
+        for _ in range(FIND_PAGES):
+            query = {"limit": 100, "order": "desc", **({"after": after} if after else {})}
+            page = await self._call("GET", "/v1/videos", account, params=query)
+            videos = page.get("data")
+            if not isinstance(videos, list):
+                raise ProviderError(f"{self.provider_id}: video list without data", error_code="provider_bad_response")
+            older = False
+            for video in videos:
+                if float(video.get("created_at") or 0) < since - CLOCK_SKEW_S:
+                    older = True
+                    break
+                if all(str(video.get(k)) == v for k, v in wanted.items()):
+                    matches.append(str(video["id"]))
+            if older or not page.get("has_more"):
+                break
+            after = page.get("last_id")
+        else:
+            raise ProviderError(f"{self.provider_id}: too many recent videos to search", error_code="provider_generic")
+        if len(matches) > 1:
+            raise ProviderError(f"{self.provider_id}: {len(matches)} recent videos match the request; "
+                                "cannot tell which is this generation's", error_code="provider_generic")
+        return matches[0] if matches else None
 
     async def _source_image(self, mapped: dict[str, Any]) -> tuple[bytes, str]:
         """The first-frame image's bytes and file name: the prepared local file, else fetched here."""
@@ -229,14 +270,19 @@ class SoraProvider(Provider):
         *,
         job: bool = False,
         credits_needed: int | None = None,
+        submit: bool = False,
         **kw: Any,
     ) -> dict[str, Any]:
-        """Send; raise the SDK error matching a failure; return the JSON object. `job`: 404 = no such job."""
+        """Send; raise the SDK error matching a failure; return the JSON object. `job`: 404 = no such job.
+        `submit`: a failure after which the video may exist says so (`maybe_accepted`): a 5xx other than
+        503 (OpenAI answers 503 when it is overloaded, before accepting), or a 2xx without a JSON object."""
         resp = await self._send(method, path, account, **kw)
         if resp.status_code >= 400:
-            raise map_error(
+            error = map_error(
                 self.provider_id, resp, self._secrets(account), job=job, credits_needed=credits_needed
             )
+            error.maybe_accepted = submit and resp.status_code >= 500 and resp.status_code != 503
+            raise error
         try:
             data = resp.json()
         except ValueError:
@@ -245,5 +291,6 @@ class SoraProvider(Provider):
             raise ProviderError(
                 f"{self.provider_id}: {method} {path} answered HTTP {resp.status_code} without a JSON object",
                 error_code="provider_bad_response",
+                maybe_accepted=submit and resp.is_success,
             )
         return data

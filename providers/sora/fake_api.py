@@ -49,6 +49,9 @@ class SoraFakeApi(JsonFakeServer):
         api_keys: list[str] | str | None = None,
         public_content: bool = False,
         seed: int | None = None,
+        accept_then_stall: int = 0,
+        accept_then_drop: int = 0,
+        stall_s: float = 40.0,
     ) -> None:
         super().__init__()
         if (
@@ -78,6 +81,11 @@ class SoraFakeApi(JsonFakeServer):
         self.valid_key = min(self.api_keys) if self.api_keys else f"sk-proj-fake{secrets.token_hex(20)}"
         self.public_content = bool(public_content)
         self.submit_count = 0
+        # Faults after acceptance: the next N creates make their video, then answer only after `stall_s`
+        # (a client timeout), or never (the connection is dropped).
+        self.accept_then_stall = int(accept_then_stall)
+        self.accept_then_drop = int(accept_then_drop)
+        self.stall_s = float(stall_s)
         self.videos: dict[str, Video] = {}
         self._random = random.Random(seed)
         self._assets: dict[tuple[str, str], tuple[bytes, str]] = {}
@@ -137,9 +145,16 @@ class SoraFakeApi(JsonFakeServer):
                 "https://help.openai.com if this issue persists.",
                 code="sentinel_block",
             )
-        return self._start(fields, image_info(image) if image is not None else None)
+        response = self._start(fields, image_info(image) if image is not None else None, req.bearer_token or "")
+        if response.status == 200 and self.accept_then_drop > 0:
+            self.accept_then_drop -= 1
+            response.drop = True
+        elif response.status == 200 and self.accept_then_stall > 0:
+            self.accept_then_stall -= 1
+            response.stall_s = self.stall_s
+        return response
 
-    def _start(self, fields: dict[str, Any], reference: tuple[str, int, int] | None) -> FakeResponse:
+    def _start(self, fields: dict[str, Any], reference: tuple[str, int, int] | None, owner: str = "") -> FakeResponse:
         self._settle()
         active = sum(1 for v in self.videos.values() if v.state()[0] in ("queued", "in_progress"))
         if self.max_concurrent is not None and active >= self.max_concurrent:
@@ -175,6 +190,7 @@ class SoraFakeApi(JsonFakeServer):
             queue_fraction=self.queue_fraction,
             cost=cost,
             reference=reference,
+            owner=owner,
         )
         self.videos[video.id] = video
         return json_response(video.to_json(self.asset_ttl))
@@ -183,8 +199,11 @@ class SoraFakeApi(JsonFakeServer):
     def list_videos(self, req: FakeRequest) -> FakeResponse:
         if denied := self._denied(req):
             return denied
+        # Like the real API, a key sees its own project's videos only.
         videos = sorted(
-            self.videos.values(), key=lambda v: v.started, reverse=req.query.get("order") != "asc"
+            (v for v in self.videos.values() if v.owner == (req.bearer_token or "")),
+            key=lambda v: v.started,
+            reverse=req.query.get("order") != "asc",
         )
         if after := req.query.get("after"):
             ids = [v.id for v in videos]

@@ -44,6 +44,7 @@ class Video:
     queue_fraction: float
     cost: int
     reference: tuple[str, int, int] | None = None  # the input_reference image: (mime type, width, height)
+    owner: str = ""  # the bearer credential that created it (its project)
     started: float = field(default_factory=time.monotonic)
     created: float = field(default_factory=time.time)
     settled: bool = False  # a failed job's reserved credits were given back

@@ -116,12 +116,14 @@ class Provider(ABC):
 
     # -- optional -------------------------------------------------------------------------------
     async def find_job(
-        self, account: ProviderAccount, reference: str, operation_type: OperationType, params: dict[str, Any]
+        self, account: ProviderAccount, reference: str, operation_type: OperationType, params: dict[str, Any],
+        since: float | None = None,
     ) -> str | None:
         """The provider's job id of the job submitted with this reference (`execute`'s `_reference`), or
         None when the provider proves there is none. Raise (any error) when it cannot say; the default
         cannot. Look the reference up if the API can; as a last resort, match the account's recent jobs
-        by their parameters (`params` are the mapped params `execute` got)."""
+        by their parameters (`params` are the mapped params `execute` got) among those created after
+        `since` (epoch seconds: just before the submit began; None when unknown)."""
         raise NotImplementedError(f"provider {self.provider_id!r} cannot look jobs up by reference")
 
     def validate_operation(self, operation_type: OperationType) -> None:

@@ -180,8 +180,9 @@ class Dispatcher:
             return await self._not_submitted(request, record, exc, account, choice)
         mapped[REFERENCE_PARAM] = request.generation_id  # the provider's idempotency key / client reference
         try:
+            since = datetime.now(UTC).timestamp()
             await self._mark(request.generation_id, state="executing", account_id=account.id,
-                             lease=lease.ref() if lease else None, dispatcher=self.pool.holder)
+                             lease=lease.ref() if lease else None, dispatcher=self.pool.holder, executing_at=since)
             try:
                 result = await self._execute(provider, request, mapped, account)
             except ProviderError as exc:
@@ -189,7 +190,7 @@ class Dispatcher:
                     return await self._not_submitted(request, record, exc, account, choice)
                 log.warning("submit of %s ended ambiguously (%s); asking %s whether it has the job",
                             request.generation_id, exc.error_code, request.provider_id)
-                found = await self._find(provider, request, account, mapped)
+                found = await self._find(provider, request, account, mapped, since)
                 if found is False:  # provably not there: an ordinary failed submit
                     return await self._not_submitted(request, record, exc, account, choice)
                 if found is None:
@@ -214,12 +215,13 @@ class Dispatcher:
         return Decision([rejected_event(request, error, account_id)], lease)
 
     async def _find(self, provider: Provider, request: GenerationRequested, account: ProviderAccount,
-                    mapped: dict[str, Any]) -> str | bool | None:
+                    mapped: dict[str, Any], since: float | None) -> str | bool | None:
         """Ask the provider a few times for the job with this generation's reference: its job id, False
         when it proves there is none, None when it cannot say."""
         for attempt in range(self.settings.find_attempts):
             try:
-                found = await provider.find_job(account, request.generation_id, request.operation_type, mapped)
+                found = await provider.find_job(account, request.generation_id, request.operation_type, mapped,
+                                                since=since)
                 return found if found else False
             except NotImplementedError:
                 return None
@@ -249,7 +251,7 @@ class Dispatcher:
             mapped = provider.map_parameters(request.operation_type, params)
         except (ProviderError, ValueError, TypeError, KeyError):
             mapped = {}
-        found = await self._find(provider, request, account, mapped)
+        found = await self._find(provider, request, account, mapped, record.get("executing_at"))
         if isinstance(found, str):
             log.warning("dispatch of %s was interrupted after %s accepted it; continuing as submitted",
                         request.generation_id, request.provider_id)
