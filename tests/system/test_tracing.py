@@ -18,10 +18,11 @@ async def _finished_generation(pipeline, prompt: str) -> tuple[dict, list]:
     created = await create(pipeline.api, {"prompt": prompt, "duration": 1})
     await wait_for(pipeline.api, created["id"])
     await wait_ledger(pipeline.servers.mongo_url, pipeline.db_name, created["id"], {"reserved", "charged"})
-    for _ in range(100):  # the last consumer spans end just after their acks
+    for _ in range(200):  # the last consumer spans end just after their acks; the server span after its response
         spans = list(pipeline.spans.get_finished_spans())
         if any(s.name == "pixsim.generations.*.completed process" and
-               s.attributes.get(names.ATTR_GENERATION_ID) == created["id"] for s in spans):
+               s.attributes.get(names.ATTR_GENERATION_ID) == created["id"] for s in spans) and \
+                any(s.kind is SpanKind.SERVER and s.name == "POST /api/v1/generations" for s in spans):
             break
         await asyncio.sleep(0.05)
     return created, spans
