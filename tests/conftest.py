@@ -11,6 +11,7 @@ import os
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,15 +142,24 @@ def servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         server.stop()
 
 
-@pytest.fixture
-def fresh_servers() -> Iterator[Servers]:
-    """A NATS and Mongo of this test's own, for pipelines that must not share durable consumers."""
+@contextmanager
+def own_servers() -> Iterator[Servers]:
+    """A NATS (authorization on) and a MongoDB wire server of the caller's own, stopped on exit."""
     nats, found = _local_nats()
     mongo = local_servers.start_mongo()
     found.mongo_url = mongo.url
-    yield found
-    nats.stop()
-    mongo.stop()
+    try:
+        yield found
+    finally:
+        nats.stop()
+        mongo.stop()
+
+
+@pytest.fixture
+def fresh_servers() -> Iterator[Servers]:
+    """A NATS and Mongo of this test's own, for pipelines that must not share durable consumers."""
+    with own_servers() as found:
+        yield found
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,8 @@ from typing import Any
 import jwt
 import pytest
 from accounts.kit import AccountsFake, System, running
-from conftest import Servers, _local_nats
+from conftest import Servers, own_servers
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pixsim_runtime import local_servers
 from support import api_client
 
 ISSUER = "https://idp.pixsim.test/"
@@ -86,12 +85,8 @@ class Secure:
 
 @pytest.fixture(scope="package")
 def secure_servers() -> Iterator[Servers]:
-    nats, found = _local_nats()
-    mongo = local_servers.start_mongo()
-    found.mongo_url = mongo.url
-    yield found
-    nats.stop()
-    mongo.stop()
+    with own_servers() as found:
+        yield found
 
 
 @pytest.fixture(scope="package")
