@@ -29,11 +29,10 @@ from urllib.parse import quote, unquote
 import pytest
 from accounts import kit
 from accounts.kit import AccountsFake, AcctProvider, running
-from conftest import _local_nats
+from conftest import own_servers
 from pixsim_provider_sdk import FetchPolicy, LoadedProvider, Registry, SourceRejected
 from pixsim_provider_sdk import safe_fetch as sf
 from pixsim_provider_sdk.files import resolve_source
-from pixsim_runtime import local_servers
 from support import create, wait_for
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(200)
@@ -284,19 +283,15 @@ async def test_a_missing_image_on_an_allowed_host_fails_with_param_invalid_not_o
 async def system(site: Site) -> AsyncIterator[Any]:
     """The services with the account-based `acct` provider (the sim adapter, credentials required), a size
     cap of MAX_BYTES, a DEADLINE_S fetch deadline and `Site` allow-listed; its own NATS and MongoDB."""
-    nats, servers = _local_nats()
-    mongo = local_servers.start_mongo()
-    servers.mongo_url = mongo.url
     fake = AccountsFake(latency=0.3)
     fake.start("127.0.0.1", 0)
     try:
-        async with running(servers, fake, db="ssrf", PIXSIM_FETCH_ALLOW_HOSTS=sf.host_port(site.url),
-                           PIXSIM_FETCH_MAX_BYTES=MAX_BYTES, PIXSIM_FETCH_TIMEOUT=DEADLINE_S) as running_system:
-            yield running_system
+        with own_servers() as servers:
+            async with running(servers, fake, db="ssrf", PIXSIM_FETCH_ALLOW_HOSTS=sf.host_port(site.url),
+                               PIXSIM_FETCH_MAX_BYTES=MAX_BYTES, PIXSIM_FETCH_TIMEOUT=DEADLINE_S) as running_system:
+                yield running_system
     finally:
         fake.stop()
-        nats.stop()
-        mongo.stop()
 
 
 @pytest.fixture
