@@ -98,6 +98,8 @@ class SimFakeApi(JsonFakeServer):
         accept_then_stall: int = 0,
         accept_then_drop: int = 0,
         stall_s: float = 40.0,
+        drop_submits: int = 0,
+        fail_lookups: int = 0,
     ) -> None:
         super().__init__()
         if latency < 0 or not 0 <= fail_rate <= 1 or rate_limit_every < 0 or fail_submits < 0:
@@ -116,6 +118,10 @@ class SimFakeApi(JsonFakeServer):
         self.accept_then_stall = int(accept_then_stall)
         self.accept_then_drop = int(accept_then_drop)
         self.stall_s = float(stall_s)
+        # Faults without a job: the next N submits drop the connection before creating anything (as
+        # ambiguous to the client as a drop after acceptance), and the next N job listings answer 503.
+        self.drop_submits = int(drop_submits)
+        self.fail_lookups = int(fail_lookups)
         self.idempotent: dict[tuple[str, str], str] = {}  # (token, Idempotency-Key) -> job id
         self.jobs: dict[str, Job] = {}
         self.uploads: dict[str, tuple[bytes, str]] = {}  # id -> (bytes, content type)
@@ -177,6 +183,11 @@ class SimFakeApi(JsonFakeServer):
         if self.fail_submits > 0:
             self.fail_submits -= 1
             return json_error(503, "unavailable", "the service is temporarily overloaded, try again")
+        if self.drop_submits > 0:
+            self.drop_submits -= 1
+            dropped = json_response({}, 500)
+            dropped.drop = True
+            return dropped
         self.submit_count += 1
         if self.rate_limit_every and self.submit_count % self.rate_limit_every == 0:
             return json_error(
@@ -220,6 +231,9 @@ class SimFakeApi(JsonFakeServer):
         """The caller's jobs, newest first; `?reference=` keeps those submitted with that Idempotency-Key."""
         if denied := self._denied(req):
             return denied
+        if self.fail_lookups > 0:
+            self.fail_lookups -= 1
+            return json_error(503, "unavailable", "the job index is temporarily unavailable, try again")
         token, reference = req.bearer_token or "", req.query.get("reference")
         mine = [j for j in reversed(self.jobs.values())
                 if j.token == token and (reference is None or j.reference == reference)]

@@ -123,7 +123,8 @@ async def test_the_ledger_pages_newest_first_and_a_cancel_gives_the_hold_back(fr
             await wait_for(system.api, gid)
         slow = await system.generate(prompt="cancel me", duration=4, latency=30, account_id=account)
         await wait_for(system.api, slow, {"submitted", "processing"})
-        assert (await system.get(account))["balances"]["sim"]["available"] == 20 - 3 - 4  # held while it runs
+        # held while it runs (billing books the hold on its own time, so wait for it)
+        await system.wait_account(account, lambda v: v["balances"]["sim"]["available"] == 20 - 3 - 4)
         assert (await system.api.post(f"/api/v1/generations/{slow}/cancel")).status_code == 202
         view = await system.wait_account(account, lambda v: v["balances"]["sim"]["reserved"] == 0
                                          and v["slots_in_use"] == 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,11 +58,13 @@ def build_service(
     *,
     setup: Setup,
     on_startup: Startup | None = None,
+    background: Sequence[Startup] = (),
     tracer_provider: TracerProvider | None = None,
     registry: Registry | None = None,
     app: FastAPI | None = None,
 ) -> FastAPI:
-    """Build the service. `setup(ctx)` registers subscribers and routes; nothing connects until start-up."""
+    """Build the service. `setup(ctx)` registers subscribers and routes; nothing connects until start-up.
+    `background` loops run from start-up (after the subscribers) until shutdown."""
     tracer_provider = tracer_provider or init_telemetry(settings.service_name)
     broker = make_broker(settings, tracer_provider)
     mongo, db = make_mongo(settings)
@@ -80,12 +82,14 @@ def build_service(
             await on_startup(ctx)
         await broker.start()
         lag = asyncio.create_task(_watch_consumer_lag(broker))
+        loops = [asyncio.create_task(loop(ctx)) for loop in background]
         log.info("%s started (providers: %s%s)", settings.service_name, ", ".join(registry.ids()) or "none",
                  "".join(f"; disabled: {d.id} ({d.origin})" for d in registry.disabled))
         try:
             yield
         finally:
-            lag.cancel()
+            for task in (lag, *loops):
+                task.cancel()
             await broker.stop()
             await registry.aclose()
             await mongo.close()

@@ -17,7 +17,7 @@ from pixsim_runtime.consumers import RetryPolicy, subscribe
 from pixsim_runtime.secrets import cipher_from_env
 from pixsim_runtime.service import ServiceContext, build_service
 
-from .dispatch import Dispatcher
+from .dispatch import DISPATCHES, Dispatcher
 from .settings import DispatcherSettings
 
 MAX_DISPATCH_DELIVERIES = 10_000
@@ -35,7 +35,7 @@ def create_app(
     settings = settings or DispatcherSettings()
 
     def setup(ctx: ServiceContext) -> None:
-        dispatcher = Dispatcher(ctx, settings, cipher_from_env())
+        dispatcher = ctx.extras["dispatcher"] = Dispatcher(ctx, settings, cipher_from_env())
         # A job waiting for an account is redelivered on a schedule bounded by PIXSIM_DISPATCH_TIMEOUT;
         # the delivery cap is only a backstop above anything that schedule can reach.
         waits = RetryPolicy(max_attempts=ctx.retry.max_attempts, first_delay=ctx.retry.first_delay,
@@ -54,4 +54,11 @@ def create_app(
                 handler=dispatcher.on_generation_ended, retry=ctx.retry, batch_size=settings.batch_size,
             )
 
-    return build_service(settings, setup=setup, tracer_provider=tracer_provider, registry=registry)
+    async def on_startup(ctx: ServiceContext) -> None:
+        await ctx.db[DISPATCHES].create_index([("state", 1), ("sweep_at", 1)])  # the orphan sweep's query
+
+    async def orphan_sweep(ctx: ServiceContext) -> None:
+        await ctx.extras["dispatcher"].sweep_forever()
+
+    return build_service(settings, setup=setup, on_startup=on_startup, background=[orphan_sweep],
+                         tracer_provider=tracer_provider, registry=registry)

@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,6 +48,7 @@ from pixsim_runtime.faults import fault_point
 from pixsim_runtime.secrets import CredentialCipher, scrub
 from pixsim_runtime.service import ServiceContext
 from pixsim_runtime.storage import Storage
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from . import health
@@ -68,6 +70,9 @@ class Decision:
     lease: Lease | None = None
     submitted: bool = False  # the provider has the job: billing settles the hold, the slot lasts until it ends
     lease_expires_at: float | None = None  # epoch seconds
+    #: Nobody knows yet whether the provider has the job (why): it stays pending, slot and hold kept, and
+    #: the orphan sweep asks the provider again (`Dispatcher.sweep`).
+    unresolved: str | None = None
 
 
 class Dispatcher:
@@ -90,18 +95,20 @@ class Dispatcher:
             await self._settle_lease(request.generation_id, record)
             await self._publish([AnyEvent.validate_python(e) for e in record["outbox"]])
             return
+        if record["state"] == "unknown":  # the orphan sweep owns it now
+            return
         if record["state"] == "executing":
             # A previous delivery died inside execute(): the provider may or may not have the job. Ask it;
             # submitting again blindly could run (and bill) the job twice.
             decision = await self._after_lost_submit(request, record)
             if decision is not None:
-                await self._decide(request, decision)
+                await self._decide(request, decision, record)
                 return
             record = await self._claim(request)  # provably never accepted: dispatch it afresh
         # Deliveries so far: a job waiting for an account re-checks less often the longer it waits.
         metadata = getattr(getattr(msg, "raw_message", None), "metadata", None)
         decision = await self._dispatch(request, record, getattr(metadata, "num_delivered", 1) or 1)
-        await self._decide(request, decision)
+        await self._decide(request, decision, record)
 
     async def on_generation_ended(self, event: Any, _msg: Any) -> None:
         """A job ended: its account's slot comes back (its credits are billing's to settle)."""
@@ -194,7 +201,7 @@ class Dispatcher:
                 if found is False:  # provably not there: an ordinary failed submit
                     return await self._not_submitted(request, record, exc, account, choice)
                 if found is None:
-                    return self._unknown(request, account.id, lease, exc.error_code)
+                    return self._unknown(request, record, account.id, lease, exc.error_code)
                 result = GenerationResult(provider_job_id=found)
             await fault_point("dispatcher.after_execute")
         finally:
@@ -208,10 +215,17 @@ class Dispatcher:
         expires = now + timedelta(seconds=self.settings.job_timeout_s + self.settings.lease_grace_s)
         return Decision(events, lease, submitted=True, lease_expires_at=expires.timestamp())
 
-    @staticmethod
-    def _unknown(request: GenerationRequested, account_id: str | None, lease: Lease | None, why: str) -> Decision:
+    def _unknown(self, request: GenerationRequested, record: dict[str, Any], account_id: str | None,
+                 lease: Lease | None, why: str) -> Decision:
+        """The provider cannot say whether it accepted the job. Until `unknown_give_up_s` has passed since
+        that was first seen, the job stays pending with its slot and hold (the sweep asks again); then it
+        fails `submit_outcome_unknown` and the hold comes back."""
+        since = record.get("unknown_since")  # epoch seconds, like every time this record `$set`s
+        if since is None or time.time() - since < self.settings.unknown_give_up_s:
+            return Decision([], lease, unresolved=why)
         error = ErrorInfo(code="submit_outcome_unknown", message=f"the provider could not say whether it "
-                          f"accepted the job ({why}); it was not submitted again, to avoid running it twice")
+                          f"accepted the job ({why}) for {self.settings.unknown_give_up_s:.0f} s; it was not "
+                          "submitted again, to avoid running it twice")
         return Decision([rejected_event(request, error, account_id)], lease)
 
     async def _find(self, provider: Provider, request: GenerationRequested, account: ProviderAccount,
@@ -231,22 +245,25 @@ class Dispatcher:
                 await asyncio.sleep(self.settings.retry_backoff * 2 ** attempt)
         return None
 
-    async def _after_lost_submit(self, request: GenerationRequested, record: dict[str, Any]) -> Decision | None:
-        """A redelivery that finds `executing`: the job if the provider has it, None if it provably does not
-        (then it is dispatched again), or `submit_outcome_unknown`."""
+    async def _after_lost_submit(self, request: GenerationRequested, record: dict[str, Any], *,
+                                 sweeping: bool = False) -> Decision | None:
+        """A redelivery that finds `executing` (or the sweep, for a job left `unknown`): the job if the
+        provider has it; None if it provably does not, so it is dispatched again (the sweep, whose request
+        was acked long ago, fails it retryable instead, giving the hold back); else still unknown."""
         lease = Lease.from_ref(request.generation_id, record["lease"]) if record.get("lease") else None
+        account_id = record.get("account_id")
         try:
             provider = self.ctx.registry.get(request.provider_id)
         except ProviderNotFoundError:
-            return self._unknown(request, record.get("account_id"), lease, "provider no longer loaded")
+            return self._unknown(request, record, account_id, lease, "provider no longer loaded")
         spec = provider.get_operation_parameter_spec().get(request.operation_type.value)
         params = apply_defaults(spec, request.params)
         estimate = {ct: int(n) for ct, n in (provider.estimate_credits(request.operation_type, params) or {}).items()}
         if lease is not None:
             estimate = dict(lease.credits)  # what was held is what is reserved
-        account = await self._account(provider, record.get("account_id"))
+        account = await self._account(provider, account_id)
         if account is None:
-            return self._unknown(request, record.get("account_id"), lease, "its account no longer exists")
+            return self._unknown(request, record, account_id, lease, "its account no longer exists")
         try:
             mapped = provider.map_parameters(request.operation_type, params)
         except (ProviderError, ValueError, TypeError, KeyError):
@@ -258,13 +275,48 @@ class Dispatcher:
             return self._submitted(request, account.id, GenerationResult(provider_job_id=found), estimate, params,
                                    lease)
         if found is None:
-            return self._unknown(request, account.id, lease, "dispatcher stopped while submitting")
+            return self._unknown(request, record, account.id, lease, record.get("unknown_why")
+                                 or "dispatcher stopped while submitting")
+        if sweeping:
+            error = ErrorInfo(code="submit_not_accepted", retryable=True, message=f"{request.provider_id} never "
+                              "created the job (its answer to the submit was lost); nothing was charged")
+            return Decision([rejected_event(request, error, account.id)], lease)
         log.warning("dispatch of %s was interrupted before %s accepted it; dispatching again",
                     request.generation_id, request.provider_id)
         if lease is not None:
             await self.pool.release(lease.account_id, lease.generation_id, return_credits=True)
         await self._mark(request.generation_id, state="pending", lease=None)
         return None
+
+    # -- the orphan sweep -----------------------------------------------------------------------
+    async def sweep(self) -> int:
+        """Ask the providers again about every job whose submit outcome is unknown and due for a look: found,
+        it is adopted (submitted, billed normally); provably absent, its hold comes back; still unknown,
+        it waits for the next round (until `unknown_give_up_s`). Replicas share the work: each record is
+        claimed by moving its `sweep_at` on. Returns how many were looked at."""
+        looked = 0
+        while True:
+            now = time.time()
+            record = await self.dispatches.find_one_and_update(
+                {"state": "unknown", "sweep_at": {"$lte": now}},
+                {"$set": {"sweep_at": now + self.settings.sweep_interval_s}},
+                return_document=ReturnDocument.AFTER)
+            if record is None:
+                return looked
+            looked += 1
+            request = GenerationRequested.model_validate(record["request"])
+            decision = await self._after_lost_submit(request, record, sweeping=True)
+            assert decision is not None  # sweeping never dispatches again
+            await self._decide(request, decision, record)
+
+    async def sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval_s)
+            try:
+                if looked := await self.sweep():
+                    log.info("orphan sweep looked at %d job(s) whose submit outcome was unknown", looked)
+            except Exception:
+                log.exception("orphan sweep failed; trying again in %.0f s", self.settings.sweep_interval_s)
 
     async def _account(self, provider: Provider, account_id: str | None) -> ProviderAccount | None:
         if account_id is None:
@@ -360,14 +412,32 @@ class Dispatcher:
     async def _mark(self, generation_id: str, **fields: Any) -> None:
         await self.dispatches.update_one({"_id": generation_id}, {"$set": fields})
 
-    async def _decide(self, request: GenerationRequested, decision: Decision) -> None:
+    async def _decide(self, request: GenerationRequested, decision: Decision,
+                      record: dict[str, Any] | None = None) -> None:
         """Record the outcome first (the outbox), then settle the lease, then publish."""
+        if decision.unresolved is not None:
+            await self._hold_unresolved(request, decision, record or {})
+            return
         record = {"state": "decided", "outbox": [e.model_dump(mode="json") for e in decision.events],
                   "submitted": decision.submitted, "lease_expires_at": decision.lease_expires_at,
                   "lease": decision.lease.ref() if decision.lease else None}
         await self._mark(request.generation_id, **record)
         await self._settle_lease(request.generation_id, record)
         await self._publish(decision.events)
+
+    async def _hold_unresolved(self, request: GenerationRequested, decision: Decision, record: dict[str, Any]) -> None:
+        """Keep the job pending with its slot and hold until the sweep knows more (or gives up)."""
+        s = self.settings
+        now = time.time()  # epoch seconds: nx-27017 gives `$set` datetimes back as strings (STACK.md §10)
+        since = record.get("unknown_since") or now
+        if decision.lease is not None:  # the slot and hold outlive the sweep's last try, not the lease TTL
+            await self.pool.extend(decision.lease, since + s.unknown_give_up_s + s.sweep_interval_s + s.lease_grace_s)
+        await self._mark(request.generation_id, state="unknown", unknown_since=since, unknown_why=decision.unresolved,
+                         request=request.model_dump(mode="json"),
+                         lease=decision.lease.ref() if decision.lease else None, sweep_at=now + s.sweep_interval_s)
+        if since == now:
+            log.warning("%s could not say whether it accepted %s (%s); holding its credits, the orphan sweep "
+                        "will ask again", request.provider_id, request.generation_id, decision.unresolved)
 
     async def _settle_lease(self, generation_id: str, record: dict[str, Any]) -> None:
         if not record.get("lease"):
@@ -381,3 +451,4 @@ class Dispatcher:
     async def _publish(self, events: list[Event]) -> None:
         for event in events:
             await publish_event(self.ctx.broker, event)
+

@@ -169,6 +169,18 @@ class AccountPool:
                                                 {"$unset": {f"leases.{gid}": ""}, "$inc": inc})
         return bool(result.matched_count)
 
+    async def extend(self, lease: Lease, expires_at: float) -> None:
+        """Keep the slot and the hold (not settled: they still come back if the job never reached the
+        provider) until `expires_at`, epoch seconds: for a submit whose outcome nobody knows yet."""
+        gid = lease.generation_id
+        doc = await self.accounts.find_one({"_id": lease.account_id})
+        held = ((doc or {}).get("leases") or {}).get(gid)
+        if not held or held["token"] != lease.token or held.get("settled"):
+            return
+        # The whole lease is rewritten, not single fields: see pixsim_runtime.accounts on nx-27017.
+        await self.accounts.update_one({"_id": lease.account_id, f"leases.{gid}.token": lease.token},
+                                       {"$set": {f"leases.{gid}": {**held, "expires_at": expires_at}}})
+
     async def settle_by_billing(self, lease: Lease, expires_at: float) -> None:
         """The job was submitted: its hold is billing's to settle; the slot lasts until the job ends
         (or until `expires_at`, epoch seconds, if its end is never seen)."""

@@ -18,6 +18,15 @@ class DispatcherSettings(BaseServiceSettings, StorageSettings):
         description="Times the provider is asked whether it has a job after an ambiguous submit (or a "
                     "dispatcher that died while submitting) before it ends as submit_outcome_unknown",
     )
+    sweep_interval_s: float = Field(
+        default=30.0, alias="PIXSIM_ORPHAN_SWEEP_INTERVAL", gt=0,
+        description="Seconds between the orphan sweep's looks at jobs whose submit outcome is unknown",
+    )
+    unknown_give_up_s: float = Field(
+        default=3600.0, alias="PIXSIM_UNKNOWN_GIVE_UP", ge=0,
+        description="A job whose submit outcome the provider cannot tell for this long fails "
+                    "submit_outcome_unknown and its credits come back (s)",
+    )
     submit_attempts: int = Field(
         default=5, alias="PIXSIM_SUBMIT_ATTEMPTS", description="Tries of a retryable provider error at submit"
     )
