@@ -3,7 +3,7 @@
 Services publish with `pixsim_runtime.broker.publish_event(broker, event)` and declare no FastStream
 publishers, so the broker cannot tell. This scan follows each service's modules that call
 `publish_event`, and the package modules they import, and collects the event classes they use as
-values (constructed, or chosen as the class to construct). Type tests (`isinstance`), `case` patterns,
+values (constructed, or chosen as the class to construct). Type tests (`isinstance`), parsing (`model_validate`), `case` patterns,
 annotations and dictionary keys (a lookup by type, e.g. billing's entry kinds) are not publishing, so
 they are ignored.
 """
@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 PUBLISH_FUNCTION = "publish_event"
+#: Class methods that parse an event rather than make one to publish.
+PARSING = {"model_validate", "model_validate_json"}
 
 
 def _not_publishing(tree: ast.AST) -> set[int]:
@@ -41,6 +43,8 @@ def _not_publishing(tree: ast.AST) -> set[int]:
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
               and node.func.id in ("isinstance", "issubclass") and len(node.args) == 2):
             drop(node.args[1])
+        elif isinstance(node, ast.Attribute) and node.attr in PARSING:
+            drop(node.value)  # `Event.model_validate(stored)` reads an event back; it publishes nothing
     return skip
 
 
