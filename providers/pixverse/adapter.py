@@ -9,6 +9,7 @@ payloads (request bodies), sources (uploads), status (status codes), pricing, ac
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -40,6 +41,17 @@ from .status import to_result
 #: The WebAPI has no per-id status call: we page through the account's newest media instead.
 LIST_PAGE_SIZE = 100
 LIST_PAGES = 5
+#: `find_job` pages back to the submit's start less this margin for clock skew (Pixverse's clock and
+#: ours; its `create_time` has whole seconds).
+CLOCK_SKEW_S = 30.0
+#: The `create_mode` Pixverse records for each video operation (its personal list shows it).
+CREATE_MODES = {
+    OperationType.TEXT_TO_VIDEO: "t2v",
+    OperationType.IMAGE_TO_VIDEO: "i2v",
+    OperationType.VIDEO_EXTEND: "extend",
+    OperationType.VIDEO_TRANSITION: "transition",
+    OperationType.FUSION: "fusion",
+}
 #: Operations whose price depends on the rendered length (compute_actual_credits).
 DURATION_PRICED = frozenset(
     {
@@ -121,10 +133,12 @@ class PixverseProvider(Provider):
         inputs = await resolve_inputs(client, mapped, self.base_url)
         path, body = payloads.build(operation_type, mapped, inputs, self.base_url)
         openapi = mapped["api_method"] == "openapi"
+        # Pixverse takes no idempotency key or client reference (`_reference` is never sent; the body is
+        # built from the mapped fields only): a lost answer is resolved by `find_job`.
         if openapi:
-            resp = await client.openapi("POST", path, json=body)
+            resp = await client.openapi("POST", path, json=body, submit=True)
         else:
-            resp = await client.web("POST", path, json=body, refresh=True)
+            resp = await client.web("POST", path, json=body, refresh=True, submit=True)
         job_id = _new_id(resp, image=operation_type in IMAGE_OPERATIONS)
         return GenerationResult(
             provider_job_id=f"{mapping.OPENAPI_JOB_PREFIX}{job_id}" if openapi else str(job_id),
@@ -137,6 +151,58 @@ class PixverseProvider(Provider):
                 or sum(mapped.get("durations") or []),
             },
         )
+
+    async def find_job(
+        self,
+        account: ProviderAccount,
+        reference: str,
+        operation_type: OperationType,
+        params: dict[str, Any],
+        since: float | None = None,
+    ) -> str | None:
+        """Pixverse takes no client reference, so this is the last resort PixSim7 also used: the WebAPI's
+        personal list (`POST /creative_platform/{video,image}/list/personal`, newest first), back to
+        `since` less CLOCK_SKEW_S, matched on what was sent: the prompt, model, quality, create mode
+        and duration of a video, and the seed and aspect ratio when they were given. One match is the
+        job; none proves there is none; several (the same request twice at once) cannot be told apart.
+
+        The OpenAPI has no listing (only `result/{id}`), so an OpenAPI submit cannot be looked up."""
+        self.validate_operation(operation_type)
+        mapped = params if "options" in params else self.map_parameters(operation_type, params)
+        if mapped.get("api_method") == "openapi":
+            raise NotImplementedError("pixverse: the OpenAPI cannot list an account's jobs")
+        if since is None:
+            raise NotImplementedError("pixverse: no submit time to search back to")
+        image = operation_type in IMAGE_OPERATIONS
+        kind = "image" if image else "video"
+        wanted = _fingerprint(operation_type, mapped)
+        cutoff = since - CLOCK_SKEW_S
+        client = self._session_client(account)
+        matches: list[str] = []
+        for page in range(LIST_PAGES):
+            items = await self._list_page(client, kind, page * LIST_PAGE_SIZE)
+            older = False
+            for item in items:
+                made = _created_at(item.get("create_time"))
+                if made is None:
+                    raise ProviderError(
+                        f"pixverse: a listed {kind} has no readable create_time", error_code="provider_bad_response"
+                    )
+                if made < cutoff:
+                    older = True
+                    break
+                if all(str(item.get(k)) == v for k, v in wanted.items()):
+                    matches.append(str(item.get(f"{kind}_id")))
+            if older or len(items) < LIST_PAGE_SIZE:
+                break
+        else:
+            raise ProviderError(f"pixverse: too many recent {kind}s to search", error_code="provider_generic")
+        if len(matches) > 1:
+            raise ProviderError(
+                f"pixverse: {len(matches)} recent {kind}s match the request; cannot tell which is this job's",
+                error_code="provider_generic",
+            )
+        return matches[0] if matches else None
 
     # -- poll -----------------------------------------------------------------------------------
     async def check_status(
@@ -157,23 +223,29 @@ class PixverseProvider(Provider):
             record = await self._find_in_list(client, kind, int(media_id))
         return to_result(record, image=image)
 
+    async def _list_page(self, client: PixverseClient, kind: str, offset: int) -> list[dict[str, Any]]:
+        """One page of the account's newest videos or images (`list/personal`)."""
+        resp = await client.web(
+            "POST",
+            f"/creative_platform/{kind}/list/personal",
+            polling=True,
+            json={
+                "offset": offset,
+                "limit": LIST_PAGE_SIZE,
+                "polling": True,
+                "filter": {},
+                "web_offset": offset,
+                "app_offset": 0,
+            },
+        )
+        items = resp.get("data") or []
+        if not isinstance(items, list):
+            raise ProviderError(f"pixverse: the {kind} list has no data", error_code="provider_bad_response")
+        return [item for item in items if isinstance(item, dict)]
+
     async def _find_in_list(self, client: PixverseClient, kind: str, media_id: int) -> dict[str, Any]:
         for page in range(LIST_PAGES):
-            offset = page * LIST_PAGE_SIZE
-            resp = await client.web(
-                "POST",
-                f"/creative_platform/{kind}/list/personal",
-                polling=True,
-                json={
-                    "offset": offset,
-                    "limit": LIST_PAGE_SIZE,
-                    "polling": True,
-                    "filter": {},
-                    "web_offset": offset,
-                    "app_offset": 0,
-                },
-            )
-            items = resp.get("data") or []
+            items = await self._list_page(client, kind, page * LIST_PAGE_SIZE)
             for item in items:
                 if str(item.get(f"{kind}_id")) == str(media_id):
                     return item
@@ -232,13 +304,45 @@ class PixverseProvider(Provider):
 
 
 def _new_id(resp: dict[str, Any], *, image: bool) -> int | str:
-    """The id Pixverse gave the new video/image; a submit without one is a broken answer."""
+    """The id Pixverse gave the new video/image. A success (ErrCode 0) without one is a broken answer
+    after which the job may exist (`maybe_accepted`)."""
     keys = ("image_id", "success_ids") if image else ("video_id", "video_ids")
     value = resp.get(keys[0])
     if not value and isinstance(resp.get(keys[1]), list) and resp[keys[1]]:
         value = resp[keys[1]][0]
     if not value or str(value) == "unknown":
         raise ProviderError(
-            "pixverse: the submit answer has no media id", error_code="provider_bad_response", retryable=False
+            "pixverse: the submit answer has no media id",
+            error_code="provider_bad_response",
+            retryable=False,
+            maybe_accepted=True,
         )
     return value
+
+
+def _fingerprint(op: OperationType, mapped: dict[str, Any]) -> dict[str, str]:
+    """The fields of a personal-list record that must equal what this submit sent, as strings."""
+    options = mapped.get("options") or {}
+    prompts = mapped.get("prompts") or []
+    prompt = prompts[0] if op is OperationType.VIDEO_TRANSITION and prompts else mapped.get("prompt")
+    wanted: dict[str, Any] = {"prompt": prompt, "model": options.get("model"), "quality": options.get("quality")}
+    if op in CREATE_MODES:
+        wanted["create_mode"] = CREATE_MODES[op]
+    if op in DURATION_PRICED:
+        wanted["duration"] = options.get("duration")
+    if options.get("seed"):  # 0 or absent: Pixverse picks one
+        wanted["seed"] = options["seed"]
+    if options.get("aspect_ratio") and op is not OperationType.VIDEO_EXTEND:
+        wanted["aspect_ratio"] = options["aspect_ratio"]
+    return {k: str(v) for k, v in wanted.items() if v is not None}
+
+
+def _created_at(value: Any) -> float | None:
+    """Epoch seconds of a record's `create_time` (ISO 8601; UTC when it names no zone)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        made = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (made if made.tzinfo else made.replace(tzinfo=UTC)).timestamp()

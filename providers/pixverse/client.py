@@ -7,6 +7,11 @@
 - OpenAPI (`/openapi/v2/...`): the API key. Headers `API-KEY` and a fresh `Ai-trace-id` per request.
 
 Every answer is `{"ErrCode", "ErrMsg", "Resp"}`, mostly with HTTP 200: a non-zero ErrCode is an error.
+
+A submit (`submit=True`) that fails after the request may have reached Pixverse says so
+(`maybe_accepted`): a timeout or a reset after sending, an HTTP 5xx other than 503, or a 2xx without a
+readable envelope. A non-zero ErrCode is Pixverse's own answer that it refused, so it never is; nor is
+any other call (an upload, a list, a poll) that fails.
 """
 
 from __future__ import annotations
@@ -65,9 +70,17 @@ class PixverseClient:
         self.account_id = account_id
 
     async def web(
-        self, method: str, path: str, *, json: Any = None, refresh: bool = False, polling: bool = False
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        refresh: bool = False,
+        polling: bool = False,
+        submit: bool = False,
     ) -> dict[str, Any]:
-        """A WebAPI call; returns `Resp`. `refresh`: a generation call (sends `refresh: credit`)."""
+        """A WebAPI call; returns `Resp`. `refresh`: a generation call (sends `refresh: credit`);
+        `submit`: the call that creates a job (its ambiguous failures say `maybe_accepted`)."""
         if not self.session.jwt:
             raise AuthenticationError(
                 f"pixverse: account {self.account_id} has no browser session (jwt_token): "
@@ -84,12 +97,19 @@ class PixverseClient:
         }
         if refresh:
             headers["refresh"] = "credit"
-        return await self._send(method, path, headers, polling, json=json)
+        return await self._send(method, path, headers, polling, submit, json=json)
 
     async def openapi(
-        self, method: str, path: str, *, json: Any = None, files: Any = None, polling: bool = False
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        files: Any = None,
+        polling: bool = False,
+        submit: bool = False,
     ) -> dict[str, Any]:
-        """An OpenAPI call with the account's API key; returns `Resp`."""
+        """An OpenAPI call with the account's API key; returns `Resp` (`submit`: as in `web`)."""
         if not self.session.api_key:
             raise AuthenticationError(
                 f"pixverse: account {self.account_id} has no OpenAPI key (openapi_key): add one to it"
@@ -99,30 +119,40 @@ class PixverseClient:
             "Ai-trace-id": str(uuid.uuid4()),  # Pixverse wants a new trace id per OpenAPI request
             "ai-anonymous-id": self.session.anonymous_id,
         }
-        return await self._send(method, path, headers, polling, json=json, files=files)
+        return await self._send(method, path, headers, polling, submit, json=json, files=files)
 
-    async def _send(self, method: str, path: str, headers: dict, polling: bool, **kw: Any) -> dict[str, Any]:
+    async def _send(
+        self, method: str, path: str, headers: dict, polling: bool, submit: bool, **kw: Any
+    ) -> dict[str, Any]:
         kw = {k: v for k, v in kw.items() if v is not None}
         try:
             resp = await self.http.request(method, path, headers=headers, **kw)
         except httpx.TransportError as exc:  # connect errors and timeouts
-            raise ProviderUnreachableError.from_transport(
+            error = ProviderUnreachableError.from_transport(
                 exc,
                 self.session.scrub(
                     f"pixverse: cannot reach {self.http.base_url}: {type(exc).__name__}: {exc}"
                 ),
-            ) from exc
+            )
+            # Only a submit can have made a job; and only if the request may have left (not a refused
+            # connection, a DNS failure or a connect timeout).
+            error.maybe_accepted = submit and error.maybe_received
+            raise error from exc
         body = _json(resp)
         if resp.status_code == 429 or (resp.status_code >= 400 and "ErrCode" not in body):
             detail = body.get("ErrMsg") or resp.reason_phrase or "error"
             error = error_for_http(
                 resp.status_code, str(detail), resp.headers.get("Retry-After"), polling=polling
             )
+            # A 5xx may come after the job was made (a gateway that lost the answer); 503 (overloaded),
+            # 429 and every 4xx are answered before anything is created.
+            error.maybe_accepted = submit and resp.status_code >= 500 and resp.status_code != 503
             raise self._scrubbed(error)
         if "ErrCode" not in body:
             raise ProviderError(
                 f"pixverse: {method} {path} answered HTTP {resp.status_code} without a Pixverse envelope",
                 error_code="provider_bad_response",
+                maybe_accepted=submit and resp.is_success,
             )
         try:
             err_code = int(body.get("ErrCode") or 0)

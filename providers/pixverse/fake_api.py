@@ -61,6 +61,9 @@ class PixverseFakeApi(ReadRoutes, JsonFakeServer):
         concurrency: int | None = None,
         secret: str = DEFAULT_SECRET,
         seed: int | None = None,
+        accept_then_stall: int = 0,
+        accept_then_drop: int = 0,
+        stall_s: float = 40.0,
     ) -> None:
         super().__init__()
         if latency < 0 or not 0 <= fail_rate <= 1 or rate_limit_every < 0 or fail_submits < 0:
@@ -73,6 +76,11 @@ class PixverseFakeApi(ReadRoutes, JsonFakeServer):
         self.retry_after = retry_after
         self.concurrency = concurrency  # gen_simultaneously: running jobs per account
         self.secret = str(secret)  # signs session tokens and derives API keys
+        # Faults after acceptance: the next N submits create their job, then answer only after `stall_s`
+        # (a client timeout), or never (the connection is dropped).
+        self.accept_then_stall = int(accept_then_stall)
+        self.accept_then_drop = int(accept_then_drop)
+        self.stall_s = float(stall_s)
         self.accounts: dict[int, jobs.Account] = {}
         self.jobs: dict[int, jobs.Job] = {}
         self.uploads: dict[int, tuple[str, bytes, str]] = {}  # img_id -> (path, bytes, content type)
@@ -218,8 +226,16 @@ class PixverseFakeApi(ReadRoutes, JsonFakeServer):
             return envelope(err_code=500043 if left <= 0 else 500090, err_msg="Insufficient balance")
         job = self._new_job(order, api, account)
         if job.kind == "image":
-            return envelope({"image_id": job.id, "success_ids": [job.id], "credits": job.cost})
-        return envelope({"video_id": job.id, "video_ids": [job.id], "credits": job.cost})
+            response = envelope({"image_id": job.id, "success_ids": [job.id], "credits": job.cost})
+        else:
+            response = envelope({"video_id": job.id, "video_ids": [job.id], "credits": job.cost})
+        if self.accept_then_drop > 0:
+            self.accept_then_drop -= 1
+            response.drop = True
+        elif self.accept_then_stall > 0:
+            self.accept_then_stall -= 1
+            response.stall_s = self.stall_s
+        return response
 
     def _new_job(self, order: Order, api: str, account: jobs.Account) -> jobs.Job:
         outcome = "success"

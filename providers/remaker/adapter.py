@@ -136,14 +136,16 @@ class RemakerProvider(Provider):
             data = {"prompt": mapped["prompt"], "task_type": mapped["task_type"], "turnstile_token": ""}
         else:
             data = {k: mapped[k] for k in ("prompt", "task_type", "aspect_ratio", "image_resolution")}
+        # The form is built from the mapped fields only: Remaker takes no client reference, so the
+        # generation id (`_reference`) is never sent (README, "Lost answers").
         payload = await self._call("POST", CREATE_JOB[mode], account, data=data, files=files,
-                                   timeout=self._submit_timeout())
-        if payload.get("code") != codes.CODE_OK:
+                                   timeout=self._submit_timeout(), submit=True)
+        if payload.get("code") != codes.CODE_OK:  # Remaker's own answer that it refused: no job
             raise codes.code_error(payload, self.provider_id, self._secrets(account), what="create-job")
         job_id = (payload.get("result") or {}).get("job_id")
-        if not job_id:
+        if not job_id:  # accepted (code 100000), but we cannot know which job it made
             raise ProviderError(f"{self.provider_id}: create-job answered without a job_id",
-                                error_code="provider_bad_response")
+                                error_code="provider_bad_response", maybe_accepted=True)
         prefix = PROMPT_EDITOR_PREFIX if mode == PROMPT_EDITOR else ""
         return GenerationResult(
             provider_job_id=f"{prefix}{job_id}",
@@ -210,6 +212,17 @@ class RemakerProvider(Provider):
             metadata={**metadata, "provider_message_zh": zh},
         )
 
+    async def find_job(
+        self, account: ProviderAccount, reference: str, operation_type: OperationType, params: dict[str, Any],
+        since: float | None = None,
+    ) -> str | None:
+        """Remaker cannot be asked: its web API takes no client reference and lists no jobs (only
+        `get-job/{id}`, with an id we never received), so whether an unanswered create-job made a job
+        cannot be known. Always "cannot say" (the dispatcher then ends it `submit_outcome_unknown`)."""
+        raise NotImplementedError(
+            f"{self.provider_id}: Remaker's API has no job listing and no client reference to look a job up by"
+        )
+
     async def cancel(self, account: ProviderAccount, provider_job_id: str) -> bool:
         """Remaker has no cancel endpoint: a started job runs to its end (and is charged if it succeeds)."""
         return False
@@ -258,17 +271,25 @@ class RemakerProvider(Provider):
         return httpx.Timeout(self.http_timeout, write=SUBMIT_TIMEOUT)
 
     async def _call(
-        self, method: str, path: str, account: ProviderAccount, *, job: bool = False, **kw: Any
+        self, method: str, path: str, account: ProviderAccount, *, job: bool = False, submit: bool = False,
+        **kw: Any,
     ) -> dict[str, Any]:
-        """Send; raise the SDK error for an HTTP failure; return the JSON envelope."""
+        """Send; raise the SDK error for an HTTP failure; return the JSON envelope. `submit`: a create-job,
+        whose failures after which the job may exist say so (`maybe_accepted`): a timeout or a reset after
+        the request was sent, an HTTP 5xx other than 503 (nginx answers 503 before the app sees anything),
+        a 2xx without a JSON envelope. Never a refused connection, a DNS failure, 429 or 4xx."""
         headers = acct.headers_for(self.provider_id, account)
         try:
             resp = await self.http.request(method, path, headers=headers, **kw)
         except httpx.TransportError as exc:  # includes timeouts
             message = f"{self.provider_id}: cannot reach {self.base_url}: {type(exc).__name__}: {exc}"
-            raise ProviderUnreachableError.from_transport(exc, codes.scrub(message, self._secrets(account))) from exc
+            error = ProviderUnreachableError.from_transport(exc, codes.scrub(message, self._secrets(account)))
+            error.maybe_accepted = submit and error.maybe_received
+            raise error from exc
         if resp.status_code >= 400:
-            raise codes.http_error(resp, self.provider_id, self._secrets(account), job=job)
+            error = codes.http_error(resp, self.provider_id, self._secrets(account), job=job)
+            error.maybe_accepted = submit and resp.status_code >= 500 and resp.status_code != 503
+            raise error
         try:
             payload = resp.json()
         except ValueError:
@@ -276,7 +297,7 @@ class RemakerProvider(Provider):
         if not isinstance(payload, dict):
             raise ProviderError(
                 f"{self.provider_id}: {method} {path} answered HTTP {resp.status_code} without a JSON object",
-                error_code="provider_bad_response",
+                error_code="provider_bad_response", maybe_accepted=submit and resp.is_success,
             )
         return payload
 

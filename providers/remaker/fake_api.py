@@ -93,7 +93,8 @@ class RemakerFakeApi(JsonFakeServer):
     def __init__(self, *, latency: float = 1.0, quota: int | None = None, rate_limit_every: int = 0,
                  fail_submits: int = 0, fail_rate: float = 0.0, retry_after: int = 1, url_ttl: float = 3600,
                  max_concurrent: int | None = None, max_output_side: int = 256,
-                 secret: str = "remaker-fake-secret", verify_signature: bool = True, seed: int | None = None):
+                 secret: str = "remaker-fake-secret", verify_signature: bool = True, seed: int | None = None,
+                 accept_then_stall: int = 0, accept_then_drop: int = 0, stall_s: float = 40.0):
         super().__init__()
         if latency < 0 or not 0 <= fail_rate <= 1 or rate_limit_every < 0 or fail_submits < 0:
             raise ValueError("knobs: latency >= 0, 0 <= fail_rate <= 1, rate_limit_every/fail_submits >= 0")
@@ -101,6 +102,10 @@ class RemakerFakeApi(JsonFakeServer):
         self.rate_limit_every, self.fail_submits, self.retry_after = rate_limit_every, fail_submits, retry_after
         self.url_ttl, self.max_concurrent, self.max_output_side = float(url_ttl), max_concurrent, max_output_side
         self.secret, self.verify_signature = secret, verify_signature
+        # Faults after acceptance: the next N create-jobs make their job, then answer only after `stall_s`
+        # (a client timeout), or never (the connection is dropped).
+        self.accept_then_stall, self.accept_then_drop = int(accept_then_stall), int(accept_then_drop)
+        self.stall_s = float(stall_s)
         self.clock_offset = 0.0
         self.submit_count = 0
         self.jobs: dict[str, Job] = {}
@@ -186,7 +191,14 @@ class RemakerFakeApi(JsonFakeServer):
             outcome = "fail"
         job = Job(str(uuid.uuid4()), mode, user, fields["task_type"], outcome, self.latency, now, cost, size)
         self.jobs[job.id] = job
-        return envelope(100000, {"job_id": job.id})
+        response = envelope(100000, {"job_id": job.id})
+        if self.accept_then_drop > 0:
+            self.accept_then_drop -= 1
+            response.drop = True
+        elif self.accept_then_stall > 0:
+            self.accept_then_stall -= 1
+            response.stall_s = self.stall_s
+        return response
 
     def _check_form(self, mode: str, fields: dict[str, str], files: dict[str, list[fs.FormFile]],
                     req: FakeRequest) -> FakeResponse | tuple[int, tuple[int, int]]:

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from pixsim_provider_sdk import (
+    REFERENCE_PARAM,
     AuthenticationError,
     ConcurrentLimitError,
     ContentFilteredError,
@@ -31,9 +32,11 @@ from pixsim_provider_sdk import (
     JobNotFoundError,
     OperationType,
     ProviderAccount,
+    ProviderError,
     ProviderStatus,
     ProviderStatusResult,
     ProviderUnavailableError,
+    ProviderUnreachableError,
     QuotaExceededError,
     RateLimitError,
     apply_defaults,
@@ -561,6 +564,95 @@ async def test_upload_asset_credits_and_cancel(remaker, images, tmp_path):
     assert await provider.get_credits(account) == {"web": 999_999}  # no quota knob: unlimited
     job = await submit(provider, account, I2I, {"prompt": "x", "image_url": images["photo"]})
     assert await provider.cancel(account, job.provider_job_id) is False  # Remaker cannot cancel
+
+
+# -- lost answers: what may have left a job, and why find_job cannot say --------------------------------
+@pytest.mark.parametrize("fault", ["accept_then_stall", "accept_then_drop"])
+async def test_an_answer_lost_after_acceptance_is_ambiguous(start_fake, connect, images, fault):
+    fake = start_fake(stall_s=2.0, **{fault: 1})
+    provider = await connect(fake.url)
+    account = await account_from(provider, fake.valid_raw_data())
+    provider.http_timeout = 0.5  # give up on the answer long before the fake sends it
+    try:
+        with pytest.raises(ProviderUnreachableError) as caught:
+            await submit(provider, account, I2I, {"prompt": f"lost: {fault}", "image_url": images["photo"]})
+    finally:
+        provider.http_timeout = type(provider).http_timeout
+    assert caught.value.maybe_accepted and getattr(fake, fault) == 0
+    assert len(fake.jobs) == 1  # Remaker made it; we never heard its id
+    with pytest.raises(NotImplementedError, match="no job listing"):  # and nothing can find it
+        await provider.find_job(account, "gen-1", I2I, provider.map_parameters(I2I, {
+            "prompt": f"lost: {fault}", "image_url": images["photo"]}), since=time.time() - 5)
+
+
+async def test_refusals_before_acceptance_are_not_ambiguous(start_fake, connect, images):
+    fake = start_fake(fail_submits=1, rate_limit_every=2, max_concurrent=1, latency=30)
+    provider = await connect(fake.url)
+    account = await account_from(provider, fake.valid_raw_data())
+    params = {"prompt": "x", "image_url": images["photo"]}
+    refusals = []
+    for _ in range(4):  # 503 (nginx), accepted, 429, 200006 (a task already running)
+        try:
+            await submit(provider, account, I2I, params)
+        except ProviderUnreachableError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every refusal is collected
+            refusals.append(exc)
+    assert [type(e) for e in refusals] == [ProviderUnavailableError, RateLimitError, ConcurrentLimitError]
+    assert not any(e.maybe_accepted for e in refusals)
+    fake.rate_limit_every = 0
+    with pytest.raises(ContentFilteredError) as caught:
+        await submit(provider, account, I2I, {**params, "prompt": "forbidden"})
+    assert not caught.value.maybe_accepted
+    fake.stop()  # a refused connection: the request never left
+    with pytest.raises(ProviderUnreachableError) as caught:
+        await submit(provider, account, I2I, params)
+    assert not caught.value.maybe_accepted and not caught.value.maybe_received
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "ambiguous"),
+    [
+        (500, b"<html>500 Internal Server Error</html>", True),
+        (502, b"<html>502 Bad Gateway</html>", True),
+        (504, b"<html>504 Gateway Time-out</html>", True),
+        (503, b"<html>503 Service Temporarily Unavailable</html>", False),
+        (200, b"<html>not json</html>", True),
+        (200, b'{"code": 100000, "message": {"en": "Success"}, "result": {}}', True),  # accepted, no job_id
+        (200, b'{"code": 200001, "message": {"en": "Parameter error"}, "result": {}}', False),
+        (200, b'{"code": 500000, "message": {"en": "Server error"}, "result": {}}', False),  # its answer
+        (413, b"<html>413 Request Entity Too Large</html>", False),
+    ],
+)
+async def test_create_job_answers_are_classified(remaker, images, status, body, ambiguous):
+    provider, fake, account = remaker
+    provider._client = httpx.AsyncClient(base_url=fake.url, transport=httpx.MockTransport(
+        lambda request: httpx.Response(status, content=body)))
+    with pytest.raises(ProviderError) as caught:
+        await submit(provider, account, I2I, {"prompt": "x", "image_url": images["photo"]})
+    assert caught.value.maybe_accepted is ambiguous
+    if body.startswith(b"<"):  # the same failure on a poll never is: a poll cannot make a job
+        provider._client = httpx.AsyncClient(base_url=fake.url, transport=httpx.MockTransport(
+            lambda request: httpx.Response(status, content=body)))
+        with pytest.raises(ProviderError) as caught:
+            await provider.check_status(account, "pe:x")
+        assert not caught.value.maybe_accepted
+
+
+async def test_the_reference_is_never_sent(remaker, images, tmp_path):
+    provider, fake, account = remaker
+    mapped = provider.map_parameters(I2I, {"prompt": "quiet", "image_url": images["photo"]})
+    generation = GenerationContext(id="gen-1", provider_id=provider.provider_id, operation_type=I2I,
+                                   params={}, user_id="user-1", account_id=account.id)
+    prepared = await provider.prepare_execution_params(generation, mapped, resolve_source)
+    try:
+        await provider.execute(I2I, account, {**prepared, REFERENCE_PARAM: "gen-secret-ref"})
+    finally:
+        cleanup_temp_paths(prepared["_temp_paths"])
+    form = fake.submissions[-1]
+    assert "gen-secret-ref" not in str(form["fields"])
+    create = next(r for r in fake.requests if r.path.endswith("/create-job"))
+    assert "gen-secret-ref" not in str(create.headers)
 
 
 def test_fake_cli_serves_until_sigterm():
