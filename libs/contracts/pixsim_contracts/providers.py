@@ -48,6 +48,20 @@ class OperationType(StrEnum):
     IMAGE_COMPOSITE = "image_composite"
 
 
+class CallRates(BaseModel):
+    """How often PixSim may call a provider's API, in calls per second shared by every replica (GCRA with
+    `burst`). `submit` counts `execute`; `status` counts `check_status` and `find_job`. 0 means no limit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    submit_per_s: float = Field(default=0.0, ge=0, le=10_000, description="Submits per second, whole provider")
+    status_per_s: float = Field(default=0.0, ge=0, le=10_000, description="Status calls per second, whole provider")
+    account_submit_per_s: float = Field(default=0.0, ge=0, le=10_000, description="Submits per second, per account")
+    account_status_per_s: float = Field(default=0.0, ge=0, le=10_000,
+                                        description="Status calls per second, per account")
+    burst: int = Field(default=1, ge=1, le=1000, description="Calls admitted at once after a quiet spell")
+
+
 class ProviderManifest(BaseModel):
     """What a provider declares about itself; the single source of truth for billing, detection and the UI."""
 
@@ -68,6 +82,10 @@ class ProviderManifest(BaseModel):
         default_factory=lambda: ["web"], description="The only credit types billing accepts for this provider"
     )
     status_mapping_notes: str | None = Field(default=None, description="How raw provider codes map to statuses")
+    rate_limits: CallRates = Field(
+        default_factory=CallRates,
+        description="Calls per second the provider allows; `PIXSIM_<ID>_RATE_LIMITS` (JSON) overrides fields",
+    )
 
     @field_validator("credit_types")
     @classmethod

@@ -1,21 +1,18 @@
 """Per-user limits: request rate (a token bucket shared by every gateway replica), generations in
 flight, live SSE connections, and the size of a request body.
 
-The rate limit is GCRA, the token bucket written as one number per user: the "theoretical arrival
-time" `tat` (epoch seconds) in the `rate_limits` collection. A request is admitted by ONE conditional
-update (`tat <= now` -> `tat = now + T`, else `tat <= now + burst*T - T` -> `tat += T`), so replicas
-share the bucket without locks and an admitted request costs one round trip.
+The rate limit is GCRA (`pixsim_runtime.rate_limits`): one number per user in MongoDB, admitted by one
+conditional update, so every gateway replica shares the bucket and an admitted request costs one round trip.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fastapi.responses import JSONResponse
+from pixsim_runtime.rate_limits import Gcra
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,7 +21,6 @@ from .errors import ApiError, error_body
 if TYPE_CHECKING:
     from .auth import Principal
 
-RATE_LIMITS = "rate_limits"
 IN_FLIGHT = ("requested", "submitted", "processing")
 
 
@@ -48,41 +44,12 @@ def effective(principal: Principal, defaults: RoleLimits) -> RoleLimits:
 
 class RateLimiter:
     def __init__(self, db: AsyncDatabase) -> None:
-        self.buckets = db[RATE_LIMITS]
+        self.gcra = Gcra(db)
 
     async def take(self, principal: Principal, defaults: RoleLimits) -> float | None:
         """None if the request is admitted; otherwise the seconds until it would be."""
         limits = effective(principal, defaults)
-        if limits.rate <= 0:
-            return None
-        period = 1.0 / limits.rate
-        tolerance = max(limits.burst, 1) * period
-        key = f"user:{principal.user_id}"
-        for _ in range(3):
-            now = time.time()
-            if (
-                await self.buckets.update_one(
-                    {"_id": key, "tat": {"$lte": now}}, {"$set": {"tat": now + period}}
-                )
-            ).matched_count:
-                return None
-            if (
-                await self.buckets.update_one(
-                    {"_id": key, "tat": {"$lte": now + tolerance - period}}, {"$inc": {"tat": period}}
-                )
-            ).matched_count:
-                return None
-            doc = await self.buckets.find_one({"_id": key})
-            if doc is None:
-                try:
-                    await self.buckets.insert_one({"_id": key, "tat": now + period})
-                    return None
-                except DuplicateKeyError:
-                    continue  # another replica created it: decide again
-            wait = doc["tat"] - (now + tolerance - period)
-            if wait > 0:
-                return wait
-        return None  # the bucket moved under us three times: admit rather than refuse wrongly
+        return await self.gcra.take(f"user:{principal.user_id}", limits.rate, limits.burst)
 
 
 async def check_in_flight(db: AsyncDatabase, principal: Principal, defaults: RoleLimits) -> None:

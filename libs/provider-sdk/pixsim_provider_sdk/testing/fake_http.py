@@ -39,12 +39,14 @@ Handler = Callable[["FakeRequest"], "FakeResponse"]
 # -- requests and responses -------------------------------------------------------------------------
 class RecordedRequest(NamedTuple):
     """One request the fake received (tests assert on these). Header names are lower-cased;
-    `json` is the parsed body, or None when the body was empty or not JSON."""
+    `json` is the parsed body, or None when the body was empty or not JSON; `at` is when it arrived
+    (`time.monotonic()`)."""
 
     method: str
     path: str
     headers: dict[str, str]
     json: Any
+    at: float = 0.0
 
 
 @dataclass
@@ -191,7 +193,7 @@ class JsonFakeServer:
         path = split.path or "/"
         parsed = _parse_json(body, headers.get("content-type", ""))
         with self._lock:
-            self.requests.append(RecordedRequest(method, path, headers, parsed))
+            self.requests.append(RecordedRequest(method, path, headers, parsed, time.monotonic()))
             handler, params, path_known = self._match("GET" if method == "HEAD" else method, path)
             if handler is None:
                 if path_known:
