@@ -39,6 +39,10 @@ os.environ.setdefault("PIXSIM_CREDENTIALS_KEY", Fernet.generate_key().decode())
 os.environ["PIXSIM_API_KEY"] = ADMIN_KEY  # the `pixsim` CLI's credential in tests
 METRICS = InMemoryMetricReader()  # the process's metrics, as the tests' MeterProvider reads them
 init_metrics(reader=METRICS)
+#: The process's tracing, set up before any app exists so it is the global provider and the one httpx is
+#: instrumented with; `pipeline` apps record into SPANS (apps built without a provider record nothing).
+SPANS = InMemorySpanExporter()
+TRACER_PROVIDER = init_telemetry("pixsim-tests", processor=SimpleSpanProcessor(SPANS))
 
 
 # -- the outside world stays outside: only loopback connections are allowed in tests ------------
@@ -225,11 +229,8 @@ class Pipeline:
 
 @pytest.fixture(scope="session")
 async def pipeline(servers: Servers, sim_fake: Any) -> AsyncIterator[Pipeline]:
-    spans = InMemorySpanExporter()
-    tracer_provider = init_telemetry("pixsim-tests")
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     settings = service_settings(servers, db="pixsim_tests")
-    async with serve(*build_apps(settings, tracer_provider)) as served, api_client(served[0].url) as api:
-        yield Pipeline(served[0].url, api, servers, "pixsim_tests", spans, tracer_provider, sim_fake, METRICS)
+    async with serve(*build_apps(settings, TRACER_PROVIDER)) as served, api_client(served[0].url) as api:
+        yield Pipeline(served[0].url, api, servers, "pixsim_tests", SPANS, TRACER_PROVIDER, sim_fake, METRICS)
 
 

@@ -12,6 +12,7 @@ from pixsim_contracts import Event, subjects
 
 from .instrumentation import PixsimTelemetryMiddleware, count_published
 from .settings import BaseServiceSettings
+from .telemetry import traced
 
 PUBLISH_TIMEOUT_S = 10.0  # FastStream's default PubAck timeout (0.5 s) is too short under load
 
@@ -26,7 +27,8 @@ def make_broker(settings: BaseServiceSettings, tracer_provider: TracerProvider |
         settings.nats_url,
         security=NatsUserPassword(user, password) if password is not None else None,
         inbox_prefix=inbox,
-        middlewares=[PixsimTelemetryMiddleware(tracer_provider=tracer_provider)],
+        # Consume and publish spans cost ~8% of a generation's CPU; without an exporter they are left out.
+        middlewares=[PixsimTelemetryMiddleware(tracer_provider=tracer_provider)] if traced(tracer_provider) else [],
         # Per-message access logs cost ~30% throughput (STACK.md); errors are logged by our consumers.
         log_level=logging.DEBUG,
         max_reconnect_attempts=-1,

@@ -9,25 +9,30 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 _httpx_instrumented = False
 _meter_provider: MeterProvider | None = None
 
 
-def init_telemetry(service_name: str, exporter: SpanExporter | None = None) -> TracerProvider:
+def init_telemetry(service_name: str, exporter: SpanExporter | None = None, *,
+                   processor: SpanProcessor | None = None) -> TracerProvider:
     """A TracerProvider for this process, also set as the global one, with httpx traced.
 
-    `exporter` wins (tests pass an in-memory one). Otherwise `OTEL_TRACES_EXPORTER` decides:
+    `exporter` (batched) or `processor` win (tests pass an in-memory one). Otherwise `OTEL_TRACES_EXPORTER` decides:
     `otlp` (endpoint from `OTEL_EXPORTER_OTLP_ENDPOINT`), `console`, or `none` (the default when
     no OTLP endpoint is configured, so `make run` needs no collector).
     """
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
-    provider = TracerProvider(resource=resource)
-    chosen = exporter or _exporter_from_env()
-    if chosen is not None:
-        provider.add_span_processor(BatchSpanProcessor(chosen))
+    if processor is None and (exporter := exporter or _exporter_from_env()) is not None:
+        processor = BatchSpanProcessor(exporter)
+    # Nothing exports the spans: record none (spans stay non-recording, nearly free), and `traced()`
+    # tells the broker to leave out its per-message tracing middleware.
+    provider = TracerProvider(resource=resource, sampler=None if processor is not None else ALWAYS_OFF)
+    if processor is not None:
+        provider.add_span_processor(processor)
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
         trace.set_tracer_provider(provider)
     init_metrics(resource)
@@ -36,6 +41,11 @@ def init_telemetry(service_name: str, exporter: SpanExporter | None = None) -> T
         HTTPXClientInstrumentor().instrument(tracer_provider=provider)
         _httpx_instrumented = True
     return provider
+
+
+def traced(provider: TracerProvider | None) -> bool:
+    """False when the provider records no span at all (no exporter was configured)."""
+    return provider is not None and provider.sampler is not ALWAYS_OFF
 
 
 def init_metrics(resource: Resource | None = None, reader: MetricReader | None = None) -> MeterProvider:
