@@ -197,6 +197,6 @@ def test_make_run_allows_exactly_the_fakes_it_starts(monkeypatch):
 
     monkeypatch.setattr(dev.subprocess, "Popen", lambda *args, **kwargs: None)  # start nothing
     env = {sf.ALLOW_HOSTS_ENV: "cdn.example:443", "PIXSIM_SORA_BASE_URL": "https://api.openai.com"}
-    dev._start_fakes(PROVIDERS, env, [])
+    dev._start_fakes(PROVIDERS, env, [], first_port=8100)
     fakes = sorted(v for k, v in env.items() if k.endswith("_BASE_URL") and k != "PIXSIM_SORA_BASE_URL")
     assert fakes and env[sf.ALLOW_HOSTS_ENV].split(",") == ["cdn.example:443", *(sf.host_port(u) for u in fakes)]

@@ -1,8 +1,11 @@
 """`make run`: the whole system on one machine, each part its own process.
 
 Starts nats-server (4222) and nx-27017 (27017) unless NATS_URL / MONGO_URL point at running servers,
-the fake remote API of every provider folder that ships one (ports from 8100 up, in folder order), and the four services
-(gateway on 127.0.0.1:8000, health ports 8001-8003 for the others). Ctrl-C stops everything.
+the fake remote API of every provider folder that ships one (ports from base + 100 up, in folder order),
+and the four services (gateway on 127.0.0.1:<base>, health ports base + 1..3 for the others; base 8000).
+Every port moves with a flag or variable (`--base-port` / `PIXSIM_DEV_BASE_PORT`, `--nats-port` /
+`PIXSIM_DEV_NATS_PORT`, `--mongo-port` / `PIXSIM_DEV_MONGO_PORT`). Start-up waits for each service as long
+as its process is alive (up to `--start-timeout`), saying what it waits for. Ctrl-C stops everything.
 Services are started by command, so this module never imports a service.
 
 NATS runs with authorization on: every user of `bus_auth` has a random password in
@@ -30,17 +33,21 @@ from .bus_auth import BusCredentials
 from .secrets import cipher_from_env
 from .streams import declare_streams
 
-SERVICES = {"gateway": 8000, "dispatcher": 8001, "poller": 8002, "billing": 8003}
-FIRST_FAKE_PORT = 8100
+#: Each service's port, as an offset from the base port (the gateway's).
+SERVICES = {"gateway": 0, "dispatcher": 1, "poller": 2, "billing": 3}
+FIRST_FAKE_OFFSET = 100
 
 
 def _say(text: str) -> None:
     print(f"[pixsim] {text}", flush=True)
 
 
-def _wait_http(url: str, timeout: float, proc: subprocess.Popen, name: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen, name: str, say_every: float = 10.0) -> None:
+    """Until `url` answers 2xx: fails at once if the process exits, else only after `timeout` (a slow,
+    loaded machine is not a failure), saying every `say_every` seconds what it is still waiting for."""
+    started = time.monotonic()
+    next_say = started + say_every
+    while (waited := time.monotonic() - started) < timeout:
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited with code {proc.returncode} during start-up")
         try:
@@ -49,12 +56,15 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen, name: str) -> N
                     return
         except OSError:
             pass
+        if time.monotonic() >= next_say:
+            _say(f"still waiting for {name} ({url}), {waited:.0f}s so far; its process is alive")
+            next_say += say_every
         time.sleep(0.1)
-    raise RuntimeError(f"{name} not ready at {url} after {timeout}s")
+    raise RuntimeError(f"{name} not ready at {url} after {timeout:.0f}s (raise --start-timeout on a slow machine)")
 
 
-def _start_fakes(providers_dir: Path, env: dict[str, str], procs: list) -> None:
-    port = FIRST_FAKE_PORT
+def _start_fakes(providers_dir: Path, env: dict[str, str], procs: list, first_port: int) -> None:
+    port = first_port
     for folder in sorted(providers_dir.iterdir()):
         if not (folder / "fake_api.py").exists() or folder.name.startswith(("_", ".")):
             continue
@@ -108,6 +118,15 @@ async def _declare_streams(url: str, credentials: BusCredentials) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run all of PixSim locally.")
     parser.add_argument("--data-dir", default=".pixsim", help="where NATS and MongoDB keep their data")
+    parser.add_argument("--base-port", type=int, default=int(os.environ.get("PIXSIM_DEV_BASE_PORT", "8000")),
+                        help="the gateway's port; the other services take the next three, the fakes base+100 up "
+                             "(env PIXSIM_DEV_BASE_PORT)")
+    parser.add_argument("--nats-port", type=int, default=int(os.environ.get("PIXSIM_DEV_NATS_PORT", "4222")),
+                        help="nats-server's port (env PIXSIM_DEV_NATS_PORT)")
+    parser.add_argument("--mongo-port", type=int, default=int(os.environ.get("PIXSIM_DEV_MONGO_PORT", "27017")),
+                        help="the MongoDB wire server's port (env PIXSIM_DEV_MONGO_PORT)")
+    parser.add_argument("--start-timeout", type=float, default=float(os.environ.get("PIXSIM_DEV_START_TIMEOUT", "300")),
+                        help="seconds a live service may take to become ready (env PIXSIM_DEV_START_TIMEOUT)")
     args = parser.parse_args(argv)
     data = Path(args.data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -131,29 +150,33 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "NATS_URL" not in env:
             credentials = BusCredentials.ensure(data / "nats-credentials")
-            servers.append(local_servers.start_nats(port=4222, store_dir=data / "nats", credentials=credentials))
+            servers.append(local_servers.start_nats(port=args.nats_port, store_dir=data / "nats", credentials=credentials))
             env["NATS_URL"] = servers[-1].url
             env["PIXSIM_NATS_CREDENTIALS_DIR"] = str(credentials.directory)
             asyncio.run(_declare_streams(env["NATS_URL"], credentials))
             _say(f"nats-server (JetStream) on {env['NATS_URL']}, data in {data / 'nats'}; authorization on, "
                  f"passwords in {credentials.directory}/<user> (upstream systems: user `upstream`)")
         if "MONGO_URL" not in env:
-            servers.append(local_servers.start_mongo(port=27017, db_path=data / "mongo.db"))
+            servers.append(local_servers.start_mongo(port=args.mongo_port, db_path=data / "mongo.db"))
             env["MONGO_URL"] = servers[-1].url
             _say(f"MongoDB wire server (nx-27017) on {env['MONGO_URL']}")
-        _start_fakes(Path(env["PIXSIM_PROVIDERS_DIR"]), env, procs)
-        for name, port in SERVICES.items():
+        _start_fakes(Path(env["PIXSIM_PROVIDERS_DIR"]), env, procs, args.base_port + FIRST_FAKE_OFFSET)
+        ports = {name: args.base_port + offset for name, offset in SERVICES.items()}
+        for name, port in ports.items():
             proc = subprocess.Popen([sys.executable, "-m", f"pixsim_{name}"],
                                     env={**env, "PIXSIM_HTTP_PORT": str(port)})
             procs.append((name, proc))
-        for name, port in SERVICES.items():
+        for name, port in ports.items():
             proc = dict(procs)[name]
-            _wait_http(f"http://127.0.0.1:{port}/readyz", 60, proc, name)
+            _wait_http(f"http://127.0.0.1:{port}/readyz", args.start_timeout, proc, name)
             _say(f"{name} ready (health on http://127.0.0.1:{port}/readyz)")
-        _say("PixSim is up: API on http://127.0.0.1:8000/api/v1 (docs at http://127.0.0.1:8000/docs)")
+        api = f"http://127.0.0.1:{ports['gateway']}"
+        _say(f"PixSim is up: API on {api}/api/v1 (docs at {api}/docs)")
         _say(f"admin API key in {admin_key_file} (the pixsim CLI reads it from there); with curl: "
              f'-H "Authorization: Bearer $(cat {admin_key_file})"')
-        _say('try: uv run pixsim generate --provider sim --prompt "a fox in the snow"   (Ctrl-C stops everything)')
+        cli_env = "" if ports["gateway"] == 8000 else f"PIXSIM_API_URL={api} "
+        _say(f'try: {cli_env}uv run pixsim generate --provider sim --prompt "a fox in the snow"   '
+             "(Ctrl-C stops everything)")
         while not stopping:
             for name, proc in procs:
                 if proc.poll() is not None:
