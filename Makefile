@@ -30,5 +30,5 @@ schemas: install ## print the JSON Schema of every event
 k8s: install ## render every kustomize overlay, validate it offline, checkov + hadolint (deploy/check.py)
 	@$(UV) run --frozen python deploy/check.py
 
-docs: install ## regenerate the event contracts: docs/asyncapi.yaml and docs/schemas/*.json
+docs: install ## regenerate docs/asyncapi.yaml, docs/schemas/*.json and the README's provider table
 	@$(UV) run --frozen python docs/generate.py

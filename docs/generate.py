@@ -32,6 +32,7 @@ import yaml
 from pixsim_runtime.streams import DUPLICATE_WINDOW_S
 
 DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
 SERVICES = ("gateway", "dispatcher", "poller", "billing")
 AGGREGATE_FIELDS = ("generation_id", "credit_type", "account_id")
 HEADERS = {
@@ -245,16 +246,30 @@ def stale(files: dict[str, str], docs: Path = DOCS) -> list[str]:
     return sorted(wrong + [name for name in on_disk if name not in files])
 
 
+def readme_with_provider_table(readme: Path = ROOT / "README.md") -> str:
+    """The README with its provider table as discovery finds the folders in `providers/` today."""
+    from pixsim_provider_sdk import discover
+    from pixsim_provider_sdk.testing.provider_table import with_table
+
+    return with_table(readme.read_text(), discover(ROOT / "providers", include_entry_points=False))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Generate docs/asyncapi.yaml and docs/schemas/*.json.")
+    parser = argparse.ArgumentParser(description="Generate docs/asyncapi.yaml, docs/schemas/*.json and the "
+                                                 "README's provider table.")
     parser.add_argument("--check", action="store_true", help="only report stale files (exit 1)")
     args = parser.parse_args(argv)
     files = render()
+    readme = readme_with_provider_table()
     if args.check:
-        bad = stale(files)
+        bad = [f"docs/{name}" for name in stale(files)]
+        bad += ["README.md (provider table)"] if readme != (ROOT / "README.md").read_text() else []
         for name in bad:
-            print(f"stale: docs/{name} (run `make docs`)", file=sys.stderr)
+            print(f"stale: {name} (run `make docs`)", file=sys.stderr)
         return 1 if bad else 0
+    if readme != (ROOT / "README.md").read_text():
+        (ROOT / "README.md").write_text(readme)
+        print("wrote the provider table in README.md")
     for leftover in stale(files):
         if leftover not in files:
             (DOCS / leftover).unlink()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -67,3 +68,16 @@ def test_make_run_moves_to_other_ports_and_stops_cleanly(tmp_path: Path):
             if proc.poll() is None:
                 proc.kill()
     assert proc.returncode == 0, "".join(lines[-30:])
+
+
+def test_a_fake_is_announced_under_its_manifest_id_not_its_folder_name(tmp_path: Path, monkeypatch):
+    from pixsim_runtime import dev
+
+    providers = tmp_path / "providers"
+    shutil.copytree(REPO / "providers" / "sim", providers / "my_folder")
+    manifest = providers / "my_folder" / "manifest.py"
+    manifest.write_text(manifest.read_text().replace('id="sim"', 'id="other-sim"'))
+    monkeypatch.setattr(dev.subprocess, "Popen", lambda *args, **kwargs: None)  # start nothing
+    env: dict[str, str] = {}
+    dev._start_fakes(providers, env, [], first_port=free_port())
+    assert "PIXSIM_OTHER_SIM_BASE_URL" in env and "PIXSIM_MY_FOLDER_BASE_URL" not in env

@@ -26,6 +26,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from pixsim_provider_sdk import discover
 from pixsim_provider_sdk.safe_fetch import allow_in_env
 
 from . import local_servers
@@ -65,10 +66,12 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen, name: str, say_
 
 def _start_fakes(providers_dir: Path, env: dict[str, str], procs: list, first_port: int) -> None:
     port = first_port
+    # The adapter reads PIXSIM_<ID>_BASE_URL after its manifest's id, which need not be the folder's name.
+    ids = {Path(item.origin).name: item.manifest.id for item in discover(providers_dir, include_entry_points=False)}
     for folder in sorted(providers_dir.iterdir()):
         if not (folder / "fake_api.py").exists() or folder.name.startswith(("_", ".")):
             continue
-        var = f"PIXSIM_{folder.name.upper()}_BASE_URL"
+        var = f"PIXSIM_{ids.get(folder.name, folder.name).upper().replace('-', '_')}_BASE_URL"
         if var in env:  # pointed at a real API or another fake: leave it
             continue
         port = _free_from(port)

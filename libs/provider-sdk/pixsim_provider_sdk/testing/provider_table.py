@@ -1,7 +1,7 @@
 """The README's provider table, rendered from a registry so that the docs cannot drift from discovery.
 
-The README holds the table between `START` and `END` markers; a test compares that block with
-`provider_table_markdown(discover(...))` and prints the block to paste when they differ.
+The README holds the table between `START` and `END` markers; `make docs` rewrites that block
+(`with_table`), and a test compares it with `provider_table_markdown(discover(...))`.
 """
 
 from __future__ import annotations
@@ -34,3 +34,11 @@ def marked_block(text: str) -> str | None:
 def pasteable_block(registry: Registry) -> str:
     """The whole block, markers included, as it belongs in the README."""
     return f"{START}\n{provider_table_markdown(registry)}{END}\n"
+
+
+def with_table(text: str, registry: Registry) -> str:
+    """`text` with the block between the markers replaced by the registry's table (unchanged without markers)."""
+    start, end = text.find(START), text.find(END)
+    if start < 0 or end < start:
+        return text
+    return text[:start] + pasteable_block(registry).rstrip("\n") + text[end + len(END):]
