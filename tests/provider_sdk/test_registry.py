@@ -96,3 +96,16 @@ def test_parameter_validation_messages():
     problems = validate_params(spec, {"duration": True, "quality": "4k", "extra": 1})
     text = " | ".join(problems)
     assert "'extra'" in text and "'prompt' is required" in text and "integer" in text and "4k" in text
+
+
+def test_a_provider_with_a_malformed_parameter_spec_is_disabled_with_its_folder_named(tmp_path):
+    folder = tmp_path / "providers" / "sloppy"
+    shutil.copytree(PROVIDERS / "sim", folder)
+    adapter = folder / "adapter.py"
+    text = adapter.read_text()
+    assert '"max_length": 2000' in text  # the prompt's bound, turned into a bound that would be ignored
+    adapter.write_text(text.replace('"max_length": 2000', '"max": 2000', 1))
+    registry = discover(tmp_path / "providers", include_entry_points=False)
+    assert registry.ids() == []
+    [disabled] = registry.disabled
+    assert str(folder) in disabled.reason and "'max' applies to integer or number, not string" in disabled.reason

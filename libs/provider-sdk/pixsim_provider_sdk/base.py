@@ -155,13 +155,18 @@ class Provider(ABC):
         return mapped_params
 
     def estimate_credits(self, operation_type: OperationType, params: dict[str, Any]) -> dict[str, int] | None:
-        """Credits per credit type this job should cost, reserved at submit. None: free/unknown."""
+        """Credits per credit type this job should cost, reserved at submit. None: free/unknown.
+
+        `params` are the CANONICAL params with the spec's defaults filled in (not `map_parameters`' output).
+        Keys must be credit types the manifest declares and values non-negative ints (conformance checks)."""
         return None
 
     def compute_actual_credits(
         self, generation: GenerationContext, status: ProviderStatusResult, estimate: dict[str, int]
     ) -> dict[str, int]:
-        """The actual cost at completion; defaults to the estimate."""
+        """The actual cost at completion; defaults to the estimate. `generation.params` are the canonical
+        params with defaults (as `estimate_credits` got them); `status` is the finished poll's result. If it
+        raises, the job still completes and is charged the estimate (logged with this hook's name)."""
         return dict(estimate)
 
     def charges_filtered_jobs(self) -> bool:

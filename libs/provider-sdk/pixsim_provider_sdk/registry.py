@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from .base import Provider
 from .errors import ProviderLoadError, ProviderNotFoundError
+from .params import spec_problems
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +107,9 @@ class Registry:
         for item in self:
             for domain in item.manifest.domains:
                 domain = domain.lower()
-                if host == domain or host.endswith("." + domain):
-                    if best is None or len(domain) > best[0]:  # the most specific domain wins
-                        best = (len(domain), item.manifest)
+                matches = host == domain or host.endswith("." + domain)
+                if matches and (best is None or len(domain) > best[0]):  # the most specific domain wins
+                    best = (len(domain), item.manifest)
         return best[1] if best else None
 
     async def aclose(self) -> None:
@@ -233,4 +234,11 @@ def _load(module: types.ModuleType, origin: str) -> LoadedProvider:
     if not isinstance(provider, Provider):
         raise ProviderLoadError(f"{origin}: manifest.py must define `provider`, an instance of a Provider subclass")
     provider.attach_manifest(manifest)
+    try:
+        problems = spec_problems(provider.get_operation_parameter_spec(),
+                                 [op.value for op in provider.supported_operations])
+    except Exception as exc:
+        raise ProviderLoadError(f"{origin}: get_operation_parameter_spec / supported_operations raised {exc!r}") from exc
+    if problems:
+        raise ProviderLoadError(f"{origin}: invalid parameter spec: " + "; ".join(problems))
     return LoadedProvider(manifest=manifest, provider=provider, origin=origin)

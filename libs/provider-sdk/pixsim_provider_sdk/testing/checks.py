@@ -16,7 +16,7 @@ from pixsim_contracts import OperationType, ProviderKind, ProviderManifest, Prov
 from pydantic import ValidationError
 
 from ..base import Provider
-from ..params import validate_params
+from ..params import spec_problems as sdk_spec_problems
 
 VIDEO_OPERATIONS = frozenset(
     {
@@ -36,7 +36,6 @@ IMAGE_OPERATIONS = frozenset(
     }
 )
 TEXT_OPERATIONS = frozenset({OperationType.TEXT_TO_IMAGE, OperationType.TEXT_TO_VIDEO})
-SPEC_TYPES = ("string", "integer", "number", "boolean", "array", "object")
 PROMPT_TEXT = "a red fox running through fresh snow"
 
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$")
@@ -116,71 +115,22 @@ def _kind_problems(kind: ProviderKind, operations: list[OperationType]) -> list[
 
 
 def spec_problems(provider: Provider) -> list[str]:
-    """One well-formed parameter spec per supported operation, and no spec for any other."""
-    spec = provider.get_operation_parameter_spec()
-    wanted = {op.value for op in provider.supported_operations}
-    problems = [f"no parameter spec for supported operation {op!r}" for op in sorted(wanted - set(spec))]
-    problems += [f"parameter spec for unsupported operation {op!r}" for op in sorted(set(spec) - wanted)]
-    for op in sorted(wanted & set(spec)):
-        fields = spec[op].get("parameters") if isinstance(spec[op], dict) else None
-        if not isinstance(fields, list):
-            problems.append(f"{op}: the spec must be {{'parameters': [...]}}")
-            continue
-        names = [f.get("name") for f in fields if isinstance(f, dict)]
-        problems += [
-            f"{op}: parameter {n!r} is declared twice"
-            for n in sorted({n for n in names if names.count(n) > 1})
-        ]
-        for field in fields:
-            problems += [f"{op}: {p}" for p in field_problems(field)]
-    return problems
+    """One well-formed parameter spec per supported operation, and no spec for any other (the check
+    discovery also makes: `pixsim_provider_sdk.params.spec_problems`)."""
+    return sdk_spec_problems(provider.get_operation_parameter_spec(), [op.value for op in provider.supported_operations])
 
 
-def field_problems(field: Any) -> list[str]:
-    """One parameter spec entry: name, type, required, enum, default, min/max, max_length."""
-    if (
-        not isinstance(field, dict)
-        or not isinstance(field.get("name"), str)
-        or not field["name"].isidentifier()
-    ):
-        return [f"parameter {field!r} needs a 'name' that is an identifier"]
-    name, kind = field["name"], field.get("type", "string")
-    problems = []
-    if kind not in SPEC_TYPES:
-        problems.append(f"parameter {name!r} has type {kind!r}, not one of {SPEC_TYPES}")
-    if not isinstance(field.get("required", False), bool):
-        problems.append(f"parameter {name!r}: 'required' must be true or false")
-    if "enum" in field:
-        enum = field["enum"]
-        if not isinstance(enum, list) or not enum:
-            problems.append(f"parameter {name!r}: 'enum' must be a non-empty list")
-        else:
-            bare = {k: v for k, v in field.items() if k != "enum"}
-            problems += [
-                f"enum value {v!r}: {p}"
-                for v in enum
-                for p in validate_params({"parameters": [bare]}, {name: v})
-            ]
-    for bound in ("min", "max"):
-        if bound in field and (isinstance(field[bound], bool) or not isinstance(field[bound], int | float)):
-            problems.append(f"parameter {name!r}: '{bound}' must be a number")
-    if (
-        isinstance(field.get("min"), int | float)
-        and isinstance(field.get("max"), int | float)
-        and field["min"] > field["max"]
-    ):
-        problems.append(f"parameter {name!r}: min {field['min']} is above max {field['max']}")
-    for bound in ("min_items", "max_items"):
-        if bound in field and (not isinstance(field[bound], int) or field[bound] < 0 or kind != "array"):
-            problems.append(f"parameter {name!r}: '{bound}' must be a non-negative integer on an array")
-    if field.get("min_items", 0) > field.get("max_items", math.inf):
-        problems.append(f"parameter {name!r}: min_items is above max_items")
-    if "max_length" in field and (not isinstance(field["max_length"], int) or field["max_length"] < 1):
-        problems.append(f"parameter {name!r}: 'max_length' must be a positive integer")
-    if field.get("default") is not None and not problems:
-        problems += [
-            f"default: {p}" for p in validate_params({"parameters": [field]}, {name: field["default"]})
-        ]
+def credit_problems(where: str, credits: Any, declared: list[str], *, may_be_none: bool = False) -> list[str]:
+    """Credits are `{credit type: non-negative int}` with every type one the manifest declares (billing
+    refuses any other type, and money is counted in whole credits)."""
+    if credits is None:
+        return [] if may_be_none else [f"{where} returned None; return a dict of credit type -> credits"]
+    if not isinstance(credits, dict):
+        return [f"{where} returned {type(credits).__name__}, not a dict of credit type -> credits"]
+    problems = [f"{where}: credit type {ct!r} is not in the manifest's credit_types {declared}"
+                for ct in credits if ct not in declared]
+    problems += [f"{where}: {ct}={n!r} is not a non-negative integer" for ct, n in credits.items()
+                 if isinstance(n, bool) or not isinstance(n, int) or n < 0]
     return problems
 
 

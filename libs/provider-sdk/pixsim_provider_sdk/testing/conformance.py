@@ -28,11 +28,12 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
-from pixsim_contracts import ProviderStatus
+from pixsim_contracts import OperationType, ProviderStatus
 
 from ..base import Provider
 from ..errors import (
@@ -44,10 +45,11 @@ from ..errors import (
     QuotaExceededError,
     RateLimitError,
 )
-from ..params import validate_params
+from ..params import apply_defaults, validate_params
+from ..results import GenerationContext, ProviderStatusResult
 from . import fake_http, media
 from .cases import ConformanceCase, case_for_folder, case_for_package, open_case
-from .checks import manifest_problems, progress_problems, spec_problems
+from .checks import credit_problems, manifest_problems, progress_problems, spec_problems
 from .media import SilentServer, result_problems
 from .secret_scan import exception_texts, leaks, log_texts, secret_values
 
@@ -65,6 +67,35 @@ def _private_tempdir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setattr(tempfile, "tempdir", str(path))
     monkeypatch.setenv("TMPDIR", str(path))
     return path
+
+
+def _hook(problems: list[str], name: str, call: Callable[..., Any], *args: Any) -> Any:
+    """Call one of the adapter's hooks; an exception becomes a problem that names the hook."""
+    try:
+        return call(*args)
+    except Exception as exc:  # noqa: BLE001 - whatever the hook raises is the finding
+        hint = " (its signature is (generation, status, estimate))" if name == "compute_actual_credits" else ""
+        problems.append(f"{name} raised {type(exc).__name__}: {exc}{hint}")
+        return None
+
+
+def _credits_problems(case: ConformanceCase, op: OperationType, final: ProviderStatusResult) -> list[str]:
+    """`estimate_credits` (given the canonical params with defaults, as the dispatcher gives them) and
+    `compute_actual_credits` (given the finished job) answer whole credits of declared types."""
+    provider, declared = case.provider, list(case.provider.manifest.credit_types)
+    params = apply_defaults(case.spec(op), case.sample_params(op))
+    problems: list[str] = []
+    estimate = _hook(problems, "estimate_credits", provider.estimate_credits, op, params)
+    problems += credit_problems(f"{op.value}: estimate_credits", estimate, declared, may_be_none=True)
+    if problems:
+        return problems
+    generation = GenerationContext(id="conformance", provider_id=provider.provider_id, operation_type=op,
+                                   params=params)
+    actual = _hook(problems, "compute_actual_credits", provider.compute_actual_credits, generation, final,
+                   dict(estimate or {}))
+    if not problems:
+        problems += credit_problems(f"{op.value}: compute_actual_credits", actual, declared)
+    return [f"{op.value}: {p}" if not p.startswith(op.value) else p for p in problems]
 
 
 class ProviderConformance:
@@ -116,6 +147,7 @@ class ProviderConformance:
                 return await case.provider.fetch_result(account, job_id, variant)
 
             problems = progress_problems(op, seen) + await result_problems(final, op, fetch)
+            problems += _credits_problems(case, op, final)
             assert not problems, "\n".join(problems)
         assert sorted(os.listdir(tempdir)) == [], "temp files left behind"
 
