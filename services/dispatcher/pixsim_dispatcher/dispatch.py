@@ -42,7 +42,7 @@ from pixsim_runtime.accounts import (
     system_account,
     to_provider_account,
 )
-from pixsim_runtime.broker import publish_event
+from pixsim_runtime.broker import publish_events
 from pixsim_runtime.consumers import PollAgain
 from pixsim_runtime.faults import fault_point
 from pixsim_runtime.secrets import CredentialCipher, scrub
@@ -449,6 +449,5 @@ class Dispatcher:
             await self.pool.release(lease.account_id, generation_id, return_credits=True)
 
     async def _publish(self, events: list[Event]) -> None:
-        for event in events:
-            await publish_event(self.ctx.broker, event)
+        await publish_events(self.ctx.broker, events)
 
