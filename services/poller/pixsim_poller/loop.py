@@ -20,6 +20,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pixsim_runtime.outages import is_outage
+
 from .store import Partition, PollStore, partitions
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,7 @@ PollFn = Callable[[dict[str, Any]], Awaitable[float | None]]
 
 class Scheduler:
     def __init__(self, store: PollStore, provider_ids: list[str], poll: PollFn, *, concurrency: int,
-                 lease_s: float, keep_alive_s: float, retry_s: float) -> None:
+                 lease_s: float, keep_alive_s: float, retry_s: float, retry_max_s: float) -> None:
         self.store = store
         self.parts = partitions(provider_ids)
         self._by_provider = {p.name: p for p in self.parts[:-1]}
@@ -44,6 +46,7 @@ class Scheduler:
         self.lease_s = lease_s
         self.keep_alive_s = keep_alive_s
         self.retry_s = retry_s
+        self.retry_max_s = max(retry_max_s, retry_s)
         self._asleep_until: dict[str, float] = {p.name: 0.0 for p in self.parts}
         self._turn = 0
         self._wake = asyncio.Event()
@@ -133,12 +136,18 @@ class Scheduler:
         alive = asyncio.create_task(self._keep_alive(record))
         try:
             at = await self.poll(record)
-        except Exception as exc:  # noqa: BLE001 - NATS or MongoDB away mid-poll, or a bug: poll again later
-            log.warning("poll of %s did not finish, polling it again in %.1fs: %s: %s", record["_id"],
-                        self.retry_s, type(exc).__name__, exc)
-            at = time.time() + self.retry_s
+        except Exception as exc:  # NATS or MongoDB away mid-poll, or a bug: poll again later, backing off
+            failures = int(record.get("failures") or 0)
+            delay = min(self.retry_s * 2 ** failures, self.retry_max_s)
+            if is_outage(exc):
+                log.warning("poll of %s did not finish (NATS or MongoDB away), polling it again in %.1fs: %s: %s",
+                            record["_id"], delay, type(exc).__name__, exc)
+            else:
+                log.exception("poll of %s failed %d times in a row, polling it again in %.1fs", record["_id"],
+                              failures + 1, delay)
+            at = time.time() + delay
             with contextlib.suppress(Exception):  # if MongoDB is away too, the lease runs out instead
-                await self.store.release(record, at)
+                await self.store.release(record, at, failed=True)
         finally:
             alive.cancel()
         if at is not None:

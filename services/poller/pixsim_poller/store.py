@@ -5,7 +5,7 @@ Fields: `job` (the `generation.submitted` event, as JSON), `provider_id`, `trace
 context), `started_at`, `expected_s` and `estimate` (`hook` or `learned`), `duration_key`;
 `next_poll_at`; the lease `lease_until` / `holder` / `lease_id`; `polls` (claims so far), `last_poll_at`
 (seconds after submit); `progress` (the highest announced), `seen_progress` / `seen_at` (the last
-reported, for the ETA); `bad_polls`; `cancel_requested`; at the end `outbox` (the final events, kept
+reported, for the ETA); `bad_polls`; `failures` (polls that could not finish: NATS or MongoDB away, a bug); `cancel_requested`; at the end `outbox` (the final events, kept
 until published) and `ended_at`.
 
 A job being polled has `next_poll_at` = its lease's end, so "due" and "lease expired" are one condition,
@@ -107,15 +107,19 @@ class PollStore:
         done = await self.polls.update_one(_held(record), {"$set": {"next_poll_at": until, "lease_until": until}})
         return bool(done.matched_count)
 
-    async def release(self, record: dict[str, Any], at: float) -> None:
-        """Give the job back, due at `at` (a poll that could not finish, or a replica shutting down)."""
-        await self.polls.update_one(_held(record), {"$set": {"next_poll_at": at, **_FREE}})
+    async def release(self, record: dict[str, Any], at: float, *, failed: bool = False) -> None:
+        """Give the job back, due at `at`: a replica shutting down, or (`failed`) a poll that could not
+        finish, counted in `failures` until a poll succeeds again."""
+        update: dict[str, Any] = {"$set": {"next_poll_at": at, **_FREE}}
+        if failed:
+            update["$inc"] = {"failures": 1}
+        await self.polls.update_one(_held(record), update)
 
     async def reschedule(self, record: dict[str, Any], at: float, fields: dict[str, Any]) -> dict[str, Any] | None:
         """After a poll: the next one at `at`, the lease given back. The document's `cancel_requested`
         (a cancel may have come meanwhile), or None when the lease was lost to another replica."""
         return await self.polls.find_one_and_update(
-            _held(record), {"$set": {**fields, "next_poll_at": at, **_FREE}},
+            _held(record), {"$set": {**fields, "next_poll_at": at, "failures": 0, **_FREE}},
             projection={"cancel_requested": 1}, return_document=ReturnDocument.AFTER)
 
     async def record_outcome(self, record: dict[str, Any], outbox: list[dict[str, Any]], fields: dict[str, Any],
