@@ -267,6 +267,15 @@ class SimProvider(Provider):
             return False
         raise self._error(resp, account, job=True)
 
+    def expected_duration_s(self, operation_type: OperationType, params: dict[str, Any]) -> float | None:
+        """The `latency` knob is exactly how long the remote takes. Without it the remote's own default
+        applies (whatever its operator set), which `duration` and `quality` do not change: None, so the
+        poller learns it from past jobs."""
+        latency = params.get("latency")
+        if isinstance(latency, int | float) and not isinstance(latency, bool) and latency >= 0:
+            return float(latency)
+        return None
+
     # -- credits and accounts -------------------------------------------------------------------
     def estimate_credits(
         self, operation_type: OperationType, params: dict[str, Any]

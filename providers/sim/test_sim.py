@@ -370,6 +370,15 @@ async def test_credits_estimate_and_actual(connect):
     ) == {credit_type: 8}
 
 
+async def test_expected_duration_is_the_latency_knob_or_unknown(connect):
+    provider = await connect("http://127.0.0.1:9")
+    assert provider.expected_duration_s(OperationType.TEXT_TO_VIDEO, {"duration": 5, "latency": 12}) == 12.0
+    assert provider.expected_duration_s(OperationType.TEXT_TO_IMAGE, {"latency": 0}) == 0.0
+    # the remote's own default latency: the poller learns it
+    assert provider.expected_duration_s(OperationType.TEXT_TO_VIDEO, {"duration": 5, "quality": "720p"}) is None
+    assert provider.expected_duration_s(OperationType.TEXT_TO_VIDEO, {"latency": True}) is None
+
+
 async def test_extract_account_data(connect):
     provider = await connect("http://127.0.0.1:9")
     assert await provider.extract_account_data({"token": "t1", "email": "a@b.c"}) == {

@@ -142,6 +142,16 @@ class Provider(ABC):
         prompt = {"name": "prompt", "type": "string", "required": True}
         return {op.value: {"parameters": [prompt]} for op in self.supported_operations}
 
+    def expected_duration_s(self, operation_type: OperationType, params: dict[str, Any]) -> float | None:
+        """Seconds a job with these canonical params usually takes from submit to result, when the
+        provider can tell (a documented render time, a parameter that sets it); None when it cannot.
+
+        The poller polls first around this time and densely near it, and only as often as progress is
+        worth before it. Without an answer it learns the durations of this provider's past jobs (per
+        operation and the params that matter, such as `duration` and `quality`). A good answer saves calls
+        and latency; a wrong one costs a few extra polls, never a result. Pure: no I/O."""
+        return None
+
     def requires_file_preparation(self) -> bool:
         """True when `prepare_execution_params` must run before `execute`."""
         return False

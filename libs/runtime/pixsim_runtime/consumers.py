@@ -11,6 +11,13 @@ Every subscriber in PixSim goes through `subscribe()`:
 - otherwise the message is acked after the handler returns.
 All replicas of a service share one durable consumer, so work is split between them.
 
+`max_ack_pending` is set on every consumer, never left to JetStream's default: it is how many messages
+the consumer hands out without an ack, over all its replicas together, counting messages in a handler
+and messages waiting out a retry delay or a `PollAgain`. At the limit JetStream delivers nothing more
+(backpressure, never loss) until some are acked. So a handler that keeps messages as timers
+(`PollAgain`) caps its own work at this number: the poller therefore keeps its schedule in MongoDB and
+acks at once.
+
 No poison loops: a dead letter keeps a bounded excerpt of the body (with its size and SHA-256), so it
 always fits the dead-letter stream; if it still cannot be published, the message is retried like a
 failure and, after `max_attempts`, terminated after logging. The server's `max_deliver` is a finite
@@ -87,6 +94,10 @@ class RetryPolicy:
 
 #: Deliveries the server may still make past `max_attempts` (only if an ack never reached it).
 BACKSTOP_MARGIN = 2
+#: Messages a durable consumer may hand out unacked (all replicas together). JetStream's own default,
+#: chosen deliberately: far above replicas x `batch_size` for every service, and a bound on the
+#: messages waiting out retries or `PollAgain` delays (dispatcher, webhooks, archive) at any moment.
+DEFAULT_MAX_ACK_PENDING = 1000
 #: What a dead letter keeps of the body, and of each header.
 EXCERPT_BYTES = 4096
 MAX_DLQ_HEADERS = 32
@@ -128,11 +139,17 @@ def subscribe(
     batch_size: int = 20,
     ack_wait_s: float = 60.0,
     keep_alive_s: float | None = None,
+    max_ack_pending: int = DEFAULT_MAX_ACK_PENDING,
 ) -> None:
     """Register `handler(event, msg)` on a durable pull consumer shared by all replicas.
 
     `keep_alive_s`: while the handler runs, tell JetStream this often that the message is still being
-    worked on (`in_progress`), so a handler slower than the ack wait keeps its message."""
+    worked on (`in_progress`), so a handler slower than the ack wait keeps its message.
+    `max_ack_pending`: the most messages handed out and not yet acked, over all replicas (see the
+    module's docstring); at least `batch_size`, and best well above replicas x `batch_size`."""
+    if max_ack_pending < batch_size:
+        raise ValueError(f"{service}:{durable}: max_ack_pending {max_ack_pending} is below the batch size "
+                         f"{batch_size}: a fetch could never be filled")
     adapter = event_type if isinstance(event_type, TypeAdapter) else TypeAdapter(event_type)
 
     async def consume(msg: NatsMessage) -> None:
@@ -199,7 +216,7 @@ def subscribe(
         # because nats-py then raises a bare asyncio.TimeoutError that FastStream does not expect.
         pull_sub=PullSub(batch_size=batch_size, timeout=5.0),
         # Bounded by us (to dead-letter with a reason), and by the server as a backstop.
-        config=ConsumerConfig(max_deliver=retry.max_deliver, ack_wait=ack_wait_s),
+        config=ConsumerConfig(max_deliver=retry.max_deliver, ack_wait=ack_wait_s, max_ack_pending=max_ack_pending),
         ack_policy=AckPolicy.MANUAL,
         inbox_prefix=inbox_of(broker),  # this service's NATS user may read only its own inboxes
         title=f"{service}:{durable}",

@@ -1,0 +1,164 @@
+"""The claim loop each poller replica runs: due jobs are leased from MongoDB one at a time, round-robin
+over the providers, and polled with at most `concurrency` polls in flight.
+
+- Fair: each claim goes to the next provider in turn that has a job due, so one provider's backlog
+  never delays another's due polls; within a provider the earliest due job goes first.
+- Shared: every replica claims from the same collection; a claim is atomic, so a job is polled by one
+  replica at a time. While a poll runs its lease is renewed every `keep_alive_s`; a replica that dies
+  leaves its leases to run out, and the jobs are due again for any replica.
+- Cheap when idle: a provider with nothing due is asked again only when its earliest job falls due
+  (one look-ahead query), or after `IDLE_S`, or when this replica scheduled something sooner.
+- A slot is taken before a claim, so a lease is never held while waiting for a free slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pixsim_runtime.outages import is_outage
+
+from .store import Partition, PollStore, partitions
+
+log = logging.getLogger(__name__)
+
+#: The longest an idle replica waits before asking again (for jobs other replicas scheduled).
+IDLE_S = 1.0
+#: After a failed claim (MongoDB away): wait this long, doubling, up to `IDLE_S` x 5.
+ERROR_PAUSE_S = 0.2
+
+#: Polls one leased job; returns when it is due next (epoch seconds), or None when it left the schedule.
+PollFn = Callable[[dict[str, Any]], Awaitable[float | None]]
+
+
+class Scheduler:
+    def __init__(self, store: PollStore, provider_ids: list[str], poll: PollFn, *, concurrency: int,
+                 lease_s: float, keep_alive_s: float, retry_s: float, retry_max_s: float) -> None:
+        self.store = store
+        self.parts = partitions(provider_ids)
+        self._by_provider = {p.name: p for p in self.parts[:-1]}
+        self.poll = poll
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.keep_alive_s = keep_alive_s
+        self.retry_s = retry_s
+        self.retry_max_s = max(retry_max_s, retry_s)
+        self._asleep_until: dict[str, float] = {p.name: 0.0 for p in self.parts}
+        self._turn = 0
+        self._wake = asyncio.Event()
+        self._running: dict[asyncio.Task[None], dict[str, Any]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    # -- what other code tells the loop -----------------------------------------------------------
+    def due(self, provider_id: str, at: float) -> None:
+        """A job of this provider is due at `at` (this replica just scheduled it)."""
+        part = self._by_provider.get(provider_id, self.parts[-1])
+        if at < self._asleep_until[part.name]:
+            self._asleep_until[part.name] = at
+            self._wake.set()
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="poller-scheduler")
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop claiming; let running polls finish for up to `grace_s`, then give the rest back due now."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=grace_s)
+        left = dict(self._running)
+        for task in left:
+            task.cancel()
+        for task, record in left.items():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            with contextlib.suppress(Exception):
+                await self.store.release(record, time.time())
+
+    # -- the loop ---------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        slots = asyncio.Semaphore(self.concurrency)
+        pause = ERROR_PAUSE_S
+        while True:
+            await slots.acquire()
+            try:
+                record = await self._claim_next()
+            except Exception as exc:  # noqa: BLE001 - MongoDB away (or worse): wait, never die
+                slots.release()
+                log.warning("poller: claiming failed, retrying in %.1fs: %s: %s", pause, type(exc).__name__, exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, IDLE_S * 5)
+                continue
+            pause = ERROR_PAUSE_S
+            if record is None:
+                slots.release()
+                await self._sleep()
+                continue
+            task = asyncio.create_task(self._poll_one(record))
+            self._running[task] = record
+            task.add_done_callback(lambda t: (self._running.pop(t, None), slots.release()))
+
+    async def _claim_next(self) -> dict[str, Any] | None:
+        """One due job from the next provider in turn that has one."""
+        n = len(self.parts)
+        for i in range(n):
+            part = self.parts[(self._turn + i) % n]
+            now = time.time()
+            if self._asleep_until[part.name] > now:
+                continue
+            record = await self.store.claim(part, now, self.lease_s)
+            if record is not None:
+                self._turn = (self._turn + i + 1) % n
+                return record
+            await self._doze(part, now)
+        return None
+
+    async def _doze(self, part: Partition, now: float) -> None:
+        nxt = await self.store.earliest(part)
+        # a job due already belongs to a replica that claimed it just now, or is claimable next round
+        self._asleep_until[part.name] = now + IDLE_S if nxt is None else min(max(nxt, now + 0.01), now + IDLE_S)
+
+    async def _sleep(self) -> None:
+        self._wake.clear()
+        wait = min(self._asleep_until.values()) - time.time()
+        if wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def _poll_one(self, record: dict[str, Any]) -> None:
+        alive = asyncio.create_task(self._keep_alive(record))
+        try:
+            at = await self.poll(record)
+        except Exception as exc:  # NATS or MongoDB away mid-poll, or a bug: poll again later, backing off
+            failures = int(record.get("failures") or 0)
+            delay = min(self.retry_s * 2 ** failures, self.retry_max_s)
+            if is_outage(exc):
+                log.warning("poll of %s did not finish (NATS or MongoDB away), polling it again in %.1fs: %s: %s",
+                            record["_id"], delay, type(exc).__name__, exc)
+            else:
+                log.exception("poll of %s failed %d times in a row, polling it again in %.1fs", record["_id"],
+                              failures + 1, delay)
+            at = time.time() + delay
+            with contextlib.suppress(Exception):  # if MongoDB is away too, the lease runs out instead
+                await self.store.release(record, at, failed=True)
+        finally:
+            alive.cancel()
+        if at is not None:
+            self.due(record.get("provider_id", ""), at)
+
+    async def _keep_alive(self, record: dict[str, Any]) -> None:
+        while True:
+            await asyncio.sleep(self.keep_alive_s)
+            try:
+                if not await self.store.renew(record, time.time() + self.lease_s):
+                    log.warning("poll of %s: lease lost to another replica", record["_id"])
+                    return
+            except Exception as exc:  # noqa: BLE001 - best effort: the lease is the fallback
+                log.debug("lease renewal of %s failed: %s", record["_id"], exc)

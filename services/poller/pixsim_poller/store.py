@@ -1,0 +1,139 @@
+"""The `polls` collection: one document per submitted job (`_id` = the generation id) holding its poll
+schedule, its lease, and what polling has announced so far. The only module that writes it.
+
+Fields: `job` (the `generation.submitted` event, as JSON), `provider_id`, `trace` (the submit's trace
+context), `started_at`, `expected_s` and `estimate` (`hook` or `learned`), `duration_key`;
+`next_poll_at`; the lease `lease_until` / `holder` / `lease_id`; `polls` (claims so far), `last_poll_at`
+(seconds after submit); `progress` (the highest announced), `seen_progress` / `seen_at` (the last
+reported, for the ETA); `bad_polls`; `failures` (polls that could not finish: NATS or MongoDB away, a bug); `cancel_requested`; at the end `outbox` (the final events, kept
+until published) and `ended_at`.
+
+A job being polled has `next_poll_at` = its lease's end, so "due" and "lease expired" are one condition,
+and the index (`provider_id`, `next_poll_at`) serves both the claim and the look-ahead of an idle
+replica. A claim is one `find_one_and_update` (due, earliest first, one provider at a time) that takes
+the lease; the write-back after a poll is one more, conditional on the lease, so a replica that lost
+its lease never overwrites the next holder's. A finished job has no `next_poll_at`: it leaves the index.
+
+Times are epoch seconds (floats), as in `pixsim_runtime.accounts`: numbers compare and index alike on
+every server, while nx-27017 (the tests' wire server) neither matches datetimes with `$lte` nor keeps a
+`$set` datetime a datetime (STACK.md §10).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+POLLS = "polls"
+_FREE = {"lease_until": 0.0, "holder": "", "lease_id": ""}
+
+
+@dataclass(frozen=True)
+class Partition:
+    """What one claim draws from: one provider's jobs, or (`others`) those of providers this replica
+    does not know (they are failed as `provider_not_found`, as before)."""
+
+    name: str
+    match: dict[str, Any]
+
+
+def partitions(provider_ids: list[str]) -> list[Partition]:
+    return [*(Partition(p, {"provider_id": p}) for p in provider_ids),
+            Partition("(others)", {"provider_id": {"$nin": list(provider_ids)}})]
+
+
+class PollStore:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.polls: AsyncCollection = db[POLLS]
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    async def create_indexes(self) -> None:
+        await self.polls.create_index([("provider_id", ASCENDING), ("next_poll_at", ASCENDING)])
+
+    # -- scheduling -------------------------------------------------------------------------------
+    async def add(self, gid: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+        """Schedule a submitted job; None when it already is (a redelivery). A document that a cancel
+        created first is completed, keeping its `cancel_requested`: returned so the caller sees it."""
+        try:
+            doc = await self.polls.find_one_and_update(
+                {"_id": gid, "job": {"$exists": False}}, {"$set": {**fields, **_FREE}}, upsert=True,
+                projection={"cancel_requested": 1}, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:  # MongoDB: the job is there already
+            return None
+        # nx-27017 answers None instead of raising DuplicateKeyError when the upsert's _id exists.
+        return doc
+
+    async def request_cancel(self, gid: str, now: float) -> str | None:
+        """Flag the job; if it is waiting (not leased) for a later poll, make it due now and return its
+        provider's id."""
+        made_due = await self.polls.find_one_and_update(
+            {"_id": gid, "lease_until": {"$lte": now}, "next_poll_at": {"$gt": now}},
+            {"$set": {"cancel_requested": True, "next_poll_at": now}}, projection={"provider_id": 1})
+        if made_due is not None:
+            return str(made_due.get("provider_id") or "")
+        # leased (its write-back sees the flag), due already, or not submitted yet
+        await self.polls.update_one({"_id": gid}, {"$set": {"cancel_requested": True}}, upsert=True)
+        return None
+
+    async def make_due(self, gid: str, now: float) -> None:
+        await self.polls.update_one({"_id": gid, "lease_until": {"$lte": now}}, {"$set": {"next_poll_at": now}})
+
+    # -- claims and leases ------------------------------------------------------------------------
+    async def claim(self, part: Partition, now: float, lease_s: float) -> dict[str, Any] | None:
+        """Lease the earliest due job of the partition (or one whose holder's lease ran out)."""
+        until = now + lease_s
+        return await self.polls.find_one_and_update(
+            {**part.match, "next_poll_at": {"$lte": now}},
+            {"$set": {"next_poll_at": until, "lease_until": until, "holder": self.holder,
+                      "lease_id": uuid.uuid4().hex},
+             "$inc": {"polls": 1}},
+            sort=[("next_poll_at", ASCENDING)], return_document=ReturnDocument.AFTER)
+
+    async def earliest(self, part: Partition) -> float | None:
+        """When the partition's next job is due (None: it has none)."""
+        doc = await self.polls.find_one({**part.match, "next_poll_at": {"$gte": 0}}, {"next_poll_at": 1},
+                                        sort=[("next_poll_at", ASCENDING)])
+        return None if doc is None else float(doc["next_poll_at"])
+
+    async def renew(self, record: dict[str, Any], until: float) -> bool:
+        done = await self.polls.update_one(_held(record), {"$set": {"next_poll_at": until, "lease_until": until}})
+        return bool(done.matched_count)
+
+    async def release(self, record: dict[str, Any], at: float, *, failed: bool = False) -> None:
+        """Give the job back, due at `at`: a replica shutting down, or (`failed`) a poll that could not
+        finish, counted in `failures` until a poll succeeds again."""
+        update: dict[str, Any] = {"$set": {"next_poll_at": at, **_FREE}}
+        if failed:
+            update["$inc"] = {"failures": 1}
+        await self.polls.update_one(_held(record), update)
+
+    async def reschedule(self, record: dict[str, Any], at: float, fields: dict[str, Any]) -> dict[str, Any] | None:
+        """After a poll: the next one at `at`, the lease given back. The document's `cancel_requested`
+        (a cancel may have come meanwhile), or None when the lease was lost to another replica."""
+        return await self.polls.find_one_and_update(
+            _held(record), {"$set": {**fields, "next_poll_at": at, "failures": 0, **_FREE}},
+            projection={"cancel_requested": 1}, return_document=ReturnDocument.AFTER)
+
+    async def record_outcome(self, record: dict[str, Any], outbox: list[dict[str, Any]], fields: dict[str, Any],
+                             now: float) -> bool:
+        """Keep the final events before publishing them. The job stays leased meanwhile, so if this
+        replica dies before `close`, another publishes the same events after the lease."""
+        done = await self.polls.update_one({**_held(record), "outbox": {"$exists": False}},
+                                           {"$set": {**fields, "outbox": outbox, "ended_at": now}})
+        return bool(done.matched_count)
+
+    async def close(self, record: dict[str, Any]) -> None:
+        """The final events are out: the job leaves the schedule."""
+        await self.polls.update_one(_held(record), {"$unset": {"next_poll_at": "", **dict.fromkeys(_FREE, "")}})
+
+
+def _held(record: dict[str, Any]) -> dict[str, Any]:
+    return {"_id": record["_id"], "lease_id": record["lease_id"]}
