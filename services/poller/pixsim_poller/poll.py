@@ -54,7 +54,7 @@ from pixsim_provider_sdk import (
 )
 from pixsim_runtime import observability as names
 from pixsim_runtime.accounts import load_account, set_status
-from pixsim_runtime.broker import publish_event
+from pixsim_runtime.broker import publish_event, publish_events
 from pixsim_runtime.secrets import CredentialCipher, scrub
 from pixsim_runtime.service import ServiceContext
 
@@ -307,5 +307,4 @@ class Poller:
                                  account_id=job.account_id)
 
     async def _publish(self, events: list[Event]) -> None:
-        for event in events:
-            await publish_event(self.ctx.broker, event)
+        await publish_events(self.ctx.broker, events)
