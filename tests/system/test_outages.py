@@ -61,7 +61,8 @@ async def test_nats_and_mongodb_outages_are_waited_out(sim_fake, caplog):
     servers = Servers(nats_server.url_as("admin"), mongo_server.url, credentials)
     # 2 attempts, 0.1 s first backoff: the retry budget is a fraction of a second.
     # MongoDB calls give up after 1 s, so an outage fails many deliveries.
-    settings = service_settings(servers, db=DB, PIXSIM_MAX_ATTEMPTS=2, PIXSIM_MONGO_TIMEOUT=1)
+    settings = service_settings(servers, db=DB, PIXSIM_MAX_ATTEMPTS=2, PIXSIM_MONGO_TIMEOUT=1,
+                                PIXSIM_ORPHAN_EVENT_WAIT=120)
     try:
         async with serve(*build_apps(settings, TracerProvider())) as served, api_client(served[0].url) as api:
             ids = [(await create(api, {"prompt": f"before {i}", "duration": 1 + i % 3, "latency": 2}))["id"]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from pixsim_contracts import AnyCreditEvent, AnyGenerationEvent, GenerationCompleted, subjects
 from pixsim_provider_sdk import Registry
-from pixsim_runtime.consumers import subscribe
+from pixsim_runtime.consumers import PollAgain, subscribe
 from pixsim_runtime.secrets import cipher_from_env
 from pixsim_runtime.service import ServiceContext, build_service
 from pixsim_runtime.storage import Storage
@@ -20,7 +21,7 @@ from .auth import Authenticator, AuthMiddleware
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware, RateLimiter, StreamSlots
 from .oidc import OidcVerifier
-from .projections import GENERATIONS, Projector
+from .projections import GENERATIONS, Projector, UnknownGeneration
 from .settings import GatewaySettings
 from .webhooks import Secrets, Sender
 
@@ -42,18 +43,28 @@ def create_app(
         projector = Projector(ctx.db)
 
         async def project(event: Any, _msg: Any) -> None:
-            await projector.apply(event)
+            try:
+                await projector.apply(event)
+            except UnknownGeneration:
+                # Its `requested` may simply be behind: it travels on another consumer (the generations
+                # stream, or the credits stream for a reservation), which can lag under load or after an
+                # outage. Wait for it, on a schedule bounded by the event's age; then dead-letter it.
+                age = (datetime.now(UTC) - event.occurred_at).total_seconds()
+                if age < settings.orphan_event_wait_s:
+                    raise PollAgain(min(max(age / 4, 0.2), 5.0)) from None
+                raise
 
+        # The projector, the archiver and the webhook sender retry on schedules bounded by their own
+        # deadlines (PIXSIM_ORPHAN_EVENT_WAIT, PIXSIM_ARCHIVE_RETRY_FOR, PIXSIM_WEBHOOK_RETRY_FOR); the
+        # delivery cap is only a backstop.
+        scheduled = replace(ctx.retry, max_deliveries=SCHEDULED_DELIVERIES)
         for durable, subject, stream, event_type in (
             ("gateway-generations", subjects.GENERATION_SUBJECTS, subjects.GENERATIONS_STREAM, AnyGenerationEvent),
             ("gateway-credits", subjects.CREDIT_SUBJECTS, subjects.CREDITS_STREAM, AnyCreditEvent),
         ):
             subscribe(ctx.broker, service="gateway", subject=subject, stream=stream, durable=durable,
-                      event_type=event_type, handler=project, retry=ctx.retry)
+                      event_type=event_type, handler=project, retry=scheduled)
         cipher = cipher_from_env()
-        # The archiver and the webhook sender retry on schedules bounded by their own deadlines
-        # (PIXSIM_ARCHIVE_RETRY_FOR, PIXSIM_WEBHOOK_RETRY_FOR); the delivery cap is only a backstop.
-        scheduled = replace(ctx.retry, max_deliveries=SCHEDULED_DELIVERIES)
         storage = ctx.extras["storage"] = Storage.from_settings(settings)
         archiver = Archiver(ctx, storage, cipher, max_bytes=settings.result_max_bytes,
                             retention_days=settings.result_retention_days, retry_s=settings.archive_retry_s,

@@ -12,6 +12,11 @@ class GatewaySettings(BaseServiceSettings, StorageSettings):
     sse_keepalive_s: float = Field(
         default=15.0, alias="PIXSIM_SSE_KEEPALIVE", description="SSE comment interval"
     )
+    orphan_event_wait_s: float = Field(
+        default=120.0, alias="PIXSIM_ORPHAN_EVENT_WAIT", ge=0,
+        description="How long (s, from the event's time) an event may wait for its generation's `requested` "
+                    "to be projected before it is dead-lettered (the two travel on different consumers)",
+    )
 
     # -- who may call ---------------------------------------------------------------------------
     bootstrap_admin_key: str | None = Field(
