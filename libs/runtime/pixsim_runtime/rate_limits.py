@@ -87,28 +87,35 @@ def call_rates(provider: Provider, environ: dict[str, str] | None = None) -> Cal
 
 
 def pace_provider(provider: Provider, gcra: Gcra, rates: CallRates) -> None:
-    """Make the provider's submit and status calls wait for their turn (once per instance)."""
+    """Make the provider's submit and status calls wait for their turn.
+
+    The calls are wrapped once per instance; the limiter and the rates are looked up at call time, so
+    the latest service built with this instance decides (an instance can be shared by several apps in one
+    process, as in tests; a deployed process builds one)."""
+    provider._pixsim_pace = (gcra, rates)  # type: ignore[attr-defined]
     if getattr(provider, "_pixsim_paced", False):
         return
-    limits = {call: (rates.submit_per_s, rates.account_submit_per_s, "submit") for call in SUBMIT_CALLS}
-    limits |= {call: (rates.status_per_s, rates.account_status_per_s, "status") for call in STATUS_CALLS}
-    for call, (per_provider, per_account, kind) in limits.items():
-        original = getattr(provider, call, None)
-        if original is not None and (per_provider > 0 or per_account > 0):
-            setattr(provider, call, _paced(provider, gcra, original, kind, per_provider, per_account, rates.burst))
+    for kind, calls in (("submit", SUBMIT_CALLS), ("status", STATUS_CALLS)):
+        for call in calls:
+            original = getattr(provider, call, None)
+            if original is not None:
+                setattr(provider, call, _paced(provider, original, kind))
     provider._pixsim_paced = True  # type: ignore[attr-defined]
 
 
-def _paced(provider: Provider, gcra: Gcra, original: Any, kind: str, per_provider: float, per_account: float,
-           burst: int) -> Any:
+def _paced(provider: Provider, original: Any, kind: str) -> Any:
     @functools.wraps(original)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        gcra, rates = provider._pixsim_pace  # type: ignore[attr-defined]
+        per_provider = rates.submit_per_s if kind == "submit" else rates.status_per_s
+        per_account = rates.account_submit_per_s if kind == "submit" else rates.account_status_per_s
         waited = 0.0
         account = kwargs.get("account") or next((a for a in args if hasattr(a, "credentials")), None)
-        if account is not None:
-            waited += await gcra.wait_turn(f"account:{provider.provider_id}:{account.id}:{kind}", per_account, burst)
-        # The provider-wide turn comes last, right before the call, so that limit holds strictly.
-        waited += await gcra.wait_turn(f"provider:{provider.provider_id}:{kind}", per_provider, burst)
+        if account is not None and per_account > 0:
+            waited += await gcra.wait_turn(f"account:{provider.provider_id}:{account.id}:{kind}", per_account,
+                                           rates.burst)
+        if per_provider > 0:  # the provider-wide turn comes last, right before the call, so it holds strictly
+            waited += await gcra.wait_turn(f"provider:{provider.provider_id}:{kind}", per_provider, rates.burst)
         if waited > 1:
             log.debug("%s %s waited %.1f s for its rate limit", provider.provider_id, kind, waited)
         return await original(*args, **kwargs)
