@@ -30,9 +30,12 @@ class _Body(httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while True:
             getter = asyncio.ensure_future(self.chunks.get())
-            done, _ = await asyncio.wait({getter, self.task}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                done, _ = await asyncio.wait({getter, self.task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # the reader was cancelled (the browser left): no orphaned get() task
+                if not getter.done():
+                    getter.cancel()
             if getter not in done:  # the app ended: what it queued is all there is
-                getter.cancel()
                 while not self.chunks.empty():
                     chunk = self.chunks.get_nowait()
                     if chunk is None:
