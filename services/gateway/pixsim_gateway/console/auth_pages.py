@@ -56,9 +56,11 @@ def router(console: Console) -> APIRouter:
         resp = await console.client.get("/api/v1/me", headers={"Authorization": f"Bearer {credential}"})
         if resp.status_code != 200:
             return sign_in_page(request, back_to, "That key was refused: it is unknown, revoked or expired.", 401)
-        sid = await console.store.create(credential, resp.json(), token_expiry(credential))
+        expiry = token_expiry(credential)
+        sid = await console.store.create(credential, resp.json(), expiry)
         response = RedirectResponse(back_to, status_code=303)
-        set_session_cookie(response, request, sid, int(console.store.ttl_s))
+        lifetime = min(console.store.ttl_s, expiry - time.time()) if expiry else console.store.ttl_s
+        set_session_cookie(response, request, sid, max(1, int(lifetime)))
         response.delete_cookie(LOGIN_COOKIE, path="/")
         return response
 
