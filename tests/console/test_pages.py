@@ -4,6 +4,7 @@ problem, a screenshot of each goes to test-artifacts/console/, and the pages do 
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -114,4 +115,29 @@ async def test_keys_created_shown_once_and_revoked(console_system, browser: Brow
     await row.get_by_role("button", name=re.compile("Revoke")).click()
     await page.locator(".notice", has_text="revoked").wait_for()
     assert "revoked" in await page.locator(f"tr[data-key='{key_id}']").text_content()
+    await context.close()
+
+
+async def test_the_ledger_pages(console_system, browser: Browser):
+    api = console_system.api
+    made = await api.post("/api/v1/accounts", json={"provider_id": "sim", "raw_data": console_system.fake.valid_raw_data(),
+                                                    "owner_id": "pat", "credits": {"sim": 1}})
+    account = made.json()["id"]
+    for n in range(24):
+        resp = await api.post(f"/api/v1/accounts/{account}/credits",
+                              json={"credit_type": "sim", "amount": n + 1, "reason": f"top-up {n + 1}"})
+        assert resp.status_code == 202, resp.text
+    for _ in range(200):  # billing books them a moment later
+        page_one = (await api.get(f"/api/v1/accounts/{account}/ledger", params={"limit": 100})).json()["items"]
+        if len(page_one) == 25:
+            break
+        await asyncio.sleep(0.1)
+    context, page = await sign_in(browser, console_system.url, console_system.keys["admin"], path=f"/accounts/{account}")
+    assert await page.locator("#ledger tbody tr").count() == 20
+    await page.get_by_role("link", name="Older entries").click()
+    await page.wait_for_url("**cursor=**")
+    assert await page.locator("#ledger tbody tr").count() == 5
+    assert await page.locator("#ledger tbody tr", has_text="opening balance").count() == 1
+    await page.get_by_role("link", name="Newest").click()
+    assert await page.locator("#ledger tbody tr", has_text="top-up 24").count() == 1
     await context.close()
