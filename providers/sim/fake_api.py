@@ -9,7 +9,6 @@ progress, then its outcome. Stdlib only, so the fake runs wherever the SDK does.
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 import re
 import struct
@@ -29,6 +28,8 @@ from pixsim_provider_sdk.testing.fake_http import (
     json_response,
     route,
 )
+
+from .fake_media import make_mp4
 
 QUALITY_SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
 VIDEO_OPERATIONS = {"text_to_video", "image_to_video"}
@@ -408,29 +409,6 @@ def make_png(width: int, height: int, key: str) -> bytes:
 
 def _png_chunk(tag: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-
-def make_mp4(duration: int, key: str) -> bytes:
-    """A small, structurally valid ISO-BMFF (MP4) file: `ftyp`, `moov/mvhd` carrying the duration, and an
-    `mdat` of job-specific filler. It has no tracks, so players show nothing: it is a stand-in."""
-    matrix = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
-    mvhd = (
-        struct.pack(">B3xIIII", 0, 0, 0, 1000, duration * 1000)  # version, times, timescale, duration
-        + struct.pack(">IH10x", 0x10000, 0x100)
-        + matrix
-        + bytes(24)
-        + struct.pack(">I", 1)
-    )
-    filler = (key.encode() + b"\x00") * math.ceil(2048 * duration / (len(key) + 1))
-    return (
-        _box(b"ftyp", b"isom" + struct.pack(">I", 0x200) + b"isomiso2mp41")
-        + _box(b"moov", _box(b"mvhd", mvhd))
-        + _box(b"mdat", filler[: 2048 * duration])
-    )
-
-
-def _box(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", 8 + len(payload)) + kind + payload
 
 
 def _cookie(token: str) -> dict[str, str]:

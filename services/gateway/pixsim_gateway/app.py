@@ -15,7 +15,17 @@ from pixsim_runtime.secrets import cipher_from_env
 from pixsim_runtime.service import ServiceContext, build_service
 from pixsim_runtime.storage import Storage
 
-from . import accounts_api, api_keys, assets_api, generations_api, keys_api, providers_api, webhooks_api
+from . import (
+    accounts_api,
+    api_keys,
+    assets_api,
+    console,
+    estimates_api,
+    generations_api,
+    keys_api,
+    providers_api,
+    webhooks_api,
+)
 from .archive import Archiver
 from .auth import Authenticator, AuthMiddleware
 from .errors import install_error_handlers
@@ -76,6 +86,7 @@ def create_app(
         slots = StreamSlots(settings.sse_max_per_user, settings.sse_max_total)
         app.include_router(generations_api.router(ctx, projector, settings.sse_keepalive_s, cipher, limits, slots, storage))
         app.include_router(providers_api.router(ctx.registry))
+        app.include_router(estimates_api.router(ctx.registry))
         app.include_router(accounts_api.router(ctx, cipher))
         app.include_router(keys_api.router(ctx))
         secrets = Secrets(ctx.db, cipher)
@@ -86,9 +97,11 @@ def create_app(
                   ack_wait_s=120.0)
         app.include_router(webhooks_api.router(ctx.db, secrets))
         app.include_router(assets_api.router(ctx.db, storage, settings.upload_max_bytes))
+        console.mount(app, ctx.db, cipher, oidc=settings.oidc() is not None)  # the web console, at /
         # Outermost last: a request meets authentication (and its rate limit) first, then the body cap.
         app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
-                           per_path={"/api/v1/assets": settings.upload_max_bytes + 64 * 1024})  # + multipart framing
+                           per_path={path: settings.upload_max_bytes + 64 * 1024  # + multipart framing
+                                     for path in ("/api/v1/assets", console.UPLOAD_PATH)})
         oidc = settings.oidc()
         app.add_middleware(AuthMiddleware, authenticator=Authenticator(ctx.db, OidcVerifier(oidc, refresh_min_s=settings.oidc_jwks_refresh_s) if oidc else None),
                            limiter=RateLimiter(ctx.db), limits=limits)
