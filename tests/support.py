@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +16,7 @@ import nats
 from pixsim_gateway.api_keys import new_token
 from pymongo import AsyncMongoClient
 
+REPO = Path(__file__).resolve().parents[1]
 TERMINAL = {"completed", "failed", "filtered", "cancelled"}
 #: The admin key every test gateway bootstraps (`service_settings`); `AUTH` is its header.
 ADMIN_KEY = new_token().token
@@ -47,16 +52,16 @@ async def wait_for(api: httpx.AsyncClient, gid: str, statuses: set[str] = TERMIN
 async def sse_events(base_url: str, gid: str, timeout: float = 30, token: str = ADMIN_KEY) -> list[tuple[str, dict]]:
     """Every event of the generation's SSE stream until it closes (after the terminal event)."""
     events: list[tuple[str, dict]] = []
-    async with api_client(base_url, token=token, timeout=timeout) as client:
-        async with client.stream("GET", f"/api/v1/generations/{gid}/events") as resp:
-            assert resp.status_code == 200
-            assert resp.headers["content-type"].startswith("text/event-stream")
-            kind = None
-            async for line in resp.aiter_lines():
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: ") and kind:
-                    events.append((kind, json.loads(line[6:])))
+    async with api_client(base_url, token=token, timeout=timeout) as client, \
+            client.stream("GET", f"/api/v1/generations/{gid}/events") as resp:
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        kind = None
+        async for line in resp.aiter_lines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: ") and kind:
+                events.append((kind, json.loads(line[6:])))
     return events
 
 
@@ -109,3 +114,13 @@ async def wait_consumer_idle(nats_url: str, stream: str, durable: str, timeout: 
             await asyncio.sleep(0.05)
     finally:
         await nc.close()
+
+
+def run_pytest(*args: str, cwd: str | os.PathLike[str], pythonpath: list[str] = (), timeout: float = 300):
+    """pytest in a subprocess with the repository's configuration and only the plugins it needs (autoloading
+    every installed plugin costs seconds), for test files written outside the repository."""
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+           "PYTHONPATH": os.pathsep.join([*map(str, pythonpath), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "pytest", "-p", "pytest_asyncio.plugin", "-p", "pytest_timeout", "-q",
+               "-c", str(REPO / "pyproject.toml"), "--rootdir", str(cwd), *args]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout, env=env, cwd=cwd)

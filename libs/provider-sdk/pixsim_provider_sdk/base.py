@@ -1,4 +1,4 @@
-"""The Provider interface: the contract every provider plugin implements (see the founding spec).
+"""The Provider interface: the contract every provider plugin implements (guide: docs/adding-providers.md).
 
 Required: `supported_operations`, `map_parameters`, `execute`, `check_status`.
 Everything else has a sensible default and is overridden only when the provider needs it.

@@ -312,9 +312,12 @@ def main(
     ctx.obj = Api(api, api_key(key))
 
 
-# `pixsim accounts ...` and `pixsim keys ...` live in their own modules, which import the helpers above.
+# `pixsim accounts ...`, `pixsim keys ...` and `pixsim provider ...` live in their own modules, which import
+# the helpers above.
 from .accounts_cli import app as _accounts_app
 from .keys_cli import app as _keys_app
+from .provider_cli import app as _provider_app
 
 app.add_typer(_accounts_app, name="accounts")
 app.add_typer(_keys_app, name="keys")
+app.add_typer(_provider_app, name="provider")
