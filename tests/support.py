@@ -124,3 +124,22 @@ def run_pytest(*args: str, cwd: str | os.PathLike[str], pythonpath: list[str] = 
     command = [sys.executable, "-m", "pytest", "-p", "pytest_asyncio.plugin", "-p", "pytest_timeout", "-q",
                "-c", str(REPO / "pyproject.toml"), "--rootdir", str(cwd), *args]
     return subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout, env=env, cwd=cwd)
+
+
+async def dead_letters_since(js: Any, service: str, since_seq: int = 0) -> list[dict[str, Any]]:
+    """The dead letters `service` wrote after DLQ stream sequence `since_seq`."""
+    import nats
+    from pixsim_contracts import subjects
+
+    sub = await js.subscribe(subjects.dlq(service), ordered_consumer=True)
+    found = []
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=0.5)
+            except nats.errors.TimeoutError:
+                return found
+            if msg.metadata.sequence.stream > since_seq:
+                found.append(json.loads(msg.data))
+    finally:
+        await sub.unsubscribe()

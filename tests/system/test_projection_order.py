@@ -5,31 +5,17 @@ not dead-lettered. Only an event whose `requested` never comes is, after PIXSIM_
 from __future__ import annotations
 
 import asyncio
+import json
 
 import nats
 import pytest
 from conftest import build_apps, service_settings
 from opentelemetry.sdk.trace import TracerProvider
-from pixsim_contracts import CreditsReserved, GenerationRequested, new_id, subjects
+from pixsim_contracts import CreditsReserved, GenerationRequested, new_id
 from pixsim_runtime.inprocess import serve
-from support import api_client
+from support import api_client, dead_letters_since
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(120)]
-
-
-async def _dead_letters_of(js, gid: str) -> list[bytes]:
-    sub = await js.subscribe(subjects.dlq("gateway"), ordered_consumer=True)
-    found = []
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=0.5)
-            except nats.errors.TimeoutError:
-                return found
-            if gid.encode() in msg.data:
-                found.append(msg.data)
-    finally:
-        await sub.unsubscribe()
 
 
 async def test_a_reservation_ahead_of_its_request_waits_for_it(fresh_servers):
@@ -56,6 +42,6 @@ async def test_a_reservation_ahead_of_its_request_waits_for_it(fresh_servers):
                     break
                 await asyncio.sleep(0.05)
             assert body["credits"]["reserved"] == {"sim": 3}, body
-        assert await _dead_letters_of(js, gid) == []
+        assert [d for d in await dead_letters_since(js, "gateway") if gid in json.dumps(d)] == []
     finally:
         await nc.close()

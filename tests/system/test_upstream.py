@@ -9,24 +9,9 @@ import time
 import nats
 import pytest
 from pixsim_contracts import GenerationRequested, new_id, subjects
-from support import wait_for
+from support import dead_letters_since, wait_for
 
 pytestmark = pytest.mark.system
-
-
-async def _dead_letters(js, service: str, since_seq: int) -> list[dict]:
-    sub = await js.subscribe(subjects.dlq(service), ordered_consumer=True)
-    found = []
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=0.5)
-            except nats.errors.TimeoutError:
-                return found
-            if msg.metadata.sequence.stream > since_seq:
-                found.append(json.loads(msg.data))
-    finally:
-        await sub.unsubscribe()
 
 
 async def _last_seq(js) -> int:
@@ -77,7 +62,7 @@ async def test_malformed_upstream_event_is_dead_lettered_and_consumer_keeps_work
         deadline = time.monotonic() + 10
         letters: list[dict] = []
         while time.monotonic() < deadline:
-            letters = [d for d in await _dead_letters(js, "dispatcher", since) if marker in d["subject"]]
+            letters = [d for d in await dead_letters_since(js, "dispatcher", since) if marker in d["subject"]]
             if letters:
                 break
             await asyncio.sleep(0.1)

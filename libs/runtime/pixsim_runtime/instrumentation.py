@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
@@ -116,13 +116,24 @@ def instrument_provider(provider: Provider) -> None:
 
     A provider instance is shared by every app built in one process, so the tracer is looked up from
     the process's (global) TracerProvider at call time, not bound to whichever app came first."""
-    if getattr(provider, "_pixsim_instrumented", False):
+    wrap_calls(provider, "_pixsim_instrumented", _CALLS, lambda call, original: _traced(provider, call, original))
+
+
+def wrap_calls(provider: Provider, marker: str, calls: Iterable[str], wrap: Callable[[str, Any], Any]) -> None:
+    """Replace each of `calls` on this provider instance by `wrap(call, original)`, once per instance
+    (`marker` names the flag that says it was done)."""
+    if getattr(provider, marker, False):
         return
-    for call in _CALLS:
+    for call in calls:
         original = getattr(provider, call, None)
         if original is not None:
-            setattr(provider, call, _traced(provider, call, original))
-    provider._pixsim_instrumented = True  # type: ignore[attr-defined]
+            setattr(provider, call, wrap(call, original))
+    setattr(provider, marker, True)
+
+
+def account_argument(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The `ProviderAccount` a provider call was given, wherever it stands; None if it has none."""
+    return kwargs.get("account") or next((a for a in args if hasattr(a, "credentials")), None)
 
 
 def _traced(provider: Provider, call: str, original: Any) -> Any:
@@ -130,7 +141,7 @@ def _traced(provider: Provider, call: str, original: Any) -> Any:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         tracer = trace.get_tracer("pixsim.providers")
         attributes = {names.ATTR_PROVIDER_ID: provider.provider_id, names.ATTR_PROVIDER_CALL: call}
-        account = kwargs.get("account") or next((a for a in args if hasattr(a, "credentials")), None)
+        account = account_argument(args, kwargs)
         if account is not None:
             attributes[names.ATTR_ACCOUNT_ID] = account.id
         with tracer.start_as_current_span(f"{names.PROVIDER_SPAN_PREFIX}{call}", kind=SpanKind.INTERNAL,

@@ -4,32 +4,27 @@ GCRA is the token bucket written as one number per key: the "theoretical arrival
 seconds) in the `rate_limits` collection. A call is admitted by ONE conditional update (`tat <= now`
 -> `tat = now + T`, else `tat <= now + burst*T - T` -> `tat += T`), so replicas share the bucket without
 locks and an admitted call costs one round trip. The gateway limits its callers with it; `pace_provider`
-limits PixSim's own calls to each provider (its manifest's `rate_limits`, overridden by
+limits PixSim's own calls to each provider (`ProviderPacer`: its manifest's `rate_limits`, overridden by
 `PIXSIM_<ID>_RATE_LIMITS`), so a fleet of dispatchers and pollers never hammers a provider's API.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import os
 import random
 import time
-from typing import Any
 
 from pixsim_contracts import CallRates
-from pixsim_provider_sdk import Provider
+from pixsim_provider_sdk import Provider, Registry
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 log = logging.getLogger(__name__)
 
 RATE_LIMITS = "rate_limits"
-#: Provider calls each kind of limit counts.
-SUBMIT_CALLS = ("execute",)
-STATUS_CALLS = ("check_status", "find_job")
 
 
 class Gcra:
@@ -86,38 +81,27 @@ def call_rates(provider: Provider, environ: dict[str, str] | None = None) -> Cal
     return rates
 
 
-def pace_provider(provider: Provider, gcra: Gcra, rates: CallRates) -> None:
-    """Make the provider's submit and status calls wait for their turn.
+class ProviderPacer:
+    """Makes PixSim's calls to each provider wait for their turn: `await pacer.turn(provider_id, "submit" or
+    "status", account_id)` right before `execute` (submit) or `check_status` / `find_job` (status). One per
+    service; the rates are read when it is built (manifest, then `PIXSIM_<ID>_RATE_LIMITS`)."""
 
-    The calls are wrapped once per instance; the limiter and the rates are looked up at call time, so
-    the latest service built with this instance decides (an instance can be shared by several apps in one
-    process, as in tests; a deployed process builds one)."""
-    provider._pixsim_pace = (gcra, rates)  # type: ignore[attr-defined]
-    if getattr(provider, "_pixsim_paced", False):
-        return
-    for kind, calls in (("submit", SUBMIT_CALLS), ("status", STATUS_CALLS)):
-        for call in calls:
-            original = getattr(provider, call, None)
-            if original is not None:
-                setattr(provider, call, _paced(provider, original, kind))
-    provider._pixsim_paced = True  # type: ignore[attr-defined]
+    def __init__(self, db: AsyncDatabase, registry: Registry) -> None:
+        self.gcra = Gcra(db)
+        self.rates = {item.manifest.id: call_rates(item.provider) for item in registry}
 
-
-def _paced(provider: Provider, original: Any, kind: str) -> Any:
-    @functools.wraps(original)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        gcra, rates = provider._pixsim_pace  # type: ignore[attr-defined]
+    async def turn(self, provider_id: str, kind: str, account_id: str | None = None) -> float:
+        """Wait until this call may go; returns the seconds waited (0 without limits)."""
+        rates = self.rates.get(provider_id)
+        if rates is None:
+            return 0.0
         per_provider = rates.submit_per_s if kind == "submit" else rates.status_per_s
         per_account = rates.account_submit_per_s if kind == "submit" else rates.account_status_per_s
         waited = 0.0
-        account = kwargs.get("account") or next((a for a in args if hasattr(a, "credentials")), None)
-        if account is not None and per_account > 0:
-            waited += await gcra.wait_turn(f"account:{provider.provider_id}:{account.id}:{kind}", per_account,
-                                           rates.burst)
+        if account_id is not None and per_account > 0:
+            waited += await self.gcra.wait_turn(f"account:{provider_id}:{account_id}:{kind}", per_account, rates.burst)
         if per_provider > 0:  # the provider-wide turn comes last, right before the call, so it holds strictly
-            waited += await gcra.wait_turn(f"provider:{provider.provider_id}:{kind}", per_provider, rates.burst)
+            waited += await self.gcra.wait_turn(f"provider:{provider_id}:{kind}", per_provider, rates.burst)
         if waited > 1:
-            log.debug("%s %s waited %.1f s for its rate limit", provider.provider_id, kind, waited)
-        return await original(*args, **kwargs)
-
-    return wrapper
+            log.debug("%s %s call waited %.1f s for its rate limit", provider_id, kind, waited)
+        return waited

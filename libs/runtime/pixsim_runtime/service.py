@@ -25,7 +25,7 @@ from .broker import make_broker
 from .consumers import DURABLES, RetryPolicy
 from .instrumentation import instrument_provider, set_pending
 from .mongo import make_mongo
-from .rate_limits import Gcra, call_rates, pace_provider
+from .rate_limits import ProviderPacer
 from .settings import BaseServiceSettings
 from .streams import ensure_streams
 from .telemetry import init_telemetry
@@ -43,6 +43,7 @@ class ServiceContext:
     db: AsyncDatabase
     registry: Registry
     tracer_provider: TracerProvider
+    pacer: ProviderPacer  # the provider calls' rate limits: `await ctx.pacer.turn(...)` before each
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -71,11 +72,9 @@ def build_service(
     mongo, db = make_mongo(settings)
     if registry is None:
         registry = discover(Path(settings.providers_dir))
-    gcra = Gcra(db)
     for loaded in registry:
         instrument_provider(loaded.provider)
-        pace_provider(loaded.provider, gcra, call_rates(loaded.provider))  # outside the span: waits are not latency
-    ctx = ServiceContext(settings, broker, mongo, db, registry, tracer_provider)
+    ctx = ServiceContext(settings, broker, mongo, db, registry, tracer_provider, ProviderPacer(db, registry))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

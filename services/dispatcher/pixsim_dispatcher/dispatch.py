@@ -234,6 +234,7 @@ class Dispatcher:
         when it proves there is none, None when it cannot say."""
         for attempt in range(self.settings.find_attempts):
             try:
+                await self.ctx.pacer.turn(request.provider_id, "status", account.id)
                 found = await provider.find_job(account, request.generation_id, request.operation_type, mapped,
                                                 since=since)
                 return found if found else False
@@ -387,6 +388,7 @@ class Dispatcher:
 
     async def _execute(self, provider: Provider, request: GenerationRequested, mapped: dict,
                        account: ProviderAccount) -> Any:
+        await self.ctx.pacer.turn(request.provider_id, "submit", account.id)
         result = await provider.execute(request.operation_type, account, mapped)
         if not result.provider_job_id:
             raise ProviderError("provider returned no job id", error_code="provider_generic", retryable=False)

@@ -188,6 +188,7 @@ class Poller:
             return outcomes.cancelled(job)
         # The deadline is judged only after asking once more: a job first polled late may be long finished.
         try:
+            await self.ctx.pacer.turn(job.provider_id, "status", job.account_id)
             status = await provider.check_status(account, job.provider_job_id, job.operation_type)
         except ProviderError as exc:
             message = scrub(exc.message, account.credentials)
