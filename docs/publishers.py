@@ -2,7 +2,7 @@
 
 Services publish with `pixsim_runtime.broker.publish_event(broker, event)` and declare no FastStream
 publishers, so the broker cannot tell. This scan follows each service's modules that call
-`publish_event`, and the package modules they import, and collects the event classes they use as
+`publish_event` or `publish_events`, and the package modules they import, and collects the event classes they use as
 values (constructed, or chosen as the class to construct). Type tests (`isinstance`), parsing (`model_validate`), `case` patterns,
 annotations and dictionary keys (a lookup by type, e.g. billing's entry kinds) are not publishing, so
 they are ignored.
@@ -14,7 +14,7 @@ import ast
 from collections.abc import Iterable
 from pathlib import Path
 
-PUBLISH_FUNCTION = "publish_event"
+PUBLISH_FUNCTIONS = {"publish_event", "publish_events"}
 #: Class methods that parse an event rather than make one to publish.
 PARSING = {"model_validate", "model_validate_json"}
 
@@ -74,7 +74,7 @@ def _local_imports(tree: ast.AST, modules: Iterable[str]) -> set[str]:
 def published_events(package_dir: Path, event_names: set[str]) -> set[str]:
     """The event class names the service in `package_dir` publishes."""
     modules = {path.stem: ast.parse(path.read_text(), str(path)) for path in sorted(package_dir.glob("*.py"))}
-    todo = [name for name, tree in modules.items() if PUBLISH_FUNCTION in _used_names(tree, {PUBLISH_FUNCTION})]
+    todo = [name for name, tree in modules.items() if _used_names(tree, PUBLISH_FUNCTIONS)]
     reached: set[str] = set()
     while todo:
         name = todo.pop()

@@ -36,6 +36,9 @@ from .settings import GatewaySettings
 from .webhooks import Secrets, Sender
 
 SCHEDULED_DELIVERIES = 10_000
+#: Events waiting for their `requested` hold a pending slot each; room for many, so that a backlog of them
+#: never keeps the `requested` events behind them from being delivered.
+PROJECTION_MAX_ACK_PENDING = 20_000
 
 
 def create_app(
@@ -73,7 +76,8 @@ def create_app(
             ("gateway-credits", subjects.CREDIT_SUBJECTS, subjects.CREDITS_STREAM, AnyCreditEvent),
         ):
             subscribe(ctx.broker, service="gateway", subject=subject, stream=stream, durable=durable,
-                      event_type=event_type, handler=project, retry=scheduled)
+                      event_type=event_type, handler=project, retry=scheduled,
+                      max_ack_pending=PROJECTION_MAX_ACK_PENDING)
         cipher = cipher_from_env()
         storage = ctx.extras["storage"] = Storage.from_settings(settings)
         archiver = Archiver(ctx, storage, cipher, max_bytes=settings.result_max_bytes,

@@ -13,7 +13,7 @@ class GatewaySettings(BaseServiceSettings, StorageSettings):
         default=15.0, alias="PIXSIM_SSE_KEEPALIVE", description="SSE comment interval"
     )
     orphan_event_wait_s: float = Field(
-        default=120.0, alias="PIXSIM_ORPHAN_EVENT_WAIT", ge=0,
+        default=600.0, alias="PIXSIM_ORPHAN_EVENT_WAIT", ge=0,
         description="How long (s, from the event's time) an event may wait for its generation's `requested` "
                     "to be projected before it is dead-lettered (the two travel on different consumers)",
     )
