@@ -33,7 +33,7 @@ DB_NAME = "pixsim_chaos"
 SERVICES = {"gateway": "pixsim_gateway", "billing": "pixsim_billing",
             "dispatcher-1": "pixsim_dispatcher", "dispatcher-2": "pixsim_dispatcher",
             "poller-1": "pixsim_poller", "poller-2": "pixsim_poller"}
-READY_TIMEOUT_S = 90.0
+READY_TIMEOUT_S = 240.0  # generous: a shared 2-core machine can take minutes to start six Python processes
 
 
 def say(text: str) -> None:
