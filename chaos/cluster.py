@@ -156,9 +156,10 @@ class Cluster:
         for server in (self.mongo, self.nats):
             if server is not None:
                 server.stop()
-        for workdir in self._workdirs:  # the servers' own temporary dirs (config, ports file, log copy kept)
+        for workdir in self._workdirs:  # the servers' own temporary dirs, one per start: keep their logs
             for log in workdir.glob("*.log"):
-                shutil.copy(log, self.data / "logs" / f"{workdir.name.split('-')[1]}-{log.name}")
+                with (self.data / "logs" / f"{workdir.name.split('-')[1]}-{log.name}").open("ab") as out:
+                    out.write(log.read_bytes())
             shutil.rmtree(workdir, ignore_errors=True)
         return dump
 

@@ -97,10 +97,10 @@ async def run(opts: Options) -> int:
     print(figures.line(), flush=True)
     ok = figures.ok and not unaccepted
     if opts.summary is not None:
+        statuses = Counter(docs.get(gid, {}).get("status", "missing") for r in requests for gid in r.ids)
         opts.summary.write_text(json.dumps({
             "ok": ok, "figures": asdict(figures), "unaccepted": len(unaccepted), "stuck": found.stuck,
-            "legit_dlq": found.legit_dlq, "duration_s": round(total_s), "faults": fault_log,
-            "statuses": Counter(docs.get(gid, {}).get("status", "missing") for r in requests for gid in r.ids),
+            "legit_dlq": found.legit_dlq, "duration_s": round(total_s), "faults": fault_log, "statuses": statuses,
         }, indent=1))
     if ok and not opts.keep and opts.data_dir is None:
         shutil.rmtree(data, ignore_errors=True)
