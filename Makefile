@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 UV := python3 -m uv
 
-.PHONY: help install run test bench lint schemas k8s docs
+.PHONY: help install run test bench chaos lint schemas k8s docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -20,6 +20,9 @@ test: install ## run the tests against real local servers (or NATS_URL / MONGO_U
 
 bench: install ## pipeline throughput vs raw JetStream, measured in one run
 	@$(UV) run --frozen python bench/pipeline_bench.py
+
+chaos: install ## every service a real process, under load, while each is killed and NATS/MongoDB/the provider go away (CHAOS_ARGS=...)
+	@$(UV) run --frozen python -m chaos $(CHAOS_ARGS)
 
 lint: install ## ruff
 	@$(UV) run --frozen ruff check .

@@ -101,11 +101,21 @@ class SimFakeApi(JsonFakeServer):
         stall_s: float = 40.0,
         drop_submits: int = 0,
         fail_lookups: int = 0,
+        latency_max: float | None = None,
+        fail_submit_rate: float = 0.0,
+        accept_then_stall_rate: float = 0.0,
+        accept_then_drop_rate: float = 0.0,
+        idempotency: bool = True,
     ) -> None:
         super().__init__()
-        if latency < 0 or not 0 <= fail_rate <= 1 or rate_limit_every < 0 or fail_submits < 0:
-            raise ValueError("knobs: latency >= 0, 0 <= fail_rate <= 1, rate_limit_every/fail_submits >= 0")
+        rates = (fail_rate, fail_submit_rate, accept_then_stall_rate, accept_then_drop_rate)
+        if latency < 0 or not all(0 <= r <= 1 for r in rates) or rate_limit_every < 0 or fail_submits < 0:
+            raise ValueError("knobs: latency >= 0, rates in 0..1, rate_limit_every/fail_submits >= 0")
+        if latency_max is not None and latency_max < latency:
+            raise ValueError("knobs: latency_max >= latency")
         self.latency = float(latency)
+        #: With `latency_max`, a job that sets no latency of its own takes a random time in latency..latency_max.
+        self.latency_max = None if latency_max is None else float(latency_max)
         self.quota = None if quota is None else int(quota)
         self.credits_remaining = self.quota  # None: unlimited
         self.rate_limit_every = int(rate_limit_every)
@@ -123,6 +133,14 @@ class SimFakeApi(JsonFakeServer):
         # ambiguous to the client as a drop after acceptance), and the next N job listings answer 503.
         self.drop_submits = int(drop_submits)
         self.fail_lookups = int(fail_lookups)
+        # The same faults at random, as rates (0..1) per submit: a provider that is flaky all the time.
+        self.fail_submit_rate = float(fail_submit_rate)
+        self.accept_then_stall_rate = float(accept_then_stall_rate)
+        self.accept_then_drop_rate = float(accept_then_drop_rate)
+        #: False: an Idempotency-Key is recorded as the job's `reference` but does not deduplicate, like a
+        #: provider without idempotency (a client that submits twice makes two jobs).
+        self.idempotency = bool(idempotency)
+        self.faults: dict[str, int] = {"503": 0, "stall": 0, "drop": 0}  # faults served so far, by kind
         self.idempotent: dict[tuple[str, str], str] = {}  # (token, Idempotency-Key) -> job id
         self.jobs: dict[str, Job] = {}
         self.uploads: dict[str, tuple[bytes, str]] = {}  # id -> (bytes, content type)
@@ -178,11 +196,12 @@ class SimFakeApi(JsonFakeServer):
         if denied := self._denied(req):
             return denied
         key = req.header("idempotency-key")
-        if key and (req.bearer_token or "", key) in self.idempotent:  # a retry: the first job, as first answered
+        if key and self.idempotency and (req.bearer_token or "", key) in self.idempotent:  # a retry: the first job, as first answered
             job = self.jobs[self.idempotent[(req.bearer_token or "", key)]]
             return json_response(self._job_json(job, req.base_url), 201, {"Idempotent-Replayed": "true"})
-        if self.fail_submits > 0:
-            self.fail_submits -= 1
+        if self.fail_submits > 0 or self._chance(self.fail_submit_rate):
+            self.fail_submits = max(0, self.fail_submits - 1)
+            self.faults["503"] += 1
             return json_error(503, "unavailable", "the service is temporarily overloaded, try again")
         if self.drop_submits > 0:
             self.drop_submits -= 1
@@ -219,13 +238,18 @@ class SimFakeApi(JsonFakeServer):
         if key:
             self.idempotent[(job.token, key)] = job.id
         response = json_response(self._job_json(job, req.base_url), 201)
-        if self.accept_then_drop > 0:
-            self.accept_then_drop -= 1
+        if self.accept_then_drop > 0 or self._chance(self.accept_then_drop_rate):
+            self.accept_then_drop = max(0, self.accept_then_drop - 1)
+            self.faults["drop"] += 1
             response.drop = True
-        elif self.accept_then_stall > 0:
-            self.accept_then_stall -= 1
+        elif self.accept_then_stall > 0 or self._chance(self.accept_then_stall_rate):
+            self.accept_then_stall = max(0, self.accept_then_stall - 1)
+            self.faults["stall"] += 1
             response.stall_s = self.stall_s
         return response
+
+    def _chance(self, rate: float) -> bool:
+        return rate > 0 and self._random.random() < rate
 
     @route("GET", r"/v1/jobs")
     def list_jobs(self, req: FakeRequest) -> FakeResponse:
@@ -313,6 +337,8 @@ class SimFakeApi(JsonFakeServer):
         if outcome == "success" and self.fail_rate and self._random.random() < self.fail_rate:
             outcome = "fail"
         latency = body.get("latency")
+        if latency is None and self.latency_max is not None:
+            latency = self._random.uniform(self.latency, self.latency_max)
         if operation in VIDEO_OPERATIONS:
             quality = body.get("quality", "720p")
             width, height = QUALITY_SIZES[quality]

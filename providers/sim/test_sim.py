@@ -287,6 +287,28 @@ async def test_transient_submit_failure_is_retryable(start_fake, connect):
     assert (await submit(provider, OperationType.TEXT_TO_VIDEO)).provider_job_id
 
 
+def test_rate_knobs_fault_submits_at_random_and_idempotency_can_be_off(start_fake):
+    """The chaos run's knobs: faults as rates per submit, a latency spread, and no deduplication."""
+    def post(fake, key: str) -> httpx.Response:
+        return httpx.post(f"{fake.url}/v1/jobs", headers={"Authorization": "Bearer t", "Idempotency-Key": key},
+                          json={"operation": "text_to_image", "prompt": "a fox"}, timeout=2)
+
+    refused = start_fake(fail_submit_rate=1.0)
+    assert post(refused, "k").status_code == 503 and not refused.jobs and refused.faults["503"] == 1
+    dropped = start_fake(accept_then_drop_rate=1.0)
+    with pytest.raises(httpx.RemoteProtocolError):
+        post(dropped, "k")
+    assert len(dropped.jobs_with_reference("k")) == 1 and dropped.faults["drop"] == 1
+    stalled = start_fake(accept_then_stall_rate=1.0, stall_s=3)
+    with pytest.raises(httpx.ReadTimeout):
+        post(stalled, "k")
+    assert len(stalled.jobs_with_reference("k")) == 1 and stalled.faults["stall"] == 1
+    plain = start_fake(idempotency=False, latency=1, latency_max=4, seed=7)
+    assert post(plain, "k").json()["id"] != post(plain, "k").json()["id"]  # a second submit, a second job
+    latencies = {job.latency for job in plain.jobs_with_reference("k")}
+    assert len(latencies) == 2 and all(1 <= x <= 4 for x in latencies)
+
+
 async def test_bad_token_raises_authentication_error_without_leaking_it(start_fake, connect):
     provider = await connect(start_fake(tokens=["the-good-token"]).url)
     secret = "s3cr3t-token-0123456789"
