@@ -44,11 +44,11 @@ if not os.environ.get("PIXSIM_CREDENTIALS_KEY"):
 import logging
 
 from harness.context import Context, console
-from scenarios import throughput
+from scenarios import latency, polls, throughput
 
-SCENARIOS = {m.NAME: m for m in (throughput,)}
+SCENARIOS = {m.NAME: m for m in (throughput, latency, polls)}
 #: What `make bench` runs: inflight takes several minutes on its own, so it runs only when asked for.
-DEFAULT = ["throughput"]
+DEFAULT = ["throughput", "latency", "polls"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
