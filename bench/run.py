@@ -44,9 +44,9 @@ if not os.environ.get("PIXSIM_CREDENTIALS_KEY"):
 import logging
 
 from harness.context import Context, console
-from scenarios import latency, polls, throughput
+from scenarios import inflight, latency, polls, throughput
 
-SCENARIOS = {m.NAME: m for m in (throughput, latency, polls)}
+SCENARIOS = {m.NAME: m for m in (throughput, latency, polls, inflight)}
 #: What `make bench` runs: inflight takes several minutes on its own, so it runs only when asked for.
 DEFAULT = ["throughput", "latency", "polls"]
 
