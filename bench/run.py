@@ -44,11 +44,11 @@ if not os.environ.get("PIXSIM_CREDENTIALS_KEY"):
 import logging
 
 from harness.context import Context, console
-from scenarios import inflight, latency, polls, throughput
+from scenarios import inflight, latency, polls, replicas, throughput
 
-SCENARIOS = {m.NAME: m for m in (throughput, latency, polls, inflight)}
+SCENARIOS = {m.NAME: m for m in (throughput, latency, polls, inflight, replicas)}
 #: What `make bench` runs: inflight takes several minutes on its own, so it runs only when asked for.
-DEFAULT = ["throughput", "latency", "polls"]
+DEFAULT = ["throughput", "latency", "polls", "replicas"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
