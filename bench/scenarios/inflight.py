@@ -135,7 +135,19 @@ def _analyse(jobs: list[Job], duration: float, window: float, t0: float) -> dict
         "poll_rate_ideal_per_s": round(n / duration, 1),
         "poll_rate_production_schedule_per_s": round(n / PRODUCTION_POLL_CAP_S, 1),
         "poll_rate_mean_over_ideal": ratio(len(calls) / span, n / duration),
+        "by_creation": _by_creation(created, first, window),
     }
+
+
+def _by_creation(jobs: list[Job], first: float, window: float, bucket_s: float = 30.0) -> list[dict]:
+    """Per 30 s of creation time at the provider: how many jobs, how many polled within X, first-poll lag."""
+    buckets: dict[int, list[Job]] = {}
+    for j in jobs:
+        buckets.setdefault(int((j.created - first) // bucket_s), []).append(j)
+    return [{"created_from_s": k * bucket_s, "jobs": len(js),
+             "polled_within_window": sum(1 for j in js if j.first_poll_lag is not None and j.first_poll_lag <= window),
+             "first_poll_lag_s": dist([j.first_poll_lag for j in js])}
+            for k, js in sorted(buckets.items())]
 
 
 def _peak(jobs: list[Job]) -> int:
@@ -199,6 +211,15 @@ def report(r: dict) -> None:
         " / ".join(f"{cpu.get(f'{k}_cores', 0):.2f}" for k in ("poller", "dispatcher", "gateway", "nx_27017")))
     row("CPU of other processes (noise, cores)", cpu["other_processes_cores"])
     console.print(t)
+    b = Table(title=f"In flight: first status call by creation time at the provider (X = {s['window_s']:g} s)")
+    for col in ("created at (s after the first)", "jobs", f"polled within {s['window_s']:g} s",
+                "first poll after creation p50 / max"):
+        b.add_column(col, justify="right")
+    for bucket in r["by_creation"]:
+        lag = bucket["first_poll_lag_s"]
+        b.add_row(f"{bucket['created_from_s']:g}-{bucket['created_from_s'] + 30:g}", str(bucket["jobs"]),
+                  str(bucket["polled_within_window"]), f"{secs(lag['p50'])} / {secs(lag['max'])}")
+    console.print(b)
 
 
 def ok(r: dict) -> bool:
