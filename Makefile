@@ -18,8 +18,8 @@ run: install ## start NATS, MongoDB (nx-27017), the sim fake and the four servic
 test: install ## run the tests against real local servers (or NATS_URL / MONGO_URL)
 	@$(UV) run --frozen pytest
 
-bench: install ## pipeline throughput vs raw JetStream, measured in one run
-	@$(UV) run --frozen python bench/pipeline_bench.py
+bench: install ## benchmark scenarios, each against a baseline in one run (bench/README.md; flags: BENCH_ARGS=...)
+	@$(UV) run --frozen python bench/run.py $(BENCH_ARGS)
 
 chaos: install ## every service a real process, under load, while each is killed and NATS/MongoDB/the provider go away (CHAOS_ARGS=...)
 	@$(UV) run --frozen python -m chaos $(CHAOS_ARGS)
