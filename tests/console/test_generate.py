@@ -41,7 +41,7 @@ async def test_generate_from_the_spec_form_watch_it_and_play_it(console_system, 
     await page.locator("#status .status-completed").wait_for()
 
     player = page.locator("video#player")
-    await player.wait_for(timeout=30_000)
+    await player.wait_for(timeout=90_000)  # shown once archived; a loaded machine is slow
     await page.wait_for_function("() => document.querySelector('video#player').readyState >= 2", timeout=20_000)
     duration_s = await player.evaluate("v => v.duration")
     assert duration_s > 0

@@ -20,11 +20,15 @@ RATES = {"submit_per_s": 5, "status_per_s": 8, "account_submit_per_s": 2, "burst
 ACCOUNTS, JOBS_EACH = 3, 6
 
 
-def _worst_excess(times: list[float], rate: float, burst: int) -> float:
-    """How far the calls exceed GCRA's bound (at most `burst + rate * span` calls in any span of time);
-    <= 0 means they kept to the rate."""
+#: Seconds a call admitted on time may take to reach the fake on a loaded machine (the bound allows for it).
+JITTER_S = 0.25
+
+
+def _worst_excess(times: list[float], rate: float, burst: int, jitter: float = JITTER_S) -> float:
+    """How far the calls exceed GCRA's bound (at most `burst + rate * (span + jitter)` calls in any span of
+    time); <= 0 means they kept to the rate."""
     times = sorted(times)
-    return max((j - i + 1) - (burst + rate * (times[j] - times[i]))
+    return max((j - i + 1) - (burst + rate * (times[j] - times[i] + jitter))
                for i in range(len(times)) for j in range(i, len(times)))
 
 
@@ -57,13 +61,15 @@ async def test_a_burst_never_calls_the_provider_faster_than_its_limits(fresh_ser
     submits = [c for c in calls if c.method == "POST" and c.path == "/v1/jobs"]
     polls = [c for c in calls if c.method == "GET" and c.path.startswith("/v1/jobs/job_")]
     assert len(submits) == len(gids) and len(polls) >= len(gids)
-    # One call of slack: a call admitted on time can still arrive a few milliseconds late.
-    assert _worst_excess([c.at for c in submits], RATES["submit_per_s"], RATES["burst"]) <= 1
-    assert _worst_excess([c.at for c in polls], RATES["status_per_s"], RATES["burst"]) <= 1
+    assert _worst_excess([c.at for c in submits], RATES["submit_per_s"], RATES["burst"]) <= 0
+    assert _worst_excess([c.at for c in polls], RATES["status_per_s"], RATES["burst"]) <= 0
     for token in tokens:
         mine = [c.at for c in submits if c.headers.get("authorization") == f"Bearer {token}"]
         assert len(mine) == JOBS_EACH
-        assert _worst_excess(mine, RATES["account_submit_per_s"], RATES["burst"]) <= 1
+        # An account's turn comes before the provider-wide one, which may hold the call up to one provider
+        # interval more: the per-account bound allows for that too.
+        jitter = JITTER_S + 1 / RATES["submit_per_s"]
+        assert _worst_excess(mine, RATES["account_submit_per_s"], RATES["burst"], jitter) <= 0
     # The limits did bind (else this test proves nothing): unpaced, the submits would all land within ~1 s.
     span = max(c.at for c in submits) - min(c.at for c in submits)
     assert span >= (len(submits) - 2) / RATES["submit_per_s"], span
