@@ -14,6 +14,7 @@ over the providers, and polled with at most `concurrency` polls in flight.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 IDLE_S = 1.0
 #: After a failed claim (MongoDB away): wait this long, doubling, up to `IDLE_S` x 5.
 ERROR_PAUSE_S = 0.2
+#: Due jobs claimed together from one provider (one sorted query, then one keyed claim each).
+CLAIM_BATCH = 16
 
 #: Polls one leased job; returns when it is due next (epoch seconds), or None when it left the schedule.
 PollFn = Callable[[dict[str, Any]], Awaitable[float | None]]
@@ -49,6 +52,7 @@ class Scheduler:
         self.retry_max_s = max(retry_max_s, retry_s)
         self._asleep_until: dict[str, float] = {p.name: 0.0 for p in self.parts}
         self._turn = 0
+        self._claimed: collections.deque[dict[str, Any]] = collections.deque()  # leased, waiting for a slot
         self._wake = asyncio.Event()
         self._running: dict[asyncio.Task[None], dict[str, Any]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -81,6 +85,9 @@ class Scheduler:
                 await task
             with contextlib.suppress(Exception):
                 await self.store.release(record, time.time())
+        while self._claimed:  # claimed, never started: due again at once, for another replica
+            with contextlib.suppress(Exception):
+                await self.store.release(self._claimed.popleft(), time.time())
 
     # -- the loop ---------------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -106,17 +113,21 @@ class Scheduler:
             task.add_done_callback(lambda t: (self._running.pop(t, None), slots.release()))
 
     async def _claim_next(self) -> dict[str, Any] | None:
-        """One due job from the next provider in turn that has one."""
+        """One due job: the next of those claimed together, else a few from the next provider in turn
+        that has due ones (claimed records wait here only until slots free up, well within their lease)."""
+        if self._claimed:
+            return self._claimed.popleft()
         n = len(self.parts)
         for i in range(n):
             part = self.parts[(self._turn + i) % n]
             now = time.time()
             if self._asleep_until[part.name] > now:
                 continue
-            record = await self.store.claim(part, now, self.lease_s)
-            if record is not None:
+            records = await self.store.claim_some(part, now, self.lease_s, CLAIM_BATCH)
+            if records:
                 self._turn = (self._turn + i + 1) % n
-                return record
+                self._claimed.extend(records[1:])
+                return records[0]
             await self._doze(part, now)
         return None
 

@@ -10,8 +10,8 @@ until published) and `ended_at`.
 
 A job being polled has `next_poll_at` = its lease's end, so "due" and "lease expired" are one condition,
 and the index (`provider_id`, `next_poll_at`) serves both the claim and the look-ahead of an idle
-replica. A claim is one `find_one_and_update` (due, earliest first, one provider at a time) that takes
-the lease; the write-back after a poll is one more, conditional on the lease, so a replica that lost
+replica. Claims come a few at a time (`claim_some`): one sorted query for the earliest due ids of one
+provider, then one `find_one_and_update` by `_id`, still due, that takes each lease; the write-back after a poll is one more, conditional on the lease, so a replica that lost
 its lease never overwrites the next holder's. A finished job has no `next_poll_at`: it leaves the index.
 
 Times are epoch seconds (floats), as in `pixsim_runtime.accounts`: numbers compare and index alike on
@@ -87,15 +87,25 @@ class PollStore:
         await self.polls.update_one({"_id": gid, "lease_until": {"$lte": now}}, {"$set": {"next_poll_at": now}})
 
     # -- claims and leases ------------------------------------------------------------------------
-    async def claim(self, part: Partition, now: float, lease_s: float) -> dict[str, Any] | None:
-        """Lease the earliest due job of the partition (or one whose holder's lease ran out)."""
+    async def claim_some(self, part: Partition, now: float, lease_s: float, limit: int) -> list[dict[str, Any]]:
+        """Lease up to `limit` of the partition's earliest due jobs: one sorted query for their ids, then
+        one claim each by `_id` (guarded by the same due condition, so a job another replica took in
+        between is skipped). Keyed updates stay fast however many jobs wait; a sorted claim per job does
+        not (nx-27017 slows down on non-`_id` filters as the collection grows, STACK.md §10)."""
+        due = await self.polls.find({**part.match, "next_poll_at": {"$lte": now}}, {"_id": 1},
+                                    sort=[("next_poll_at", ASCENDING)], limit=limit).to_list()
+        claimed = []
         until = now + lease_s
-        return await self.polls.find_one_and_update(
-            {**part.match, "next_poll_at": {"$lte": now}},
-            {"$set": {"next_poll_at": until, "lease_until": until, "holder": self.holder,
-                      "lease_id": uuid.uuid4().hex},
-             "$inc": {"polls": 1}},
-            sort=[("next_poll_at", ASCENDING)], return_document=ReturnDocument.AFTER)
+        for doc in due:
+            record = await self.polls.find_one_and_update(
+                {"_id": doc["_id"], "next_poll_at": {"$lte": now}},
+                {"$set": {"next_poll_at": until, "lease_until": until, "holder": self.holder,
+                          "lease_id": uuid.uuid4().hex},
+                 "$inc": {"polls": 1}},
+                return_document=ReturnDocument.AFTER)
+            if record is not None:
+                claimed.append(record)
+        return claimed
 
     async def earliest(self, part: Partition) -> float | None:
         """When the partition's next job is due (None: it has none)."""
