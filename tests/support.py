@@ -38,11 +38,16 @@ async def create(api: httpx.AsyncClient, params: dict[str, Any], *, provider: st
 
 async def wait_for(api: httpx.AsyncClient, gid: str, statuses: set[str] = TERMINAL,
                    timeout: float = 30) -> dict[str, Any]:
-    """Poll the read model until the generation reaches one of `statuses`."""
+    """Poll the read model until the generation reaches one of `statuses` and, once it has ended, its hold
+    is settled there too (a charge or a release travels on the credits stream, projected on its own, so
+    it can land a moment after the terminal status; a hold never settled is waited for until `timeout`)."""
     deadline = time.monotonic() + timeout
     while True:
         body = (await api.get(f"/api/v1/generations/{gid}")).json()
-        if body.get("status") in statuses:
+        credits = body.get("credits") or {}
+        unsettled = (body.get("status") in TERMINAL and credits.get("reserved")
+                     and not credits.get("charged") and not credits.get("released"))
+        if body.get("status") in statuses and (not unsettled or time.monotonic() > deadline):
             return body
         if time.monotonic() > deadline:
             raise AssertionError(f"generation {gid} stuck at {body.get('status')!r}: {body}")
