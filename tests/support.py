@@ -40,13 +40,16 @@ async def wait_for(api: httpx.AsyncClient, gid: str, statuses: set[str] = TERMIN
                    timeout: float = 30) -> dict[str, Any]:
     """Poll the read model until the generation reaches one of `statuses` and, once it has ended, its hold
     is settled there too (a charge or a release travels on the credits stream, projected on its own, so
-    it can land a moment after the terminal status; a hold never settled is waited for until `timeout`)."""
+    it can land a moment after the terminal status; a hold never settled is waited for until `timeout`).
+    Now and then a consumer's fetch loses a delivery that JetStream makes again only after the ack wait
+    (nats-py's pull requests, see `wait_ledger`), so a completed job may also miss its `submitted` a while."""
     deadline = time.monotonic() + timeout
     while True:
         body = (await api.get(f"/api/v1/generations/{gid}")).json()
         credits = body.get("credits") or {}
         unsettled = (body.get("status") in TERMINAL and credits.get("reserved")
-                     and not credits.get("charged") and not credits.get("released"))
+                     and not credits.get("charged") and not credits.get("released")) or \
+            (body.get("status") == "completed" and not body.get("provider_job_id"))  # `submitted` still on its way
         if body.get("status") in statuses and (not unsettled or time.monotonic() > deadline):
             return body
         if time.monotonic() > deadline:

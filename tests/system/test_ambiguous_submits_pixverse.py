@@ -5,21 +5,24 @@ acceptance (a timeout, a dropped connection): one video at Pixverse, the job com
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import subprocess
-import time
 from typing import Any
 
 import pytest
 from conftest import PROVIDERS, build_apps, service_settings
 from opentelemetry.sdk.trace import TracerProvider
-from pixsim_provider_sdk import LoadedProvider, Registry, discover
 from pixsim_provider_sdk.safe_fetch import ALLOW_HOSTS_ENV, host_port
 from pixsim_provider_sdk.testing.fake_http import load_fake
 from pixsim_runtime.inprocess import serve
-from support import api_client, wait_for, wait_ledger
-from system.test_ambiguous_submits import _start
+from support import api_client, wait_for
+from system.kit import (
+    KILLED_AFTER_ACCEPT,
+    apps_with_an_impatient_dispatcher,
+    charged_once,
+    killed_at_its_fault_point,
+    start_service,
+    stop,
+)
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 
@@ -52,10 +55,6 @@ def _videos(fake: Any, prompt: str) -> list[Any]:
     return [j for j in fake.jobs.values() if j.prompt == prompt]
 
 
-async def _charged_once(mongo_url: str, db: str, gid: str) -> None:
-    entries = await wait_ledger(mongo_url, db, gid, {"reserved", "charged"})
-    assert sorted(e["kind"] for e in entries) == ["charged", "reserved"], entries
-
 
 async def test_a_dispatcher_killed_after_pixverse_accepted_continues_the_job(fresh_servers, pixverse_fake):
     settings = service_settings(fresh_servers, db="pixverse_lost", PIXSIM_DISPATCH_ACK_WAIT=3)
@@ -66,48 +65,26 @@ async def test_a_dispatcher_killed_after_pixverse_accepted_continues_the_job(fre
         apps = build_apps(settings, TracerProvider(), roles=("gateway", "poller", "billing"))
         async with serve(*apps) as served, api_client(served[0].url) as api:
             account = await _account(api, pixverse_fake)
-            procs.append(doomed := await _start("pixsim_dispatcher",
-                                                {**env, "PIXSIM_FAULT_POINT": "dispatcher.after_execute"}))
+            procs.append(doomed := await start_service("pixsim_dispatcher", {**env, **KILLED_AFTER_ACCEPT}))
             gid = await _generate(api, account, prompt)
-            deadline = time.monotonic() + 60
-            while doomed.poll() is None:
-                assert time.monotonic() < deadline, "the dispatcher never reached its fault point"
-                await asyncio.sleep(0.05)
-            assert doomed.returncode == -signal.SIGKILL
+            await killed_at_its_fault_point(doomed)
             assert len(_videos(pixverse_fake, prompt)) == 1  # Pixverse has it; we never recorded it
-            procs.append(await _start("pixsim_dispatcher", env))
+            procs.append(await start_service("pixsim_dispatcher", env))
             body = await wait_for(api, gid, timeout=60)
         assert body["status"] == "completed", body
         [video] = _videos(pixverse_fake, prompt)
         assert body["provider_job_id"] == str(video.id)
-        await _charged_once(fresh_servers.mongo_url, "pixverse_lost", gid)
+        await charged_once(fresh_servers.mongo_url, "pixverse_lost", gid)
         assert pixverse_fake.submit_count == 1  # asked, not submitted again
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(30)
+        stop(procs)
 
 
 @pytest.mark.parametrize("fault", ["accept_then_stall", "accept_then_drop"])
 async def test_a_submit_whose_answer_was_lost_makes_one_pixverse_video(fresh_servers, pixverse_fake, fault):
-    from pixsim_dispatcher.app import DispatcherSettings
-    from pixsim_dispatcher.app import create_app as dispatcher
-
-    loaded = discover(PROVIDERS, include_entry_points=False, only=["pixverse"])
-    manifest = loaded.manifest("pixverse")
-
-    class Impatient(type(loaded.get("pixverse"))):  # type: ignore[misc]
-        http_timeout = 1.0
-
-    impatient = Impatient()
-    impatient.attach_manifest(manifest)
     db = f"pixverse_{fault}"
     settings = service_settings(fresh_servers, db=db)
-    tp = TracerProvider()
-    apps: list[Any] = build_apps(settings, tp, roles=("gateway", "poller", "billing"))
-    apps.append(dispatcher(DispatcherSettings(**settings), tracer_provider=tp,
-                           registry=Registry([LoadedProvider(manifest, impatient, "tests (impatient pixverse)")])))
+    apps = apps_with_an_impatient_dispatcher(settings, "pixverse")
     pixverse_fake.stall_s = 3.0  # the adapter gives up after 1 s, with the video already made
     prompt = f"a paper boat, answer lost: {fault}"
     async with serve(*apps) as served, api_client(served[0].url) as api:
@@ -120,4 +97,4 @@ async def test_a_submit_whose_answer_was_lost_makes_one_pixverse_video(fresh_ser
     [video] = _videos(pixverse_fake, prompt)  # one video, not one per try
     assert body["provider_job_id"] == str(video.id)
     assert pixverse_fake.submit_count == 1
-    await _charged_once(fresh_servers.mongo_url, db, gid)
+    await charged_once(fresh_servers.mongo_url, db, gid)

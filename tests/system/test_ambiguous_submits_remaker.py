@@ -7,7 +7,6 @@ never charged."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import struct
 import subprocess
 import time
@@ -17,11 +16,16 @@ from typing import Any
 import pytest
 from conftest import PROVIDERS, build_apps, service_settings
 from opentelemetry.sdk.trace import TracerProvider
-from pixsim_provider_sdk import LoadedProvider, Registry, discover
 from pixsim_provider_sdk.testing.fake_http import load_fake
 from pixsim_runtime.inprocess import serve
 from support import api_client, ledger_for, wait_for
-from system.test_ambiguous_submits import _start
+from system.kit import (
+    KILLED_AFTER_ACCEPT,
+    apps_with_an_impatient_dispatcher,
+    killed_at_its_fault_point,
+    start_service,
+    stop,
+)
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 
@@ -94,44 +98,22 @@ async def test_a_dispatcher_killed_after_remaker_accepted_does_not_submit_again(
         apps = build_apps(settings, TracerProvider(), roles=("gateway", "poller", "billing"))
         async with serve(*apps) as served, api_client(served[0].url) as api:
             account = await _account(api, remaker_fake)
-            procs.append(doomed := await _start("pixsim_dispatcher",
-                                                {**env, "PIXSIM_FAULT_POINT": "dispatcher.after_execute"}))
+            procs.append(doomed := await start_service("pixsim_dispatcher", {**env, **KILLED_AFTER_ACCEPT}))
             gid = await _generate(api, account, prompt, photo_url)
-            deadline = time.monotonic() + 60
-            while doomed.poll() is None:
-                assert time.monotonic() < deadline, "the dispatcher never reached its fault point"
-                await asyncio.sleep(0.05)
-            assert doomed.returncode == -signal.SIGKILL
+            await killed_at_its_fault_point(doomed)
             assert len(_jobs(remaker_fake, prompt)) == 1  # Remaker has it; we never recorded it
-            procs.append(await _start("pixsim_dispatcher", env))
+            procs.append(await start_service("pixsim_dispatcher", env))
             await _ends_outcome_unknown(api, remaker_fake, prompt, fresh_servers.mongo_url, "remaker_lost", gid)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(30)
+        stop(procs)
 
 
 @pytest.mark.parametrize("fault", ["accept_then_stall", "accept_then_drop"])
 async def test_a_create_job_whose_answer_was_lost_is_not_submitted_again(fresh_servers, remaker_fake, photo_url,
                                                                          fault):
-    from pixsim_dispatcher.app import DispatcherSettings
-    from pixsim_dispatcher.app import create_app as dispatcher
-
-    loaded = discover(PROVIDERS, include_entry_points=False, only=["remaker"])
-    manifest = loaded.manifest("remaker")
-
-    class Impatient(type(loaded.get("remaker"))):  # type: ignore[misc]
-        http_timeout = 1.0
-
-    impatient = Impatient()
-    impatient.attach_manifest(manifest)
     db = f"remaker_{fault}"
     settings = service_settings(fresh_servers, db=db, **GIVE_UP_SOON)
-    tp = TracerProvider()
-    apps: list[Any] = build_apps(settings, tp, roles=("gateway", "poller", "billing"))
-    apps.append(dispatcher(DispatcherSettings(**settings), tracer_provider=tp,
-                           registry=Registry([LoadedProvider(manifest, impatient, "tests (impatient remaker)")])))
+    apps = apps_with_an_impatient_dispatcher(settings, "remaker")
     remaker_fake.stall_s = 3.0  # the adapter gives up after 1 s, with the job already made
     prompt = f"autumn leaves, answer lost: {fault}"
     async with serve(*apps) as served, api_client(served[0].url) as api:

@@ -5,21 +5,24 @@ one video at the provider, the job completes, charged once."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
 import subprocess
-import time
 from typing import Any
 
 import pytest
 from conftest import PROVIDERS, build_apps, service_settings
 from opentelemetry.sdk.trace import TracerProvider
-from pixsim_provider_sdk import LoadedProvider, Registry, discover
 from pixsim_provider_sdk.testing.fake_http import load_fake
 from pixsim_runtime.inprocess import serve
-from support import api_client, wait_for, wait_ledger
-from system.test_ambiguous_submits import _start
+from support import api_client, wait_for
+from system.kit import (
+    KILLED_AFTER_ACCEPT,
+    apps_with_an_impatient_dispatcher,
+    charged_once,
+    killed_at_its_fault_point,
+    start_service,
+    stop,
+)
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 
@@ -51,10 +54,6 @@ def _videos(fake: Any, prompt: str) -> list[Any]:
     return [v for v in fake.videos.values() if v.prompt == prompt]
 
 
-async def _charged_once(mongo_url: str, db: str, gid: str) -> None:
-    entries = await wait_ledger(mongo_url, db, gid, {"reserved", "charged"})
-    assert sorted(e["kind"] for e in entries) == ["charged", "reserved"], entries
-
 
 async def test_a_dispatcher_killed_after_sora_accepted_continues_the_job(fresh_servers, sora_fake):
     settings = service_settings(fresh_servers, db="sora_lost", PIXSIM_DISPATCH_ACK_WAIT=3)
@@ -65,47 +64,25 @@ async def test_a_dispatcher_killed_after_sora_accepted_continues_the_job(fresh_s
         apps = build_apps(settings, TracerProvider(), roles=("gateway", "poller", "billing"))
         async with serve(*apps) as served, api_client(served[0].url) as api:
             account = await _account(api, sora_fake)
-            procs.append(doomed := await _start("pixsim_dispatcher",
-                                                {**env, "PIXSIM_FAULT_POINT": "dispatcher.after_execute"}))
+            procs.append(doomed := await start_service("pixsim_dispatcher", {**env, **KILLED_AFTER_ACCEPT}))
             gid = await _generate(api, account, prompt)
-            deadline = time.monotonic() + 60
-            while doomed.poll() is None:
-                assert time.monotonic() < deadline, "the dispatcher never reached its fault point"
-                await asyncio.sleep(0.05)
-            assert doomed.returncode == -signal.SIGKILL
+            await killed_at_its_fault_point(doomed)
             assert len(_videos(sora_fake, prompt)) == 1
-            procs.append(await _start("pixsim_dispatcher", env))
+            procs.append(await start_service("pixsim_dispatcher", env))
             body = await wait_for(api, gid, timeout=60)
         assert body["status"] == "completed", body
         [video] = _videos(sora_fake, prompt)
         assert body["provider_job_id"] == video.id
-        await _charged_once(fresh_servers.mongo_url, "sora_lost", gid)
+        await charged_once(fresh_servers.mongo_url, "sora_lost", gid)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(30)
+        stop(procs)
 
 
 @pytest.mark.parametrize("fault", ["accept_then_stall", "accept_then_drop"])
 async def test_a_create_whose_answer_was_lost_makes_one_sora_video(fresh_servers, sora_fake, fault):
-    from pixsim_dispatcher.app import DispatcherSettings
-    from pixsim_dispatcher.app import create_app as dispatcher
-
-    loaded = discover(PROVIDERS, include_entry_points=False, only=["sora"])
-    manifest = loaded.manifest("sora")
-
-    class Impatient(type(loaded.get("sora"))):  # type: ignore[misc]
-        http_timeout = 1.0
-
-    impatient = Impatient()
-    impatient.attach_manifest(manifest)
     db = f"sora_{fault}"
     settings = service_settings(fresh_servers, db=db)
-    tp = TracerProvider()
-    apps: list[Any] = build_apps(settings, tp, roles=("gateway", "poller", "billing"))
-    apps.append(dispatcher(DispatcherSettings(**settings), tracer_provider=tp,
-                           registry=Registry([LoadedProvider(manifest, impatient, "tests (impatient sora)")])))
+    apps = apps_with_an_impatient_dispatcher(settings, "sora")
     sora_fake.stall_s = 3.0
     prompt = f"a lighthouse, answer lost: {fault}"
     async with serve(*apps) as served, api_client(served[0].url) as api:
@@ -117,4 +94,4 @@ async def test_a_create_whose_answer_was_lost_makes_one_sora_video(fresh_servers
     assert body["status"] == "completed", body
     [video] = _videos(sora_fake, prompt)  # one video, not one per try
     assert body["provider_job_id"] == video.id
-    await _charged_once(fresh_servers.mongo_url, db, gid)
+    await charged_once(fresh_servers.mongo_url, db, gid)

@@ -11,13 +11,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from conftest import build_apps, service_settings
-from opentelemetry.sdk.trace import TracerProvider
+from conftest import service_settings
 from pixsim_billing.invariants import check_account
-from pixsim_provider_sdk import LoadedProvider, Registry
 from pixsim_runtime.inprocess import serve
 from support import api_client, ledger_for, mongo_db, wait_for, wait_ledger
-from system.test_ambiguous_submits import SIM, Impatient
+from system.kit import apps_with_an_impatient_dispatcher
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 
@@ -28,17 +26,9 @@ CREDITS = 100
 async def _system(servers: Any, db: str, **overrides: Any) -> AsyncIterator[tuple[Any, Any, str]]:
     """Gateway, poller and billing, and a dispatcher whose sim adapter gives up after 1 s; one sim account
     with tracked credits. Yields (api, db, account id)."""
-    from pixsim_dispatcher.app import DispatcherSettings
-    from pixsim_dispatcher.app import create_app as dispatcher
-
     settings = service_settings(servers, db=db, PIXSIM_ORPHAN_SWEEP_INTERVAL=0.5, PIXSIM_FIND_ATTEMPTS=1,
                                 **overrides)
-    impatient = Impatient()
-    impatient.attach_manifest(SIM)
-    tp = TracerProvider()
-    apps: list[Any] = build_apps(settings, tp, roles=("gateway", "poller", "billing"))
-    apps.append(dispatcher(DispatcherSettings(**settings), tracer_provider=tp,
-                           registry=Registry([LoadedProvider(SIM, impatient, "tests (impatient sim)")])))
+    apps = apps_with_an_impatient_dispatcher(settings, "sim")
     async with serve(*apps) as served, api_client(served[0].url) as api:
         resp = await api.post("/api/v1/accounts", json={"provider_id": "sim", "raw_data": {"token": f"tok-{db}"},
                                                         "credits": {"sim": CREDITS}, "concurrency_limit": 4})

@@ -19,8 +19,6 @@ import asyncio
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -39,8 +37,8 @@ from pixsim_contracts import GenerationSubmitted, OperationType, new_id, subject
 from pixsim_provider_sdk import LoadedProvider, Registry, discover
 from pixsim_provider_sdk.testing.fake_http import load_fake
 from pixsim_runtime.inprocess import serve
-from pixsim_runtime.local_servers import free_port
 from support import mongo_db
+from system.kit import start_service
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(240)]
 
@@ -226,20 +224,6 @@ async def test_a_job_of_known_duration_is_polled_once_at_its_end_and_durations_a
         fake.stop()
 
 
-async def _start_poller(env: dict[str, str]) -> subprocess.Popen:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pixsim_poller"],  # noqa: ASYNC220 - a real process, to SIGKILL
-                            env={**env, "PIXSIM_HTTP_PORT": str(port)})
-    async with httpx.AsyncClient() as client:
-        for _ in range(300):
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                    return proc
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, "poller exited during start-up"
-            await asyncio.sleep(0.1)
-    raise AssertionError("poller not ready")
 
 
 async def test_jobs_of_a_killed_poller_are_polled_on_time_by_another(fresh_servers):
@@ -247,7 +231,7 @@ async def test_jobs_of_a_killed_poller_are_polled_on_time_by_another(fresh_serve
     extra = {"PIXSIM_POLL_ACK_WAIT": 2, "PIXSIM_POLL_PROGRESS_INTERVAL": 30, "PIXSIM_POLL_MAX_INTERVAL": 30}
     settings = service_settings(fresh_servers, db="killed", **extra)
     env = {**os.environ, **{k: str(v) for k, v in settings.items()}, "PIXSIM_SIM_BASE_URL": fake.url}
-    doomed = await _start_poller(env)
+    doomed = await start_service("pixsim_poller", env)
     try:
         registry = Registry([provider(recording(SimProvider, log, "survivor"), SIM, fake.url)])
         async with pollers(fresh_servers, "killed", [registry], **extra), Submitter(fresh_servers) as jobs:

@@ -2,42 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import subprocess
-import sys
 
-import httpx
 import pytest
 from conftest import build_apps, service_settings
 from opentelemetry.sdk.trace import TracerProvider
 from pixsim_runtime.inprocess import serve
-from pixsim_runtime.local_servers import free_port
 from support import api_client, mongo_db, wait_for, wait_ledger
+from system.kit import start_service
 
 pytestmark = pytest.mark.system
 
 
-async def _start_poller(env: dict[str, str]) -> subprocess.Popen:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pixsim_poller"], env={**env, "PIXSIM_HTTP_PORT": str(port)})
-    async with httpx.AsyncClient() as client:
-        for _ in range(300):
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                    return proc
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, "poller exited during start-up"
-            await asyncio.sleep(0.1)
-    raise AssertionError("poller not ready")
 
 
 async def test_poller_killed_mid_flight_loses_no_job_and_charges_once(fresh_servers, sim_fake):
     settings = service_settings(fresh_servers, db="restart", PIXSIM_POLL_ACK_WAIT=2)
     env = {**os.environ, **{k: str(v) for k, v in settings.items()}}
-    poller = await _start_poller(env)
+    poller = await start_service("pixsim_poller", env)
     try:
         apps = build_apps(settings, TracerProvider(), roles=("gateway", "dispatcher", "billing"))
         async with serve(*apps) as served, api_client(served[0].url) as api:
@@ -51,7 +34,7 @@ async def test_poller_killed_mid_flight_loses_no_job_and_charges_once(fresh_serv
                 await wait_for(api, gid, {"processing"})
             poller.send_signal(signal.SIGKILL)
             poller.wait(10)
-            poller = await _start_poller(env)
+            poller = await start_service("pixsim_poller", env)
             for gid in ids:
                 assert (await wait_for(api, gid, timeout=60))["status"] == "completed"
             for gid in ids:
