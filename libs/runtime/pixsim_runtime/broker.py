@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import weakref
 
@@ -62,9 +61,11 @@ async def publish_event(broker: NatsBroker, event: Event, *, msg_id: str | None 
 
 
 async def publish_events(broker: NatsBroker, events: list[Event]) -> None:
-    """Publish a handler's events concurrently, waiting for every ack: one round trip, not one per event.
+    """Publish a handler's events one after another, in list order, each acked before the next.
 
-    They leave in list order on the one connection; nothing downstream depends on their order anyway
-    (each consumer tolerates any order, and they mostly go to different streams). If one fails, the
-    caller's retry publishes all again and JetStream drops the ones it already has (`Nats-Msg-Id`)."""
-    await asyncio.gather(*(publish_event(broker, event) for event in events))
+    Not concurrently, on purpose: handlers list the credit events before the status that ends a job, and
+    a reader who sees `completed` expects its charge in the read model too. Published together, the two
+    streams' consumers project them in either order (a client's `run()` saw a generation without its
+    charge). The cost is one PubAck round trip per event."""
+    for event in events:
+        await publish_event(broker, event)
