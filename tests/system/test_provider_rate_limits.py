@@ -21,7 +21,7 @@ ACCOUNTS, JOBS_EACH = 3, 6
 
 
 #: Seconds a call admitted on time may take to reach the fake on a loaded machine (the bound allows for it).
-JITTER_S = 0.25
+JITTER_S = 0.5
 
 
 def _worst_excess(times: list[float], rate: float, burst: int, jitter: float = JITTER_S) -> float:

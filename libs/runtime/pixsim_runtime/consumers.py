@@ -336,3 +336,33 @@ async def _dead_letter(broker: NatsBroker, service: str, msg: NatsMessage, reaso
         return
     log.error("%s: dead-lettered %s (seq %s): %s", service, subject, meta.sequence.stream, reason)
     await msg.ack()
+
+
+def _fetch_times_out_as_nats_expects() -> None:
+    """nats-py's `PullSubscription.fetch` sometimes raises a bare `asyncio.TimeoutError` (when its deadline
+    is spent before the lingering pull request is sent) where it otherwise raises `nats.errors.TimeoutError`.
+    FastStream's pull loop suppresses only the latter, so the bare one ends the loop: its supervisor
+    restarts it after a pause, the consumer fetches nothing meanwhile, and a message the server handed to
+    the abandoned request comes back only after the ack wait. Seen in tests as credit events booked 30 s+
+    late. One place, process-wide: the bare timeout is re-raised as the one FastStream expects."""
+    import nats.errors
+    from nats.js.client import JetStreamContext
+
+    pull = JetStreamContext.PullSubscription
+    if getattr(pull.fetch, "_pixsim_timeouts", False):
+        return
+    original = pull.fetch
+
+    async def fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(self, *args, **kwargs)
+        except nats.errors.TimeoutError:
+            raise
+        except TimeoutError as exc:
+            raise nats.errors.TimeoutError from exc
+
+    fetch._pixsim_timeouts = True  # type: ignore[attr-defined]
+    pull.fetch = fetch  # type: ignore[method-assign]
+
+
+_fetch_times_out_as_nats_expects()
