@@ -95,8 +95,8 @@ async def ledger_for(mongo_url: str, db: str, gid: str) -> list[dict[str, Any]]:
     return await coll.find({"generation_id": gid}).sort("occurred_at", 1).to_list()
 
 
-async def wait_ledger(mongo_url: str, db: str, gid: str, kinds: set[str], timeout: float = 45) -> list[dict]:
-    # Longer than billing's 30 s ack wait: now and then nats-py hands a message to a pull request that has
+async def wait_ledger(mongo_url: str, db: str, gid: str, kinds: set[str], timeout: float = 100) -> list[dict]:
+    # Longer than a few of billing's 30 s ack waits: now and then nats-py hands a message to a pull request that has
     # already expired on the client's side (see its `_fetch_n`), and JetStream delivers it again only after
     # the ack wait. Late, never lost, never twice; a test must not mistake that for a missing entry.
     deadline = time.monotonic() + timeout
