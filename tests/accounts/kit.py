@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -34,7 +33,6 @@ from pixsim_provider_sdk.testing.fake_http import (
     route,
 )
 from pixsim_runtime.inprocess import serve
-from pixsim_runtime.local_servers import free_port
 from support import api_client, mongo_db
 
 PROVIDER = "acct"
@@ -223,19 +221,6 @@ async def wait_all(system: System, gids: list[str], timeout: float = 30) -> dict
 
 async def start_billing(env: dict[str, str], *, wait_ready: bool = True) -> subprocess.Popen:
     """Billing as a process of its own (so that it can be SIGKILLed), ready when this returns."""
-    port = free_port()
-    # Popen returns at once; the process must be a real one so that it can be SIGKILLed.
-    proc = subprocess.Popen([sys.executable, "-m", "pixsim_billing"],  # noqa: ASYNC220
-                            env={**os.environ, **env, "PIXSIM_HTTP_PORT": str(port)})
-    if not wait_ready:
-        return proc
-    async with httpx.AsyncClient() as client:
-        for _ in range(600):
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                    return proc
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, "billing exited during start-up"
-            await asyncio.sleep(0.05)
-    raise AssertionError("billing not ready")
+    from system.kit import start_service
+
+    return await start_service("pixsim_billing", env, ready=wait_ready)
