@@ -25,7 +25,9 @@ from pixsim_provider_sdk import (
     AuthenticationError,
     ProviderAccount,
     ProviderError,
-    ProviderUnreachableError,
+    may_have_created,
+    scrub,
+    unreachable,
 )
 
 from .errors import error_for_code, error_for_http
@@ -55,10 +57,7 @@ class Session:
 
     def scrub(self, text: str) -> str:
         """`text` with every credential replaced, in case a server or exception echoes one."""
-        for secret in (self.jwt, self.api_key):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return scrub(text, (self.jwt, self.api_key))
 
 
 class PixverseClient:
@@ -128,12 +127,7 @@ class PixverseClient:
         try:
             resp = await self.http.request(method, path, headers=headers, **kw)
         except httpx.TransportError as exc:  # connect errors and timeouts
-            error = ProviderUnreachableError.from_transport(
-                exc,
-                self.session.scrub(
-                    f"pixverse: cannot reach {self.http.base_url}: {type(exc).__name__}: {exc}"
-                ),
-            )
+            error = unreachable("pixverse", str(self.http.base_url), exc, (self.session.jwt, self.session.api_key))
             # Only a submit can have made a job; and only if the request may have left (not a refused
             # connection, a DNS failure or a connect timeout).
             error.maybe_accepted = submit and error.maybe_received
@@ -146,7 +140,7 @@ class PixverseClient:
             )
             # A 5xx may come after the job was made (a gateway that lost the answer); 503 (overloaded),
             # 429 and every 4xx are answered before anything is created.
-            error.maybe_accepted = submit and resp.status_code >= 500 and resp.status_code != 503
+            error.maybe_accepted = submit and may_have_created(resp.status_code)
             raise self._scrubbed(error)
         if "ErrCode" not in body:
             raise ProviderError(

@@ -8,9 +8,6 @@ Two deliberate departures from the reference adapter (see README, "Error mapping
 
 from __future__ import annotations
 
-import time
-from email.utils import parsedate_to_datetime
-
 from pixsim_provider_sdk import (
     AuthenticationError,
     ConcurrentLimitError,
@@ -21,6 +18,8 @@ from pixsim_provider_sdk import (
     ProviderUnavailableError,
     QuotaExceededError,
     RateLimitError,
+    error_for_status,
+    parse_retry_after,
 )
 
 #: ErrCode -> (SDK class, error_code or None for the class default, what it means).
@@ -83,26 +82,5 @@ def error_for_code(err_code: int, err_msg: str, *, credits_needed: int | None = 
 def error_for_http(status: int, detail: str, retry_after: str | None, *, polling: bool) -> ProviderError:
     """The SDK error for an HTTP-level failure without an ErrCode body."""
     message = f"pixverse: HTTP {status}: {detail}"
-    if status == 429:
-        return RateLimitError(message, retry_after=parse_retry_after(retry_after))
-    if status in (401, 403):
-        return AuthenticationError(message)
-    if status == 404 and polling:
-        return JobNotFoundError(message)
-    if status >= 500 or status == 408:
-        return ProviderUnavailableError(message)
-    return InvalidParametersError(message)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: delta-seconds or an HTTP date. Pixverse's SDK assumes 60 when absent."""
-    if not value:
-        return 60.0
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return 60.0
+    # Pixverse's own SDK waits 60 s when a 429 names no time.
+    return error_for_status(status, message, job=polling, retry_after=parse_retry_after(retry_after, 60.0))

@@ -23,8 +23,9 @@ from pixsim_provider_sdk import (
     ProviderError,
     ProviderStatus,
     ProviderStatusResult,
-    ProviderUnreachableError,
     ResolveSourceFn,
+    json_object,
+    unreachable,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
 
@@ -282,24 +283,11 @@ class RemakerProvider(Provider):
         try:
             resp = await self.http.request(method, path, headers=headers, **kw)
         except httpx.TransportError as exc:  # includes timeouts
-            message = f"{self.provider_id}: cannot reach {self.base_url}: {type(exc).__name__}: {exc}"
-            error = ProviderUnreachableError.from_transport(exc, codes.scrub(message, self._secrets(account)))
+            error = unreachable(self.provider_id, self.base_url, exc, self._secrets(account))
             error.maybe_accepted = submit and error.maybe_received
             raise error from exc
-        if resp.status_code >= 400:
-            error = codes.http_error(resp, self.provider_id, self._secrets(account), job=job)
-            error.maybe_accepted = submit and resp.status_code >= 500 and resp.status_code != 503
-            raise error
-        try:
-            payload = resp.json()
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            raise ProviderError(
-                f"{self.provider_id}: {method} {path} answered HTTP {resp.status_code} without a JSON object",
-                error_code="provider_bad_response", maybe_accepted=submit and resp.is_success,
-            )
-        return payload
+        return json_object(resp, self.provider_id, f"{method} {path}", submit=submit,
+                           error_for=lambda r: codes.http_error(r, self.provider_id, self._secrets(account), job=job))
 
 
 def _pricing_view(operation_type: OperationType, params: dict[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,6 @@ limiter in front of the API (429) and server failures (5xx) use HTTP status code
 
 from __future__ import annotations
 
-import time
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -22,6 +20,9 @@ from pixsim_provider_sdk import (
     ProviderUnavailableError,
     QuotaExceededError,
     RateLimitError,
+    error_for_status,
+    parse_retry_after,
+    scrub,
 )
 
 CODE_OK = 100000
@@ -48,28 +49,6 @@ def remote_message(payload: Any) -> tuple[str, str | None]:
     return (str(message) if message else ""), None
 
 
-def scrub(text: str, secrets: list[str]) -> str:
-    """Credentials never reach a message, even when the remote echoes them back."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
 def http_error(resp: httpx.Response, provider_id: str, secrets: list[str], *, job: bool) -> ProviderError:
     """The error for an HTTP status >= 400 (the body may be JSON, HTML from a proxy, or empty)."""
     try:
@@ -81,19 +60,10 @@ def http_error(resp: httpx.Response, provider_id: str, secrets: list[str], *, jo
     status = resp.status_code
     detail = text or resp.reason_phrase or "error"
     message = scrub(f"{provider_id}: {detail} (HTTP {status}{f', code {code}' if code else ''})", secrets)
-    if status in (401, 403):
-        return AuthenticationError(message)
-    if status == 429:
-        return RateLimitError(message, retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
     if status == 402:
         return QuotaExceededError(message)
-    if status == 404 and job:
-        return JobNotFoundError(message)
-    if status >= 500 or status == 408:
-        return ProviderUnavailableError(message)
-    if status == 413:
-        return InvalidParametersError(message)
-    return InvalidParametersError(message) if 400 <= status < 500 else ProviderError(message)
+    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+    return error_for_status(status, message, job=job, retry_after=retry_after)
 
 
 def code_error(payload: dict[str, Any], provider_id: str, secrets: list[str], *, what: str) -> ProviderError:

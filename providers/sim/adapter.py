@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 import mimetypes
-import time
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,18 +20,19 @@ from pixsim_provider_sdk import (
     GenerationContext,
     GenerationResult,
     InvalidParametersError,
-    JobNotFoundError,
     OperationType,
     Provider,
     ProviderAccount,
     ProviderError,
     ProviderStatus,
     ProviderStatusResult,
-    ProviderUnavailableError,
-    ProviderUnreachableError,
     QuotaExceededError,
-    RateLimitError,
     ResolveSourceFn,
+    error_for_status,
+    json_object,
+    parse_retry_after,
+    scrub,
+    unreachable,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, prepare_source_param, resolve_source
 
@@ -324,8 +323,7 @@ class SimProvider(Provider):
         try:
             return await self.http.request(method, path, headers=headers, **kw)
         except httpx.TransportError as exc:  # includes timeouts
-            message = f"{self.provider_id}: cannot reach {self.base_url}: {type(exc).__name__}: {exc}"
-            raise ProviderUnreachableError.from_transport(exc, _scrub(message, token)) from exc
+            raise unreachable(self.provider_id, self.base_url, exc, [token]) from exc
 
     async def _call(
         self, method: str, path: str, account: ProviderAccount, *, job: bool = False, submit: bool = False,
@@ -334,21 +332,8 @@ class SimProvider(Provider):
         """Send; raise the SDK error matching a failure; return the JSON body. `job`: 404 = no such job.
         `submit`: a failure after which the remote may have created the job says so (`maybe_accepted`)."""
         resp = await self._send(method, path, account, **kw)
-        if resp.status_code >= 400:
-            error = self._error(resp, account, job=job)
-            # 500/502/504: the job may exist; 503 (and every 4xx) is answered before anything is created.
-            error.maybe_accepted = submit and resp.status_code in (500, 502, 504)
-            raise error
-        try:
-            data = resp.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise ProviderError(
-                f"{self.provider_id}: {method} {path} answered HTTP {resp.status_code} without a JSON object",
-                error_code="provider_bad_response", maybe_accepted=submit and resp.is_success,
-            )
-        return data
+        return json_object(resp, self.provider_id, f"{method} {path}", submit=submit,
+                           error_for=lambda r: self._error(r, account, job=job))
 
     def _error(self, resp: httpx.Response, account: ProviderAccount, *, job: bool) -> ProviderError:
         try:
@@ -359,22 +344,15 @@ class SimProvider(Provider):
         code = error.get("code")
         detail = error.get("message") or resp.reason_phrase
         status = resp.status_code
-        message = _scrub(
-            f"{self.provider_id}: {detail} (HTTP {status}{', ' + code if code else ''})", self._token(account)
+        message = scrub(
+            f"{self.provider_id}: {detail} (HTTP {status}{', ' + code if code else ''})", [self._token(account)]
         )
         if code == "content_policy_violation":
             return ContentFilteredError(message)
-        if status in (401, 403):
-            return AuthenticationError(message)
         if status == 402:
             return QuotaExceededError(message, credits_needed=error.get("needed"))
-        if status == 429:
-            return RateLimitError(message, retry_after=_retry_after(resp.headers.get("Retry-After")))
-        if status == 404 and job:
-            return JobNotFoundError(message)
-        if status >= 500 or status == 408:
-            return ProviderUnavailableError(message)
-        return InvalidParametersError(message)
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        return error_for_status(status, message, job=job, retry_after=retry_after)
 
 
 def _operation(value: Any) -> OperationType | None:
@@ -382,22 +360,3 @@ def _operation(value: Any) -> OperationType | None:
         return OperationType(value)
     except ValueError:
         return None
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: either delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _scrub(text: str, token: str | None) -> str:
-    """Credentials never reach an error message, even if the remote echoes them back."""
-    return text.replace(token, "***") if token else text

@@ -23,13 +23,14 @@ from pixsim_provider_sdk import (
     ProviderError,
     ProviderStatus,
     ProviderStatusResult,
-    ProviderUnreachableError,
     ResolveSourceFn,
+    json_object,
+    unreachable,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, prepare_source_param, resolve_source
 
 from . import auth, params, pricing
-from .errors import map_error, scrub
+from .errors import map_error
 from .media import image_info
 from .status import STATUS_MAP, to_status
 
@@ -259,8 +260,7 @@ class SoraProvider(Provider):
         try:
             return await self.http.request(method, path, headers=headers, **kw)
         except httpx.TransportError as exc:  # includes timeouts
-            message = f"{self.provider_id}: cannot reach {self.base_url}: {type(exc).__name__}: {exc}"
-            raise ProviderUnreachableError.from_transport(exc, scrub(message, secrets)) from exc
+            raise unreachable(self.provider_id, self.base_url, exc, secrets) from exc
 
     async def _call(
         self,
@@ -277,20 +277,5 @@ class SoraProvider(Provider):
         `submit`: a failure after which the video may exist says so (`maybe_accepted`): a 5xx other than
         503 (OpenAI answers 503 when it is overloaded, before accepting), or a 2xx without a JSON object."""
         resp = await self._send(method, path, account, **kw)
-        if resp.status_code >= 400:
-            error = map_error(
-                self.provider_id, resp, self._secrets(account), job=job, credits_needed=credits_needed
-            )
-            error.maybe_accepted = submit and resp.status_code >= 500 and resp.status_code != 503
-            raise error
-        try:
-            data = resp.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise ProviderError(
-                f"{self.provider_id}: {method} {path} answered HTTP {resp.status_code} without a JSON object",
-                error_code="provider_bad_response",
-                maybe_accepted=submit and resp.is_success,
-            )
-        return data
+        return json_object(resp, self.provider_id, f"{method} {path}", submit=submit, error_for=lambda r: map_error(
+            self.provider_id, r, self._secrets(account), job=job, credits_needed=credits_needed))

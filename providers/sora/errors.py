@@ -8,22 +8,18 @@ exhausted quota (`insufficient_quota`) or, on Sora, too many renders at once.
 from __future__ import annotations
 
 import re
-import time
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from pixsim_provider_sdk import (
-    AuthenticationError,
     ConcurrentLimitError,
     ContentFilteredError,
-    InvalidParametersError,
-    JobNotFoundError,
     ProviderError,
-    ProviderUnavailableError,
     QuotaExceededError,
-    RateLimitError,
+    error_for_status,
+    parse_retry_after,
 )
+from pixsim_provider_sdk import scrub as sdk_scrub
 
 #: Moderation refusals. `sentinel_block` and `moderation_blocked` are what Sora sends; the third is
 #: OpenAI's image-API code, accepted in case the Videos API adopts it.
@@ -44,10 +40,7 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     """`text` with the account's secrets, and anything shaped like an API key or a JWT, replaced by ***."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return _JWTLIKE.sub("***", _KEYLIKE.sub("sk-***", text))
+    return _JWTLIKE.sub("***", _KEYLIKE.sub("sk-***", sdk_scrub(text, secrets)))
 
 
 def error_body(resp: httpx.Response) -> dict[str, Any]:
@@ -79,17 +72,9 @@ def map_error(
         return ContentFilteredError(message, error_code=INPUT_MODERATED)
     if code in QUOTA_CODES or kind == "insufficient_quota":
         return QuotaExceededError(message, credits_needed=credits_needed)
-    if status in (401, 403):
-        return AuthenticationError(message)
-    if status == 429:
-        if code in CONCURRENT_CODES:
-            return ConcurrentLimitError(message)
-        return RateLimitError(message, retry_after=retry_after(resp.headers, detail))
-    if status == 404 and job:
-        return JobNotFoundError(message)
-    if status >= 500 or status == 408:
-        return ProviderUnavailableError(message)
-    return InvalidParametersError(message)
+    if status == 429 and code in CONCURRENT_CODES:
+        return ConcurrentLimitError(message)
+    return error_for_status(status, message, job=job, retry_after=retry_after(resp.headers, detail))
 
 
 def retry_after(headers: httpx.Headers, message: str = "") -> float | None:
@@ -100,14 +85,8 @@ def retry_after(headers: httpx.Headers, message: str = "") -> float | None:
             return max(0.0, float(value) / 1000)
         except ValueError:
             pass
-    if value := headers.get("retry-after"):
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-            except (TypeError, ValueError):
-                pass
+    if (seconds := parse_retry_after(headers.get("retry-after"))) is not None:
+        return seconds
     if value := headers.get("x-ratelimit-reset-requests"):
         seconds = _go_duration(value)
         if seconds is not None:

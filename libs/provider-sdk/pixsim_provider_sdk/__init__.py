@@ -19,6 +19,14 @@ from .errors import (
     SourceRejected,
     UnsupportedOperationError,
 )
+from .http_errors import (
+    error_for_status,
+    json_object,
+    may_have_created,
+    parse_retry_after,
+    scrub,
+    unreachable,
+)
 from .params import apply_defaults, validate_params
 from .registry import ENTRY_POINT_GROUP, DisabledProvider, LoadedProvider, Registry, discover
 from .results import GenerationContext, GenerationResult, ProviderAccount, ProviderStatusResult
@@ -57,5 +65,11 @@ __all__ = [
     "UnsupportedOperationError",
     "apply_defaults",
     "discover",
+    "error_for_status",
+    "json_object",
+    "may_have_created",
+    "parse_retry_after",
+    "scrub",
+    "unreachable",
     "validate_params",
 ]
