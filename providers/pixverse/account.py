@@ -16,12 +16,11 @@ a token or key.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
 import uuid
 from typing import Any
+
+from pixsim_provider_sdk.tokens import NotAJwt, jwt_claims
 
 SESSION_COOKIE = "_ai_token"
 TRACE_COOKIE, ANONYMOUS_COOKIE = "_pxs7_trace_id", "_pxs7_anonymous_id"
@@ -33,21 +32,6 @@ def _cookies(raw: Any) -> dict[str, str]:
             c["name"]: c.get("value") for c in raw if isinstance(c, dict) and isinstance(c.get("name"), str)
         }
     return dict(raw) if isinstance(raw, dict) else {}
-
-
-def jwt_claims(token: str) -> dict[str, Any]:
-    """The payload of a JWT, unverified. ValueError (naming no part of the token) when it is not one."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise ValueError("pixverse: the session token is not a JWT (expected three dot-separated parts)")
-    try:
-        padded = parts[1] + "=" * (-len(parts[1]) % 4)
-        claims = json.loads(base64.urlsafe_b64decode(padded))
-    except (binascii.Error, ValueError):
-        raise ValueError("pixverse: the session token's payload is not base64url JSON") from None
-    if not isinstance(claims, dict):
-        raise ValueError("pixverse: the session token's payload is not a JSON object")  # noqa: TRY004
-    return claims
 
 
 def extract(raw_data: Any, fallback_email: str | None) -> dict[str, Any]:
@@ -65,7 +49,10 @@ def extract(raw_data: Any, fallback_email: str | None) -> dict[str, Any]:
             f"pixverse: no credentials: pass the '{SESSION_COOKIE}' cookie in raw_data['cookies'] "
             "(or raw_data['jwt_token']), and/or an API key in raw_data['openapi_key']"
         )
-    claims = jwt_claims(jwt) if jwt else {}
+    try:
+        claims = jwt_claims(jwt) if jwt else {}
+    except NotAJwt as exc:
+        raise ValueError(f"pixverse: the session token {exc}") from None
     exp = claims.get("exp")
     if isinstance(exp, int | float) and exp < time.time():
         raise ValueError("pixverse: the captured session has expired; log in again and capture a fresh one")

@@ -26,9 +26,9 @@ from pixsim_provider_sdk.testing.fake_http import (
     json_response,
     route,
 )
+from pixsim_provider_sdk.testing.tokens import mint_jwt, read_jwt
 
 from . import fake_jobs as jobs
-from .fake_media import mint_jwt, verify_jwt
 from .fake_reads import ReadRoutes, envelope
 from .fake_rules import Order, Refusal, parse_order
 
@@ -101,7 +101,7 @@ class PixverseFakeApi(ReadRoutes, JsonFakeServer):
             self.accounts[account_id].email if account_id in self.accounts else f"u{account_id}@pixverse.test"
         )
         claims = {"AccountId": account_id, "Mail": email, "Username": email.split("@")[0], "exp": int(exp)}
-        return mint_jwt(self.secret, claims)
+        return mint_jwt(claims, self.secret)
 
     def api_key(self, account_id: int = DEFAULT_ACCOUNT) -> str:
         """The OpenAPI key of an account (derived from the secret, so it is stable across restarts)."""
@@ -127,7 +127,7 @@ class PixverseFakeApi(ReadRoutes, JsonFakeServer):
             "Username": "creator",
             "exp": FOREVER,
         }
-        return {"cookies": {"_ai_token": mint_jwt(self.secret + "-rotated", claims)}}
+        return {"cookies": {"_ai_token": mint_jwt(claims, self.secret + "-rotated")}}
 
     def set_status(self, job_id: int | str, code: int, *, sized: bool = False) -> None:
         """Pin a job at a raw status code (`sized`: report its output size, as in the early-CDN state)."""
@@ -159,7 +159,7 @@ class PixverseFakeApi(ReadRoutes, JsonFakeServer):
         token = req.header("token")
         if not token:
             return envelope(err_code=10003, err_msg="User is not login")
-        claims = verify_jwt(self.secret, token)
+        claims = read_jwt(token, self.secret, require_exp=True)
         if claims is None or not isinstance(claims.get("AccountId"), int):
             return envelope(err_code=10002, err_msg="Token is expired")
         return self._account(claims["AccountId"], str(claims.get("Mail")), str(claims.get("Username")))

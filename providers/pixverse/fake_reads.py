@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+from pixsim_provider_sdk import sniff_image
 from pixsim_provider_sdk.testing.fake_http import (
     FakeRequest,
     FakeResponse,
@@ -15,8 +16,8 @@ from pixsim_provider_sdk.testing.fake_http import (
     json_response,
     route,
 )
-
-from .fake_media import make_mp4, make_png, multipart_files, sniff_image
+from pixsim_provider_sdk.testing.media import make_mp4, make_png
+from pixsim_provider_sdk.testing.multipart import parse_multipart
 
 MAX_UPLOAD = 20 * 1024 * 1024
 MAX_PAGE = 200
@@ -123,10 +124,11 @@ class ReadRoutes:
         account = self._openapi_auth(req)
         if isinstance(account, FakeResponse):
             return account
-        image = multipart_files(req.body, req.header("content-type") or "").get("image")
-        if image is None or not image[2]:
+        form = parse_multipart(req.body, req.header("content-type") or "")
+        image = form.file("image") if form else None
+        if image is None or not image.data:
             return envelope(err_code=400011, err_msg="image is empty")
-        data = image[2]
+        data = image.data
         if len(data) > MAX_UPLOAD:
             return envelope(err_code=500030, err_msg="image size exceeds 20MB")
         content_type = sniff_image(data)
@@ -159,7 +161,7 @@ class ReadRoutes:
             job, role = found
             width, height = job.size
             if role == "video":
-                self._files[path] = (make_mp4(job.duration, job.token), "video/mp4")
+                self._files[path] = (make_mp4(max(1, job.duration), job.token), "video/mp4")
             elif role == "image":
                 self._files[path] = (make_png(width, height, job.token), "image/png")
             else:

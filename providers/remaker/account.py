@@ -7,12 +7,11 @@ payload carries the user's id and e-mail (claim `gmail`, sometimes `email`).
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 from typing import Any
 
 from pixsim_provider_sdk import AuthenticationError, ProviderAccount
+from pixsim_provider_sdk.tokens import NotAJwt, jwt_claims
 
 #: The site's product code, sent by the web app on every request when the capture has none.
 DEFAULT_PRODUCT_CODE = "067003"
@@ -37,19 +36,6 @@ def _first(sources: list[dict[str, Any]], *keys: str) -> Any:
     return None
 
 
-def jwt_claims(token: str) -> dict[str, Any] | None:
-    """The JWT's payload, unverified (only the remote can verify it); None if it is not a JWT."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        padded = parts[1] + "=" * (-len(parts[1]) % 4)
-        claims = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return claims if isinstance(claims, dict) else None
-
-
 def extract(provider_id: str, raw_data: dict[str, Any], fallback_email: str | None) -> dict[str, Any]:
     """`raw_data` (see README "Accounts") -> `{"email", "credentials": {"token", "product_code",
     "product_serial"}}`. Raises ValueError naming what is missing, never echoing a secret."""
@@ -67,9 +53,10 @@ def extract(provider_id: str, raw_data: dict[str, Any], fallback_email: str | No
     token = token.strip()
     if token.lower().startswith("bearer "):
         token = token[7:].strip()  # the site sends the raw JWT; tolerate a pasted "Bearer ..." header
-    claims = jwt_claims(token)
-    if claims is None:
-        raise ValueError(f"{provider_id}: the session token is not a JWT (expected three dot-separated parts)")
+    try:
+        claims = jwt_claims(token)
+    except NotAJwt as exc:
+        raise ValueError(f"{provider_id}: the session token {exc}") from None
     email = _first(sources, "email", "gmail") or claims.get("gmail") or claims.get("email") or fallback_email
     if not email or not isinstance(email, str):
         raise ValueError(f"{provider_id}: no e-mail in raw_data or in the token; pass an email for the account")

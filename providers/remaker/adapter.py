@@ -25,9 +25,11 @@ from pixsim_provider_sdk import (
     ProviderStatusResult,
     ResolveSourceFn,
     json_object,
+    sniff_image,
     unreachable,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
+from pixsim_provider_sdk.images import EXTENSIONS
 
 from . import account as acct
 from . import errors as codes
@@ -159,8 +161,11 @@ class RemakerProvider(Provider):
             data = Path(path).read_bytes()
         except OSError as exc:
             raise InvalidParametersError(f"{self.provider_id}: cannot read {stem} file: {exc.strerror}") from exc
-        content_type, ext = _sniff(data)
-        return f"{stem}{ext}", data, content_type
+        # The site accepts PNG, JPEG and WebP, named by their magic bytes.
+        content_type = sniff_image(data)
+        if content_type is None:
+            return f"{stem}.bin", data, "application/octet-stream"
+        return f"{stem}{EXTENSIONS[content_type]}", data, content_type
 
     async def upload_asset(self, account: ProviderAccount, file_path: str) -> dict[str, Any]:
         """Upload a local image to Remaker's storage; returns `{"id", "url", "expires_at"}`."""
@@ -313,14 +318,3 @@ def _expiry(url: Any) -> str | None:
         return datetime.fromtimestamp(int(expires[0]), UTC).isoformat() if expires else None
     except (ValueError, OverflowError):
         return None
-
-
-def _sniff(data: bytes) -> tuple[str, str]:
-    """(content type, extension) from the file's magic bytes: the site accepts PNG, JPEG and WebP."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png", ".png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg", ".jpg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp", ".webp"
-    return "application/octet-stream", ".bin"

@@ -16,6 +16,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from pixsim_provider_sdk import sniff_image
+from pixsim_provider_sdk.images import EXTENSIONS
 from pixsim_provider_sdk.testing.fake_http import (
     FakeRequest,
     FakeResponse,
@@ -24,6 +26,9 @@ from pixsim_provider_sdk.testing.fake_http import (
     json_response,
     route,
 )
+from pixsim_provider_sdk.testing.media import make_png
+from pixsim_provider_sdk.testing.multipart import FormFile, parse_multipart
+from pixsim_provider_sdk.testing.tokens import mint_jwt, read_jwt
 
 from . import fake_support as fs
 
@@ -126,7 +131,7 @@ class RemakerFakeApi(JsonFakeServer):
         now = int(self.now())
         claims = {"id": user_id, "gmail": email, "product_code": "067003", "login_method": "google",
                   "iat": now, "exp": now + int(ttl)}
-        return fs.mint_jwt(claims, secret or self.secret)
+        return mint_jwt(claims, secret or self.secret)
 
     def valid_raw_data(self) -> dict[str, Any]:
         """A browser-extension capture the fake accepts (the e-mail is in the JWT)."""
@@ -147,7 +152,7 @@ class RemakerFakeApi(JsonFakeServer):
 
     def _user(self, req: FakeRequest) -> str | None:
         token = req.header("authorization") or ""
-        claims = fs.read_jwt(token, self.secret if self.verify_signature else None, self.now())
+        claims = read_jwt(token, self.secret if self.verify_signature else None, now=self.now())
         return str(claims.get("id", "anonymous")) if claims else None
 
     def _signed(self, req: FakeRequest, key: str) -> str:
@@ -167,7 +172,7 @@ class RemakerFakeApi(JsonFakeServer):
         self.submit_count += 1
         if self.rate_limit_every and self.submit_count % self.rate_limit_every == 0:
             return envelope(100009, status=429, headers={"Retry-After": str(self.retry_after)})
-        form = fs.parse_multipart(req.body, req.header("content-type") or "")
+        form = parse_multipart(req.body, req.header("content-type") or "")
         if form is None:
             return envelope(200001, message="The request must be multipart/form-data")
         fields, files = form
@@ -200,7 +205,7 @@ class RemakerFakeApi(JsonFakeServer):
             response.stall_s = self.stall_s
         return response
 
-    def _check_form(self, mode: str, fields: dict[str, str], files: dict[str, list[fs.FormFile]],
+    def _check_form(self, mode: str, fields: dict[str, str], files: dict[str, list[FormFile]],
                     req: FakeRequest) -> FakeResponse | tuple[int, tuple[int, int]]:
         """(price, output size) of a valid form, or the error envelope."""
         if not req.header("product-code"):
@@ -210,7 +215,7 @@ class RemakerFakeApi(JsonFakeServer):
             return envelope(200001, message="The prompt must be 1 to 5000 characters")
         images = files.get("image" if mode == PHOTO else "image_files", [])
         for image in [*images, *files.get("mask", [])]:
-            if fs.image_kind(image.data) is None or len(image.data) > MAX_FILE_BYTES:
+            if sniff_image(image.data) is None or len(image.data) > MAX_FILE_BYTES:
                 return envelope(200002, message="Please upload a PNG, JPG or WEBP image under 10 MB")
         if mode == PHOTO:
             masks = files.get("mask", [])
@@ -218,7 +223,7 @@ class RemakerFakeApi(JsonFakeServer):
                 return envelope(200001, message=f"task_type must be one of {PHOTO_MODELS}")
             if len(images) != 1 or len(masks) != 1:
                 return envelope(200001, message="One image and one mask are required")
-            if fs.image_kind(masks[0].data) != "png":
+            if sniff_image(masks[0].data) != "image/png":
                 return envelope(200002, message="The mask must be a PNG image")
             return PHOTO_PRICE[task], fs.scaled(fs.image_size(images[0].data) or (1024, 1024), self.max_output_side)
         if task not in PROMPT_MODELS:
@@ -262,7 +267,7 @@ class RemakerFakeApi(JsonFakeServer):
         user = self._user(req)
         if user is None:
             return envelope(100004, status=401)
-        claims = fs.read_jwt(req.header("authorization") or "", None, self.now()) or {}
+        claims = read_jwt(req.header("authorization") or "", None, now=self.now()) or {}
         left = self.credits_left()
         return envelope(100000, {"id": claims.get("id"), "gmail": claims.get("gmail"),
                                  "credits": UNLIMITED_CREDITS if left is None else left})
@@ -271,14 +276,14 @@ class RemakerFakeApi(JsonFakeServer):
     def upload_image(self, req: FakeRequest) -> FakeResponse:
         if self._user(req) is None:
             return envelope(100004, status=401)
-        form = fs.parse_multipart(req.body, req.header("content-type") or "")
+        form = parse_multipart(req.body, req.header("content-type") or "")
         files = (form[1] if form else {}).get("file", [])
-        if len(files) != 1 or fs.image_kind(files[0].data) is None or len(files[0].data) > MAX_FILE_BYTES:
+        if len(files) != 1 or sniff_image(files[0].data) is None or len(files[0].data) > MAX_FILE_BYTES:
             return envelope(200002, message="Please upload a PNG, JPG or WEBP image under 10 MB")
-        kind = fs.image_kind(files[0].data)
+        content_type = sniff_image(files[0].data)
         file_id = uuid.uuid4().hex
-        key = f"uploads/{file_id}.{'jpg' if kind == 'jpeg' else kind}"
-        self.objects[key] = (files[0].data, f"image/{kind}")
+        key = f"uploads/{file_id}{EXTENSIONS[content_type]}"
+        self.objects[key] = (files[0].data, content_type)
         return envelope(100000, {"file_id": file_id, "url": self._signed(req, key)})
 
     @route("GET", r"/cdn/(?P<key>[A-Za-z0-9/_.-]+)")
@@ -304,7 +309,7 @@ class RemakerFakeApi(JsonFakeServer):
         if job is None or job.state(self.now())[0] != "succeeded":
             return None
         if key not in self.objects:  # generated once, then served like any stored object
-            self.objects[key] = (fs.make_png(*job.size, job.id), "image/png")
+            self.objects[key] = (make_png(*job.size, job.id), "image/png")
         return self.objects[key]
 
 

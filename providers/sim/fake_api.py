@@ -8,13 +8,10 @@ progress, then its outcome. Stdlib only, so the fake runs wherever the SDK does.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
-import struct
 import time
 import uuid
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +25,7 @@ from pixsim_provider_sdk.testing.fake_http import (
     json_response,
     route,
 )
+from pixsim_provider_sdk.testing.media import make_png
 
 from .fake_media import make_mp4
 
@@ -410,31 +408,6 @@ class SimFakeApi(JsonFakeServer):
             else:
                 return None
         return self._files[name]
-
-
-# -- generated media ------------------------------------------------------------------------------
-def make_png(width: int, height: int, key: str) -> bytes:
-    """A valid RGB PNG: a gradient whose base colour comes from `key` (so each job looks different)."""
-    r0, g0, b0 = hashlib.sha1(key.encode()).digest()[:3]
-    row = bytearray(width * 3)
-    # Whole-row slice assignment keeps this fast at 2048x2048 without per-pixel Python loops.
-    row[0::3] = bytes((r0 + 255 * x // max(1, width - 1)) % 256 for x in range(width))
-    row[2::3] = bytes([b0]) * width
-    raw = bytearray()
-    for y in range(height):
-        row[1::3] = bytes([(g0 + 255 * y // max(1, height - 1)) % 256]) * width
-        raw += b"\x00" + row  # filter type 0 (none) before every scanline
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit truecolour
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", zlib.compress(bytes(raw), 6))
-        + _png_chunk(b"IEND", b"")
-    )
-
-
-def _png_chunk(tag: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
 
 def _cookie(token: str) -> dict[str, str]:

@@ -24,6 +24,7 @@ from pixsim_provider_sdk import (
     ProviderStatus,
     ProviderStatusResult,
     ResolveSourceFn,
+    image_info,
     json_object,
     unreachable,
 )
@@ -31,7 +32,6 @@ from pixsim_provider_sdk.files import cleanup_temp_paths, prepare_source_param, 
 
 from . import auth, params, pricing
 from .errors import map_error
-from .media import image_info
 from .status import STATUS_MAP, to_status
 
 VARIANTS = ("video", "thumbnail", "spritesheet")

@@ -10,14 +10,12 @@ Error messages here name what is missing or wrong, never the value.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from pixsim_provider_sdk import AuthenticationError, ProviderAccount
+from pixsim_provider_sdk.tokens import NotAJwt, jwt_claims
 
 PROFILE_CLAIM = "https://api.openai.com/profile"
 AUTH_CLAIM = "https://api.openai.com/auth"
@@ -79,16 +77,10 @@ def _api_key(provider_id: str, key: str, raw_data: dict[str, Any]) -> dict[str, 
 
 def _claims(provider_id: str, token: str) -> dict[str, Any]:
     """The JWT's payload, unverified (OpenAI verifies it; we only read the email, user id and expiry)."""
-    parts = token.split(".")
-    if len(parts) != 3 or not all(parts[:2]):
-        raise ValueError(f"{provider_id}: the session bearer token is not a JWT (header.payload.signature)")
     try:
-        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(payload)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise ValueError(f"{provider_id}: the session bearer token's payload cannot be decoded") from None
-    if not isinstance(claims, dict):
-        raise ValueError(f"{provider_id}: the session bearer token's payload is not a JSON object")  # noqa: TRY004
+        claims = jwt_claims(token)
+    except NotAJwt as exc:
+        raise ValueError(f"{provider_id}: the session bearer token {exc}") from None
     exp = claims.get("exp")
     if isinstance(exp, int | float) and exp <= time.time():
         when = datetime.fromtimestamp(exp, UTC).isoformat(timespec="seconds")

@@ -12,6 +12,7 @@ import secrets
 import uuid
 from typing import Any
 
+from pixsim_provider_sdk import image_info
 from pixsim_provider_sdk.testing.fake_http import (
     FakeRequest,
     FakeResponse,
@@ -20,10 +21,10 @@ from pixsim_provider_sdk.testing.fake_http import (
     json_response,
     route,
 )
+from pixsim_provider_sdk.testing.media import make_mp4, make_png
 
 from .fake_requests import auth_error, form_fields, invalid_request, oai_error
 from .fake_video import REVOKED_KEY, Video, price
-from .media import image_info, make_mp4, make_png
 
 _FORBIDDEN = re.compile(r"\bforbidden\b", re.IGNORECASE)
 _NSFW_OUTPUT = re.compile(r"\bnsfw-output\b", re.IGNORECASE)
@@ -305,7 +306,7 @@ class SoraFakeApi(JsonFakeServer):
         if key not in self._assets:
             width, height = (int(x) for x in video.size.split("x"))
             if variant == "video":
-                self._assets[key] = (make_mp4(video.seconds, video.id), "video/mp4")
+                self._assets[key] = (make_mp4(video.seconds, video.id, bytes_per_second=2048), "video/mp4")
             elif variant == "thumbnail":
                 self._assets[key] = (
                     make_png(THUMB_WIDTH, max(1, THUMB_WIDTH * height // width), video.id),

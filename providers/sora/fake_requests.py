@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
+from pixsim_provider_sdk import image_info
 from pixsim_provider_sdk.testing.fake_http import FakeRequest, FakeResponse, json_response
+from pixsim_provider_sdk.testing.multipart import parse_multipart
+from pixsim_provider_sdk.tokens import NotAJwt, jwt_claims
 
 from .fake_video import IMAGE_TYPES, MODEL_SIZES, REVOKED_KEY, SECONDS, SNAPSHOTS
-from .media import image_info
 
 
 def oai_error(
@@ -44,12 +44,9 @@ def auth_error(token: str | None, api_keys: set[str] | None) -> FakeResponse | N
             "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
         )
     if token.count(".") == 2 and not token.startswith("sk-"):
-        payload = token.split(".")[1]
         try:
-            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        except (binascii.Error, ValueError, UnicodeDecodeError):
-            claims = None
-        if not isinstance(claims, dict):
+            claims = jwt_claims(token)
+        except NotAJwt:
             return oai_error(401, "Invalid authorization header.", code="invalid_api_key")
         exp = claims.get("exp")
         if isinstance(exp, int | float) and exp <= time.time():
@@ -76,69 +73,15 @@ def auth_error(token: str | None, api_keys: set[str] | None) -> FakeResponse | N
 
 
 # -- request bodies ---------------------------------------------------------------------------------
-@dataclass
-class Part:
-    """One multipart/form-data part."""
-
-    name: str
-    data: bytes
-    filename: str | None = None
-    content_type: str | None = None
-
-
-def parse_multipart(body: bytes, content_type: str) -> dict[str, Part] | None:
-    """The parts of a multipart/form-data body by field name; None when it cannot be parsed."""
-    boundary = next(
-        (
-            p.split("=", 1)[1].strip().strip('"')
-            for p in content_type.split(";")
-            if p.strip().startswith("boundary=")
-        ),
-        None,
-    )
-    if not boundary:
-        return None
-    parts: dict[str, Part] = {}
-    for chunk in body.split(b"--" + boundary.encode())[1:]:
-        if chunk.startswith(b"--"):  # the closing delimiter
-            break
-        head, sep, data = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        if not sep:
-            return None
-        headers = {}
-        for line in head.decode("utf-8", "replace").split("\r\n"):
-            key, _, value = line.partition(":")
-            headers[key.strip().lower()] = value.strip()
-        disposition = _params(headers.get("content-disposition", ""))
-        if "name" not in disposition:
-            return None
-        parts[disposition["name"]] = Part(
-            disposition["name"],
-            data.removesuffix(b"\r\n"),
-            disposition.get("filename"),
-            headers.get("content-type"),
-        )
-    return parts
-
-
-def _params(header: str) -> dict[str, str]:
-    out = {}
-    for item in header.split(";")[1:]:
-        key, _, value = item.strip().partition("=")
-        out[key.lower()] = value.strip().strip('"')
-    return out
-
-
 def form_fields(req: FakeRequest) -> tuple[dict[str, Any], bytes | None] | FakeResponse:
     """(fields, input_reference bytes) from a multipart or JSON create request, or an error response."""
     content_type = req.header("content-type") or ""
     if content_type.startswith("multipart/form-data"):
-        parts = parse_multipart(req.body, content_type)
-        if parts is None:
+        form = parse_multipart(req.body, content_type)
+        if form is None:
             return oai_error(400, "Could not parse multipart form data.")
-        fields = {k: p.data.decode("utf-8", "replace") for k, p in parts.items() if p.filename is None}
-        image = parts.get("input_reference")
-        return fields, (image.data if image is not None and image.filename is not None else None)
+        image = form.file("input_reference")
+        return dict(form.fields), (image.data if image is not None else None)
     if not isinstance(req.json, dict):
         return oai_error(
             400,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib
-import importlib.util
 import json
 import os
 import re
@@ -42,7 +41,7 @@ from pixsim_provider_sdk import (
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
 from pixsim_provider_sdk.testing.fake_http import JsonFakeServer, json_response, load_fake
-from pixsim_provider_sdk.testing.media import source_server
+from pixsim_provider_sdk.testing.media import make_png, source_server
 
 FOLDER = Path(__file__).resolve().parent
 REPO = FOLDER.parents[1]
@@ -50,11 +49,6 @@ PROVIDER_ID = "sora"
 LATENCY = 0.3
 T2V, I2V = OperationType.TEXT_TO_VIDEO, OperationType.IMAGE_TO_VIDEO
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-_spec = importlib.util.spec_from_file_location("sora_test_media", FOLDER / "media.py")
-media = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(media)
-
 
 @pytest.fixture(scope="module")
 def providers_dir(tmp_path_factory) -> Path:
@@ -181,7 +175,7 @@ async def test_text_to_video_runs_to_completion_with_a_downloadable_result(sora)
 
 async def test_image_to_video_uploads_a_prepared_file_as_multipart(sora):
     provider, fake, account = sora
-    frame = media.make_png(1280, 720, "frame")
+    frame = make_png(1280, 720, "frame")
     with source_server() as cdn:
         params = {"prompt": "make it move", "image_url": cdn.add("frame.png", frame)}
         generation = GenerationContext(
@@ -215,7 +209,7 @@ async def test_image_to_video_uploads_a_prepared_file_as_multipart(sora):
 async def test_image_to_video_from_an_http_url_without_preparation(sora):
     provider, fake, account = sora
     with source_server() as cdn:  # a plain web server holding the image
-        url = cdn.add("frame.png", media.make_png(720, 1280, "portrait"))
+        url = cdn.add("frame.png", make_png(720, 1280, "portrait"))
         result = await provider.execute(I2V, account, {"prompt": "pan left", "image_url": url})
     assert result.metadata["size"] == "720x1280"  # canonical params, mapped and sized by execute itself
     assert fake.videos[result.provider_job_id].reference == ("image/png", 720, 1280)
@@ -223,7 +217,7 @@ async def test_image_to_video_from_an_http_url_without_preparation(sora):
 
 async def test_image_that_does_not_match_the_size_is_refused_before_upload(sora):
     provider, fake, account = sora
-    square = media.make_png(64, 64, "square")
+    square = make_png(64, 64, "square")
     with source_server() as cdn:
         url = cdn.add("square.png", square)
         with pytest.raises(InvalidParametersError, match="64x64"):
@@ -650,7 +644,7 @@ async def test_fake_lists_videos_and_answers_openai_shaped_errors(sora):
 
 async def test_fake_accepts_json_bodies_with_a_data_url_reference(sora):
     _, fake, _ = sora
-    image = base64.b64encode(media.make_png(1280, 720, "json")).decode()
+    image = base64.b64encode(make_png(1280, 720, "json")).decode()
     auth = {"Authorization": f"Bearer {fake.valid_key}"}
     async with httpx.AsyncClient(base_url=fake.url, headers=auth) as client:
         body = {
@@ -669,22 +663,6 @@ async def test_fake_accepts_json_bodies_with_a_data_url_reference(sora):
     assert fake.videos[video["id"]].reference == ("image/png", 1280, 720)
     assert by_file.status_code == 400 and by_file.json()["error"]["param"] == "input_reference"
     assert int_seconds.status_code == 400 and int_seconds.json()["error"]["code"] == "invalid_type"
-
-
-def test_image_info_reads_png_jpeg_and_webp_sizes():
-    assert media.image_info(media.make_png(33, 17, "k")) == ("image/png", 33, 17)
-    sof = (
-        b"\xff\xc0" + (17).to_bytes(2, "big") + b"\x08" + (720).to_bytes(2, "big") + (1280).to_bytes(2, "big")
-    )
-    jpeg = b"\xff\xd8" + b"\xff\xe0\x00\x04ab" + sof + b"\x03" + b"\x00" * 9
-    assert media.image_info(jpeg) == ("image/jpeg", 1280, 720)
-    vp8x = (
-        b"RIFF\x00\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00"
-        + (1023).to_bytes(3, "little")
-        + (1791).to_bytes(3, "little")
-    )
-    assert media.image_info(vp8x) == ("image/webp", 1024, 1792)
-    assert media.image_info(b"GIF89a....") is None
 
 
 def test_fake_cli_serves_until_sigterm():

@@ -27,6 +27,7 @@ from .http_errors import (
     scrub,
     unreachable,
 )
+from .images import image_info, sniff_image
 from .params import apply_defaults, validate_params
 from .registry import ENTRY_POINT_GROUP, DisabledProvider, LoadedProvider, Registry, discover
 from .results import GenerationContext, GenerationResult, ProviderAccount, ProviderStatusResult
@@ -66,10 +67,12 @@ __all__ = [
     "apply_defaults",
     "discover",
     "error_for_status",
+    "image_info",
     "json_object",
     "may_have_created",
     "parse_retry_after",
     "scrub",
+    "sniff_image",
     "unreachable",
     "validate_params",
 ]

@@ -23,12 +23,11 @@ from typing import Any, Self
 import httpx
 from pixsim_contracts import OperationType
 
+from ..images import PNG_SIGNATURE
 from ..results import ProviderStatusResult
 from ..safe_fetch import ALLOW_HOSTS_ENV, allow_in_env
 from .checks import IMAGE_OPERATIONS, VIDEO_OPERATIONS
 from .fake_http import FakeRequest, FakeResponse, JsonFakeServer, bytes_response, json_error, route
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def make_png(width: int = 64, height: int = 64, key: str = "") -> bytes:
@@ -51,20 +50,23 @@ def _chunk(tag: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
 
-def make_mp4(duration: int = 1, key: str = "") -> bytes:
-    """A tiny structurally valid MP4 container (`ftyp`, `moov/mvhd`, `mdat`); it has no tracks."""
+def make_mp4(duration: int = 1, key: str = "", bytes_per_second: int = 1024) -> bytes:
+    """A tiny structurally valid MP4 container (`ftyp`, `moov/mvhd` with the duration, an `mdat` of
+    key-specific filler, `bytes_per_second` a second). It has no tracks: it identifies as MP4 but does
+    not play."""
     mvhd = (
-        struct.pack(">B3xIIII", 0, 0, 0, 1000, duration * 1000)
+        struct.pack(">B3xIIII", 0, 0, 0, 1000, duration * 1000)  # version, times, timescale, duration
         + struct.pack(">IH10x", 0x10000, 0x100)
         + struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
         + bytes(24)
         + struct.pack(">I", 1)
     )
-    filler = (key.encode() + b"\x00") * (1 + 1024 * duration // (len(key) + 1))
+    size = bytes_per_second * duration
+    filler = (key.encode() + b"\x00") * (1 + size // (len(key) + 1))
     return (
         _box(b"ftyp", b"isom" + struct.pack(">I", 0x200) + b"isomiso2mp41")
         + _box(b"moov", _box(b"mvhd", mvhd))
-        + _box(b"mdat", filler[: 1024 * duration])
+        + _box(b"mdat", filler[:size])
     )
 
 
