@@ -26,6 +26,7 @@ from pixsim_provider_sdk.testing.fake_http import (
     json_response,
     route,
 )
+from pixsim_provider_sdk.testing.faults import SubmitFaults
 from pixsim_provider_sdk.testing.tokens import mint_jwt, read_jwt
 
 from . import fake_jobs as jobs
@@ -46,48 +47,29 @@ OPENAPI_SUBMITS = {
 }
 
 
-class PixverseFakeApi(ReadRoutes, JsonFakeServer):
-    """The fake. Knobs: see `__init__` and README.md. State is public so tests can inspect it."""
+class PixverseFakeApi(SubmitFaults, ReadRoutes, JsonFakeServer):
+    """The fake. Knobs: see `__init__`, `SubmitFaults` and README.md. State is public so tests can
+    inspect it."""
 
     def __init__(
         self,
         *,
-        latency: float = 1.0,
         quota: int | None = None,
-        rate_limit_every: int = 0,
-        fail_submits: int = 0,
-        fail_rate: float = 0.0,
-        retry_after: int = 2,
         concurrency: int | None = None,
         secret: str = DEFAULT_SECRET,
         seed: int | None = None,
-        accept_then_stall: int = 0,
-        accept_then_drop: int = 0,
-        stall_s: float = 40.0,
+        **faults: Any,
     ) -> None:
         super().__init__()
-        if latency < 0 or not 0 <= fail_rate <= 1 or rate_limit_every < 0 or fail_submits < 0:
-            raise ValueError("knobs: latency >= 0, 0 <= fail_rate <= 1, rate_limit_every/fail_submits >= 0")
-        self.latency = float(latency)
+        self.init_faults(seed=seed, **{"retry_after": 2, **faults})
         self.quota = quota  # initial credits of every account's web and openapi pools
-        self.rate_limit_every = rate_limit_every
-        self.fail_submits = fail_submits
-        self.fail_rate = float(fail_rate)
-        self.retry_after = retry_after
         self.concurrency = concurrency  # gen_simultaneously: running jobs per account
         self.secret = str(secret)  # signs session tokens and derives API keys
-        # Faults after acceptance: the next N submits create their job, then answer only after `stall_s`
-        # (a client timeout), or never (the connection is dropped).
-        self.accept_then_stall = int(accept_then_stall)
-        self.accept_then_drop = int(accept_then_drop)
-        self.stall_s = float(stall_s)
         self.accounts: dict[int, jobs.Account] = {}
         self.jobs: dict[int, jobs.Job] = {}
         self.uploads: dict[int, tuple[str, bytes, str]] = {}  # img_id -> (path, bytes, content type)
-        self.submit_count = 0
         self.injected: list[tuple[int, str]] = []
         self._ids = itertools.count(380_000_000_000_000 + random.Random(seed).randrange(10**9))
-        self._random = random.Random(seed)
         self._files: dict[str, tuple[bytes, str]] = {}  # generated output bytes, by path
         self._paths: dict[str, tuple[int, str]] = {}  # output path -> (job id, role)
         self._account(DEFAULT_ACCOUNT, "creator@pixverse.test", "creator")
@@ -190,15 +172,13 @@ class PixverseFakeApi(ReadRoutes, JsonFakeServer):
         account = self._web_auth(req) if api == "web" else self._openapi_auth(req)
         if isinstance(account, FakeResponse):
             return account
-        if self.fail_submits > 0:
-            self.fail_submits -= 1
+        if self.fails_submit():
             return bytes_response(
                 b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
                 "text/html",
                 status=503,
             )
-        self.submit_count += 1
-        if self.rate_limit_every and self.submit_count % self.rate_limit_every == 0:
+        if self.rate_limits_submit():
             return json_response(
                 {"ErrCode": 429, "ErrMsg": "Too Many Requests", "Resp": {}},
                 429,
@@ -229,19 +209,14 @@ class PixverseFakeApi(ReadRoutes, JsonFakeServer):
             response = envelope({"image_id": job.id, "success_ids": [job.id], "credits": job.cost})
         else:
             response = envelope({"video_id": job.id, "video_ids": [job.id], "credits": job.cost})
-        if self.accept_then_drop > 0:
-            self.accept_then_drop -= 1
-            response.drop = True
-        elif self.accept_then_stall > 0:
-            self.accept_then_stall -= 1
-            response.stall_s = self.stall_s
+        self.after_accept(response)
         return response
 
     def _new_job(self, order: Order, api: str, account: jobs.Account) -> jobs.Job:
         outcome = "success"
         if any(_FILTERED.search(p) for p in order.prompts):
             outcome = "filter"
-        elif self.fail_rate and self._random.random() < self.fail_rate:
+        elif self.job_fails():
             outcome = "fail"
         job = jobs.Job(
             id=next(self._ids),

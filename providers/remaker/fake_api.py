@@ -9,7 +9,6 @@ first 10% of its latency, processing with rising progress until 90%, then "done 
 from __future__ import annotations
 
 import math
-import random
 import re
 import time
 import uuid
@@ -26,6 +25,7 @@ from pixsim_provider_sdk.testing.fake_http import (
     json_response,
     route,
 )
+from pixsim_provider_sdk.testing.faults import SubmitFaults
 from pixsim_provider_sdk.testing.media import make_png
 from pixsim_provider_sdk.testing.multipart import FormFile, parse_multipart
 from pixsim_provider_sdk.testing.tokens import mint_jwt, read_jwt
@@ -92,31 +92,21 @@ class Job:
         return ("processing" if fraction < 0.9 else "saving"), min(99, max(1, int(fraction * 100)))
 
 
-class RemakerFakeApi(JsonFakeServer):
-    """The fake; knobs in `__init__` and README.md. State is public so tests can inspect it."""
+class RemakerFakeApi(SubmitFaults, JsonFakeServer):
+    """The fake; knobs in `__init__`, `SubmitFaults` and README.md. State is public so tests can inspect it."""
 
-    def __init__(self, *, latency: float = 1.0, quota: int | None = None, rate_limit_every: int = 0,
-                 fail_submits: int = 0, fail_rate: float = 0.0, retry_after: int = 1, url_ttl: float = 3600,
-                 max_concurrent: int | None = None, max_output_side: int = 256,
-                 secret: str = "remaker-fake-secret", verify_signature: bool = True, seed: int | None = None,
-                 accept_then_stall: int = 0, accept_then_drop: int = 0, stall_s: float = 40.0):
+    def __init__(self, *, quota: int | None = None, url_ttl: float = 3600, max_concurrent: int | None = None,
+                 max_output_side: int = 256, secret: str = "remaker-fake-secret", verify_signature: bool = True,
+                 **faults: Any):
         super().__init__()
-        if latency < 0 or not 0 <= fail_rate <= 1 or rate_limit_every < 0 or fail_submits < 0:
-            raise ValueError("knobs: latency >= 0, 0 <= fail_rate <= 1, rate_limit_every/fail_submits >= 0")
-        self.latency, self.quota, self.fail_rate = float(latency), quota, float(fail_rate)
-        self.rate_limit_every, self.fail_submits, self.retry_after = rate_limit_every, fail_submits, retry_after
+        self.init_faults(**faults)
+        self.quota = quota
         self.url_ttl, self.max_concurrent, self.max_output_side = float(url_ttl), max_concurrent, max_output_side
         self.secret, self.verify_signature = secret, verify_signature
-        # Faults after acceptance: the next N create-jobs make their job, then answer only after `stall_s`
-        # (a client timeout), or never (the connection is dropped).
-        self.accept_then_stall, self.accept_then_drop = int(accept_then_stall), int(accept_then_drop)
-        self.stall_s = float(stall_s)
         self.clock_offset = 0.0
-        self.submit_count = 0
         self.jobs: dict[str, Job] = {}
         self.submissions: list[dict[str, Any]] = []  # parsed create-job forms: {"mode", "fields", "files"}
         self.objects: dict[str, tuple[bytes, str]] = {}  # CDN key -> (bytes, content type): uploads, outputs
-        self._random = random.Random(seed)
 
     # -- the clock, accounts and credits ------------------------------------------------------------
     def now(self) -> float:
@@ -166,11 +156,9 @@ class RemakerFakeApi(JsonFakeServer):
         user = self._user(req)
         if user is None:
             return envelope(100004, status=401)
-        if self.fail_submits > 0:
-            self.fail_submits -= 1
+        if self.fails_submit():
             return bytes_response(NGINX_503, "text/html", status=503)
-        self.submit_count += 1
-        if self.rate_limit_every and self.submit_count % self.rate_limit_every == 0:
+        if self.rate_limits_submit():
             return envelope(100009, status=429, headers={"Retry-After": str(self.retry_after)})
         form = parse_multipart(req.body, req.header("content-type") or "")
         if form is None:
@@ -192,17 +180,12 @@ class RemakerFakeApi(JsonFakeServer):
         if left is not None and cost > left:
             return envelope(200005, {"credits": left, "credits_needed": cost})
         outcome = "filter" if "nsfw-output" in fields["prompt"].lower() else "success"
-        if outcome == "success" and self.fail_rate and self._random.random() < self.fail_rate:
+        if outcome == "success" and self.job_fails():
             outcome = "fail"
         job = Job(str(uuid.uuid4()), mode, user, fields["task_type"], outcome, self.latency, now, cost, size)
         self.jobs[job.id] = job
         response = envelope(100000, {"job_id": job.id})
-        if self.accept_then_drop > 0:
-            self.accept_then_drop -= 1
-            response.drop = True
-        elif self.accept_then_stall > 0:
-            self.accept_then_stall -= 1
-            response.stall_s = self.stall_s
+        self.after_accept(response)
         return response
 
     def _check_form(self, mode: str, fields: dict[str, str], files: dict[str, list[FormFile]],

@@ -8,7 +8,6 @@ progress, then its outcome. Stdlib only, so the fake runs wherever the SDK does.
 
 from __future__ import annotations
 
-import random
 import re
 import time
 import uuid
@@ -25,6 +24,7 @@ from pixsim_provider_sdk.testing.fake_http import (
     json_response,
     route,
 )
+from pixsim_provider_sdk.testing.faults import SubmitFaults
 from pixsim_provider_sdk.testing.media import make_png
 
 from .fake_media import make_mp4
@@ -80,23 +80,15 @@ class Job:
         return "running", min(99, max(1, int(fraction * 100)))
 
 
-class SimFakeApi(JsonFakeServer):
-    """The fake. Knobs: see `__init__` and README.md; counters are public so tests can inspect them."""
+class SimFakeApi(SubmitFaults, JsonFakeServer):
+    """The fake. Knobs: see `__init__`, `SubmitFaults` and README.md; counters are public so tests can
+    inspect them."""
 
     def __init__(
         self,
         *,
-        latency: float = 1.0,
         quota: int | None = None,
-        rate_limit_every: int = 0,
-        fail_submits: int = 0,
-        fail_rate: float = 0.0,
-        retry_after: int = 1,
         tokens: list[str] | str | None = None,
-        seed: int | None = None,
-        accept_then_stall: int = 0,
-        accept_then_drop: int = 0,
-        stall_s: float = 40.0,
         drop_submits: int = 0,
         fail_lookups: int = 0,
         latency_max: float | None = None,
@@ -104,34 +96,24 @@ class SimFakeApi(JsonFakeServer):
         accept_then_stall_rate: float = 0.0,
         accept_then_drop_rate: float = 0.0,
         idempotency: bool = True,
+        **faults: Any,
     ) -> None:
         super().__init__()
-        rates = (fail_rate, fail_submit_rate, accept_then_stall_rate, accept_then_drop_rate)
-        if latency < 0 or not all(0 <= r <= 1 for r in rates) or rate_limit_every < 0 or fail_submits < 0:
-            raise ValueError("knobs: latency >= 0, rates in 0..1, rate_limit_every/fail_submits >= 0")
-        if latency_max is not None and latency_max < latency:
+        self.init_faults(**faults)
+        if not all(0 <= r <= 1 for r in (fail_submit_rate, accept_then_stall_rate, accept_then_drop_rate)):
+            raise ValueError("knobs: rates in 0..1")
+        if latency_max is not None and latency_max < self.latency:
             raise ValueError("knobs: latency_max >= latency")
-        self.latency = float(latency)
         #: With `latency_max`, a job that sets no latency of its own takes a random time in latency..latency_max.
         self.latency_max = None if latency_max is None else float(latency_max)
         self.quota = None if quota is None else int(quota)
         self.credits_remaining = self.quota  # None: unlimited
-        self.rate_limit_every = int(rate_limit_every)
-        self.fail_submits = int(fail_submits)
-        self.fail_rate = float(fail_rate)
-        self.retry_after = int(retry_after)
         self.tokens = set(tokens.split(",") if isinstance(tokens, str) else tokens) if tokens else None
-        self.submit_count = 0
-        # Faults after acceptance: the next N submits create their job, then answer only after `stall_s`
-        # (a client timeout), or never (the connection is dropped).
-        self.accept_then_stall = int(accept_then_stall)
-        self.accept_then_drop = int(accept_then_drop)
-        self.stall_s = float(stall_s)
         # Faults without a job: the next N submits drop the connection before creating anything (as
         # ambiguous to the client as a drop after acceptance), and the next N job listings answer 503.
         self.drop_submits = int(drop_submits)
         self.fail_lookups = int(fail_lookups)
-        # The same faults at random, as rates (0..1) per submit: a provider that is flaky all the time.
+        # The submit faults at random, as rates (0..1) per submit: a provider that is flaky all the time.
         self.fail_submit_rate = float(fail_submit_rate)
         self.accept_then_stall_rate = float(accept_then_stall_rate)
         self.accept_then_drop_rate = float(accept_then_drop_rate)
@@ -142,7 +124,6 @@ class SimFakeApi(JsonFakeServer):
         self.idempotent: dict[tuple[str, str], str] = {}  # (token, Idempotency-Key) -> job id
         self.jobs: dict[str, Job] = {}
         self.uploads: dict[str, tuple[bytes, str]] = {}  # id -> (bytes, content type)
-        self._random = random.Random(seed)
         self._files: dict[str, tuple[bytes, str]] = {}  # generated outputs, by file name
 
     # -- auth -------------------------------------------------------------------------------------
@@ -197,8 +178,7 @@ class SimFakeApi(JsonFakeServer):
         if key and self.idempotency and (req.bearer_token or "", key) in self.idempotent:  # a retry: the first job, as first answered
             job = self.jobs[self.idempotent[(req.bearer_token or "", key)]]
             return json_response(self._job_json(job, req.base_url), 201, {"Idempotent-Replayed": "true"})
-        if self.fail_submits > 0 or self._chance(self.fail_submit_rate):
-            self.fail_submits = max(0, self.fail_submits - 1)
+        if self.fails_submit(self.fail_submit_rate):
             self.faults["503"] += 1
             return json_error(503, "unavailable", "the service is temporarily overloaded, try again")
         if self.drop_submits > 0:
@@ -206,8 +186,7 @@ class SimFakeApi(JsonFakeServer):
             dropped = json_response({}, 500)
             dropped.drop = True
             return dropped
-        self.submit_count += 1
-        if self.rate_limit_every and self.submit_count % self.rate_limit_every == 0:
+        if self.rate_limits_submit():
             return json_error(
                 429, "rate_limited", "too many requests", headers={"Retry-After": str(self.retry_after)}
             )
@@ -236,18 +215,12 @@ class SimFakeApi(JsonFakeServer):
         if key:
             self.idempotent[(job.token, key)] = job.id
         response = json_response(self._job_json(job, req.base_url), 201)
-        if self.accept_then_drop > 0 or self._chance(self.accept_then_drop_rate):
-            self.accept_then_drop = max(0, self.accept_then_drop - 1)
-            self.faults["drop"] += 1
-            response.drop = True
-        elif self.accept_then_stall > 0 or self._chance(self.accept_then_stall_rate):
-            self.accept_then_stall = max(0, self.accept_then_stall - 1)
-            self.faults["stall"] += 1
-            response.stall_s = self.stall_s
+        fault = self.after_accept(
+            response, drop_rate=self.accept_then_drop_rate, stall_rate=self.accept_then_stall_rate
+        )
+        if fault:
+            self.faults[fault] += 1
         return response
-
-    def _chance(self, rate: float) -> bool:
-        return rate > 0 and self._random.random() < rate
 
     @route("GET", r"/v1/jobs")
     def list_jobs(self, req: FakeRequest) -> FakeResponse:
@@ -332,7 +305,7 @@ class SimFakeApi(JsonFakeServer):
         outcome = body.get("outcome") or "success"
         if outcome == "success" and _NSFW_OUTPUT.search(body["prompt"]):
             outcome = "filter"
-        if outcome == "success" and self.fail_rate and self._random.random() < self.fail_rate:
+        if outcome == "success" and self.job_fails():
             outcome = "fail"
         latency = body.get("latency")
         if latency is None and self.latency_max is not None:

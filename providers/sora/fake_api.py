@@ -6,7 +6,6 @@ and assets that expire. The protocol and the knobs are in README.md. Standard li
 
 from __future__ import annotations
 
-import random
 import re
 import secrets
 import uuid
@@ -21,6 +20,7 @@ from pixsim_provider_sdk.testing.fake_http import (
     json_response,
     route,
 )
+from pixsim_provider_sdk.testing.faults import SubmitFaults
 from pixsim_provider_sdk.testing.media import make_mp4, make_png
 
 from .fake_requests import auth_error, form_fields, invalid_request, oai_error
@@ -32,48 +32,29 @@ _VIDEO_ID = r"(?P<id>[^/]+)"
 THUMB_WIDTH = 160
 
 
-class SoraFakeApi(JsonFakeServer):
-    """The fake. Knobs: see `__init__` and README.md; counters are public so tests can inspect them."""
+class SoraFakeApi(SubmitFaults, JsonFakeServer):
+    """The fake. Knobs: see `__init__`, `SubmitFaults` and README.md; counters are public so tests can
+    inspect them."""
 
     def __init__(
         self,
         *,
-        latency: float = 1.0,
         quota: int | None = None,
-        rate_limit_every: int = 0,
-        fail_submits: int = 0,
-        fail_rate: float = 0.0,
-        retry_after: int = 1,
         max_concurrent: int | None = None,
         asset_ttl: float = 3600.0,
         queue_fraction: float = 0.1,
         api_keys: list[str] | str | None = None,
         public_content: bool = False,
-        seed: int | None = None,
-        accept_then_stall: int = 0,
-        accept_then_drop: int = 0,
-        stall_s: float = 40.0,
+        **faults: Any,
     ) -> None:
         super().__init__()
-        if (
-            latency < 0
-            or not 0 <= fail_rate <= 1
-            or rate_limit_every < 0
-            or fail_submits < 0
-            or asset_ttl < 0
-        ):
-            raise ValueError(
-                "knobs: latency, asset_ttl >= 0; 0 <= fail_rate <= 1; rate_limit_every, fail_submits >= 0"
-            )
+        self.init_faults(**faults)
+        if asset_ttl < 0:
+            raise ValueError("knob asset_ttl must be >= 0")
         if not 0 <= queue_fraction <= 1:
             raise ValueError("knob queue_fraction must be in 0..1")
-        self.latency = float(latency)
         self.quota = None if quota is None else int(quota)
         self.credits_remaining = self.quota  # cents of usage; None: unlimited
-        self.rate_limit_every = int(rate_limit_every)
-        self.fail_submits = int(fail_submits)
-        self.fail_rate = float(fail_rate)
-        self.retry_after = int(retry_after)
         self.max_concurrent = None if max_concurrent is None else int(max_concurrent)
         self.asset_ttl = float(asset_ttl)
         self.queue_fraction = float(queue_fraction)
@@ -81,14 +62,7 @@ class SoraFakeApi(JsonFakeServer):
         self.api_keys = set(keys) if keys else None  # None: any well-formed key but the revoked one
         self.valid_key = min(self.api_keys) if self.api_keys else f"sk-proj-fake{secrets.token_hex(20)}"
         self.public_content = bool(public_content)
-        self.submit_count = 0
-        # Faults after acceptance: the next N creates make their video, then answer only after `stall_s`
-        # (a client timeout), or never (the connection is dropped).
-        self.accept_then_stall = int(accept_then_stall)
-        self.accept_then_drop = int(accept_then_drop)
-        self.stall_s = float(stall_s)
         self.videos: dict[str, Video] = {}
-        self._random = random.Random(seed)
         self._assets: dict[tuple[str, str], tuple[bytes, str]] = {}
 
     # -- the fake contract ----------------------------------------------------------------------
@@ -111,15 +85,13 @@ class SoraFakeApi(JsonFakeServer):
     def create(self, req: FakeRequest) -> FakeResponse:
         if denied := self._denied(req):
             return denied
-        if self.fail_submits > 0:
-            self.fail_submits -= 1
+        if self.fails_submit():
             return oai_error(
                 500,
                 "The server had an error while processing your request. Sorry about that!",
                 type_="server_error",
             )
-        self.submit_count += 1
-        if self.rate_limit_every and self.submit_count % self.rate_limit_every == 0:
+        if self.rate_limits_submit():
             return oai_error(
                 429,
                 f"Rate limit reached for videos in organization org-fake on requests per min (RPM): Limit 2, "
@@ -147,12 +119,8 @@ class SoraFakeApi(JsonFakeServer):
                 code="sentinel_block",
             )
         response = self._start(fields, image_info(image) if image is not None else None, req.bearer_token or "")
-        if response.status == 200 and self.accept_then_drop > 0:
-            self.accept_then_drop -= 1
-            response.drop = True
-        elif response.status == 200 and self.accept_then_stall > 0:
-            self.accept_then_stall -= 1
-            response.stall_s = self.stall_s
+        if response.status == 200:
+            self.after_accept(response)
         return response
 
     def _start(self, fields: dict[str, Any], reference: tuple[str, int, int] | None, owner: str = "") -> FakeResponse:
@@ -178,7 +146,7 @@ class SoraFakeApi(JsonFakeServer):
         outcome = "completed"
         if _NSFW_OUTPUT.search(fields["prompt"]):
             outcome = "moderated"
-        elif self.fail_rate and self._random.random() < self.fail_rate:
+        elif self.job_fails():
             outcome = "failed"
         video = Video(
             id=f"video_{uuid.uuid4().hex}{uuid.uuid4().hex[:16]}",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import random
 import re
 import time
 import uuid
@@ -25,6 +24,7 @@ from pixsim_provider_sdk.testing.fake_http import (
     json_response,
     route,
 )
+from pixsim_provider_sdk.testing.faults import SubmitFaults
 from pixsim_provider_sdk.testing.media import PNG_SIGNATURE, make_png
 
 #: The key `valid_raw_data` hands out, and a well-formed key the remote has revoked.
@@ -59,29 +59,16 @@ class Task:
         return ("WAITING", 0) if done < 0.1 else ("WORKING", min(99, max(1, int(done * 100))))
 
 
-class EchoFakeApi(JsonFakeServer):
-    """Knobs: latency, quota (images), rate_limit_every, fail_submits, fail_rate, retry_after, api_keys,
-    seed. Counters and tasks are public so tests can inspect them."""
+class EchoFakeApi(SubmitFaults, JsonFakeServer):
+    """Knobs: quota (images), api_keys, and the SDK's `SubmitFaults` (latency, rate_limit_every,
+    fail_submits, fail_rate, retry_after, seed). Counters and tasks are public so tests can inspect them."""
 
-    def __init__(
-        self,
-        *,
-        latency: float = 1.0,
-        quota: int | None = None,
-        rate_limit_every: int = 0,
-        fail_submits: int = 0,
-        fail_rate: float = 0.0,
-        retry_after: int = 1,
-        api_keys: list[str] | None = None,
-        seed: int | None = None,
-    ) -> None:
+    def __init__(self, *, quota: int | None = None, api_keys: list[str] | None = None, **faults: Any) -> None:
         super().__init__()
-        self.latency, self.quota, self.retry_after = float(latency), quota, retry_after
-        self.rate_limit_every, self.fail_submits, self.fail_rate = rate_limit_every, fail_submits, fail_rate
+        self.init_faults(**faults)
+        self.quota = quota
         self.api_keys = list(api_keys or [LIVE_KEY])
         self.tasks: dict[str, Task] = {}
-        self.submits = 0
-        self._random = random.Random(seed)
 
     def valid_raw_data(self) -> dict[str, Any]:
         """What a user pastes into PixSim: an API key from the Echo dashboard."""
@@ -99,11 +86,9 @@ class EchoFakeApi(JsonFakeServer):
     def create(self, req: FakeRequest) -> FakeResponse:
         if denied := self._denied(req):
             return denied
-        if self.fail_submits > 0:
-            self.fail_submits -= 1
+        if self.fails_submit():
             return detail(503, "Upstream overloaded, try again")
-        self.submits += 1
-        if self.rate_limit_every and self.submits % self.rate_limit_every == 0:
+        if self.rate_limits_submit():
             return detail(429, "Too many requests", {"Retry-After": str(self.retry_after)})
         body = req.json if isinstance(req.json, dict) else {}
         task, problem = self._new_task(body)
@@ -168,7 +153,7 @@ class EchoFakeApi(JsonFakeServer):
         outcome = "DONE"
         if "nsfw-output" in body["prompt"].lower():
             outcome = "BLOCKED"  # accepted, then the output fails moderation
-        elif self.fail_rate and self._random.random() < self.fail_rate:
+        elif self.job_fails():
             outcome = "ERROR"
         task = Task(
             uuid.uuid4().hex, body["mode"], width, height, image, outcome, self.latency, time.monotonic()
