@@ -4,18 +4,12 @@ downloadable result, and every documented status code mapped. Fixtures: conftest
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import signal
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 from pixsim_provider_sdk import GenerationContext, OperationType, ProviderStatus
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
-from pixsim_provider_sdk.testing.fake_http import load_fake
 
 FOLDER = Path(__file__).resolve().parent
 O = OperationType
@@ -263,23 +257,3 @@ async def test_fake_message_feed_announces_each_finished_job_once(pv):
     assert (
         credits["ErrCode"] == 0 and credits["Resp"]["credit_package"] > 0 and info["Mail"] == pv.account.email
     )
-
-
-def test_fake_cli_serves_until_sigterm():
-    command = [sys.executable, "-m", "pixsim_provider_sdk.testing.fake_http", str(FOLDER), "--port", "0",
-               "--knob", "latency=0", "--knob", "quota=1"]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    ) as proc:
-        try:
-            line = proc.stdout.readline()
-            match = re.fullmatch(r"fake pixverse listening on (http://127\.0\.0\.1:\d+)\n", line)
-            assert match, (line, proc.stderr.read() if proc.poll() is not None else "")
-            token = load_fake(FOLDER)().valid_raw_data()["cookies"]["_ai_token"]  # same default secret
-            body = {"prompt": "x", "model": "v5", "quality": "360p", "duration": 5, "aspect_ratio": "16:9"}
-            resp = httpx.post(f"{match[1]}/creative_platform/video/t2v", json=body, headers={"token": token})
-            assert resp.status_code == 200 and resp.json()["ErrCode"] == 500090  # quota=1
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0

@@ -7,13 +7,9 @@ through `load_fake()`. Job states are driven with the fake's clock (`advance_clo
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
-import signal
 import struct
-import subprocess
-import sys
 import tempfile
 import time
 import zlib
@@ -653,18 +649,3 @@ async def test_the_reference_is_never_sent(remaker, images, tmp_path):
     assert "gen-secret-ref" not in str(form["fields"])
     create = next(r for r in fake.requests if r.path.endswith("/create-job"))
     assert "gen-secret-ref" not in str(create.headers)
-
-
-def test_fake_cli_serves_until_sigterm():
-    command = [sys.executable, "-m", "pixsim_provider_sdk.testing.fake_http", str(FOLDER), "--port", "0",
-               "--knob", "quota=0"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"}) as proc:
-        try:
-            match = re.fullmatch(r"fake (\S+) listening on (http://127\.0\.0\.1:\d+)\n", proc.stdout.readline())
-            assert match and match[1] == "remaker"
-            resp = httpx.post(f"{match[2]}/api/pai-login/v1/user/get-userinfo", headers={"authorization": "x"})
-            assert resp.status_code == 401 and resp.json()["code"] == 100004
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0

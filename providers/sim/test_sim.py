@@ -7,12 +7,8 @@ Everything goes through the public paths the services use: `discover()` for the 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -430,40 +426,3 @@ async def test_a_copy_with_a_new_id_is_a_working_provider(tmp_path, start_fake, 
         assert (await wait_done(provider, result.provider_job_id))[0].status is ProviderStatus.COMPLETED
     finally:
         await provider.aclose()
-
-
-def test_fake_cli_serves_until_sigterm():
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "pixsim_provider_sdk.testing.fake_http",
-        str(FOLDER),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--knob",
-        "latency=0",
-        "--knob",
-        "quota=1",
-    ]
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO
-    ) as proc:
-        _check_cli(proc)
-
-
-def _check_cli(proc: subprocess.Popen) -> None:
-    try:
-        line = proc.stdout.readline()
-        match = re.fullmatch(r"fake (\S+) listening on (http://127\.0\.0\.1:\d+)\n", line)
-        assert match, (line, proc.stderr.read() if proc.poll() is not None else "")
-        assert match[1] == _load(PROVIDERS_DIR, FOLDER.name).provider_id
-        headers = {"Authorization": "Bearer cli"}
-        body = {"operation": "text_to_video", "prompt": "x", "duration": 2}
-        resp = httpx.post(f"{match[2]}/v1/jobs", json=body, headers=headers)
-        assert resp.status_code == 402 and resp.json()["error"]["code"] == "insufficient_credits"  # quota=1
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0

@@ -9,12 +9,7 @@ import asyncio
 import base64
 import importlib
 import json
-import os
-import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -663,37 +658,3 @@ async def test_fake_accepts_json_bodies_with_a_data_url_reference(sora):
     assert fake.videos[video["id"]].reference == ("image/png", 1280, 720)
     assert by_file.status_code == 400 and by_file.json()["error"]["param"] == "input_reference"
     assert int_seconds.status_code == 400 and int_seconds.json()["error"]["code"] == "invalid_type"
-
-
-def test_fake_cli_serves_until_sigterm():
-    command = [
-        sys.executable,
-        "-m",
-        "pixsim_provider_sdk.testing.fake_http",
-        str(FOLDER),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--knob",
-        "latency=0",
-        "--knob",
-        "quota=1",
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO
-    ) as proc:
-        try:
-            line = proc.stdout.readline()
-            match = re.fullmatch(r"fake (\S+) listening on (http://127\.0\.0\.1:\d+)\n", line)
-            assert match, (line, proc.stderr.read() if proc.poll() is not None else "")
-            resp = httpx.post(
-                f"{match[2]}/v1/videos",
-                json={"prompt": "x"},
-                headers={"Authorization": "Bearer sk-proj-cli-000000000000000000"},
-            )
-            assert resp.status_code == 429 and resp.json()["error"]["code"] == "insufficient_quota"
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0
