@@ -124,11 +124,11 @@ async def test_refusals_before_acceptance_are_not_ambiguous(harness):
     assert len(pv.fake.jobs) == 1  # only the one accepted
 
 
-async def test_a_refused_connection_is_not_ambiguous(start_fake, connect, account_for):
-    fake = start_fake()
+async def test_a_refused_connection_is_not_ambiguous(kit, account_for):
+    fake = kit.start_fake()
     fake.stop()  # the port is free again: nobody answers
-    provider = await connect(fake.url)
-    account = await account_for(provider, fake.valid_raw_data())
+    provider = await kit.connect(fake.url)
+    account = await account_for(fake.valid_raw_data())
     with pytest.raises(ProviderUnreachableError) as caught:
         await provider.execute(T2V, account, provider.map_parameters(T2V, {"prompt": "p"}))
     assert not caught.value.maybe_accepted and not caught.value.maybe_received

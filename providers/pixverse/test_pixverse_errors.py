@@ -29,7 +29,7 @@ T2V, T2I, FUSION = OperationType.TEXT_TO_VIDEO, OperationType.TEXT_TO_IMAGE, Ope
 async def test_rejected_session_is_an_authentication_error_without_the_token(harness, account_for):
     pv = await harness()
     raw = pv.fake.invalid_raw_data()
-    account = await account_for(pv.provider, raw)  # accepted offline: only Pixverse can tell
+    account = await account_for(raw)  # accepted offline: only Pixverse can tell
     token = raw["cookies"]["_ai_token"]
     for call in (pv.submit(account=account), pv.provider.check_status(account, "380000000000001", T2V)):
         with pytest.raises(AuthenticationError, match="10002") as caught:

@@ -1,6 +1,6 @@
 """The Remaker adapter against its fake web API, over real HTTP on loopback.
 
-The provider is loaded the way services load it (`discover()` + `registry.get("remaker")`) and the fake
+The provider is loaded the way services load it (`discover()` + `kit.provider`) and the fake
 through `load_fake()`. Job states are driven with the fake's clock (`advance_clock`), not by sleeping.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import struct
 import tempfile
 import time
@@ -27,7 +26,6 @@ from pixsim_provider_sdk import (
     InvalidParametersError,
     JobNotFoundError,
     OperationType,
-    ProviderAccount,
     ProviderError,
     ProviderStatus,
     ProviderStatusResult,
@@ -36,11 +34,10 @@ from pixsim_provider_sdk import (
     QuotaExceededError,
     RateLimitError,
     apply_defaults,
-    discover,
     validate_params,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
-from pixsim_provider_sdk.testing.fake_http import load_fake
+from pixsim_provider_sdk.testing.harness import kit_fixture, run_prepared
 from pixsim_provider_sdk.testing.media import source_server
 
 FOLDER = Path(__file__).resolve().parent
@@ -64,57 +61,14 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    """The repo's providers folder; while this folder is still a `_wip` copy, a temp folder holding it."""
-    providers = FOLDER.parent
-    if FOLDER.name.startswith("_"):
-        providers = tmp_path_factory.mktemp("providers")
-        shutil.copytree(FOLDER, providers / "remaker", ignore=shutil.ignore_patterns("__pycache__"))
-    return discover(providers, include_entry_points=False)
+kit = kit_fixture(FOLDER, latency=LATENCY)
 
 
 @pytest.fixture
-def start_fake():
-    create_fake = load_fake(FOLDER)
-    started = []
-
-    def start(**knobs):
-        fake = create_fake(**{"latency": LATENCY, **knobs})
-        fake.start()
-        started.append(fake)
-        return fake
-
-    yield start
-    for fake in started:
-        fake.stop()
-
-
-@pytest.fixture
-async def connect(registry, monkeypatch):
-    provider = registry.get("remaker")
-
-    async def connect_to(url: str):
-        monkeypatch.setenv("PIXSIM_REMAKER_BASE_URL", url)
-        await provider.aclose()  # the cached client is bound to the previous URL
-        return provider
-
-    yield connect_to
-    await provider.aclose()
-
-
-async def account_from(provider, raw_data: dict, account_id: str = "acc-1") -> ProviderAccount:
-    data = await provider.extract_account_data(raw_data)
-    return ProviderAccount(id=account_id, provider_id=provider.provider_id, email=data["email"],
-                           credentials=data["credentials"])
-
-
-@pytest.fixture
-async def remaker(start_fake, connect):
+async def remaker(kit):
     """(provider, fake, account) with default knobs."""
-    fake = start_fake()
-    provider = await connect(fake.url)
-    return provider, fake, await account_from(provider, fake.valid_raw_data())
+    provider, fake = await kit.connected()
+    return provider, fake, await kit.account(fake.valid_raw_data())
 
 
 #: The input images: a 320x180 photo, a second photo and a mask of the photo's size.
@@ -136,14 +90,7 @@ def images(sources):
 
 async def submit(provider, account, op, params):
     """The dispatcher's path: map, prepare, execute, clean up."""
-    mapped = provider.map_parameters(op, params)
-    generation = GenerationContext(id="gen-1", provider_id=provider.provider_id, operation_type=op,
-                                   params=params, user_id="user-1", account_id=account.id)
-    prepared = await provider.prepare_execution_params(generation, mapped, resolve_source)
-    try:
-        return await provider.execute(op, account, prepared)
-    finally:
-        cleanup_temp_paths(prepared["_temp_paths"])
+    return (await run_prepared(provider, account, op, params))[0]
 
 
 async def wait_done(provider, account, job_id, op=None, timeout=10.0):
@@ -230,10 +177,10 @@ async def test_direct_execute_with_canonical_params_cleans_up_after_itself(remak
 
 
 # -- every status code ------------------------------------------------------------------------------
-async def test_each_job_state_maps_to_its_status(start_fake, connect, images):
-    fake = start_fake(latency=100)
-    provider = await connect(fake.url)
-    account = await account_from(provider, fake.valid_raw_data())
+async def test_each_job_state_maps_to_its_status(kit, images):
+    fake = kit.start_fake(latency=100)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     prompt_job = (await submit(provider, account, I2I, {"prompt": "x", "image_url": images["photo"]})).provider_job_id
     photo_job = (await submit(provider, account, EDIT, {"prompt": "x", "image_url": images["photo"],
                                                         "mask_url": images["mask"]})).provider_job_id
@@ -258,10 +205,10 @@ async def test_each_job_state_maps_to_its_status(start_fake, connect, images):
     assert done.status is ProviderStatus.COMPLETED and done.image_url
 
 
-async def test_failed_and_filtered_jobs(start_fake, connect, images):
-    fake = start_fake(latency=0, fail_rate=1.0)
-    provider = await connect(fake.url)
-    account = await account_from(provider, fake.valid_raw_data())
+async def test_failed_and_filtered_jobs(kit, images):
+    fake = kit.start_fake(latency=0, fail_rate=1.0)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     failed = await submit(provider, account, I2I, {"prompt": "x", "image_url": images["photo"]})
     status = await provider.check_status(account, failed.provider_job_id)  # 300007
     assert status.status is ProviderStatus.FAILED and status.error_code == "provider_generic"
@@ -274,7 +221,7 @@ async def test_failed_and_filtered_jobs(start_fake, connect, images):
     assert status.error_message and not provider.charges_filtered_jobs()
 
 
-async def test_unknown_jobs_raise_job_not_found(remaker, images):
+async def test_unknown_jobs_raise_job_not_found(remaker, images, kit):
     provider, fake, account = remaker
     with pytest.raises(JobNotFoundError):
         await provider.check_status(account, "pe:00000000-0000-0000-0000-000000000000")
@@ -282,16 +229,16 @@ async def test_unknown_jobs_raise_job_not_found(remaker, images):
                                                        "mask_url": images["mask"]})
     with pytest.raises(JobNotFoundError):  # each editor only knows its own jobs
         await provider.check_status(account, "pe:" + photo_job.provider_job_id)
-    other = await account_from(provider, {"token": fake.mint_token(user_id=2, email="u2@example.com")}, "acc-2")
+    other = await kit.account({"token": fake.mint_token(user_id=2, email="u2@example.com")}, "acc-2")
     with pytest.raises(JobNotFoundError):  # nor another account's
         await provider.check_status(other, photo_job.provider_job_id)
 
 
 # -- expiring result URLs ---------------------------------------------------------------------------
-async def test_result_urls_expire_and_a_new_poll_renews_them(start_fake, connect, images):
-    fake = start_fake(latency=0, url_ttl=600)
-    provider = await connect(fake.url)
-    account = await account_from(provider, fake.valid_raw_data())
+async def test_result_urls_expire_and_a_new_poll_renews_them(kit, images):
+    fake = kit.start_fake(latency=0, url_ttl=600)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     job = await submit(provider, account, I2I, {"prompt": "x", "image_url": images["photo"]})
     first = await provider.check_status(account, job.provider_job_id)
     expires = int(parse_qs(urlsplit(first.image_url).query)["Expires"][0])
@@ -309,9 +256,9 @@ async def test_result_urls_expire_and_a_new_poll_renews_them(start_fake, connect
 
 
 # -- errors -----------------------------------------------------------------------------------------
-async def test_rejected_session_raises_authentication_error_without_leaking_it(remaker, images):
+async def test_rejected_session_raises_authentication_error_without_leaking_it(remaker, images, kit):
     provider, fake, _ = remaker
-    bad = await account_from(provider, fake.invalid_raw_data(), "acc-bad")
+    bad = await kit.account(fake.invalid_raw_data(), "acc-bad")
     token = bad.credentials["token"]
     with pytest.raises(AuthenticationError) as caught:
         await submit(provider, bad, I2I, {"prompt": "x", "image_url": images["photo"]})
@@ -323,10 +270,10 @@ async def test_rejected_session_raises_authentication_error_without_leaking_it(r
         await provider.get_credits(bad)
 
 
-async def test_quota_is_taken_at_submit_and_given_back_on_failure(start_fake, connect, images):
-    fake = start_fake(quota=8, latency=0)
-    provider = await connect(fake.url)
-    account = await account_from(provider, fake.valid_raw_data())
+async def test_quota_is_taken_at_submit_and_given_back_on_failure(kit, images):
+    fake = kit.start_fake(quota=8, latency=0)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     params = {"prompt": "x", "image_url": images["photo"]}  # sd at 2K: 6 credits
     assert provider.estimate_credits(I2I, apply_defaults(provider.get_operation_parameter_spec()["image_to_image"],
                                                          params)) == {"web": 6}
@@ -341,30 +288,30 @@ async def test_quota_is_taken_at_submit_and_given_back_on_failure(start_fake, co
     assert await provider.get_credits(account) == {"web": 2}
 
 
-async def test_rate_limit_raises_with_retry_after(start_fake, connect, images):
-    fake = start_fake(rate_limit_every=2, retry_after=3)
-    provider = await connect(fake.url)
-    account = await account_from(provider, fake.valid_raw_data())
+async def test_rate_limit_raises_with_retry_after(kit, images):
+    fake = kit.start_fake(rate_limit_every=2, retry_after=3)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     await submit(provider, account, I2I, {"prompt": "x", "image_url": images["photo"]})
     with pytest.raises(RateLimitError) as caught:
         await submit(provider, account, I2I, {"prompt": "x", "image_url": images["photo"]})
     assert caught.value.retry_after == 3.0 and caught.value.retryable
 
 
-async def test_moderation_at_submit_raises_content_filtered(start_fake, connect, images):
-    fake = start_fake(quota=100)
-    provider = await connect(fake.url)
-    account = await account_from(provider, fake.valid_raw_data())
+async def test_moderation_at_submit_raises_content_filtered(kit, images):
+    fake = kit.start_fake(quota=100)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     with pytest.raises(ContentFilteredError) as caught:
         await submit(provider, account, I2I, {"prompt": "something Forbidden", "image_url": images["photo"]})
     assert caught.value.error_code.startswith("content_") and not caught.value.retryable
     assert fake.jobs == {} and fake.credits_left() == 100
 
 
-async def test_transient_server_errors_are_retryable(start_fake, connect, images):
-    fake = start_fake(fail_submits=1)
-    provider = await connect(fake.url)
-    account = await account_from(provider, fake.valid_raw_data())
+async def test_transient_server_errors_are_retryable(kit, images):
+    fake = kit.start_fake(fail_submits=1)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     params = {"prompt": "x", "image_url": images["photo"]}
     with pytest.raises(ProviderUnavailableError) as caught:
         await submit(provider, account, I2I, params)
@@ -376,10 +323,10 @@ async def test_transient_server_errors_are_retryable(start_fake, connect, images
         await provider.check_status(account, "pe:x")
 
 
-async def test_concurrent_limit(start_fake, connect, images):
-    fake = start_fake(max_concurrent=1, latency=30)
-    provider = await connect(fake.url)
-    account = await account_from(provider, fake.valid_raw_data())
+async def test_concurrent_limit(kit, images):
+    fake = kit.start_fake(max_concurrent=1, latency=30)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     params = {"prompt": "x", "image_url": images["photo"]}
     await submit(provider, account, I2I, params)
     with pytest.raises(ConcurrentLimitError) as caught:
@@ -409,8 +356,8 @@ async def test_invalid_inputs_raise_invalid_parameters(remaker, images, sources)
 
 
 # -- spec, mapping, credits -------------------------------------------------------------------------
-async def test_parameter_spec_is_present_and_sane(registry):
-    provider = registry.get("remaker")
+async def test_parameter_spec_is_present_and_sane(kit):
+    provider = kit.provider
     spec = provider.get_operation_parameter_spec()
     assert set(spec) == {op.value for op in provider.supported_operations} == {"image_to_image", "image_edit"}
     for op_spec in spec.values():
@@ -432,8 +379,8 @@ async def test_parameter_spec_is_present_and_sane(registry):
         assert provider.map_parameters(op, params)["mode"]
 
 
-async def test_map_parameters_shapes(registry):
-    provider = registry.get("remaker")
+async def test_map_parameters_shapes(kit):
+    provider = kit.provider
     assert provider.map_parameters(I2I, {"prompt": "p", "image_url": "a.png", "extra_image_urls": ["b.png"],
                                          "task_type": "nano", "image_resolution": "4K"}) == {
         "mode": "prompt-editor", "prompt": "p", "task_type": "nano", "image_sources": ["a.png", "b.png"],
@@ -449,8 +396,8 @@ async def test_map_parameters_shapes(registry):
         "mode": "photo-editor", "prompt": "p", "task_type": "sd", "image_sources": ["a.png"], "mask_source": "m.png"}
 
 
-async def test_estimate_and_actual_credits_follow_the_price_list(registry):
-    provider = registry.get("remaker")
+async def test_estimate_and_actual_credits_follow_the_price_list(kit):
+    provider = kit.provider
     est = provider.estimate_credits
     assert est(I2I, {"task_type": "sd", "image_resolution": "2K"}) == {"web": 6}
     assert est(I2I, {"task_type": "nano_pro", "image_resolution": "4K"}) == {"web": 20}
@@ -468,10 +415,10 @@ async def test_estimate_and_actual_credits_follow_the_price_list(registry):
     assert provider.compute_actual_credits(with_params, done, {"web": 4}) == {"web": 4}
 
 
-async def test_estimate_matches_what_the_remote_charges(start_fake, connect, images):
-    fake = start_fake(quota=1000)
-    provider = await connect(fake.url)
-    account = await account_from(provider, fake.valid_raw_data())
+async def test_estimate_matches_what_the_remote_charges(kit, images):
+    fake = kit.start_fake(quota=1000)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     spec = provider.get_operation_parameter_spec()
     cases = [(I2I, {"task_type": "nano_pro", "image_resolution": "4K"}), (I2I, {"task_type": "sd5",
              "image_resolution": "3K"}), (EDIT, {"task_type": "sd", "mask_url": images["mask"]})]
@@ -483,8 +430,8 @@ async def test_estimate_matches_what_the_remote_charges(start_fake, connect, ima
 
 
 # -- accounts, secrets, files -----------------------------------------------------------------------
-async def test_extract_account_data_from_captures(start_fake, registry):
-    provider, fake = registry.get("remaker"), start_fake()
+async def test_extract_account_data_from_captures(kit):
+    provider, fake = kit.provider, kit.start_fake()
     raw = fake.valid_raw_data()
     data = await provider.extract_account_data(raw)
     assert data == {"email": "user@example.com", "credentials": {
@@ -504,9 +451,9 @@ async def test_extract_account_data_from_captures(start_fake, registry):
     ({"token": "s3cr3t-not-a-jwt"}, "not a JWT"),
     ({"token": "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6MX0.c2ln"}, "no e-mail"),
 ])
-async def test_extract_account_data_rejects_broken_captures(registry, raw, problem):
+async def test_extract_account_data_rejects_broken_captures(kit, raw, problem):
     with pytest.raises(ValueError, match=problem) as caught:
-        await registry.get("remaker").extract_account_data(raw)
+        await kit.provider.extract_account_data(raw)
     assert "s3cr3t" not in str(caught.value) and "c2ln" not in str(caught.value)
 
 
@@ -564,10 +511,10 @@ async def test_upload_asset_credits_and_cancel(remaker, images, tmp_path):
 
 # -- lost answers: what may have left a job, and why find_job cannot say --------------------------------
 @pytest.mark.parametrize("fault", ["accept_then_stall", "accept_then_drop"])
-async def test_an_answer_lost_after_acceptance_is_ambiguous(start_fake, connect, images, fault):
-    fake = start_fake(stall_s=2.0, **{fault: 1})
-    provider = await connect(fake.url)
-    account = await account_from(provider, fake.valid_raw_data())
+async def test_an_answer_lost_after_acceptance_is_ambiguous(kit, images, fault):
+    fake = kit.start_fake(stall_s=2.0, **{fault: 1})
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     provider.http_timeout = 0.5  # give up on the answer long before the fake sends it
     try:
         with pytest.raises(ProviderUnreachableError) as caught:
@@ -581,10 +528,10 @@ async def test_an_answer_lost_after_acceptance_is_ambiguous(start_fake, connect,
             "prompt": f"lost: {fault}", "image_url": images["photo"]}), since=time.time() - 5)
 
 
-async def test_refusals_before_acceptance_are_not_ambiguous(start_fake, connect, images):
-    fake = start_fake(fail_submits=1, rate_limit_every=2, max_concurrent=1, latency=30)
-    provider = await connect(fake.url)
-    account = await account_from(provider, fake.valid_raw_data())
+async def test_refusals_before_acceptance_are_not_ambiguous(kit, images):
+    fake = kit.start_fake(fail_submits=1, rate_limit_every=2, max_concurrent=1, latency=30)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     params = {"prompt": "x", "image_url": images["photo"]}
     refusals = []
     for _ in range(4):  # 503 (nginx), accepted, 429, 200006 (a task already running)

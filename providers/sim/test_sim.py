@@ -6,10 +6,8 @@ Everything goes through the public paths the services use: `discover()` for the 
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
-import time
 from pathlib import Path
 
 import httpx
@@ -30,8 +28,7 @@ from pixsim_provider_sdk import (
     validate_params,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
-from pixsim_provider_sdk.safe_fetch import ALLOW_HOSTS_ENV, host_port
-from pixsim_provider_sdk.testing.fake_http import load_fake
+from pixsim_provider_sdk.testing.harness import kit_fixture, wait_terminal
 from pixsim_provider_sdk.testing.media import source_server
 
 FOLDER = Path(__file__).resolve().parent
@@ -41,54 +38,19 @@ LATENCY = 0.3
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+kit = kit_fixture(FOLDER, latency=LATENCY, fake_sources=True)  # fake results are sources of later jobs
+
+
 def _load(providers_dir: Path, folder_name: str):
     registry = discover(providers_dir, include_entry_points=False)
     (item,) = [i for i in registry if Path(i.origin).name == folder_name]
     return item.provider
 
 
-def _env_name(provider_id: str) -> str:
-    return f"PIXSIM_{provider_id.upper().replace('-', '_')}_BASE_URL"
-
-
 @pytest.fixture
-def start_fake(monkeypatch):
-    """Start this folder's fake with knobs; every fake started is stopped after the test."""
-    create_fake = load_fake(FOLDER)
-    started = []
-
-    def start(**knobs):
-        fake = create_fake(**{"latency": LATENCY, **knobs})
-        fake.start()
-        started.append(fake)
-        # Its results are sources of later jobs: let resolve_source fetch from it.
-        monkeypatch.setenv(ALLOW_HOSTS_ENV, host_port(fake.url), prepend=",")
-        return fake
-
-    yield start
-    for fake in started:
-        fake.stop()
-
-
-@pytest.fixture
-async def connect(monkeypatch):
-    """Point the provider at a base URL (drops its cached client, which is bound to the old URL)."""
-    provider = _load(PROVIDERS_DIR, FOLDER.name)
-
-    async def connect_to(url: str):
-        monkeypatch.setenv(_env_name(provider.provider_id), url)
-        await provider.aclose()
-        return provider
-
-    yield connect_to
-    await provider.aclose()
-
-
-@pytest.fixture
-async def sim(start_fake, connect):
+async def sim(kit):
     """(provider, fake) with default knobs."""
-    fake = start_fake()
-    return await connect(fake.url), fake
+    return await kit.connected()
 
 
 def system_account(provider) -> ProviderAccount:
@@ -103,15 +65,7 @@ async def submit(provider, op: OperationType, account=None, **params):
 
 async def wait_done(provider, job_id: str, op: OperationType | None = None, timeout: float = 10.0):
     """Poll until terminal; return (final status, every status seen)."""
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = await provider.check_status(system_account(provider), job_id, op)
-        seen.append(status)
-        if status.status.is_terminal:
-            return status, seen
-        await asyncio.sleep(0.03)
-    raise AssertionError(f"job {job_id} did not finish in {timeout}s: last {seen[-1] if seen else None}")
+    return await wait_terminal(provider, system_account(provider), job_id, op, timeout)
 
 
 # -- the happy paths --------------------------------------------------------------------------------
@@ -231,8 +185,8 @@ async def test_nsfw_output_prompt_is_accepted_then_ends_filtered(sim):
     assert final.status is ProviderStatus.FILTERED and final.image_url is None
 
 
-async def test_fail_rate_knob_fails_jobs(start_fake, connect):
-    provider = await connect(start_fake(fail_rate=1.0, latency=0).url)
+async def test_fail_rate_knob_fails_jobs(kit):
+    provider = await kit.connect(kit.start_fake(fail_rate=1.0, latency=0).url)
     result = await submit(provider, OperationType.TEXT_TO_VIDEO)
     assert (await wait_done(provider, result.provider_job_id))[0].status is ProviderStatus.FAILED
 
@@ -257,9 +211,9 @@ async def test_forbidden_prompt_is_filtered_at_submit(sim):
     assert caught.value.retryable is False
 
 
-async def test_quota_knob_raises_quota_exceeded(start_fake, connect):
-    fake = start_fake(quota=6)
-    provider = await connect(fake.url)
+async def test_quota_knob_raises_quota_exceeded(kit):
+    fake = kit.start_fake(quota=6)
+    provider = await kit.connect(fake.url)
     await submit(provider, OperationType.TEXT_TO_VIDEO, duration=5)
     with pytest.raises(QuotaExceededError) as caught:
         await submit(provider, OperationType.TEXT_TO_VIDEO, duration=5)
@@ -268,45 +222,45 @@ async def test_quota_knob_raises_quota_exceeded(start_fake, connect):
     assert fake.credits_remaining == 0
 
 
-async def test_rate_limit_knob_raises_rate_limit_with_retry_after(start_fake, connect):
-    provider = await connect(start_fake(rate_limit_every=1, retry_after=2).url)
+async def test_rate_limit_knob_raises_rate_limit_with_retry_after(kit):
+    provider = await kit.connect(kit.start_fake(rate_limit_every=1, retry_after=2).url)
     with pytest.raises(RateLimitError) as caught:
         await submit(provider, OperationType.TEXT_TO_VIDEO)
     assert caught.value.retry_after == 2.0 and caught.value.retryable
 
 
-async def test_transient_submit_failure_is_retryable(start_fake, connect):
-    provider = await connect(start_fake(fail_submits=1).url)
+async def test_transient_submit_failure_is_retryable(kit):
+    provider = await kit.connect(kit.start_fake(fail_submits=1).url)
     with pytest.raises(ProviderUnavailableError) as caught:
         await submit(provider, OperationType.TEXT_TO_VIDEO)
     assert caught.value.retryable
     assert (await submit(provider, OperationType.TEXT_TO_VIDEO)).provider_job_id
 
 
-def test_rate_knobs_fault_submits_at_random_and_idempotency_can_be_off(start_fake):
+async def test_rate_knobs_fault_submits_at_random_and_idempotency_can_be_off(kit):
     """The chaos run's knobs: faults as rates per submit, a latency spread, and no deduplication."""
     def post(fake, key: str) -> httpx.Response:
         return httpx.post(f"{fake.url}/v1/jobs", headers={"Authorization": "Bearer t", "Idempotency-Key": key},
                           json={"operation": "text_to_image", "prompt": "a fox"}, timeout=2)
 
-    refused = start_fake(fail_submit_rate=1.0)
+    refused = kit.start_fake(fail_submit_rate=1.0)
     assert post(refused, "k").status_code == 503 and not refused.jobs and refused.faults["503"] == 1
-    dropped = start_fake(accept_then_drop_rate=1.0)
+    dropped = kit.start_fake(accept_then_drop_rate=1.0)
     with pytest.raises(httpx.RemoteProtocolError):
         post(dropped, "k")
     assert len(dropped.jobs_with_reference("k")) == 1 and dropped.faults["drop"] == 1
-    stalled = start_fake(accept_then_stall_rate=1.0, stall_s=3)
+    stalled = kit.start_fake(accept_then_stall_rate=1.0, stall_s=3)
     with pytest.raises(httpx.ReadTimeout):
         post(stalled, "k")
     assert len(stalled.jobs_with_reference("k")) == 1 and stalled.faults["stall"] == 1
-    plain = start_fake(idempotency=False, latency=1, latency_max=4, seed=7)
+    plain = kit.start_fake(idempotency=False, latency=1, latency_max=4, seed=7)
     assert post(plain, "k").json()["id"] != post(plain, "k").json()["id"]  # a second submit, a second job
     latencies = {job.latency for job in plain.jobs_with_reference("k")}
     assert len(latencies) == 2 and all(1 <= x <= 4 for x in latencies)
 
 
-async def test_bad_token_raises_authentication_error_without_leaking_it(start_fake, connect):
-    provider = await connect(start_fake(tokens=["the-good-token"]).url)
+async def test_bad_token_raises_authentication_error_without_leaking_it(kit):
+    provider = await kit.connect(kit.start_fake(tokens=["the-good-token"]).url)
     secret = "s3cr3t-token-0123456789"
     account = ProviderAccount(id="acc-1", provider_id=provider.provider_id, credentials={"token": secret})
     with pytest.raises(AuthenticationError) as caught:
@@ -323,9 +277,9 @@ async def test_bad_token_raises_authentication_error_without_leaking_it(start_fa
     assert (await submit(provider, OperationType.TEXT_TO_IMAGE, account=good)).provider_job_id
 
 
-async def test_fake_raw_data_helpers_give_an_accepted_and_a_rejected_account(start_fake, connect):
-    fake = start_fake(latency=0)
-    provider = await connect(fake.url)
+async def test_fake_raw_data_helpers_give_an_accepted_and_a_rejected_account(kit):
+    fake = kit.start_fake(latency=0)
+    provider = await kit.connect(fake.url)
     accounts = []
     for raw in (fake.valid_raw_data(), fake.invalid_raw_data()):
         data = await provider.extract_account_data(raw)
@@ -336,7 +290,7 @@ async def test_fake_raw_data_helpers_give_an_accepted_and_a_rejected_account(sta
     with pytest.raises(AuthenticationError):
         await submit(provider, OperationType.TEXT_TO_IMAGE, account=accounts[1])
     # With the `tokens` knob the valid capture carries a token from that list.
-    listed = start_fake(tokens=["tok-listed-1"])
+    listed = kit.start_fake(tokens=["tok-listed-1"])
     assert (await provider.extract_account_data(listed.valid_raw_data()))["credentials"] == {
         "token": "tok-listed-1"
     }
@@ -348,18 +302,18 @@ async def test_unknown_job_raises_job_not_found(sim):
         await provider.check_status(system_account(provider), "job_doesnotexist")
 
 
-async def test_unreachable_api_raises_provider_unavailable(start_fake, connect):
-    fake = start_fake()
+async def test_unreachable_api_raises_provider_unavailable(kit):
+    fake = kit.start_fake()
     fake.stop()  # the port is free again: nobody answers
-    provider = await connect(fake.url)
+    provider = await kit.connect(fake.url)
     with pytest.raises(ProviderUnavailableError) as caught:
         await submit(provider, OperationType.TEXT_TO_VIDEO)
     assert caught.value.retryable
 
 
 # -- spec, credits, accounts ------------------------------------------------------------------------
-async def test_parameter_spec_covers_every_supported_operation(connect):
-    provider = await connect("http://127.0.0.1:9")
+async def test_parameter_spec_covers_every_supported_operation(kit):
+    provider = await kit.connect("http://127.0.0.1:9")
     spec = provider.get_operation_parameter_spec()
     assert set(spec) == {op.value for op in provider.supported_operations}
     for op in provider.supported_operations:
@@ -371,8 +325,8 @@ async def test_parameter_spec_covers_every_supported_operation(connect):
     assert validate_params(spec["image_to_video"], {"prompt": "x"}) == ["parameter 'image_url' is required"]
 
 
-async def test_credits_estimate_and_actual(connect):
-    provider = await connect("http://127.0.0.1:9")
+async def test_credits_estimate_and_actual(kit):
+    provider = await kit.connect("http://127.0.0.1:9")
     credit_type = provider.manifest.credit_types[0]
     assert provider.estimate_credits(OperationType.TEXT_TO_VIDEO, {"duration": 8}) == {credit_type: 8}
     assert provider.estimate_credits(OperationType.IMAGE_TO_VIDEO, {}) == {credit_type: 5}
@@ -388,8 +342,8 @@ async def test_credits_estimate_and_actual(connect):
     ) == {credit_type: 8}
 
 
-async def test_expected_duration_is_the_latency_knob_or_unknown(connect):
-    provider = await connect("http://127.0.0.1:9")
+async def test_expected_duration_is_the_latency_knob_or_unknown(kit):
+    provider = await kit.connect("http://127.0.0.1:9")
     assert provider.expected_duration_s(OperationType.TEXT_TO_VIDEO, {"duration": 5, "latency": 12}) == 12.0
     assert provider.expected_duration_s(OperationType.TEXT_TO_IMAGE, {"latency": 0}) == 0.0
     # the remote's own default latency: the poller learns it
@@ -397,8 +351,8 @@ async def test_expected_duration_is_the_latency_knob_or_unknown(connect):
     assert provider.expected_duration_s(OperationType.TEXT_TO_VIDEO, {"latency": True}) is None
 
 
-async def test_extract_account_data(connect):
-    provider = await connect("http://127.0.0.1:9")
+async def test_extract_account_data(kit):
+    provider = await kit.connect("http://127.0.0.1:9")
     assert await provider.extract_account_data({"token": "t1", "email": "a@b.c"}) == {
         "email": "a@b.c",
         "credentials": {"token": "t1"},
@@ -412,7 +366,7 @@ async def test_extract_account_data(connect):
 
 
 # -- the folder as a template, and the fake's command line ------------------------------------------
-async def test_a_copy_with_a_new_id_is_a_working_provider(tmp_path, start_fake, monkeypatch):
+async def test_a_copy_with_a_new_id_is_a_working_provider(tmp_path, kit, monkeypatch):
     copy = tmp_path / "providers" / "sim_copy"
     shutil.copytree(FOLDER, copy, ignore=shutil.ignore_patterns("__pycache__", "test_*.py"))
     manifest = (copy / "manifest.py").read_text()
@@ -420,7 +374,7 @@ async def test_a_copy_with_a_new_id_is_a_working_provider(tmp_path, start_fake, 
 
     provider = _load(copy.parent, copy.name)
     assert provider.provider_id == "sim-copy"
-    monkeypatch.setenv("PIXSIM_SIM_COPY_BASE_URL", start_fake(latency=0).url)
+    monkeypatch.setenv("PIXSIM_SIM_COPY_BASE_URL", kit.start_fake(latency=0).url)
     try:
         result = await submit(provider, OperationType.TEXT_TO_VIDEO)
         assert (await wait_done(provider, result.provider_job_id))[0].status is ProviderStatus.COMPLETED

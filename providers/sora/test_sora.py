@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -31,11 +29,11 @@ from pixsim_provider_sdk import (
     QuotaExceededError,
     RateLimitError,
     UnsupportedOperationError,
-    discover,
     validate_params,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
-from pixsim_provider_sdk.testing.fake_http import JsonFakeServer, json_response, load_fake
+from pixsim_provider_sdk.testing.fake_http import JsonFakeServer, json_response
+from pixsim_provider_sdk.testing.harness import kit_fixture
 from pixsim_provider_sdk.testing.media import make_png, source_server
 
 FOLDER = Path(__file__).resolve().parent
@@ -45,68 +43,19 @@ LATENCY = 0.3
 T2V, I2V = OperationType.TEXT_TO_VIDEO, OperationType.IMAGE_TO_VIDEO
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-@pytest.fixture(scope="module")
-def providers_dir(tmp_path_factory) -> Path:
-    if not FOLDER.name.startswith("_"):
-        return FOLDER.parent
-    # Work in progress: discovery skips "_" folders, so load a copy under the provider's own name.
-    copy = tmp_path_factory.mktemp("wip") / "providers"
-    shutil.copytree(FOLDER, copy / PROVIDER_ID, ignore=shutil.ignore_patterns("__pycache__", "test_*.py"))
-    return copy
+kit = kit_fixture(FOLDER, latency=LATENCY)
 
 
 @pytest.fixture
-def start_fake():
-    """Start this folder's fake with knobs; every fake started is stopped after the test."""
-    create_fake, started = load_fake(FOLDER), []
-
-    def start(**knobs):
-        fake = create_fake(**{"latency": LATENCY, **knobs})
-        fake.start()
-        started.append(fake)
-        return fake
-
-    yield start
-    for fake in started:
-        fake.stop()
+def provider(kit):
+    return kit.provider
 
 
 @pytest.fixture
-def provider(providers_dir):
-    return discover(providers_dir, include_entry_points=False).get(PROVIDER_ID)
-
-
-def sibling(provider, name: str):
-    """A module of the provider's folder, as discovery imported it (e.g. `errors`)."""
-    return importlib.import_module(f"{type(provider).__module__.rsplit('.', 1)[0]}.{name}")
-
-
-@pytest.fixture
-async def connect(monkeypatch, provider):
-    """Point the provider at a base URL (drops its cached client, which is bound to the old URL)."""
-
-    async def connect_to(url: str):
-        monkeypatch.setenv(f"PIXSIM_{PROVIDER_ID.upper()}_BASE_URL", url)
-        await provider.aclose()
-        return provider
-
-    yield connect_to
-    await provider.aclose()
-
-
-@pytest.fixture
-async def sora(start_fake, connect):
+async def sora(kit):
     """(provider, fake, account) with default knobs."""
-    fake = start_fake()
-    provider = await connect(fake.url)
-    return provider, fake, await account_for(provider, fake.valid_raw_data())
-
-
-async def account_for(provider, raw_data: dict, account_id: str = "acc-1") -> ProviderAccount:
-    data = await provider.extract_account_data(raw_data)
-    return ProviderAccount(
-        id=account_id, provider_id=provider.provider_id, email=data["email"], credentials=data["credentials"]
-    )
+    provider, fake = await kit.connected()
+    return provider, fake, await kit.account(fake.valid_raw_data())
 
 
 async def submit(provider, account, op=T2V, **params):
@@ -233,10 +182,10 @@ async def test_image_that_does_not_match_the_size_is_refused_before_upload(sora)
 
 
 # -- every remote status ----------------------------------------------------------------------------
-async def test_queued_and_in_progress_map_to_pending_and_processing(start_fake, connect):
-    fake = start_fake(latency=1.0, queue_fraction=0.5)
-    provider = await connect(fake.url)
-    account = await account_for(provider, fake.valid_raw_data())
+async def test_queued_and_in_progress_map_to_pending_and_processing(kit):
+    fake = kit.start_fake(latency=1.0, queue_fraction=0.5)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     job = (await submit(provider, account)).provider_job_id
 
     queued = await provider.check_status(account, job)
@@ -250,10 +199,10 @@ async def test_queued_and_in_progress_map_to_pending_and_processing(start_fake, 
     assert running.video_url is None and running.error_code is None
 
 
-async def test_failed_maps_to_failed_with_the_service_error(start_fake, connect):
-    fake = start_fake(fail_rate=1.0, latency=0)
-    provider = await connect(fake.url)
-    account = await account_for(provider, fake.valid_raw_data())
+async def test_failed_maps_to_failed_with_the_service_error(kit):
+    fake = kit.start_fake(fail_rate=1.0, latency=0)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     final = await provider.check_status(account, (await submit(provider, account)).provider_job_id)
     assert final.status is ProviderStatus.FAILED and final.metadata["remote_status"] == "failed"
     assert final.error_code == "video_generation_failed" and final.error_message and final.video_url is None
@@ -267,14 +216,14 @@ async def test_moderated_output_maps_to_filtered(sora):
     assert final.error_code == "content_output_moderated" and "moderation_blocked" in final.error_message
 
 
-async def test_unknown_remote_status_is_a_bad_response(connect):
+async def test_unknown_remote_status_is_a_bad_response(kit):
     server = JsonFakeServer()
     server.add_route(
         "GET",
         r"/v1/videos/(?P<id>[^/]+)",
         lambda req: json_response({"id": req.params["id"], "object": "video", "status": "paused"}),
     )
-    provider = await connect(server.start())
+    provider = await kit.connect(server.start())
     try:
         account = ProviderAccount(
             id="a", provider_id=provider.provider_id, credentials={"api_key": "sk-" + "x" * 30}
@@ -286,10 +235,10 @@ async def test_unknown_remote_status_is_a_bad_response(connect):
         server.stop()
 
 
-async def test_expired_assets_end_the_job_failed(start_fake, connect):
-    fake = start_fake(latency=0, asset_ttl=0)
-    provider = await connect(fake.url)
-    account = await account_for(provider, fake.valid_raw_data())
+async def test_expired_assets_end_the_job_failed(kit):
+    fake = kit.start_fake(latency=0, asset_ttl=0)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     job = (await submit(provider, account)).provider_job_id
     final = await provider.check_status(account, job)
     assert final.status is ProviderStatus.FAILED and final.error_code == "provider_result_expired"
@@ -298,9 +247,9 @@ async def test_expired_assets_end_the_job_failed(start_fake, connect):
 
 
 # -- errors -----------------------------------------------------------------------------------------
-async def test_revoked_key_raises_authentication_error_without_leaking_it(sora):
+async def test_revoked_key_raises_authentication_error_without_leaking_it(sora, kit):
     provider, fake, _ = sora
-    account = await account_for(provider, fake.invalid_raw_data())  # well-formed: extract accepts it
+    account = await kit.account(fake.invalid_raw_data())  # well-formed: extract accepts it
     secret = account.credentials["api_key"]
     with pytest.raises(AuthenticationError) as caught:
         await submit(provider, account)
@@ -322,35 +271,35 @@ async def test_expired_session_token_raises_authentication_error(sora):
     assert "token_expired" in str(caught.value) and token not in str(caught.value)
 
 
-async def test_quota_exhausted_raises_quota_exceeded_and_failures_are_refunded(start_fake, connect):
-    fake = start_fake(quota=50, latency=0)
-    provider = await connect(fake.url)
-    account = await account_for(provider, fake.valid_raw_data())
+async def test_quota_exhausted_raises_quota_exceeded_and_failures_are_refunded(kit):
+    fake = kit.start_fake(quota=50, latency=0)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     await submit(provider, account)  # sora-2, 4 s at 10 cents a second: 40
     with pytest.raises(QuotaExceededError) as caught:
         await submit(provider, account)
     assert caught.value.credits_needed == 40 and not caught.value.retryable
     assert fake.credits_remaining == 10
 
-    refunding = start_fake(quota=40, latency=0, fail_rate=1.0)
-    provider = await connect(refunding.url)
+    refunding = kit.start_fake(quota=40, latency=0, fail_rate=1.0)
+    provider = await kit.connect(refunding.url)
     job = (await submit(provider, account)).provider_job_id
     assert (await provider.check_status(account, job)).status is ProviderStatus.FAILED
     assert refunding.credits_remaining == 40  # OpenAI bills completed videos only
 
 
-async def test_rate_limit_raises_rate_limit_error_with_retry_after(start_fake, connect):
-    fake = start_fake(rate_limit_every=1, retry_after=2)
-    provider = await connect(fake.url)
+async def test_rate_limit_raises_rate_limit_error_with_retry_after(kit):
+    fake = kit.start_fake(rate_limit_every=1, retry_after=2)
+    provider = await kit.connect(fake.url)
     with pytest.raises(RateLimitError) as caught:
-        await submit(provider, await account_for(provider, fake.valid_raw_data()))
+        await submit(provider, await kit.account(fake.valid_raw_data()))
     assert caught.value.retry_after == 2.0 and caught.value.retryable
 
 
-async def test_concurrent_renders_over_the_limit_raise_concurrent_limit(start_fake, connect):
-    fake = start_fake(max_concurrent=1, latency=5)
-    provider = await connect(fake.url)
-    account = await account_for(provider, fake.valid_raw_data())
+async def test_concurrent_renders_over_the_limit_raise_concurrent_limit(kit):
+    fake = kit.start_fake(max_concurrent=1, latency=5)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     await submit(provider, account)
     with pytest.raises(ConcurrentLimitError) as caught:
         await submit(provider, account)
@@ -365,10 +314,10 @@ async def test_moderation_at_submit_raises_content_filtered(sora):
     assert "sentinel_block" in str(caught.value) and not fake.videos
 
 
-async def test_transient_server_error_is_retryable(start_fake, connect):
-    fake = start_fake(fail_submits=1)
-    provider = await connect(fake.url)
-    account = await account_for(provider, fake.valid_raw_data())
+async def test_transient_server_error_is_retryable(kit):
+    fake = kit.start_fake(fail_submits=1)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     with pytest.raises(ProviderUnavailableError) as caught:
         await submit(provider, account)
     assert caught.value.retryable
@@ -381,13 +330,13 @@ async def test_unknown_job_raises_job_not_found(sora):
         await provider.check_status(account, "video_doesnotexist")
 
 
-async def test_unreachable_api_raises_provider_unavailable(start_fake, connect):
-    fake = start_fake()
+async def test_unreachable_api_raises_provider_unavailable(kit):
+    fake = kit.start_fake()
     raw = fake.valid_raw_data()
     fake.stop()  # the port is free again: nobody answers
-    provider = await connect(fake.url)
+    provider = await kit.connect(fake.url)
     with pytest.raises(ProviderUnavailableError) as caught:
-        await submit(provider, await account_for(provider, raw))
+        await submit(provider, await kit.account(raw))
     assert caught.value.retryable and raw["api_key"] not in str(caught.value)
 
 
@@ -399,8 +348,8 @@ async def test_values_the_service_refuses_raise_invalid_parameters(sora):
     assert not caught.value.retryable
 
 
-def test_retry_after_is_read_from_every_header_openai_sends(provider):
-    errors = sibling(provider, "errors")
+async def test_retry_after_is_read_from_every_header_openai_sends(provider, kit):
+    errors = kit.module("errors")
     assert errors.retry_after(httpx.Headers({"retry-after-ms": "1500"})) == 1.5
     assert errors.retry_after(httpx.Headers({"retry-after": "3"})) == 3.0
     assert errors.retry_after(httpx.Headers({"x-ratelimit-reset-requests": "1m30s"})) == 90.0
@@ -410,7 +359,7 @@ def test_retry_after_is_read_from_every_header_openai_sends(provider):
 
 
 # -- spec, parameters, credits ----------------------------------------------------------------------
-def test_parameter_spec_is_present_and_sane_for_every_operation(provider):
+async def test_parameter_spec_is_present_and_sane_for_every_operation(provider):
     spec = provider.get_operation_parameter_spec()
     assert (
         set(spec) == {op.value for op in provider.supported_operations} == {"text_to_video", "image_to_video"}
@@ -438,8 +387,8 @@ def test_parameter_spec_is_present_and_sane_for_every_operation(provider):
     assert "default" not in {p["name"]: p for p in i2v["parameters"]}["size"]  # sized by the image
 
 
-def test_every_model_and_size_in_the_spec_maps_or_is_refused_and_has_a_price(provider):
-    pricing = sibling(provider, "pricing")
+async def test_every_model_and_size_in_the_spec_maps_or_is_refused_and_has_a_price(provider, kit):
+    pricing = kit.module("pricing")
     fields = {p["name"]: p for p in provider.get_operation_parameter_spec()["text_to_video"]["parameters"]}
     for model in fields["model"]["enum"]:
         for size in fields["size"]["enum"]:
@@ -452,7 +401,7 @@ def test_every_model_and_size_in_the_spec_maps_or_is_refused_and_has_a_price(pro
                 assert pricing.rate(model, size) in (10, 30, 50)
 
 
-def test_map_parameters_shapes(provider):
+async def test_map_parameters_shapes(provider):
     assert provider.map_parameters(T2V, {"prompt": "a fox"}) == {
         "model": "sora-2",
         "prompt": "a fox",
@@ -476,7 +425,7 @@ def test_map_parameters_shapes(provider):
         provider.map_parameters(OperationType.TEXT_TO_IMAGE, {"prompt": "x"})
 
 
-def test_estimate_credits_follows_the_price_per_second(provider):
+async def test_estimate_credits_follows_the_price_per_second(provider):
     usage = provider.manifest.credit_types[0]
     assert usage == "usage"
     assert provider.estimate_credits(T2V, {"prompt": "x"}) == {usage: 40}  # sora-2: $0.10/s x 4 s
@@ -496,7 +445,7 @@ def test_estimate_credits_follows_the_price_per_second(provider):
     assert provider.estimate_credits(I2V, {"model": "sora-2", "duration": 4, "image_url": "a"}) == {usage: 40}
 
 
-def test_actual_credits_use_what_was_rendered(provider):
+async def test_actual_credits_use_what_was_rendered(provider):
     usage = provider.manifest.credit_types[0]
     generation = GenerationContext(id="g", provider_id=provider.provider_id, operation_type=I2V, params={})
     done = ProviderStatusResult(
@@ -533,7 +482,7 @@ async def test_extract_account_data_from_an_api_key(provider):
     }
 
 
-async def test_extract_account_data_from_a_browser_session(provider, start_fake, connect):
+async def test_extract_account_data_from_a_browser_session(provider, kit):
     token = jwt(
         {
             "exp": int(time.time()) + 3600,
@@ -556,9 +505,9 @@ async def test_extract_account_data_from_a_browser_session(provider, start_fake,
         "expires_at": data["credentials"]["expires_at"],
     }
     # the fake accepts live session tokens as bearer tokens, like API keys
-    fake = start_fake(latency=0)
-    provider = await connect(fake.url)
-    account = await account_for(provider, raw)
+    fake = kit.start_fake(latency=0)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(raw)
     job = (await submit(provider, account)).provider_job_id
     assert (await provider.check_status(account, job)).status is ProviderStatus.COMPLETED
     created = next(r for r in fake.requests if r.path == "/v1/videos")
@@ -600,10 +549,10 @@ async def test_secrets_stay_out_of_results_and_errors(sora):
 
 
 # -- cancel (DELETE) --------------------------------------------------------------------------------
-async def test_cancel_deletes_finished_videos_and_cannot_stop_a_render(start_fake, connect):
-    fake = start_fake(latency=5)
-    provider = await connect(fake.url)
-    account = await account_for(provider, fake.valid_raw_data())
+async def test_cancel_deletes_finished_videos_and_cannot_stop_a_render(kit):
+    fake = kit.start_fake(latency=5)
+    provider = await kit.connect(fake.url)
+    account = await kit.account(fake.valid_raw_data())
     running = (await submit(provider, account)).provider_job_id
     assert await provider.cancel(account, running) is False  # the API deletes finished videos only
     assert fake.videos[running].state()[0] in ("queued", "in_progress")

@@ -19,6 +19,7 @@ from .errors import (
     SourceRejected,
     UnsupportedOperationError,
 )
+from .files import map_and_prepare
 from .http_errors import (
     error_for_status,
     json_object,
@@ -69,6 +70,7 @@ __all__ = [
     "error_for_status",
     "image_info",
     "json_object",
+    "map_and_prepare",
     "may_have_created",
     "parse_retry_after",
     "scrub",

@@ -10,8 +10,13 @@ import mimetypes
 import os
 import tempfile
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from .safe_fetch import FetchPolicy, check_url, fetch_source
+
+if TYPE_CHECKING:
+    from .base import Provider, ResolveSourceFn
+    from .results import GenerationContext
 
 #: Words in a parameter's name that say which media family it wants.
 _FAMILY_WORDS = {"video": ("video",), "image": ("image", "mask", "photo", "frame", "img"), "audio": ("audio",)}
@@ -90,3 +95,15 @@ async def prepare_source_param(
         local_key: local_path,
         "_temp_paths": [*mapped_params.get("_temp_paths", []), *temp_paths],
     }
+
+
+async def map_and_prepare(
+    provider: Provider, generation: GenerationContext, resolve_source_fn: ResolveSourceFn
+) -> dict[str, Any]:
+    """What `execute` gets for a generation: `map_parameters` of its canonical params, then
+    `prepare_execution_params` when the provider asks for it. The caller deletes the `_temp_paths` after
+    `execute`, whatever happens (`cleanup_temp_paths`)."""
+    mapped = provider.map_parameters(generation.operation_type, generation.params)
+    if not provider.requires_file_preparation():
+        return mapped
+    return await provider.prepare_execution_params(generation, mapped, resolve_source_fn)

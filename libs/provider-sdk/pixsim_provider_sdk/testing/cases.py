@@ -24,7 +24,7 @@ from typing import Any
 from pixsim_contracts import OperationType, ProviderManifest, ProviderStatus
 
 from ..base import Provider
-from ..files import cleanup_temp_paths, resolve_source
+from ..files import cleanup_temp_paths, map_and_prepare, resolve_source
 from ..params import apply_defaults, validate_params
 from ..registry import _load
 from ..results import GenerationContext, GenerationResult, ProviderAccount, ProviderStatusResult
@@ -163,7 +163,6 @@ class ConformanceCase:
         problems = validate_params(spec, params)
         assert not problems, f"{op.value}: the sample params {params} break the spec: {problems}"
         params = apply_defaults(spec, params)
-        mapped = self.provider.map_parameters(op, params)
         resolved: list[str] = []
         # The asset server and the fake (whose results feed later operations) are private hosts.
         policy = FetchPolicy.from_env().allowing(host_port(self.assets.url), host_port(self.fake.url))
@@ -173,21 +172,20 @@ class ConformanceCase:
             resolved.extend(temp)
             return path, temp
 
+        generation = GenerationContext(
+            id="conformance-generation",
+            provider_id=self.provider.provider_id,
+            operation_type=op,
+            params=params,
+            user_id="conformance-user",
+            account_id=account.id,
+        )
         temp_paths: list[str] = []
         missing: list[str] = []
         try:
-            if self.provider.requires_file_preparation():
-                generation = GenerationContext(
-                    id="conformance-generation",
-                    provider_id=self.provider.provider_id,
-                    operation_type=op,
-                    params=params,
-                    user_id="conformance-user",
-                    account_id=account.id,
-                )
-                mapped = await self.provider.prepare_execution_params(generation, mapped, recording_resolve)
-                temp_paths = list(mapped.get("_temp_paths") or [])
-                missing = [p for p in temp_paths if not Path(p).exists()]
+            mapped = await map_and_prepare(self.provider, generation, recording_resolve)
+            temp_paths = list(mapped.get("_temp_paths") or [])
+            missing = [p for p in temp_paths if not Path(p).exists()]
             result = await self.provider.execute(op, account, mapped)
         finally:
             cleanup_temp_paths([*temp_paths, *(p for p in resolved if p not in temp_paths)])
