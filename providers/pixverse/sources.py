@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pixsim_provider_sdk import InvalidParametersError, ProviderUnavailableError
-from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
+from pixsim_provider_sdk.files import local_source, read_local_file
 
 from .client import PixverseClient
 
@@ -58,10 +58,7 @@ async def upload_file(client: PixverseClient, file_path: str) -> dict[str, Any]:
     """Upload a local image; returns `{"id", "url", "path"}` (id is Pixverse's img_id)."""
     path = Path(file_path)
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InvalidParametersError(f"pixverse: cannot read {path.name}: {exc.strerror}") from exc
+    data = read_local_file("pixverse", path, path.name)
     resp = await client.openapi(
         "POST", "/openapi/v2/image/upload", files={"image": (path.name, data, content_type)}
     )
@@ -102,10 +99,5 @@ async def resolve_inputs(
 
 
 async def _upload_source(client: PixverseClient, source: str, local_path: str | None) -> dict[str, Any]:
-    if local_path:
-        return await upload_file(client, local_path)
-    local_path, temp_paths = await resolve_source(source, None, ".png", param="image source")  # SourceRejected
-    try:
-        return await upload_file(client, local_path)
-    finally:
-        cleanup_temp_paths(temp_paths)
+    async with local_source("pixverse", source, local_path, param="image source") as path:  # SourceRejected
+        return await upload_file(client, path)

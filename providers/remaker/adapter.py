@@ -25,6 +25,7 @@ from pixsim_provider_sdk import (
     ProviderStatusResult,
     ResolveSourceFn,
     json_object,
+    percent_progress,
     sniff_image,
     unreachable,
 )
@@ -194,7 +195,7 @@ class RemakerProvider(Provider):
         if code == codes.CODE_OK:
             outputs = [u for u in result.get("output") or [] if isinstance(u, str) and u]
             if not outputs:  # accepted as done, result still being stored: keep polling
-                return ProviderStatusResult(ProviderStatus.PROCESSING, progress=_progress(result, 0.99),
+                return ProviderStatusResult(ProviderStatus.PROCESSING, progress=percent_progress(result.get("progress"), 0.99),
                                             metadata=metadata)
             metadata.update(outputs=outputs, result_expires_at=_expiry(outputs[0]))
             return ProviderStatusResult(ProviderStatus.COMPLETED, progress=1.0, image_url=outputs[0],
@@ -202,7 +203,7 @@ class RemakerProvider(Provider):
         if code == codes.CODE_QUEUED:
             return ProviderStatusResult(ProviderStatus.PENDING, progress=0.0, metadata=metadata)
         if code in PROCESSING_CODES:
-            return ProviderStatusResult(ProviderStatus.PROCESSING, progress=_progress(result, None),
+            return ProviderStatusResult(ProviderStatus.PROCESSING, progress=percent_progress(result.get("progress")),
                                         metadata=metadata)
         if code == codes.CODE_CONTENT_VIOLATION:
             return ProviderStatusResult(
@@ -300,13 +301,6 @@ def _pricing_view(operation_type: OperationType, params: dict[str, Any]) -> dict
     photo = operation_type is OperationType.IMAGE_EDIT or bool(params.get("mask_url"))
     return {"mode": PHOTO_EDITOR if photo else PROMPT_EDITOR, "task_type": params.get("task_type"),
             "image_resolution": params.get("image_resolution")}
-
-
-def _progress(result: dict[str, Any], default: float | None) -> float | None:
-    value = result.get("progress")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return max(0.0, min(100.0, float(value))) / 100
-    return default
 
 
 def _expiry(url: Any) -> str | None:

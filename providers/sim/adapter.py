@@ -30,11 +30,15 @@ from pixsim_provider_sdk import (
     ResolveSourceFn,
     error_for_status,
     json_object,
+    local_source,
     parse_retry_after,
+    percent_progress,
+    read_local_file,
     scrub,
+    status_of,
     unreachable,
 )
-from pixsim_provider_sdk.files import cleanup_temp_paths, prepare_source_param, resolve_source
+from pixsim_provider_sdk.files import prepare_source_param
 
 VIDEO_OPERATIONS = frozenset({OperationType.TEXT_TO_VIDEO, OperationType.IMAGE_TO_VIDEO})
 DEFAULT_DURATION = 5
@@ -172,26 +176,15 @@ class SimProvider(Provider):
         )
 
     async def _upload_source(self, account: ProviderAccount, mapped: dict[str, Any]) -> dict[str, Any]:
-        if mapped.get("local_image_path"):
-            return await self.upload_asset(account, mapped["local_image_path"])
-        source = mapped.get("image_url")
-        if not source:
-            raise InvalidParametersError(f"{self.provider_id}: image_to_video needs image_url")
-        # Not prepared (a direct call): fetch the source here (SourceRejected if refused) and clean up.
-        local_path, temp_paths = await resolve_source(source, None, ".png", param="image_url")
-        try:
-            return await self.upload_asset(account, local_path)
-        finally:
-            cleanup_temp_paths(temp_paths)
+        async with local_source(self.provider_id, mapped.get("image_url"), mapped.get("local_image_path"),
+                                needed_by="image_to_video") as path:
+            return await self.upload_asset(account, path)
 
     async def upload_asset(self, account: ProviderAccount, file_path: str) -> dict[str, Any]:
         """Upload a local file; returns the remote's `{"id", "url", ...}`."""
         path = Path(file_path)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InvalidParametersError(f"{self.provider_id}: cannot read {path}: {exc.strerror}") from exc
+        data = read_local_file(self.provider_id, path)
         return await self._call(
             "POST", "/v1/uploads", account, content=data, headers={"Content-Type": content_type}
         )
@@ -202,18 +195,9 @@ class SimProvider(Provider):
     ) -> ProviderStatusResult:
         job = await self._call("GET", f"/v1/jobs/{quote(provider_job_id, safe='')}", account, job=True)
         remote = job.get("status")
-        status = STATUS_MAP.get(remote)
-        if status is None:
-            raise ProviderError(
-                f"{self.provider_id}: unknown job status {remote!r}", error_code="provider_bad_response"
-            )
-        progress = job.get("progress")
+        status = status_of(self.provider_id, STATUS_MAP, remote)
         result = ProviderStatusResult(
-            status=status,
-            progress=max(0.0, min(100.0, float(progress))) / 100
-            if isinstance(progress, int | float)
-            else None,
-            metadata={"remote_status": remote},
+            status=status, progress=percent_progress(job.get("progress")), metadata={"remote_status": remote}
         )
         error = job.get("error") or {}
         if status is ProviderStatus.COMPLETED:

@@ -26,9 +26,11 @@ from pixsim_provider_sdk import (
     ResolveSourceFn,
     image_info,
     json_object,
+    local_source,
+    read_local_file,
     unreachable,
 )
-from pixsim_provider_sdk.files import cleanup_temp_paths, prepare_source_param, resolve_source
+from pixsim_provider_sdk.files import prepare_source_param
 
 from . import auth, params, pricing
 from .errors import map_error
@@ -140,23 +142,9 @@ class SoraProvider(Provider):
 
     async def _source_image(self, mapped: dict[str, Any]) -> tuple[bytes, str]:
         """The first-frame image's bytes and file name: the prepared local file, else fetched here."""
-        if mapped.get("local_image_path"):
-            return self._read(Path(mapped["local_image_path"]))
-        source = mapped.get("image_url")
-        if not source:
-            raise InvalidParametersError(f"{self.provider_id}: image_to_video needs image_url")
-        # Not prepared (a direct call): fetch the source ourselves (SourceRejected if refused) and clean up.
-        local_path, temp_paths = await resolve_source(source, None, ".png", param="image_url")
-        try:
-            return self._read(Path(local_path))
-        finally:
-            cleanup_temp_paths(temp_paths)
-
-    def _read(self, path: Path) -> tuple[bytes, str]:
-        try:
-            return path.read_bytes(), path.name
-        except OSError as exc:
-            raise InvalidParametersError(f"{self.provider_id}: cannot read {path}: {exc.strerror}") from exc
+        async with local_source(self.provider_id, mapped.get("image_url"), mapped.get("local_image_path"),
+                                needed_by="image_to_video") as path:
+            return read_local_file(self.provider_id, path), Path(path).name
 
     def _image_size(self, data: bytes, model: str, size: str | None) -> tuple[str, str]:
         """(mime type, video size). The service wants the image to have exactly the video's size, so a

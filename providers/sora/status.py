@@ -15,7 +15,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pixsim_provider_sdk import ProviderError, ProviderStatus, ProviderStatusResult
+from pixsim_provider_sdk import (
+    ProviderStatus,
+    ProviderStatusResult,
+    percent_progress,
+    status_of,
+)
 
 from .errors import MODERATION_CODES, OUTPUT_MODERATED
 from .params import dimensions
@@ -32,12 +37,7 @@ RESULT_EXPIRED = "provider_result_expired"
 def to_status(provider_id: str, video: dict[str, Any], content_url: str) -> ProviderStatusResult:
     """Map one `video` object. `content_url` is `.../v1/videos/{id}/content` for this video."""
     remote = video.get("status")
-    status = STATUS_MAP.get(remote)
-    if status is None:
-        raise ProviderError(
-            f"{provider_id}: unknown video status {remote!r}", error_code="provider_bad_response"
-        )
-    progress = video.get("progress")
+    status = status_of(provider_id, STATUS_MAP, remote, "video")
     metadata = {
         "remote_status": remote,
         **{
@@ -48,7 +48,7 @@ def to_status(provider_id: str, video: dict[str, Any], content_url: str) -> Prov
     }
     result = ProviderStatusResult(
         status=status,
-        progress=max(0.0, min(100.0, float(progress))) / 100 if _is_number(progress) else None,
+        progress=percent_progress(video.get("progress")),
         metadata=metadata,
     )
     if status is ProviderStatus.PENDING and result.progress is None:

@@ -19,7 +19,7 @@ from .errors import (
     SourceRejected,
     UnsupportedOperationError,
 )
-from .files import map_and_prepare
+from .files import local_source, map_and_prepare, read_local_file
 from .http_errors import (
     error_for_status,
     json_object,
@@ -31,6 +31,7 @@ from .http_errors import (
 from .images import image_info, sniff_image
 from .params import apply_defaults, validate_params
 from .registry import ENTRY_POINT_GROUP, DisabledProvider, LoadedProvider, Registry, discover
+from .remote_status import percent_progress, status_of
 from .results import GenerationContext, GenerationResult, ProviderAccount, ProviderStatusResult
 from .safe_fetch import FetchPolicy
 
@@ -70,11 +71,15 @@ __all__ = [
     "error_for_status",
     "image_info",
     "json_object",
+    "local_source",
     "map_and_prepare",
     "may_have_created",
     "parse_retry_after",
+    "percent_progress",
+    "read_local_file",
     "scrub",
     "sniff_image",
+    "status_of",
     "unreachable",
     "validate_params",
 ]

@@ -9,9 +9,12 @@ from __future__ import annotations
 import mimetypes
 import os
 import tempfile
-from pathlib import PurePosixPath
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from .errors import InvalidParametersError
 from .safe_fetch import FetchPolicy, check_url, fetch_source
 
 if TYPE_CHECKING:
@@ -95,6 +98,35 @@ async def prepare_source_param(
         local_key: local_path,
         "_temp_paths": [*mapped_params.get("_temp_paths", []), *temp_paths],
     }
+
+
+@asynccontextmanager
+async def local_source(
+    provider_id: str, source: str | None, local_path: str | None, *, param: str = "image_url",
+    default_suffix: str = ".png", needed_by: str = "this operation",
+) -> AsyncIterator[str]:
+    """The local file of a source parameter: the one `prepare_execution_params` fetched (`local_path`), or,
+    when `execute` is called directly with unprepared params, `source` fetched here (`SourceRejected` if
+    refused) and deleted when the block ends. No source at all: `InvalidParametersError`."""
+    if local_path:
+        yield local_path
+        return
+    if not source:
+        raise InvalidParametersError(f"{provider_id}: {needed_by} needs {param}")
+    path, temp_paths = await resolve_source(source, None, default_suffix, param=param)
+    try:
+        yield path
+    finally:
+        cleanup_temp_paths(temp_paths)
+
+
+def read_local_file(provider_id: str, path: str | os.PathLike[str], name: str | None = None) -> bytes:
+    """The bytes of a prepared file; `InvalidParametersError` naming it (`name`, default the path) when it
+    cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidParametersError(f"{provider_id}: cannot read {name or path}: {exc.strerror}") from exc
 
 
 async def map_and_prepare(

@@ -8,7 +8,6 @@ its source inline (base64), so the dispatcher first resolves `image_url` to a lo
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -30,6 +29,8 @@ from pixsim_provider_sdk import (
     QuotaExceededError,
     RateLimitError,
     ResolveSourceFn,
+    percent_progress,
+    read_local_file,
 )
 
 #: The remote's task states -> ours (also in the manifest's status_mapping_notes).
@@ -106,12 +107,7 @@ class EchoProvider(Provider):
         if body.get("mode") == "image":
             if not params.get("image_path"):
                 raise InvalidParametersError(f"{self.provider_id}: image_to_image needs prepared files")
-            try:
-                source = Path(params["image_path"]).read_bytes()
-            except OSError as exc:
-                raise InvalidParametersError(
-                    f"{self.provider_id}: cannot read the source: {exc.strerror}"
-                ) from None
+            source = read_local_file(self.provider_id, params["image_path"], "the source")
             body["source"] = base64.b64encode(source).decode()
         task = await self._call("POST", "/api/v2/images", account, json=body)
         return GenerationResult(
@@ -130,7 +126,7 @@ class EchoProvider(Provider):
             )
         percent = task.get("percent")
         result = ProviderStatusResult(
-            status=status, progress=percent / 100 if isinstance(percent, int) else None
+            status=status, progress=percent_progress(percent)
         )
         if status is ProviderStatus.COMPLETED:
             output = task.get("result") or {}
