@@ -6,12 +6,9 @@ through `load_fake()`. Job states are driven with the fake's clock (`advance_clo
 
 from __future__ import annotations
 
-import asyncio
 import re
-import struct
 import tempfile
 import time
-import zlib
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,11 +31,12 @@ from pixsim_provider_sdk import (
     QuotaExceededError,
     RateLimitError,
     apply_defaults,
+    image_info,
     validate_params,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
-from pixsim_provider_sdk.testing.harness import kit_fixture, run_prepared
-from pixsim_provider_sdk.testing.media import source_server
+from pixsim_provider_sdk.testing.harness import kit_fixture, run_prepared, wait_terminal
+from pixsim_provider_sdk.testing.media import make_png, source_server
 
 FOLDER = Path(__file__).resolve().parent
 REPO = FOLDER.parent.parent
@@ -47,18 +45,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LATENCY = 0.2
 
 
-def png(width: int, height: int, value: int = 200) -> bytes:
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    raw = b"".join(b"\x00" + bytes([value]) * width * 3 for _ in range(height))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-
-
 def png_size(data: bytes) -> tuple[int, int]:
-    assert data.startswith(PNG_SIGNATURE)
-    return struct.unpack(">II", data[16:24])
+    kind, width, height = image_info(data)
+    assert kind == "image/png"
+    return width, height
 
 
 kit = kit_fixture(FOLDER, latency=LATENCY)
@@ -72,7 +62,8 @@ async def remaker(kit):
 
 
 #: The input images: a 320x180 photo, a second photo and a mask of the photo's size.
-IMAGES = {"photo": png(320, 180), "other": png(64, 64, 90), "mask": png(320, 180, 255)}
+IMAGES = {"photo": make_png(320, 180, "photo"), "other": make_png(64, 64, "other"),
+          "mask": make_png(320, 180, "mask")}
 
 
 @pytest.fixture
@@ -93,18 +84,6 @@ async def submit(provider, account, op, params):
     return (await run_prepared(provider, account, op, params))[0]
 
 
-async def wait_done(provider, account, job_id, op=None, timeout=10.0):
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = await provider.check_status(account, job_id, op)
-        seen.append(status)
-        if status.status.is_terminal:
-            return status, seen
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"job {job_id} did not finish: {seen[-1] if seen else None}")
-
-
 async def download(url: str) -> httpx.Response:
     async with httpx.AsyncClient() as client:
         return await client.get(url)
@@ -118,7 +97,7 @@ async def test_image_to_image_runs_on_the_prompt_editor(remaker, images):
     result = await submit(provider, account, I2I, params)
     assert result.provider_job_id.startswith("pe:") and result.status is ProviderStatus.PENDING
 
-    final, seen = await wait_done(provider, account, result.provider_job_id, I2I)
+    final, seen = await wait_terminal(provider, account, result.provider_job_id, I2I)
     assert final.status is ProviderStatus.COMPLETED and final.progress == 1.0
     assert final.video_url is None and final.metadata["provider_status"] == 100000
     progress = [s.progress for s in seen if s.progress is not None]
@@ -145,7 +124,7 @@ async def test_a_mask_runs_on_the_photo_editor(remaker, images, op):
     result = await submit(provider, account, op, params)
     assert not result.provider_job_id.startswith("pe:")
 
-    final, _ = await wait_done(provider, account, result.provider_job_id, op)
+    final, _ = await wait_terminal(provider, account, result.provider_job_id, op)
     assert final.status is ProviderStatus.COMPLETED
     assert png_size((await download(final.image_url)).content) == (256, 144)  # the input's shape
     form = fake.submissions[-1]
@@ -159,7 +138,7 @@ async def test_multi_image_edit_and_resolution_clamped_per_model(remaker, images
     provider, fake, account = remaker
     params = {"prompt": "put them together", "image_url": images["photo"], "extra_image_urls": [images["other"]],
               "task_type": "nano", "image_resolution": "4K", "aspect_ratio": "1:1"}
-    final, _ = await wait_done(provider, account, (await submit(provider, account, I2I, params)).provider_job_id)
+    final, _ = await wait_terminal(provider, account, (await submit(provider, account, I2I, params)).provider_job_id)
     assert final.status is ProviderStatus.COMPLETED
     form = fake.submissions[-1]
     assert len(form["files"]["image_files"]) == 2
@@ -461,7 +440,7 @@ async def test_secrets_stay_out_of_results_and_errors(remaker, images):
     provider, _, account = remaker
     token = account.credentials["token"]
     result = await submit(provider, account, I2I, {"prompt": "x", "image_url": images["photo"]})
-    final, _ = await wait_done(provider, account, result.provider_job_id)
+    final, _ = await wait_terminal(provider, account, result.provider_job_id)
     for obj in (result, final, account):
         assert token not in repr(obj) and token not in str(obj)
     with pytest.raises(ContentFilteredError) as caught:

@@ -5,7 +5,6 @@ The provider comes from `discover()` and the fake from `load_fake()`, the paths 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -33,7 +32,7 @@ from pixsim_provider_sdk import (
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
 from pixsim_provider_sdk.testing.fake_http import JsonFakeServer, json_response
-from pixsim_provider_sdk.testing.harness import kit_fixture
+from pixsim_provider_sdk.testing.harness import kit_fixture, wait_until
 from pixsim_provider_sdk.testing.media import make_png, source_server
 
 FOLDER = Path(__file__).resolve().parent
@@ -67,13 +66,7 @@ async def wait_for(
     provider, account, job_id: str, until=lambda s: s.status.is_terminal, timeout: float = 10.0
 ):
     """Poll until `until(status)`; return (that status, every status seen)."""
-    seen, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        seen.append(await provider.check_status(account, job_id, T2V))
-        if until(seen[-1]):
-            return seen[-1], seen
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"job {job_id}: condition not met in {timeout}s; last {seen[-1] if seen else None}")
+    return await wait_until(provider, account, job_id, T2V, until, timeout)
 
 
 def jwt(claims: dict) -> str:
@@ -568,8 +561,9 @@ async def test_cancel_deletes_finished_videos_and_cannot_stop_a_render(kit):
 
 
 # -- the fake on its own ----------------------------------------------------------------------------
-async def test_fake_lists_videos_and_answers_openai_shaped_errors(sora):
-    provider, fake, account = sora
+async def test_fake_lists_videos_and_answers_openai_shaped_errors(kit):
+    provider, fake = await kit.connected(latency=10)  # the first video is still rendering at the end
+    account = await kit.account(fake.valid_raw_data())
     ids = [(await submit(provider, account)).provider_job_id for _ in range(3)]
     auth = {"Authorization": f"Bearer {fake.valid_key}"}
     async with httpx.AsyncClient(base_url=fake.url, headers=auth) as client:

@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import time
 import types
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -178,12 +178,20 @@ async def wait_terminal(
     timeout: float = 10.0,
 ) -> tuple[ProviderStatusResult, list[ProviderStatusResult]]:
     """Poll until a terminal status; return it and every status seen."""
+    return await wait_until(provider, account, job_id, op, lambda status: status.status.is_terminal, timeout)
+
+
+async def wait_until(
+    provider: Provider, account: ProviderAccount, job_id: str, op: OperationType | None,
+    until: Callable[[ProviderStatusResult], bool], timeout: float = 10.0,
+) -> tuple[ProviderStatusResult, list[ProviderStatusResult]]:
+    """Poll until `until(status)`; return that status and every status seen."""
     seen: list[ProviderStatusResult] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = await provider.check_status(account, job_id, op)
         seen.append(status)
-        if status.status.is_terminal:
+        if until(status):
             return status, seen
         await asyncio.sleep(0.03)
-    raise AssertionError(f"{job_id} did not finish in {timeout}s: {seen[-1] if seen else None}")
+    raise AssertionError(f"{job_id}: not there in {timeout}s; last {seen[-1] if seen else None}")
