@@ -16,6 +16,7 @@ from pixsim_provider_sdk import (
     ProviderUnreachableError,
     RateLimitError,
 )
+from pixsim_provider_sdk.testing.harness import GATEWAY_ANSWERS
 
 T2V, T2I, I2V = OperationType.TEXT_TO_VIDEO, OperationType.TEXT_TO_IMAGE, OperationType.IMAGE_TO_VIDEO
 SKEW = 30.0  # adapter.CLOCK_SKEW_S
@@ -141,11 +142,7 @@ def _mock(pv, handler) -> None:
 @pytest.mark.parametrize(
     ("status", "body", "ambiguous"),
     [
-        (500, b"<html>500 Internal Server Error</html>", True),
-        (502, b"<html>502 Bad Gateway</html>", True),
-        (504, b"<html>504 Gateway Time-out</html>", True),
-        (503, b"<html>503 Service Temporarily Unavailable</html>", False),
-        (200, b"<html>not json</html>", True),  # a 2xx Pixverse sent, but we cannot read it
+        *GATEWAY_ANSWERS,
         (200, b'{"ErrCode": 0, "ErrMsg": "Success", "Resp": {}}', True),  # accepted, without an id
         (200, b'{"ErrCode": 500100, "ErrMsg": "db error", "Resp": {}}', False),  # Pixverse's refusal
         (400, b"<html>400 Bad Request</html>", False),

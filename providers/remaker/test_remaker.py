@@ -35,7 +35,7 @@ from pixsim_provider_sdk import (
     validate_params,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
-from pixsim_provider_sdk.testing.harness import kit_fixture, run_prepared, wait_terminal
+from pixsim_provider_sdk.testing.harness import GATEWAY_ANSWERS, kit_fixture, run_prepared, wait_terminal
 from pixsim_provider_sdk.testing.media import make_png, source_server
 
 FOLDER = Path(__file__).resolve().parent
@@ -535,11 +535,7 @@ async def test_refusals_before_acceptance_are_not_ambiguous(kit, images):
 @pytest.mark.parametrize(
     ("status", "body", "ambiguous"),
     [
-        (500, b"<html>500 Internal Server Error</html>", True),
-        (502, b"<html>502 Bad Gateway</html>", True),
-        (504, b"<html>504 Gateway Time-out</html>", True),
-        (503, b"<html>503 Service Temporarily Unavailable</html>", False),
-        (200, b"<html>not json</html>", True),
+        *GATEWAY_ANSWERS,
         (200, b'{"code": 100000, "message": {"en": "Success"}, "result": {}}', True),  # accepted, no job_id
         (200, b'{"code": 200001, "message": {"en": "Parameter error"}, "result": {}}', False),
         (200, b'{"code": 500000, "message": {"en": "Server error"}, "result": {}}', False),  # its answer

@@ -19,7 +19,6 @@ from pixsim_provider_sdk import (
     ContentFilteredError,
     GenerationContext,
     GenerationResult,
-    InvalidParametersError,
     OperationType,
     Provider,
     ProviderAccount,
@@ -38,7 +37,7 @@ from pixsim_provider_sdk import (
     status_of,
     unreachable,
 )
-from pixsim_provider_sdk.files import prepare_source_param
+from pixsim_provider_sdk.files import prepare_image_source
 
 VIDEO_OPERATIONS = frozenset({OperationType.TEXT_TO_VIDEO, OperationType.IMAGE_TO_VIDEO})
 DEFAULT_DURATION = 5
@@ -150,9 +149,9 @@ class SimProvider(Provider):
         self, generation: GenerationContext, mapped_params: dict[str, Any], resolve_source_fn: ResolveSourceFn
     ) -> dict[str, Any]:
         """Fetch image_to_video's source image to a local file, uploaded by `execute`."""
-        if not mapped_params.get("image_url") and generation.operation_type is OperationType.IMAGE_TO_VIDEO:
-            raise InvalidParametersError(f"{self.provider_id}: image_to_video needs image_url")
-        return await prepare_source_param(mapped_params, resolve_source_fn, user_id=generation.user_id)
+        return await prepare_image_source(
+            self.provider_id, generation, mapped_params, resolve_source_fn, needed_by={OperationType.IMAGE_TO_VIDEO}
+        )
 
     async def execute(
         self, operation_type: OperationType, account: ProviderAccount, params: dict[str, Any]

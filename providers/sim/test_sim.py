@@ -25,10 +25,11 @@ from pixsim_provider_sdk import (
     QuotaExceededError,
     RateLimitError,
     discover,
+    map_and_prepare,
     validate_params,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
-from pixsim_provider_sdk.testing.harness import kit_fixture, wait_terminal
+from pixsim_provider_sdk.testing.harness import generation_for, kit_fixture, wait_terminal
 from pixsim_provider_sdk.testing.media import source_server
 
 FOLDER = Path(__file__).resolve().parent
@@ -125,13 +126,8 @@ async def test_image_to_video_uploads_a_prepared_file(sim):
     op = OperationType.IMAGE_TO_VIDEO
     with source_server() as cdn:
         params = {"prompt": "make it move", "image_url": cdn.add("source.png", image)}
-        generation = GenerationContext(
-            id="gen-1", provider_id=provider.provider_id, operation_type=op, params=params, user_id="user-1"
-        )
         assert provider.requires_file_preparation()
-        mapped = await provider.prepare_execution_params(
-            generation, provider.map_parameters(op, params), resolve_source
-        )
+        mapped = await map_and_prepare(provider, generation_for(provider, op, params), resolve_source)
     assert Path(mapped["local_image_path"]).read_bytes() == image
     try:
         result = await provider.execute(op, system_account(provider), mapped)

@@ -30,7 +30,7 @@ from pixsim_provider_sdk import (
     read_local_file,
     unreachable,
 )
-from pixsim_provider_sdk.files import prepare_source_param
+from pixsim_provider_sdk.files import prepare_image_source
 
 from . import auth, params, pricing
 from .errors import map_error
@@ -69,9 +69,9 @@ class SoraProvider(Provider):
         self, generation: GenerationContext, mapped_params: dict[str, Any], resolve_source_fn: ResolveSourceFn
     ) -> dict[str, Any]:
         """Fetch image_to_video's image to a local file (listed in `_temp_paths`; the caller deletes it)."""
-        if not mapped_params.get("image_url") and generation.operation_type is OperationType.IMAGE_TO_VIDEO:
-            raise InvalidParametersError(f"{self.provider_id}: image_to_video needs image_url")
-        return await prepare_source_param(mapped_params, resolve_source_fn, user_id=generation.user_id)
+        return await prepare_image_source(
+            self.provider_id, generation, mapped_params, resolve_source_fn, needed_by={OperationType.IMAGE_TO_VIDEO}
+        )
 
     async def execute(
         self, operation_type: OperationType, account: ProviderAccount, params_in: dict[str, Any]

@@ -28,11 +28,12 @@ from pixsim_provider_sdk import (
     QuotaExceededError,
     RateLimitError,
     UnsupportedOperationError,
+    map_and_prepare,
     validate_params,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
 from pixsim_provider_sdk.testing.fake_http import JsonFakeServer, json_response
-from pixsim_provider_sdk.testing.harness import kit_fixture, wait_until
+from pixsim_provider_sdk.testing.harness import generation_for, kit_fixture, wait_until
 from pixsim_provider_sdk.testing.media import make_png, source_server
 
 FOLDER = Path(__file__).resolve().parent
@@ -115,13 +116,8 @@ async def test_image_to_video_uploads_a_prepared_file_as_multipart(sora):
     frame = make_png(1280, 720, "frame")
     with source_server() as cdn:
         params = {"prompt": "make it move", "image_url": cdn.add("frame.png", frame)}
-        generation = GenerationContext(
-            id="gen-1", provider_id=provider.provider_id, operation_type=I2V, params=params, user_id="user-1"
-        )
         assert provider.requires_file_preparation()
-        mapped = await provider.prepare_execution_params(
-            generation, provider.map_parameters(I2V, params), resolve_source
-        )
+        mapped = await map_and_prepare(provider, generation_for(provider, I2V, params), resolve_source)
     assert mapped["_temp_paths"] == [mapped["local_image_path"]]  # a temp copy, the caller's to delete
     assert Path(mapped["local_image_path"]).read_bytes() == frame
     try:

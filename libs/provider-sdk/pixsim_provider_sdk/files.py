@@ -18,6 +18,10 @@ from .errors import InvalidParametersError
 from .safe_fetch import FetchPolicy, check_url, fetch_source
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from pixsim_contracts import OperationType
+
     from .base import Provider, ResolveSourceFn
     from .results import GenerationContext
 
@@ -98,6 +102,21 @@ async def prepare_source_param(
         local_key: local_path,
         "_temp_paths": [*mapped_params.get("_temp_paths", []), *temp_paths],
     }
+
+
+async def prepare_image_source(
+    provider_id: str,
+    generation: GenerationContext,
+    mapped_params: dict,
+    resolve_source_fn: ResolveSourceFn,
+    *,
+    needed_by: Collection[OperationType],
+) -> dict:
+    """`prepare_execution_params` of an adapter whose image operations take `image_url`: the image is fetched
+    to `local_image_path` (listed in `_temp_paths`); an operation in `needed_by` without one is refused."""
+    if not mapped_params.get("image_url") and generation.operation_type in needed_by:
+        raise InvalidParametersError(f"{provider_id}: {generation.operation_type.value} needs image_url")
+    return await prepare_source_param(mapped_params, resolve_source_fn, user_id=generation.user_id)
 
 
 @asynccontextmanager

@@ -37,6 +37,17 @@ from ..results import GenerationContext, GenerationResult, ProviderAccount, Prov
 from ..safe_fetch import ALLOW_HOSTS_ENV, allow_in_env
 from .fake_http import JsonFakeServer, load_fake, provider_id_of
 
+#: What a proxy or gateway in front of any API may answer a submit with, and whether the job may exist
+#: anyway (`maybe_accepted`): a 5xx other than 503 can come after the app made the job, a 503 comes from
+#: an overloaded front before it, and a 2xx that is not JSON was the app's own answer, unreadable.
+GATEWAY_ANSWERS: list[tuple[int, bytes, bool]] = [
+    (500, b"<html>500 Internal Server Error</html>", True),
+    (502, b"<html>502 Bad Gateway</html>", True),
+    (504, b"<html>504 Gateway Time-out</html>", True),
+    (503, b"<html>503 Service Temporarily Unavailable</html>", False),
+    (200, b"<html>not json</html>", True),
+]
+
 
 def load_provider(folder: str | os.PathLike[str]) -> Provider:
     """The provider of a folder, from `discover()` of its parent, as the services load it. A folder whose
@@ -152,20 +163,22 @@ async def submit(
     return await provider.execute(op, account, provider.map_parameters(op, params))
 
 
+def generation_for(
+    provider: Provider, op: OperationType, params: dict[str, Any], *, generation_id: str = "gen-1",
+    user_id: str | None = "user-1", account_id: str | None = None,
+) -> GenerationContext:
+    """The `GenerationContext` the dispatcher hands `prepare_execution_params` for these canonical params."""
+    return GenerationContext(id=generation_id, provider_id=provider.provider_id, operation_type=op,
+                             params=params, user_id=user_id, account_id=account_id)
+
+
 async def run_prepared(
-    provider: Provider,
-    account: ProviderAccount,
-    op: OperationType,
-    params: dict[str, Any],
-    *,
+    provider: Provider, account: ProviderAccount, op: OperationType, params: dict[str, Any], *,
     resolve_source_fn: Any = resolve_source,
-    generation_id: str = "gen-1",
-    user_id: str | None = "user-1",
 ) -> tuple[GenerationResult, dict[str, Any]]:
     """The dispatcher's path for one job: map, prepare (fetch sources with `resolve_source_fn`), execute, then
     delete the prepared files whatever happened. Returns the result and the prepared params."""
-    generation = GenerationContext(id=generation_id, provider_id=provider.provider_id, operation_type=op,
-                                   params=params, user_id=user_id, account_id=account.id)
+    generation = generation_for(provider, op, params, account_id=account.id)
     prepared = await map_and_prepare(provider, generation, resolve_source_fn)
     try:
         return await provider.execute(op, account, prepared), prepared
