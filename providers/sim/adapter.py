@@ -26,7 +26,6 @@ from pixsim_provider_sdk import (
     ProviderStatus,
     ProviderStatusResult,
     QuotaExceededError,
-    ResolveSourceFn,
     error_for_status,
     json_object,
     local_source,
@@ -37,7 +36,7 @@ from pixsim_provider_sdk import (
     status_of,
     unreachable,
 )
-from pixsim_provider_sdk.files import prepare_image_source
+from pixsim_provider_sdk.files import ImageUrlSource
 
 VIDEO_OPERATIONS = frozenset({OperationType.TEXT_TO_VIDEO, OperationType.IMAGE_TO_VIDEO})
 DEFAULT_DURATION = 5
@@ -90,8 +89,11 @@ _VIDEO_PARAMS = [
 ]
 
 
-class SimProvider(Provider):
-    """The built-in simulated provider: text/image to video and text to image against the fake API."""
+class SimProvider(ImageUrlSource, Provider):
+    """The built-in simulated provider: text/image to video and text to image against the fake API.
+    image_to_video's `image_url` is fetched by the dispatcher (`ImageUrlSource`) and uploaded by `execute`."""
+
+    image_url_required_by = frozenset({OperationType.IMAGE_TO_VIDEO})
 
     default_base_url = "http://127.0.0.1:8100"
 
@@ -140,18 +142,6 @@ class SimProvider(Provider):
         if operation_type is OperationType.IMAGE_TO_VIDEO:
             mapped["image_url"] = params.get("image_url")  # becomes an upload id in execute()
         return mapped
-
-    def requires_file_preparation(self) -> bool:
-        # The hook has no operation argument; prepare_execution_params is a no-op without an image.
-        return True
-
-    async def prepare_execution_params(
-        self, generation: GenerationContext, mapped_params: dict[str, Any], resolve_source_fn: ResolveSourceFn
-    ) -> dict[str, Any]:
-        """Fetch image_to_video's source image to a local file, uploaded by `execute`."""
-        return await prepare_image_source(
-            self.provider_id, generation, mapped_params, resolve_source_fn, needed_by={OperationType.IMAGE_TO_VIDEO}
-        )
 
     async def execute(
         self, operation_type: OperationType, account: ProviderAccount, params: dict[str, Any]

@@ -23,14 +23,13 @@ from pixsim_provider_sdk import (
     ProviderError,
     ProviderStatus,
     ProviderStatusResult,
-    ResolveSourceFn,
     image_info,
     json_object,
     local_source,
     read_local_file,
     unreachable,
 )
-from pixsim_provider_sdk.files import prepare_image_source
+from pixsim_provider_sdk.files import ImageUrlSource
 
 from . import auth, params, pricing
 from .errors import map_error
@@ -43,8 +42,11 @@ VARIANTS = ("video", "thumbnail", "spritesheet")
 FIND_PAGES = 5
 CLOCK_SKEW_S = 30.0
 
-class SoraProvider(Provider):
-    """Sora 2 / Sora 2 Pro video generation: text_to_video and image_to_video."""
+class SoraProvider(ImageUrlSource, Provider):
+    """Sora 2 / Sora 2 Pro video generation: text_to_video and image_to_video. image_to_video's first frame
+    (`image_url`) is fetched by the dispatcher (`ImageUrlSource`) and sent as a multipart part."""
+
+    image_url_required_by = frozenset({OperationType.IMAGE_TO_VIDEO})
 
     default_base_url = "https://api.openai.com"
     http_timeout = 60.0  # multipart uploads of a first-frame image can take a while
@@ -60,18 +62,6 @@ class SoraProvider(Provider):
     def map_parameters(self, operation_type: OperationType, params_in: dict[str, Any]) -> dict[str, Any]:
         self.validate_operation(operation_type)
         return params.map_parameters(self.provider_id, operation_type, params_in)
-
-    def requires_file_preparation(self) -> bool:
-        # The hook has no operation argument; prepare_execution_params is a no-op without an image.
-        return True
-
-    async def prepare_execution_params(
-        self, generation: GenerationContext, mapped_params: dict[str, Any], resolve_source_fn: ResolveSourceFn
-    ) -> dict[str, Any]:
-        """Fetch image_to_video's image to a local file (listed in `_temp_paths`; the caller deletes it)."""
-        return await prepare_image_source(
-            self.provider_id, generation, mapped_params, resolve_source_fn, needed_by={OperationType.IMAGE_TO_VIDEO}
-        )
 
     async def execute(
         self, operation_type: OperationType, account: ProviderAccount, params_in: dict[str, Any]

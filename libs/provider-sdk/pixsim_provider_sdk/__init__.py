@@ -19,7 +19,7 @@ from .errors import (
     SourceRejected,
     UnsupportedOperationError,
 )
-from .files import local_source, map_and_prepare, read_local_file
+from .files import ImageUrlSource, local_source, map_and_prepare, prepare_image_source, read_local_file
 from .http_errors import (
     error_for_status,
     json_object,
@@ -45,6 +45,7 @@ __all__ = [
     "FetchPolicy",
     "GenerationContext",
     "GenerationResult",
+    "ImageUrlSource",
     "InvalidParametersError",
     "JobNotFoundError",
     "LoadedProvider",
@@ -76,6 +77,7 @@ __all__ = [
     "may_have_created",
     "parse_retry_after",
     "percent_progress",
+    "prepare_image_source",
     "read_local_file",
     "scrub",
     "sniff_image",

@@ -119,6 +119,26 @@ async def prepare_image_source(
     return await prepare_source_param(mapped_params, resolve_source_fn, user_id=generation.user_id)
 
 
+class ImageUrlSource:
+    """Mix into a `Provider` (before it: `class MyProvider(ImageUrlSource, Provider)`) whose operations take one
+    source image as `image_url`: the dispatcher fetches it to `local_image_path` (listed in `_temp_paths`)
+    before `execute`. An operation in `image_url_required_by` without an `image_url` is refused."""
+
+    image_url_required_by: frozenset[OperationType] = frozenset()
+    provider_id: str
+
+    def requires_file_preparation(self) -> bool:
+        # The hook has no operation argument; preparing params without an image changes nothing.
+        return True
+
+    async def prepare_execution_params(
+        self, generation: GenerationContext, mapped_params: dict[str, Any], resolve_source_fn: ResolveSourceFn
+    ) -> dict[str, Any]:
+        return await prepare_image_source(
+            self.provider_id, generation, mapped_params, resolve_source_fn, needed_by=self.image_url_required_by
+        )
+
+
 @asynccontextmanager
 async def local_source(
     provider_id: str, source: str | None, local_path: str | None, *, param: str = "image_url",

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 from pixsim_contracts import ProviderManifest
 from pydantic import ValidationError
 
+from ._packages import synthetic_package
 from .base import Provider
 from .errors import ProviderLoadError, ProviderNotFoundError
 from .params import spec_problems
@@ -200,11 +201,7 @@ def _package_for(root: Path) -> str:
     existing = sys.modules.get(name)
     if existing is not None and list(getattr(existing, "__path__", [])) != [str(root)]:
         name = f"pixsim_providers_{hashlib.sha1(str(root).encode()).hexdigest()[:10]}"
-    if name not in sys.modules:
-        package = types.ModuleType(name)
-        package.__path__ = [str(root)]
-        sys.modules[name] = package
-    return name
+    return synthetic_package(name, root)
 
 
 def _entry_point_modules() -> Iterator[tuple[str, str, Callable[[], types.ModuleType]]]:

@@ -23,13 +23,14 @@ import socket
 import sys
 import threading
 import time
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple, Self
 from urllib.parse import parse_qsl, urlsplit
+
+from .._packages import synthetic_package
 
 log = logging.getLogger(__name__)
 
@@ -334,12 +335,7 @@ def provider_id_of(provider_folder: str | os.PathLike[str]) -> str:
 
 def _folder_package(folder: Path) -> str:
     safe = re.sub(r"\W", "_", folder.name)
-    name = f"_pixsim_fake_{safe}_{hashlib.sha1(str(folder).encode()).hexdigest()[:10]}"
-    if name not in sys.modules:
-        package = types.ModuleType(name)
-        package.__path__ = [str(folder)]
-        sys.modules[name] = package
-    return name
+    return synthetic_package(f"_pixsim_fake_{safe}_{hashlib.sha1(str(folder).encode()).hexdigest()[:10]}", folder)
 
 
 # -- command line -----------------------------------------------------------------------------------
