@@ -20,18 +20,10 @@ import time
 import uuid
 from typing import Any
 
-from pixsim_provider_sdk.tokens import NotAJwt, jwt_claims
+from pixsim_provider_sdk.tokens import NotAJwt, cookie_map, jwt_claims
 
 SESSION_COOKIE = "_ai_token"
 TRACE_COOKIE, ANONYMOUS_COOKIE = "_pxs7_trace_id", "_pxs7_anonymous_id"
-
-
-def _cookies(raw: Any) -> dict[str, str]:
-    if isinstance(raw, list):  # extensions often capture [{"name", "value", "domain", ...}]
-        return {
-            c["name"]: c.get("value") for c in raw if isinstance(c, dict) and isinstance(c.get("name"), str)
-        }
-    return dict(raw) if isinstance(raw, dict) else {}
 
 
 def extract(raw_data: Any, fallback_email: str | None) -> dict[str, Any]:
@@ -39,7 +31,7 @@ def extract(raw_data: Any, fallback_email: str | None) -> dict[str, Any]:
     if not isinstance(raw_data, dict):
         # ValueError for every broken capture: that is extract_account_data's contract.
         raise ValueError("pixverse: raw_data must be an object")  # noqa: TRY004
-    cookies = _cookies(raw_data.get("cookies"))
+    cookies = cookie_map(raw_data.get("cookies"))
     jwt = raw_data.get("jwt_token") or cookies.get(SESSION_COOKIE)
     key = raw_data.get("openapi_key") or raw_data.get("api_key")
     if (jwt is not None and not isinstance(jwt, str)) or (key is not None and not isinstance(key, str)):

@@ -11,7 +11,7 @@ import hashlib
 from typing import Any
 
 from pixsim_provider_sdk import AuthenticationError, ProviderAccount
-from pixsim_provider_sdk.tokens import NotAJwt, jwt_claims
+from pixsim_provider_sdk.tokens import NotAJwt, cookie_map, jwt_claims
 
 #: The site's product code, sent by the web app on every request when the capture has none.
 DEFAULT_PRODUCT_CODE = "067003"
@@ -19,12 +19,6 @@ DEFAULT_PRODUCT_CODE = "067003"
 SITE_ORIGIN = "https://remaker.ai"
 
 _TOKEN_KEYS = ("token", "jwt_token", "authorization")
-
-
-def _flatten_cookies(cookies: Any) -> dict[str, Any]:
-    if isinstance(cookies, list):  # extensions often capture [{"name", "value", ...}]
-        return {c.get("name"): c.get("value") for c in cookies if isinstance(c, dict)}
-    return cookies if isinstance(cookies, dict) else {}
 
 
 def _first(sources: list[dict[str, Any]], *keys: str) -> Any:
@@ -41,7 +35,7 @@ def extract(provider_id: str, raw_data: dict[str, Any], fallback_email: str | No
     "product_serial"}}`. Raises ValueError naming what is missing, never echoing a secret."""
     if not isinstance(raw_data, dict):
         raise ValueError(f"{provider_id}: raw_data must be an object")  # noqa: TRY004 (the contract: ValueError)
-    cookies = _flatten_cookies(raw_data.get("cookies"))
+    cookies = cookie_map(raw_data.get("cookies"))
     local = raw_data.get("localStorage") if isinstance(raw_data.get("localStorage"), dict) else {}
     sources = [raw_data, local, cookies]
     token = _first(sources, *_TOKEN_KEYS)

@@ -37,6 +37,7 @@ from pixsim_provider_sdk import (
     unreachable,
 )
 from pixsim_provider_sdk.files import ImageUrlSource
+from pixsim_provider_sdk.tokens import cookie_map
 
 VIDEO_OPERATIONS = frozenset({OperationType.TEXT_TO_VIDEO, OperationType.IMAGE_TO_VIDEO})
 DEFAULT_DURATION = 5
@@ -270,10 +271,7 @@ class SimProvider(ImageUrlSource, Provider):
         self, raw_data: dict[str, Any], *, fallback_email: str | None = None
     ) -> dict:
         """`{"token": ...}` or browser cookies with `sim_token` -> `{"email", "credentials": {"token"}}`."""
-        cookies = raw_data.get("cookies") or {}
-        if isinstance(cookies, list):  # browser extensions often capture [{"name", "value", ...}]
-            cookies = {c.get("name"): c.get("value") for c in cookies if isinstance(c, dict)}
-        token = raw_data.get("token") or cookies.get(TOKEN_COOKIE)
+        token = raw_data.get("token") or cookie_map(raw_data.get("cookies")).get(TOKEN_COOKIE)
         if not token:
             raise ValueError(
                 f"{self.provider_id}: no token found: pass raw_data['token'] "

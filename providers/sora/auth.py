@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pixsim_provider_sdk import AuthenticationError, ProviderAccount
-from pixsim_provider_sdk.tokens import NotAJwt, jwt_claims
+from pixsim_provider_sdk.tokens import NotAJwt, cookie_map, jwt_claims
 
 PROFILE_CLAIM = "https://api.openai.com/profile"
 AUTH_CLAIM = "https://api.openai.com/auth"
@@ -89,15 +89,11 @@ def _claims(provider_id: str, token: str) -> dict[str, Any]:
 
 
 def _cookies(provider_id: str, cookies: Any) -> dict[str, str]:
-    if cookies is None:
-        return {}
-    if isinstance(cookies, list):  # browser extensions often capture [{"name", "value", ...}]
-        cookies = {c.get("name"): c.get("value") for c in cookies if isinstance(c, dict)}
-    if not isinstance(cookies, dict):
-        raise ValueError(  # noqa: TRY004 (the account contract: ValueError)
+    if cookies is not None and not isinstance(cookies, dict | list):
+        raise ValueError(
             f"{provider_id}: raw_data['cookies'] must be an object or a list of {{name, value}}"
         )
-    return {k: v for k, v in cookies.items() if isinstance(k, str) and isinstance(v, str)}
+    return {k: v for k, v in cookie_map(cookies).items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def _session(token: str, claims: dict[str, Any], cookies: dict[str, str]) -> dict[str, Any]:

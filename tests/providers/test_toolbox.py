@@ -22,7 +22,7 @@ from pixsim_provider_sdk import (
 from pixsim_provider_sdk.testing.media import make_png
 from pixsim_provider_sdk.testing.multipart import parse_multipart
 from pixsim_provider_sdk.testing.tokens import mint_jwt, read_jwt
-from pixsim_provider_sdk.tokens import NotAJwt, jwt_claims
+from pixsim_provider_sdk.tokens import NotAJwt, cookie_map, jwt_claims
 
 
 def test_image_info_reads_png_jpeg_and_webp_sizes():
@@ -92,3 +92,10 @@ def test_parse_multipart_reads_fields_and_files():
     assert [f.data for f in form.files["image"]] == [b"one", b"two"] and form.file("image").filename == "b.png"
     assert form.file("mask") is None
     assert parse_multipart(b"{}", "application/json") is None
+
+
+def test_cookie_map_reads_both_capture_shapes():
+    exported = [{"name": "sid", "value": "abc", "domain": "x.example"}, {"value": "no name"}, "junk"]
+    assert cookie_map(exported) == {"sid": "abc"}
+    assert cookie_map({"sid": "abc"}) == {"sid": "abc"}
+    assert cookie_map(None) == {} and cookie_map("sid=abc") == {}

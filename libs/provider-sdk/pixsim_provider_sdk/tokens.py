@@ -1,5 +1,5 @@
-"""Reading a JWT's claims without verifying it: adapters read the email, account id and expiry of a
-captured session token that only the provider can verify."""
+"""Reading a captured browser session: its cookies, and a JWT's claims without verifying it (adapters read
+the email, account id and expiry of a session token that only the provider can verify)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,14 @@ import base64
 import binascii
 import json
 from typing import Any
+
+
+def cookie_map(cookies: Any) -> dict[str, Any]:
+    """Captured cookies as `{name: value}`: given so, or as the `[{"name", "value", "domain", ...}]` list
+    browser extensions export; `{}` for anything else."""
+    if isinstance(cookies, list):
+        return {c["name"]: c.get("value") for c in cookies if isinstance(c, dict) and isinstance(c.get("name"), str)}
+    return dict(cookies) if isinstance(cookies, dict) else {}
 
 
 class NotAJwt(ValueError):
