@@ -11,7 +11,6 @@ import httpx
 from pixsim_provider_sdk import GenerationContext, OperationType, ProviderStatus
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
 
-FOLDER = Path(__file__).resolve().parent
 O = OperationType
 T2V, I2V, EXTEND, TRANSITION = O.TEXT_TO_VIDEO, O.IMAGE_TO_VIDEO, O.VIDEO_EXTEND, O.VIDEO_TRANSITION
 FUSION, T2I, I2I = O.FUSION, O.TEXT_TO_IMAGE, O.IMAGE_TO_IMAGE

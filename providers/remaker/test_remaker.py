@@ -39,7 +39,6 @@ from pixsim_provider_sdk.testing.harness import GATEWAY_ANSWERS, kit_fixture, ru
 from pixsim_provider_sdk.testing.media import make_png, source_server
 
 FOLDER = Path(__file__).resolve().parent
-REPO = FOLDER.parent.parent
 I2I, EDIT = OperationType.IMAGE_TO_IMAGE, OperationType.IMAGE_EDIT
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LATENCY = 0.2

@@ -34,7 +34,6 @@ from pixsim_provider_sdk.testing.media import source_server
 
 FOLDER = Path(__file__).resolve().parent
 PROVIDERS_DIR = FOLDER.parent
-REPO = PROVIDERS_DIR.parent
 LATENCY = 0.3
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -37,8 +37,6 @@ from pixsim_provider_sdk.testing.harness import generation_for, kit_fixture, wai
 from pixsim_provider_sdk.testing.media import make_png, source_server
 
 FOLDER = Path(__file__).resolve().parent
-REPO = FOLDER.parents[1]
-PROVIDER_ID = "sora"
 LATENCY = 0.3
 T2V, I2V = OperationType.TEXT_TO_VIDEO, OperationType.IMAGE_TO_VIDEO
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
