@@ -30,7 +30,7 @@ from pixsim_provider_sdk import (
     unreachable,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
-from pixsim_provider_sdk.images import EXTENSIONS
+from pixsim_provider_sdk.media_types import EXTENSIONS
 
 from . import account as acct
 from . import errors as codes

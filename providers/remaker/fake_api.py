@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pixsim_provider_sdk import sniff_image
-from pixsim_provider_sdk.images import EXTENSIONS
+from pixsim_provider_sdk.media_types import EXTENSIONS
 from pixsim_provider_sdk.testing.fake_http import (
     FakeRequest,
     FakeResponse,

@@ -17,6 +17,7 @@ from pixsim_provider_sdk import (
     image_info,
     parse_retry_after,
     scrub,
+    sniff,
     sniff_image,
 )
 from pixsim_provider_sdk.testing.media import make_png
@@ -99,3 +100,10 @@ def test_cookie_map_reads_both_capture_shapes():
     assert cookie_map(exported) == {"sid": "abc"}
     assert cookie_map({"sid": "abc"}) == {"sid": "abc"}
     assert cookie_map(None) == {} and cookie_map("sid=abc") == {}
+
+
+def test_sniff_names_what_pixsim_serves():
+    assert sniff(make_png(2, 2)) == "image/png" and sniff(b"GIF89a" + bytes(10)) == "image/gif"
+    assert sniff(bytes(4) + b"ftypisom") == "video/mp4" and sniff(bytes(4) + b"ftypqt  ") == "video/quicktime"
+    assert sniff(b"ID3\x04") == "audio/mpeg" and sniff(b"hello") is None
+    assert sniff_image(b"GIF89a" + bytes(10)) is None  # providers' image uploads take PNG, JPEG and WebP

@@ -28,7 +28,7 @@ from .http_errors import (
     scrub,
     unreachable,
 )
-from .images import image_info, sniff_image
+from .media_types import image_info, sniff, sniff_image
 from .params import apply_defaults, validate_params
 from .registry import ENTRY_POINT_GROUP, DisabledProvider, LoadedProvider, Registry, discover
 from .remote_status import percent_progress, status_of
@@ -80,6 +80,7 @@ __all__ = [
     "prepare_image_source",
     "read_local_file",
     "scrub",
+    "sniff",
     "sniff_image",
     "status_of",
     "unreachable",

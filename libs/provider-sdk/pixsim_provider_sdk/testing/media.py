@@ -23,7 +23,7 @@ from typing import Any, Self
 import httpx
 from pixsim_contracts import OperationType
 
-from ..images import PNG_SIGNATURE
+from ..media_types import PNG_SIGNATURE
 from ..results import ProviderStatusResult
 from ..safe_fetch import ALLOW_HOSTS_ENV, allow_in_env
 from .checks import IMAGE_OPERATIONS, VIDEO_OPERATIONS

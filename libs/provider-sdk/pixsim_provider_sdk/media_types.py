@@ -1,26 +1,50 @@
-"""What an image is, from its first bytes: for adapters that must name (or check) an upload's type and size,
-and for fakes that enforce a provider's image rules. Standard library only."""
+"""What a file is, from its first bytes (never from what the sender claims): for adapters that must name
+(or check) an upload's type and size, for fakes that enforce a provider's rules, and for the services that
+store and serve media. Standard library only."""
 
 from __future__ import annotations
 
 import struct
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: How many leading bytes `sniff` needs.
+SNIFF_BYTES = 64
 # JPEG start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-#: The file name extension of each type `sniff_image` knows.
+#: The images providers commonly accept, with their file name extensions.
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
 
-def sniff_image(data: bytes) -> str | None:
-    """The content type of a PNG, JPEG or WebP image from its magic bytes; None for anything else."""
-    if data.startswith(PNG_SIGNATURE):
+def sniff(head: bytes) -> str | None:
+    """The media type of the image, video or audio formats PixSim accepts and serves; None for anything else."""
+    if head.startswith(PNG_SIGNATURE):
         return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
+    if head.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand == b"qt  ":
+            return "video/quicktime"
+        if brand in (b"M4A ", b"M4B "):
+            return "audio/mp4"
+        return "video/mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video/webm"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "audio/mpeg"
     return None
+
+
+def sniff_image(data: bytes) -> str | None:
+    """The content type of a PNG, JPEG or WebP image; None for anything else (GIF included)."""
+    kind = sniff(data[:SNIFF_BYTES])
+    return kind if kind in EXTENSIONS else None
 
 
 def image_info(data: bytes) -> tuple[str, int, int] | None:
