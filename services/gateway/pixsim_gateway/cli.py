@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 from pixsim_client import APIConnectionError, APIStatusError, PixSim, PixSimError
+from pixsim_contracts import TERMINAL_GENERATION_EVENTS as TERMINAL
 from rich import box
 from rich.console import Console
 from rich.panel import Panel
@@ -23,7 +24,6 @@ out = Console(markup=False)  # server-supplied text is shown as is, never parsed
 err = Console(stderr=True, markup=False)
 
 DEFAULT_API = "http://127.0.0.1:8000"
-TERMINAL = {"completed", "failed", "filtered", "cancelled"}
 POLL_INTERVAL_S = 0.5
 
 

@@ -9,7 +9,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
-from pixsim_contracts import GenerationCancelRequested, GenerationRequested, OperationType, new_id
+from pixsim_contracts import (
+    TERMINAL_GENERATION_EVENTS,
+    GenerationCancelRequested,
+    GenerationRequested,
+    OperationType,
+    new_id,
+)
 from pixsim_provider_sdk import ProviderError, ProviderNotFoundError, SourceRejected, validate_params
 from pixsim_runtime.accounts import load_account
 from pixsim_runtime.broker import publish_event
@@ -26,7 +32,7 @@ from .auth import Caller, Principal
 from .bounds import ID_PATTERN, Cursor, Id, JsonObject, Priority, ProviderId, UserId
 from .errors import ApiError, responses
 from .limits import RoleLimits, StreamSlots, check_in_flight
-from .projections import GENERATIONS, TERMINAL, Projector, to_api
+from .projections import GENERATIONS, Projector, to_api
 from .sse import generation_event_stream
 from .webhooks import DEFAULT_EVENTS, SUBSCRIPTIONS, check_webhook_url
 
@@ -204,7 +210,7 @@ def router(
     @api.post("/generations/{generation_id}/cancel", status_code=202, responses=responses(404, 409))
     async def cancel_generation(principal: Caller, generation_id: GenerationId):
         doc = await find(generation_id, principal)
-        if doc["status"] in TERMINAL:
+        if doc["status"] in TERMINAL_GENERATION_EVENTS:
             raise ApiError(
                 409, "already_finished", f"generation {generation_id} already ended: {doc['status']}"
             )

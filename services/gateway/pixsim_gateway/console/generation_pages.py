@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from pixsim_contracts import TERMINAL_GENERATION_EVENTS as TERMINAL
 from starlette.datastructures import UploadFile
 
 from ..bounds import ID_PATTERN
@@ -15,7 +16,6 @@ from . import params as form_params
 from .web import Answer, Console, ConsoleRoute, Visit
 
 STATUSES = ("requested", "submitted", "processing", "completed", "failed", "filtered", "cancelled")
-TERMINAL = {"completed", "failed", "filtered", "cancelled"}
 PAGE_SIZE = 25
 FILE_SUFFIX = "__file"  # the upload box beside a media parameter's URL box
 PASSED_HEADERS = ("content-type", "content-length", "content-range", "accept-ranges", "etag", "last-modified")
