@@ -29,9 +29,7 @@ from pixsim_provider_sdk import (
     ProviderError,
     ProviderNotFoundError,
     RateLimitError,
-    UnsupportedOperationError,
     apply_defaults,
-    validate_params,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
 from pixsim_provider_sdk.safe_fetch import FetchPolicy, parse_allow_hosts
@@ -45,6 +43,7 @@ from pixsim_runtime.accounts import (
 from pixsim_runtime.broker import publish_events
 from pixsim_runtime.consumers import PollAgain
 from pixsim_runtime.faults import fault_point
+from pixsim_runtime.requests import RequestRejected, check_request
 from pixsim_runtime.secrets import CredentialCipher, scrub
 from pixsim_runtime.service import ServiceContext
 from pixsim_runtime.storage import Storage
@@ -118,15 +117,10 @@ class Dispatcher:
 
     async def _dispatch(self, request: GenerationRequested, record: dict[str, Any], deliveries: int) -> Decision:
         try:
-            provider = self.ctx.registry.get(request.provider_id)
-            provider.validate_operation(request.operation_type)
-        except (ProviderNotFoundError, UnsupportedOperationError) as exc:
-            code = "provider_not_found" if isinstance(exc, ProviderNotFoundError) else "unsupported_operation"
-            return Decision([rejected_event(request, ErrorInfo(code=code, message=str(exc)))])
-        spec = provider.get_operation_parameter_spec().get(request.operation_type.value)
-        problems = validate_params(spec, request.params)
-        if problems:
-            return Decision([rejected_event(request, ErrorInfo(code="param_invalid", message="; ".join(problems)))])
+            checked = check_request(self.ctx.registry, request.provider_id, request.operation_type, request.params)
+        except RequestRejected as exc:
+            return Decision([rejected_event(request, ErrorInfo(code=exc.code, message=exc.message))])
+        provider, spec = checked.provider, checked.spec
         params = apply_defaults(spec, request.params)
         estimate = {ct: int(n) for ct, n in (provider.estimate_credits(request.operation_type, params) or {}).items()}
         undeclared = sorted(set(estimate) - set(provider.manifest.credit_types))

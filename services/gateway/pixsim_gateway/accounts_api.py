@@ -21,9 +21,10 @@ from pixsim_contracts import (
     Event,
     new_id,
 )
-from pixsim_provider_sdk import Provider, ProviderNotFoundError
+from pixsim_provider_sdk import Provider
 from pixsim_runtime.accounts import ACCOUNTS, flush_outbox, fold, new_account, record, status_change
 from pixsim_runtime.broker import publish_event
+from pixsim_runtime.requests import find_provider
 from pixsim_runtime.secrets import CredentialCipher
 from pixsim_runtime.service import ServiceContext
 from pydantic import BaseModel, ConfigDict, Field
@@ -100,10 +101,7 @@ def router(ctx: ServiceContext, cipher: CredentialCipher) -> APIRouter:
         return doc
 
     def provider_of(provider_id: str) -> Provider:
-        try:
-            return ctx.registry.get(provider_id)
-        except ProviderNotFoundError as exc:
-            raise ApiError(400, "unknown_provider", str(exc)) from None
+        return find_provider(ctx.registry, provider_id)
 
     def check_credit_types(provider: Provider, credit_types: list[str]) -> None:
         undeclared = sorted(set(credit_types) - set(provider.manifest.credit_types))

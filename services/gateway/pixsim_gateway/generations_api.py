@@ -16,9 +16,10 @@ from pixsim_contracts import (
     OperationType,
     new_id,
 )
-from pixsim_provider_sdk import ProviderError, ProviderNotFoundError, SourceRejected, validate_params
+from pixsim_provider_sdk import ProviderError, ProviderNotFoundError, SourceRejected
 from pixsim_runtime.accounts import load_account
 from pixsim_runtime.broker import publish_event
+from pixsim_runtime.requests import check_request
 from pixsim_runtime.service import ServiceContext
 from pixsim_runtime.storage import Storage
 from pydantic import BaseModel, ConfigDict, Field
@@ -88,24 +89,7 @@ def router(
     generations = ctx.db[GENERATIONS]
 
     def check(body: GenerationCreate) -> OperationType:
-        try:
-            provider = ctx.registry.get(body.provider_id)
-        except ProviderNotFoundError as exc:
-            raise ApiError(400, "unknown_provider", str(exc)) from None
-        supported = [op.value for op in provider.supported_operations]
-        if body.operation_type not in supported:
-            raise ApiError(
-                400,
-                "unsupported_operation",
-                f"provider {body.provider_id!r} does not support "
-                f"{body.operation_type!r} (supported: {', '.join(supported)})",
-            )
-        problems = validate_params(
-            provider.get_operation_parameter_spec().get(body.operation_type), body.params
-        )
-        if problems:
-            raise ApiError(422, "invalid_params", "; ".join(problems)[:2000])
-        return OperationType(body.operation_type)
+        return check_request(ctx.registry, body.provider_id, body.operation_type, body.params).operation_type
 
     async def find(generation_id: str, principal: Principal) -> dict[str, Any]:
         doc = await generations.find_one({"_id": generation_id})
