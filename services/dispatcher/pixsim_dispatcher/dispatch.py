@@ -40,6 +40,7 @@ from pixsim_runtime.accounts import (
     system_account,
     to_provider_account,
 )
+from pixsim_runtime.backoff import backoff
 from pixsim_runtime.broker import publish_events
 from pixsim_runtime.consumers import PollAgain
 from pixsim_runtime.faults import fault_point
@@ -237,7 +238,7 @@ class Dispatcher:
             except Exception as exc:  # noqa: BLE001 - any failure to answer means "cannot say (yet)"
                 log.warning("looking up %s at %s failed (%s); %d tries left", request.generation_id,
                             request.provider_id, exc, self.settings.find_attempts - attempt - 1)
-                await asyncio.sleep(self.settings.retry_backoff * 2 ** attempt)
+                await asyncio.sleep(backoff(attempt, self.settings.retry_backoff))
         return None
 
     async def _after_lost_submit(self, request: GenerationRequested, record: dict[str, Any], *,
@@ -361,7 +362,7 @@ class Dispatcher:
         attempts = record.get("attempts", 0) + 1
         if exc.retryable and attempts < s.submit_attempts:
             delay = exc.retry_after if isinstance(exc, RateLimitError) and exc.retry_after else None
-            delay = delay or min(s.retry_backoff * 2 ** (attempts - 1), 30.0)
+            delay = delay or backoff(attempts - 1, s.retry_backoff, 30.0)
             log.warning("submit of %s failed (%s), retry %d in %.1fs", gid, exc.error_code, attempts, delay)
             await self._mark(gid, state="pending", attempts=attempts, lease=None)
             raise PollAgain(delay)

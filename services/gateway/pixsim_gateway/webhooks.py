@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from pixsim_provider_sdk import SourceRejected
 from pixsim_provider_sdk.safe_fetch import FetchPolicy, check_url, checked_address
+from pixsim_runtime.backoff import backoff
 from pixsim_runtime.consumers import PollAgain
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -117,7 +118,7 @@ class Sender:
             **record, "attempts": [*record["attempts"], attempt], "status": status, "updated_at": now})
         if status != "pending":
             return None
-        return min(self.retry_s * 2 ** len(record["attempts"]), self.retry_max_s)
+        return backoff(len(record["attempts"]), self.retry_s, self.retry_max_s)
 
     async def _post(self, url: str, webhook_id: str, payload: str, secret: str,
                     now: datetime) -> tuple[int | None, str | None]:
