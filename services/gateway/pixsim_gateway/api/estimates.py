@@ -14,9 +14,9 @@ from pixsim_provider_sdk import (
 from pixsim_runtime.requests import check_request
 from pydantic import BaseModel, ConfigDict, Field
 
-from .auth import Caller
-from .bounds import JsonObject, ProviderId
-from .errors import ApiError, responses
+from ..auth import Caller
+from ..bounds import JsonObject, ProviderId
+from ..errors import ApiError, responses
 
 log = logging.getLogger(__name__)
 

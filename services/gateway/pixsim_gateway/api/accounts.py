@@ -29,11 +29,8 @@ from pixsim_runtime.secrets import CredentialCipher
 from pixsim_runtime.service import ServiceContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import cursors
-from .accounts_sync import sync_account
-from .accounts_views import account_view, accounts_view, ledger_page
-from .auth import Caller, Principal, require_admin
-from .bounds import (
+from ..auth import Caller, Principal, require_admin
+from ..bounds import (
     ID_PATTERN,
     MAX_CREDITS,
     Count,
@@ -47,7 +44,10 @@ from .bounds import (
     Text,
     UserId,
 )
-from .errors import ApiError, responses
+from ..errors import ApiError, responses
+from . import cursors
+from .accounts_sync import sync_account
+from .accounts_views import account_view, accounts_view, ledger_page
 
 AccountId = Annotated[str, Path(pattern=ID_PATTERN, description="The account's id")]
 

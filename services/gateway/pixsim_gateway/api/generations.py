@@ -26,16 +26,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError
 from starlette.types import Receive, Scope, Send
 
+from ..archive import ARCHIVES, public_archive
+from ..auth import Caller, Principal
+from ..bounds import ID_PATTERN, Cursor, Id, JsonObject, Priority, ProviderId, UserId
+from ..errors import ApiError, responses
+from ..limits import RoleLimits, StreamSlots, check_in_flight
+from ..projections import GENERATIONS, Projector, to_api
+from ..webhooks import DEFAULT_EVENTS, SUBSCRIPTIONS, check_webhook_url
 from . import content, cursors
-from .archive import ARCHIVES, public_archive
-from .assets_api import check_references
-from .auth import Caller, Principal
-from .bounds import ID_PATTERN, Cursor, Id, JsonObject, Priority, ProviderId, UserId
-from .errors import ApiError, responses
-from .limits import RoleLimits, StreamSlots, check_in_flight
-from .projections import GENERATIONS, Projector, to_api
+from .assets import check_references
 from .sse import generation_event_stream
-from .webhooks import DEFAULT_EVENTS, SUBSCRIPTIONS, check_webhook_url
 
 IDEMPOTENCY = "idempotency_keys"
 #: What `/content` may answer with (the sniffed types of stored results; see pixsim_runtime.sniff).

@@ -21,9 +21,9 @@ from pixsim_runtime.sniff import SNIFF_BYTES, sniff
 from pixsim_runtime.storage import Storage, TooLarge
 from pymongo.asynchronous.database import AsyncDatabase
 
-from .auth import Caller, Principal
-from .bounds import ID_PATTERN
-from .errors import ApiError, responses
+from ..auth import Caller, Principal
+from ..bounds import ID_PATTERN
+from ..errors import ApiError, responses
 
 AssetId = Annotated[str, Path(pattern=ID_PATTERN, description="The asset's id")]
 Upload = Annotated[UploadFile, File(description="An image, video or audio file (PIXSIM_UPLOAD_MAX_BYTES at most)")]

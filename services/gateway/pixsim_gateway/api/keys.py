@@ -12,10 +12,11 @@ from fastapi.responses import JSONResponse
 from pixsim_runtime.service import ServiceContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import api_keys, cursors
-from .auth import Caller, Principal, require_admin
-from .bounds import KEY_ID_PATTERN, Cursor, Text, UserId
-from .errors import ApiError, responses
+from .. import api_keys
+from ..auth import Caller, Principal, require_admin
+from ..bounds import KEY_ID_PATTERN, Cursor, Text, UserId
+from ..errors import ApiError, responses
+from . import cursors
 
 KeyId = Annotated[
     str, Path(pattern=KEY_ID_PATTERN, description="The key's public id (the 16 hex digits after `psk_`)")
