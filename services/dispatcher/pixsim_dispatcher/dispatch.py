@@ -425,7 +425,7 @@ class Dispatcher:
     async def _hold_unresolved(self, request: GenerationRequested, decision: Decision, record: dict[str, Any]) -> None:
         """Keep the job pending with its slot and hold until the sweep knows more (or gives up)."""
         s = self.settings
-        now = time.time()  # epoch seconds: nx-27017 gives `$set` datetimes back as strings (STACK.md §10)
+        now = time.time()  # epoch seconds: nx-27017 gives `$set` datetimes back as strings
         since = record.get("unknown_since") or now
         if decision.lease is not None:  # the slot and hold outlive the sweep's last try, not the lease TTL
             await self.pool.extend(decision.lease, since + s.unknown_give_up_s + s.sweep_interval_s + s.lease_grace_s)

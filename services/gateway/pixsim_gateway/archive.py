@@ -100,7 +100,7 @@ class Archiver:
         """Copy what is not copied yet; None when done (or given up), else seconds until the next try."""
         gid, now = event.generation_id, datetime.now(UTC)
         record = await self.archives.find_one({"_id": gid})
-        if record is None:  # (no $setOnInsert upsert: nx-27017 ignores it, STACK.md gotcha 17)
+        if record is None:  # (no $setOnInsert upsert: nx-27017 ignores it)
             record = {"_id": gid, "status": "pending", "attempts": 0, "objects": {}, "first_attempt_at": now}
             try:
                 await self.archives.insert_one(record)
@@ -110,7 +110,7 @@ class Archiver:
             return None
         first = record.get("first_attempt_at") or now
         record["objects"] = dict(record.get("objects") or {})
-        # Whole-document writes: nx-27017 stores a datetime given to $set as a string (STACK.md gotcha 17).
+        # Whole-document writes: nx-27017 stores a datetime given to $set as a string.
         try:
             for variant, url, expect in sources(event.result):
                 if variant not in record["objects"]:  # copied before a crash or an earlier failure: kept
