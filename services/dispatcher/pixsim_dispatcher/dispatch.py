@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pixsim_contracts import AnyEvent, ErrorInfo, Event, GenerationRequested, new_id
+from pixsim_contracts import ErrorInfo, Event, GenerationRequested, new_id
 from pixsim_provider_sdk import (
     REFERENCE_PARAM,
     GenerationContext,
@@ -33,6 +33,7 @@ from pixsim_provider_sdk import (
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
 from pixsim_provider_sdk.safe_fetch import FetchPolicy, parse_allow_hosts
+from pixsim_runtime import outbox
 from pixsim_runtime.accounts import (
     ACCOUNTS,
     is_system_account,
@@ -93,7 +94,7 @@ class Dispatcher:
         record = await self._claim(request)
         if record.get("outbox") is not None:  # decided before: finish it again; JetStream drops duplicates
             await self._settle_lease(request.generation_id, record)
-            await self._publish([AnyEvent.validate_python(e) for e in record["outbox"]])
+            await self._publish(outbox.decode(record["outbox"]))
             return
         if record["state"] == "unknown":  # the orphan sweep owns it now
             return
@@ -415,7 +416,7 @@ class Dispatcher:
         if decision.unresolved is not None:
             await self._hold_unresolved(request, decision, record or {})
             return
-        record = {"state": "decided", "outbox": [e.model_dump(mode="json") for e in decision.events],
+        record = {"state": "decided", "outbox": outbox.encode(decision.events),
                   "submitted": decision.submitted, "lease_expires_at": decision.lease_expires_at,
                   "lease": decision.lease.ref() if decision.lease else None}
         await self._mark(request.generation_id, **record)

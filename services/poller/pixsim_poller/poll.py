@@ -53,6 +53,7 @@ from pixsim_provider_sdk import (
     RateLimitError,
 )
 from pixsim_runtime import observability as names
+from pixsim_runtime import outbox
 from pixsim_runtime.accounts import load_account, set_status
 from pixsim_runtime.broker import publish_event, publish_events
 from pixsim_runtime.secrets import CredentialCipher, scrub
@@ -130,7 +131,7 @@ class Poller:
         with self._tracer.start_as_current_span("poller.poll", context=propagate.extract(record.get("trace") or {}),
                                                 kind=SpanKind.INTERNAL, attributes=attributes):
             if record.get("outbox") is not None:  # decided before a crash: publish it (again)
-                await self._publish([AnyEvent.validate_python(e) for e in record["outbox"]])
+                await self._publish(outbox.decode(record["outbox"]))
                 await self.store.close(record)
                 return None
             state = dict(record)
@@ -161,7 +162,7 @@ class Poller:
 
     async def _end(self, job: GenerationSubmitted, record: dict[str, Any], events: list[Event],
                    fields: dict[str, Any], now: float, elapsed: float) -> None:
-        if not await self.store.record_outcome(record, [e.model_dump(mode="json") for e in events], fields, now):
+        if not await self.store.record_outcome(record, outbox.encode(events), fields, now):
             log.warning("poll of %s: lease lost to another replica before its outcome was kept", job.generation_id)
             return
         await self._publish(events)

@@ -132,7 +132,7 @@ class PollStore:
             _held(record), {"$set": {**fields, "next_poll_at": at, "failures": 0, **_FREE}},
             projection={"cancel_requested": 1}, return_document=ReturnDocument.AFTER)
 
-    async def record_outcome(self, record: dict[str, Any], outbox: list[dict[str, Any]], fields: dict[str, Any],
+    async def record_outcome(self, record: dict[str, Any], outbox: list[str], fields: dict[str, Any],
                              now: float) -> bool:
         """Keep the final events before publishing them. The job stays leased meanwhile, so if this
         replica dies before `close`, another publishes the same events after the lease."""

@@ -22,6 +22,7 @@ from pixsim_contracts import (
     new_id,
 )
 from pixsim_provider_sdk import Provider
+from pixsim_runtime import outbox
 from pixsim_runtime.accounts import ACCOUNTS, flush_outbox, fold, new_account, record, status_change
 from pixsim_runtime.broker import publish_event
 from pixsim_runtime.requests import find_provider
@@ -177,7 +178,7 @@ def router(ctx: ServiceContext, cipher: CredentialCipher) -> APIRouter:
         doc = {
             **fold(doc, created),
             "version": 1,
-            "outbox": [e.model_dump_json() for e in (created, *grants)],
+            "outbox": outbox.encode((created, *grants)),
         }
         await accounts.insert_one(doc)  # the account and its first events in one write
         await flush_outbox(ctx.db, ctx.broker, doc)
