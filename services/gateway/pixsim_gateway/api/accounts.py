@@ -8,6 +8,7 @@ responses are built from an allow-list of fields (`accounts_views`).
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -49,6 +50,7 @@ from ..errors import ApiError, responses
 from . import cursors
 from .accounts_sync import sync_account
 from .accounts_views import account_view, accounts_view, ledger_page
+from .owned import find_owned
 
 AccountId = Annotated[str, Path(pattern=ID_PATTERN, description="The account's id")]
 
@@ -94,12 +96,7 @@ def router(ctx: ServiceContext, cipher: CredentialCipher) -> APIRouter:
     api = APIRouter(prefix="/api/v1/accounts", tags=["accounts"], responses=responses(400, 401, 422, 429))
     accounts = ctx.db[ACCOUNTS]
 
-    async def find(account_id: str, principal: Principal) -> dict[str, Any]:
-        """The account, if the caller may see it: its owner, or an admin. Otherwise 404, as if missing."""
-        doc = await accounts.find_one({"_id": account_id})
-        if doc is None or not principal.owns(doc.get("owner_id")):
-            raise ApiError(404, "account_not_found", f"no account with id {account_id!r}")
-        return doc
+    find = functools.partial(find_owned, accounts, owner_field="owner_id", code="account_not_found", noun="account")
 
     def provider_of(provider_id: str) -> Provider:
         return find_provider(ctx.registry, provider_id)

@@ -3,6 +3,7 @@ generations (an admin's on everyone's); somebody else's generation answers 404, 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -27,7 +28,7 @@ from pymongo.errors import DuplicateKeyError
 from starlette.types import Receive, Scope, Send
 
 from ..archive import ARCHIVES, public_archive
-from ..auth import Caller, Principal
+from ..auth import Caller
 from ..bounds import ID_PATTERN, Cursor, Id, JsonObject, Priority, ProviderId, UserId
 from ..errors import ApiError, responses
 from ..limits import RoleLimits, StreamSlots, check_in_flight
@@ -35,6 +36,7 @@ from ..projections import GENERATIONS, Projector, to_api
 from ..webhooks import DEFAULT_EVENTS, SUBSCRIPTIONS, check_webhook_url
 from . import content, cursors
 from .assets import check_references
+from .owned import find_owned
 from .sse import generation_event_stream
 
 IDEMPOTENCY = "idempotency_keys"
@@ -91,11 +93,8 @@ def router(
     def check(body: GenerationCreate) -> OperationType:
         return check_request(ctx.registry, body.provider_id, body.operation_type, body.params).operation_type
 
-    async def find(generation_id: str, principal: Principal) -> dict[str, Any]:
-        doc = await generations.find_one({"_id": generation_id})
-        if doc is None or not principal.owns(doc.get("user_id")):
-            raise ApiError(404, "generation_not_found", f"no generation with id {generation_id!r}")
-        return doc
+    find = functools.partial(find_owned, generations, owner_field="user_id", code="generation_not_found",
+                             noun="generation")
 
     async def with_archives(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The API view of each generation, with its archive (PixSim's stored copy) if there is one."""
