@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-import httpx
 import typer
 from pixsim_client import APIConnectionError, APIStatusError, PixSim
 from rich.console import Console
@@ -78,15 +77,6 @@ class Api:
 def fail(code: str, message: str) -> NoReturn:
     err.print(f"error: {code}: {message}", soft_wrap=True, style="red")
     raise typer.Exit(2)
-
-
-def fail_response(resp: httpx.Response) -> NoReturn:
-    try:
-        error = resp.json()["error"]
-        code, message = error["code"], error["message"]
-    except (ValueError, KeyError, TypeError):
-        code, message = f"http_{resp.status_code}", resp.text.strip() or resp.reason_phrase
-    fail(code, message)
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
