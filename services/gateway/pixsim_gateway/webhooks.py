@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from pixsim_contracts import TERMINAL_GENERATION_EVENTS
 from pixsim_provider_sdk import SourceRejected
 from pixsim_provider_sdk.safe_fetch import FetchPolicy, check_url, checked_address
 from pixsim_runtime.backoff import backoff
@@ -36,7 +37,7 @@ SECRETS = "webhook_secrets"  # {_id: user_id, secret: <encrypted>}
 #: Filter names -> the generation event kinds they select (like Replicate's `webhook_events_filter`).
 EVENTS = {"start": "submitted", "progress": "progressed", "completed": "completed", "failed": "failed",
           "filtered": "filtered", "cancelled": "cancelled"}
-DEFAULT_EVENTS = ["start", "completed", "failed", "filtered", "cancelled"]
+DEFAULT_EVENTS = ["start", *TERMINAL_GENERATION_EVENTS]
 TIMEOUT_S = 10.0
 
 
