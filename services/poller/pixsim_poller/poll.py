@@ -56,6 +56,7 @@ from pixsim_runtime import observability as names
 from pixsim_runtime import outbox
 from pixsim_runtime.accounts import load_account, set_status
 from pixsim_runtime.broker import publish_event, publish_events
+from pixsim_runtime.requests import RequestRejected, find_provider
 from pixsim_runtime.secrets import CredentialCipher, scrub
 from pixsim_runtime.service import ServiceContext
 
@@ -177,9 +178,9 @@ class Poller:
     async def _poll_once(self, job: GenerationSubmitted, state: dict[str, Any]) -> list[Event] | None:
         """The events that end the job, or None to poll again later (`state` gathers what changed)."""
         try:
-            provider = self.ctx.registry.get(job.provider_id)
-        except ProviderNotFoundError as exc:
-            return outcomes.failed(job, ErrorInfo(code="provider_not_found", message=str(exc)))
+            provider = find_provider(self.ctx.registry, job.provider_id)
+        except RequestRejected as exc:  # the provider was unloaded after the job was submitted
+            return outcomes.failed(job, ErrorInfo(code=exc.code, message=exc.message))
         account = await self._account(provider, job.account_id)
         if account is None:
             return outcomes.failed(job, ErrorInfo(code="account_not_found",
