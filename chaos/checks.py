@@ -24,6 +24,7 @@ import nats
 from nats.js.errors import NotFoundError
 from pixsim_billing.invariants import check_account
 from pixsim_billing.ledger import BALANCES, LEDGER
+from pixsim_contracts import TERMINAL_GENERATION_EVENTS as TERMINAL
 from pixsim_contracts import subjects
 from pixsim_gateway.projections import GENERATIONS
 from pixsim_runtime.accounts import ACCOUNTS
@@ -33,7 +34,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from .cluster import say
 from .load import Request
 
-TERMINAL = {"completed", "failed", "filtered", "cancelled"}
 #: Consumers whose work the figures depend on (the archiver and webhooks retry on schedules of their own).
 WATCHED = [(stream, durable) for owned in DURABLES.values() for stream, durable in owned
            if durable not in ("gateway-archiver", "gateway-webhooks")]

@@ -60,25 +60,43 @@ def _used_names(tree: ast.AST, wanted: set[str]) -> set[str]:
     return found
 
 
-def _local_imports(tree: ast.AST, modules: Iterable[str]) -> set[str]:
+def _local_imports(tree: ast.AST, package: str, modules: Iterable[str]) -> set[str]:
+    """The package's modules that a module of `package` (dotted, "" for the top) imports relatively."""
     known, found = set(modules), set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                found.add(node.module.split(".")[0])
-            else:
-                found.update(alias.name for alias in node.names if alias.name in known)
+        if isinstance(node, ast.ImportFrom) and node.level:
+            parts = package.split(".") if package else []
+            base = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+            target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            found.add(target)
+            found.update(f"{target}.{alias.name}" if target else alias.name for alias in node.names)
     return found & known
+
+
+def _modules(package_dir: Path) -> dict[str, tuple[str, ast.AST]]:
+    """Every module of the package, by dotted name ("api.generations"; a subpackage's `__init__` is "api"),
+    with the package its relative imports start from."""
+    modules = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        parts = list(path.relative_to(package_dir).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+            package = ".".join(parts)
+        else:
+            package = ".".join(parts[:-1])
+        modules[".".join(parts)] = (package, ast.parse(path.read_text(), str(path)))
+    return modules
 
 
 def published_events(package_dir: Path, event_names: set[str]) -> set[str]:
     """The event class names the service in `package_dir` publishes."""
-    modules = {path.stem: ast.parse(path.read_text(), str(path)) for path in sorted(package_dir.glob("*.py"))}
-    todo = [name for name, tree in modules.items() if _used_names(tree, PUBLISH_FUNCTIONS)]
+    modules = _modules(package_dir)
+    todo = [name for name, (_, tree) in modules.items() if _used_names(tree, PUBLISH_FUNCTIONS)]
     reached: set[str] = set()
     while todo:
         name = todo.pop()
         if name not in reached:
             reached.add(name)
-            todo.extend(_local_imports(modules[name], modules))
-    return set().union(*(_used_names(modules[name], event_names) for name in reached))
+            package, tree = modules[name]
+            todo.extend(_local_imports(tree, package, modules))
+    return set().union(*(_used_names(modules[name][1], event_names) for name in reached))

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 from opentelemetry.instrumentation.utils import suppress_http_instrumentation
+from pixsim_contracts import TERMINAL_GENERATION_EVENTS as TERMINAL
 from pixsim_contracts import GenerationRequested, OperationType, new_id, subjects
 
 from .measure import pct
@@ -29,7 +30,6 @@ PARAMS = {"prompt": "a fox in the snow", "duration": 1}
 #: The sim provider needs no credentials: every job runs on its system account, whose balance billing keeps.
 SYSTEM_BALANCE = "system-sim:sim"
 DB_NAME = "pixsim_bench"
-TERMINAL = ("completed", "failed", "filtered", "cancelled")
 #: (stream, durable) of every consumer a generation passes through.
 CONSUMERS = [
     (subjects.GENERATIONS_STREAM, "dispatcher"),

@@ -60,7 +60,7 @@ async def test_api_errors_are_typed_and_carry_the_code(pipeline):
         assert missing.value.code == "generation_not_found" and missing.value.status_code == 404
         with pytest.raises(UnprocessableEntityError) as invalid:
             await pixsim.generations.create("sim", "text_to_video", {"duration": "long"})
-        assert invalid.value.code == "invalid_params"
+        assert invalid.value.code == "param_invalid"
     async with AsyncPixSim("psk_wrong", base_url=pipeline.gateway_url) as stranger:
         with pytest.raises(AuthenticationError) as refused:
             await stranger.generations.list()

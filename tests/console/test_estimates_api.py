@@ -18,7 +18,7 @@ async def test_estimates_give_the_providers_price_before_submitting(console_syst
         bad = await alice.post("/api/v1/estimates", json={**ask, "params": {"duration": 99}})
         assert bad.status_code == 422 and "duration" in bad.json()["error"]["message"]
         unknown = await alice.post("/api/v1/estimates", json={**ask, "provider_id": "nope"})
-        assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "unknown_provider"
+        assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "provider_not_found"
         spec = (await alice.get("/openapi.json")).json()
         assert "/api/v1/estimates" in spec["paths"] and "/api/v1/me" in spec["paths"]
         assert not any(not p.startswith("/api/") and p not in ("/healthz", "/readyz") for p in spec["paths"])

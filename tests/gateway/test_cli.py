@@ -82,7 +82,7 @@ async def test_providers_lists_sim_and_shows_its_parameters(pipeline):
 async def test_api_errors_exit_2_with_the_apis_message(pipeline):
     result = await pixsim(pipeline, "generate", "--prompt", "a fox", "-P", "duration=999")
     assert result.exit_code == 2, result.output
-    assert "error: invalid_params:" in result.stderr and "duration" in result.stderr
+    assert "error: param_invalid:" in result.stderr and "duration" in result.stderr
     missing = await pixsim(pipeline, "status", "nope")
     assert missing.exit_code == 2 and "generation_not_found" in missing.stderr
 

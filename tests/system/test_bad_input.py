@@ -8,15 +8,15 @@ pytestmark = pytest.mark.system
 
 
 @pytest.mark.parametrize(("body", "status", "code", "mentions"), [
-    ({"provider_id": "nope", "operation_type": "text_to_video", "params": {"prompt": "x"}}, 400, "unknown_provider",
+    ({"provider_id": "nope", "operation_type": "text_to_video", "params": {"prompt": "x"}}, 400, "provider_not_found",
      "nope"),
     ({"provider_id": "sim", "operation_type": "video_extend", "params": {"prompt": "x"}}, 400,
      "unsupported_operation", "video_extend"),
     ({"provider_id": "sim", "operation_type": "text_to_video", "params": {"prompt": "x", "duration": 999}}, 422,
-     "invalid_params", "duration"),
-    ({"provider_id": "sim", "operation_type": "text_to_video", "params": {}}, 422, "invalid_params", "prompt"),
+     "param_invalid", "duration"),
+    ({"provider_id": "sim", "operation_type": "text_to_video", "params": {}}, 422, "param_invalid", "prompt"),
     ({"provider_id": "sim", "operation_type": "text_to_video", "params": {"prompt": "x", "colour": "red"}}, 422,
-     "invalid_params", "colour"),
+     "param_invalid", "colour"),
     ({"operation_type": "text_to_video"}, 422, "invalid_request", "provider_id"),
 ])
 async def test_bad_generation_requests(pipeline, body, status, code, mentions):

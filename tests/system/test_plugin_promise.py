@@ -73,7 +73,7 @@ async def test_a_provider_that_fails_to_register_is_disabled_and_everything_else
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "provider_disabled"
         refused = await api.post("/api/v1/generations", json={
             "provider_id": "flaky", "operation_type": "text_to_video", "params": {"prompt": "x"}})
-        assert refused.status_code == 400 and refused.json()["error"]["code"] == "unknown_provider"
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "provider_not_found"
         resp = await api.post("/api/v1/generations", json={
             "provider_id": "sim", "operation_type": "text_to_video", "params": {"prompt": "still works", "duration": 1}})
         assert resp.status_code == 202, resp.text

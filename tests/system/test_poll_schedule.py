@@ -36,6 +36,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from pixsim_contracts import GenerationSubmitted, OperationType, new_id, subjects
 from pixsim_provider_sdk import LoadedProvider, Registry, discover
 from pixsim_provider_sdk.testing.fake_http import load_fake
+from pixsim_runtime import outbox
 from pixsim_runtime.inprocess import serve
 from support import mongo_db
 from system.kit import start_service
@@ -167,7 +168,7 @@ async def ended(servers: Any, db: str, gids: list[str], timeout: float = 60) -> 
         assert time.monotonic() < deadline, f"{len(done)} of {len(gids)} jobs ended"
         await asyncio.sleep(0.1)
     for gid, doc in done.items():
-        assert doc["outbox"][-1]["type"] == "generation.completed", (gid, doc["outbox"][-1])
+        assert outbox.decode(doc["outbox"])[-1].type == "generation.completed", (gid, doc["outbox"][-1])
     return done
 
 

@@ -11,9 +11,9 @@ Operational fields live beside the aggregate and change by single atomic updates
 `billed` (billing). Credentials are stored encrypted (`pixsim_runtime.secrets`) and decrypted
 into a `ProviderAccount` only right before a provider call.
 
-Times that are ever `$set` are stored as epoch seconds (floats) and outbox entries as JSON strings:
-nx-27017, the local MongoDB wire server, stores a `$set` datetime as a naive string and a `$push`ed
-document as a JSON string, while floats and strings round-trip on every server.
+Times that are ever `$set` are stored as epoch seconds (floats), and outbox entries as JSON strings
+(`pixsim_runtime.outbox`): nx-27017, the local MongoDB wire server, stores a `$set` datetime as a naive
+string and a `$push`ed document as a JSON string, while floats and strings round-trip on every server.
 """
 
 from __future__ import annotations
@@ -27,14 +27,13 @@ from pixsim_contracts import (
     AccountCreated,
     AccountStatusChanged,
     AccountUpdated,
-    AnyEvent,
     Event,
     ProviderManifest,
 )
 from pixsim_provider_sdk import ProviderAccount
 from pymongo.asynchronous.database import AsyncDatabase
 
-from .broker import publish_event
+from . import outbox
 from .secrets import CredentialCipher
 
 ACCOUNTS = "accounts"
@@ -183,7 +182,7 @@ async def record(db: AsyncDatabase, broker: NatsBroker, account_id: str, decide:
             after = fold(after, event)
             stamped.append(event)
         changes = {k: after.get(k) for k in AGGREGATE_FIELDS if after.get(k) != doc.get(k)}
-        dumped = [e.model_dump_json() for e in stamped]
+        dumped = outbox.encode(stamped)
         update: dict[str, Any] = {op: dict(fields) for op, fields in (also or {}).items()}
         update.setdefault("$set", {}).update({**changes, "version": version + len(stamped)})
         update.setdefault("$push", {})["outbox"] = {"$each": dumped}
@@ -196,9 +195,7 @@ async def record(db: AsyncDatabase, broker: NatsBroker, account_id: str, decide:
 
 async def flush_outbox(db: AsyncDatabase, broker: NatsBroker, doc: dict[str, Any]) -> None:
     """Publish the account's pending events in order, each then removed from the outbox."""
-    for pending in doc.get("outbox") or []:
-        await publish_event(broker, AnyEvent.validate_json(pending))
-        await db[ACCOUNTS].update_one({"_id": doc["_id"]}, {"$pull": {"outbox": pending}})
+    await outbox.flush(db[ACCOUNTS], broker, doc)
 
 
 async def set_status(db: AsyncDatabase, broker: NatsBroker, account_id: str, status: str, reason: str,

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pixsim_contracts import subjects
+from pixsim_contracts import TERMINAL_GENERATION_EVENTS, subjects
 
 GENERATIONS = subjects.GENERATIONS_STREAM
 CREDITS = subjects.CREDITS_STREAM
@@ -46,8 +46,7 @@ DURABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "gateway": ((GENERATIONS, "gateway-generations"), (CREDITS, "gateway-credits"),
                 (GENERATIONS, "gateway-archiver"), (GENERATIONS, "gateway-webhooks")),
     "dispatcher": ((GENERATIONS, "dispatcher"),
-                   *((GENERATIONS, f"dispatcher-slots-{end}") for end in ("completed", "failed", "filtered",
-                                                                            "cancelled"))),
+                   *((GENERATIONS, f"dispatcher-slots-{end}") for end in TERMINAL_GENERATION_EVENTS)),
     "poller": ((GENERATIONS, "poller"), (GENERATIONS, "poller-cancels")),
     "billing": ((CREDITS, "billing"),),
 }
@@ -63,8 +62,7 @@ EMITS: dict[str, tuple[str, ...]] = {
                 *_RECORDED, subjects.account_events("deleted")),
     "dispatcher": (*(subjects.generation_events(e) for e in ("submitted", "failed", "filtered")),
                    subjects.credit_events("reserved"), *_RECORDED),
-    "poller": (*(subjects.generation_events(e) for e in ("progressed", "completed", "failed", "filtered",
-                                                         "cancelled")),
+    "poller": (*(subjects.generation_events(e) for e in ("progressed", *TERMINAL_GENERATION_EVENTS)),
                subjects.credit_events("charged"), subjects.credit_events("released"), *_RECORDED),
     "billing": (*_RECORDED, subjects.account_events("credits_low"), subjects.account_events("exhausted")),
 }

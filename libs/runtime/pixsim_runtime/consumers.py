@@ -43,6 +43,7 @@ from pixsim_contracts import subjects
 from pixsim_contracts.limits import MAX_EVENT_MESSAGE_BYTES
 from pydantic import TypeAdapter, ValidationError
 
+from .backoff import backoff
 from .broker import inbox_of
 from .instrumentation import annotate_current_span
 from .outages import is_outage
@@ -80,7 +81,7 @@ class RetryPolicy:
     max_deliveries: int | None = None
 
     def delay(self, attempt: int) -> float:
-        return min(self.first_delay * 2 ** (attempt - 1), self.max_delay)
+        return backoff(attempt - 1, self.first_delay, self.max_delay)
 
     @property
     def deliveries(self) -> int:

@@ -115,7 +115,7 @@ def start_nats(port: int | None = None, store_dir: str | os.PathLike[str] | None
 
 
 def start_mongo(port: int | None = None, db_path: str | os.PathLike[str] | None = None) -> LocalServer:
-    """The nx-27017 MongoDB wire server on loopback, with its own pid and log files (STACK.md §10)."""
+    """The nx-27017 MongoDB wire server on loopback, with its own pid and log files."""
     workdir = Path(tempfile.mkdtemp(prefix="pixsim-mongo-"))
     port = port or free_port()
     log = workdir / "nx.log"

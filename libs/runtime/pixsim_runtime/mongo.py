@@ -1,4 +1,5 @@
-"""MongoDB through PyMongo's async API. Only single-document atomic writes keyed by `_id` (STACK.md §10)."""
+"""MongoDB through PyMongo's async API. Only single-document atomic writes keyed by `_id`: the
+one kind of write every server we run on (nx-27017 included) makes atomic."""
 
 from __future__ import annotations
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from faststream.nats import NatsBroker
-from pixsim_contracts import AccountCreditsLow, AccountExhausted, AnyEvent, Event
+from pixsim_contracts import AccountCreditsLow, AccountExhausted, Event
+from pixsim_runtime import outbox
 from pixsim_runtime.accounts import ACCOUNTS, set_status
-from pixsim_runtime.broker import publish_event
 from pymongo.asynchronous.database import AsyncDatabase
 
 from .ledger import BALANCES, FUNDING
@@ -27,7 +27,7 @@ def _crossing(doc: dict[str, Any], flag: str, below: bool, event: Event) -> tupl
     if below and not notified:
         # `$nin`, not `$ne`: nx-27017's updates never match `$ne` on a missing field.
         return ({"_id": doc["_id"], flag: {"$nin": [True]}},
-                {"$set": {flag: True}, "$push": {"outbox": event.model_dump_json()}})  # a string: see accounts.py
+                {"$set": {flag: True}, "$push": {outbox.OUTBOX: outbox.encode([event])[0]}})
     if not below and notified:
         return {"_id": doc["_id"], flag: True}, {"$set": {flag: False}}
     return None
@@ -51,9 +51,7 @@ async def check(db: AsyncDatabase, broker: NatsBroker, balance_id: str, kind: st
             if step is not None:
                 await balances.update_one(*step)
         doc = await balances.find_one({"_id": balance_id}) or doc
-    for pending in doc.get("outbox") or []:
-        await publish_event(broker, AnyEvent.validate_json(pending))
-        await balances.update_one({"_id": balance_id}, {"$pull": {"outbox": pending}})
+    await outbox.flush(balances, broker, doc)
     if doc.get("tracked"):
         await _status(db, broker, doc, kind)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pixsim_contracts import AnyEvent, ErrorInfo, Event, GenerationRequested, new_id
+from pixsim_contracts import ErrorInfo, Event, GenerationRequested, new_id
 from pixsim_provider_sdk import (
     REFERENCE_PARAM,
     GenerationContext,
@@ -29,12 +29,11 @@ from pixsim_provider_sdk import (
     ProviderError,
     ProviderNotFoundError,
     RateLimitError,
-    UnsupportedOperationError,
     apply_defaults,
-    validate_params,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
 from pixsim_provider_sdk.safe_fetch import FetchPolicy, parse_allow_hosts
+from pixsim_runtime import outbox
 from pixsim_runtime.accounts import (
     ACCOUNTS,
     is_system_account,
@@ -42,9 +41,11 @@ from pixsim_runtime.accounts import (
     system_account,
     to_provider_account,
 )
+from pixsim_runtime.backoff import backoff
 from pixsim_runtime.broker import publish_events
 from pixsim_runtime.consumers import PollAgain
 from pixsim_runtime.faults import fault_point
+from pixsim_runtime.requests import RequestRejected, check_request
 from pixsim_runtime.secrets import CredentialCipher, scrub
 from pixsim_runtime.service import ServiceContext
 from pixsim_runtime.storage import Storage
@@ -93,7 +94,7 @@ class Dispatcher:
         record = await self._claim(request)
         if record.get("outbox") is not None:  # decided before: finish it again; JetStream drops duplicates
             await self._settle_lease(request.generation_id, record)
-            await self._publish([AnyEvent.validate_python(e) for e in record["outbox"]])
+            await self._publish(outbox.decode(record["outbox"]))
             return
         if record["state"] == "unknown":  # the orphan sweep owns it now
             return
@@ -118,15 +119,10 @@ class Dispatcher:
 
     async def _dispatch(self, request: GenerationRequested, record: dict[str, Any], deliveries: int) -> Decision:
         try:
-            provider = self.ctx.registry.get(request.provider_id)
-            provider.validate_operation(request.operation_type)
-        except (ProviderNotFoundError, UnsupportedOperationError) as exc:
-            code = "provider_not_found" if isinstance(exc, ProviderNotFoundError) else "unsupported_operation"
-            return Decision([rejected_event(request, ErrorInfo(code=code, message=str(exc)))])
-        spec = provider.get_operation_parameter_spec().get(request.operation_type.value)
-        problems = validate_params(spec, request.params)
-        if problems:
-            return Decision([rejected_event(request, ErrorInfo(code="param_invalid", message="; ".join(problems)))])
+            checked = check_request(self.ctx.registry, request.provider_id, request.operation_type, request.params)
+        except RequestRejected as exc:
+            return Decision([rejected_event(request, ErrorInfo(code=exc.code, message=exc.message))])
+        provider, spec = checked.provider, checked.spec
         params = apply_defaults(spec, request.params)
         estimate = {ct: int(n) for ct, n in (provider.estimate_credits(request.operation_type, params) or {}).items()}
         undeclared = sorted(set(estimate) - set(provider.manifest.credit_types))
@@ -243,7 +239,7 @@ class Dispatcher:
             except Exception as exc:  # noqa: BLE001 - any failure to answer means "cannot say (yet)"
                 log.warning("looking up %s at %s failed (%s); %d tries left", request.generation_id,
                             request.provider_id, exc, self.settings.find_attempts - attempt - 1)
-                await asyncio.sleep(self.settings.retry_backoff * 2 ** attempt)
+                await asyncio.sleep(backoff(attempt, self.settings.retry_backoff))
         return None
 
     async def _after_lost_submit(self, request: GenerationRequested, record: dict[str, Any], *,
@@ -367,7 +363,7 @@ class Dispatcher:
         attempts = record.get("attempts", 0) + 1
         if exc.retryable and attempts < s.submit_attempts:
             delay = exc.retry_after if isinstance(exc, RateLimitError) and exc.retry_after else None
-            delay = delay or min(s.retry_backoff * 2 ** (attempts - 1), 30.0)
+            delay = delay or backoff(attempts - 1, s.retry_backoff, 30.0)
             log.warning("submit of %s failed (%s), retry %d in %.1fs", gid, exc.error_code, attempts, delay)
             await self._mark(gid, state="pending", attempts=attempts, lease=None)
             raise PollAgain(delay)
@@ -420,7 +416,7 @@ class Dispatcher:
         if decision.unresolved is not None:
             await self._hold_unresolved(request, decision, record or {})
             return
-        record = {"state": "decided", "outbox": [e.model_dump(mode="json") for e in decision.events],
+        record = {"state": "decided", "outbox": outbox.encode(decision.events),
                   "submitted": decision.submitted, "lease_expires_at": decision.lease_expires_at,
                   "lease": decision.lease.ref() if decision.lease else None}
         await self._mark(request.generation_id, **record)
@@ -430,7 +426,7 @@ class Dispatcher:
     async def _hold_unresolved(self, request: GenerationRequested, decision: Decision, record: dict[str, Any]) -> None:
         """Keep the job pending with its slot and hold until the sweep knows more (or gives up)."""
         s = self.settings
-        now = time.time()  # epoch seconds: nx-27017 gives `$set` datetimes back as strings (STACK.md §10)
+        now = time.time()  # epoch seconds: nx-27017 gives `$set` datetimes back as strings
         since = record.get("unknown_since") or now
         if decision.lease is not None:  # the slot and hold outlive the sweep's last try, not the lease TTL
             await self.pool.extend(decision.lease, since + s.unknown_give_up_s + s.sweep_interval_s + s.lease_grace_s)

@@ -24,6 +24,7 @@ from pixsim_provider_sdk import (
     QuotaExceededError,
     RateLimitError,
 )
+from pixsim_runtime.backoff import backoff
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def cooldown(streak: int, base_s: float, max_s: float, retry_after: float | None
     """Seconds to rest: what the provider asked for, else doubling with each cooldown in a row."""
     if retry_after is not None and retry_after > 0:
         return min(retry_after, max_s)
-    return min(base_s * 2 ** max(streak, 0), max_s)
+    return backoff(streak, base_s, max_s)
 
 
 def react(exc: ProviderError, *, now: datetime, streak: int, base_s: float, max_s: float) -> Reaction:

@@ -15,21 +15,11 @@ from pixsim_runtime.secrets import cipher_from_env
 from pixsim_runtime.service import ServiceContext, build_service
 from pixsim_runtime.storage import Storage
 
-from . import (
-    accounts_api,
-    api_keys,
-    assets_api,
-    console,
-    estimates_api,
-    generations_api,
-    keys_api,
-    providers_api,
-    webhooks_api,
-)
+from . import api, api_keys, console
 from .archive import Archiver
 from .auth import Authenticator, AuthMiddleware
 from .errors import install_error_handlers
-from .limits import BodyLimitMiddleware, RateLimiter, StreamSlots
+from .limits import BodyLimitMiddleware, RateLimiter
 from .oidc import OidcVerifier
 from .projections import GENERATIONS, Projector, UnknownGeneration
 from .settings import GatewaySettings
@@ -87,20 +77,13 @@ def create_app(
                   stream=subjects.GENERATIONS_STREAM, durable="gateway-archiver", event_type=GenerationCompleted,
                   handler=archiver.on_completed, retry=scheduled, batch_size=4, ack_wait_s=300.0)
         limits = settings.role_limits()
-        slots = StreamSlots(settings.sse_max_per_user, settings.sse_max_total)
-        app.include_router(generations_api.router(ctx, projector, settings.sse_keepalive_s, cipher, limits, slots, storage))
-        app.include_router(providers_api.router(ctx.registry))
-        app.include_router(estimates_api.router(ctx.registry))
-        app.include_router(accounts_api.router(ctx, cipher))
-        app.include_router(keys_api.router(ctx))
         secrets = Secrets(ctx.db, cipher)
+        api.include_routers(app, ctx, settings, projector=projector, cipher=cipher, storage=storage, secrets=secrets)
         sender = Sender(ctx.db, secrets, retry_s=settings.webhook_retry_s, retry_max_s=settings.webhook_retry_max_s,
                         retry_for_s=settings.webhook_retry_for_s)
         subscribe(ctx.broker, service="gateway", subject=subjects.GENERATION_SUBJECTS, stream=subjects.GENERATIONS_STREAM,
                   durable="gateway-webhooks", event_type=AnyGenerationEvent, handler=sender.on_event, retry=scheduled,
                   ack_wait_s=120.0)
-        app.include_router(webhooks_api.router(ctx.db, secrets))
-        app.include_router(assets_api.router(ctx.db, storage, settings.upload_max_bytes))
         console.mount(app, ctx.db, cipher, oidc=settings.oidc() is not None)  # the web console, at /
         # Outermost last: a request meets authentication (and its rate limit) first, then the body cap.
         app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,

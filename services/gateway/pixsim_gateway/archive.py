@@ -27,6 +27,7 @@ from pixsim_contracts import GenerationCompleted
 from pixsim_provider_sdk import Provider, ProviderError, ProviderNotFoundError, SourceRejected
 from pixsim_provider_sdk.safe_fetch import FetchPolicy, fetch_source
 from pixsim_runtime.accounts import load_account
+from pixsim_runtime.backoff import backoff
 from pixsim_runtime.consumers import PollAgain
 from pixsim_runtime.service import ServiceContext
 from pixsim_runtime.sniff import SNIFF_BYTES, a_kind, family, sniff
@@ -99,7 +100,7 @@ class Archiver:
         """Copy what is not copied yet; None when done (or given up), else seconds until the next try."""
         gid, now = event.generation_id, datetime.now(UTC)
         record = await self.archives.find_one({"_id": gid})
-        if record is None:  # (no $setOnInsert upsert: nx-27017 ignores it, STACK.md gotcha 17)
+        if record is None:  # (no $setOnInsert upsert: nx-27017 ignores it)
             record = {"_id": gid, "status": "pending", "attempts": 0, "objects": {}, "first_attempt_at": now}
             try:
                 await self.archives.insert_one(record)
@@ -109,7 +110,7 @@ class Archiver:
             return None
         first = record.get("first_attempt_at") or now
         record["objects"] = dict(record.get("objects") or {})
-        # Whole-document writes: nx-27017 stores a datetime given to $set as a string (STACK.md gotcha 17).
+        # Whole-document writes: nx-27017 stores a datetime given to $set as a string.
         try:
             for variant, url, expect in sources(event.result):
                 if variant not in record["objects"]:  # copied before a crash or an earlier failure: kept
@@ -122,7 +123,7 @@ class Archiver:
             record.update(status="failed" if gave_up else "pending", attempts=attempts,
                           archive_error=str(exc)[:500], last_attempt_at=now)
             await self.archives.replace_one({"_id": gid}, record)
-            return None if gave_up else min(self.retry_s * 2 ** (attempts - 1), self.retry_max_s)
+            return None if gave_up else backoff(attempts - 1, self.retry_s, self.retry_max_s)
         record.update(status="archived", archive_error=None, archived_at=now,
                       expires_at=now + self.retention if self.retention else None)
         await self.archives.replace_one({"_id": gid}, record)

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from pixsim_contracts import (
+    TERMINAL_GENERATION_EVENTS,
     CreditEvent,
     CreditsCharged,
     CreditsReleased,
@@ -34,9 +35,7 @@ from pymongo.errors import DuplicateKeyError
 
 GENERATIONS = "generations"
 
-STATUS_RANK = {"requested": 0, "submitted": 1, "processing": 2,
-               "completed": 3, "failed": 3, "filtered": 3, "cancelled": 3}
-TERMINAL = {"completed", "failed", "filtered", "cancelled"}
+STATUS_RANK = {"requested": 0, "submitted": 1, "processing": 2, **dict.fromkeys(TERMINAL_GENERATION_EVENTS, 3)}
 
 
 class UnknownGeneration(Exception):

@@ -20,8 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from pixsim_contracts import TERMINAL_GENERATION_EVENTS
 from pixsim_provider_sdk import SourceRejected
 from pixsim_provider_sdk.safe_fetch import FetchPolicy, check_url, checked_address
+from pixsim_runtime.backoff import backoff
 from pixsim_runtime.consumers import PollAgain
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -35,7 +37,7 @@ SECRETS = "webhook_secrets"  # {_id: user_id, secret: <encrypted>}
 #: Filter names -> the generation event kinds they select (like Replicate's `webhook_events_filter`).
 EVENTS = {"start": "submitted", "progress": "progressed", "completed": "completed", "failed": "failed",
           "filtered": "filtered", "cancelled": "cancelled"}
-DEFAULT_EVENTS = ["start", "completed", "failed", "filtered", "cancelled"]
+DEFAULT_EVENTS = ["start", *TERMINAL_GENERATION_EVENTS]
 TIMEOUT_S = 10.0
 
 
@@ -117,7 +119,7 @@ class Sender:
             **record, "attempts": [*record["attempts"], attempt], "status": status, "updated_at": now})
         if status != "pending":
             return None
-        return min(self.retry_s * 2 ** len(record["attempts"]), self.retry_max_s)
+        return backoff(len(record["attempts"]), self.retry_s, self.retry_max_s)
 
     async def _post(self, url: str, webhook_id: str, payload: str, secret: str,
                     now: datetime) -> tuple[int | None, str | None]:

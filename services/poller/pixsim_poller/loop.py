@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pixsim_runtime.backoff import backoff
 from pixsim_runtime.outages import is_outage
 
 from .store import Partition, PollStore, partitions
@@ -149,7 +150,7 @@ class Scheduler:
             at = await self.poll(record)
         except Exception as exc:  # NATS or MongoDB away mid-poll, or a bug: poll again later, backing off
             failures = int(record.get("failures") or 0)
-            delay = min(self.retry_s * 2 ** failures, self.retry_max_s)
+            delay = backoff(failures, self.retry_s, self.retry_max_s)
             if is_outage(exc):
                 log.warning("poll of %s did not finish (NATS or MongoDB away), polling it again in %.1fs: %s: %s",
                             record["_id"], delay, type(exc).__name__, exc)

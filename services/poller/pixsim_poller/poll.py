@@ -53,8 +53,10 @@ from pixsim_provider_sdk import (
     RateLimitError,
 )
 from pixsim_runtime import observability as names
+from pixsim_runtime import outbox
 from pixsim_runtime.accounts import load_account, set_status
 from pixsim_runtime.broker import publish_event, publish_events
+from pixsim_runtime.requests import RequestRejected, find_provider
 from pixsim_runtime.secrets import CredentialCipher, scrub
 from pixsim_runtime.service import ServiceContext
 
@@ -130,7 +132,7 @@ class Poller:
         with self._tracer.start_as_current_span("poller.poll", context=propagate.extract(record.get("trace") or {}),
                                                 kind=SpanKind.INTERNAL, attributes=attributes):
             if record.get("outbox") is not None:  # decided before a crash: publish it (again)
-                await self._publish([AnyEvent.validate_python(e) for e in record["outbox"]])
+                await self._publish(outbox.decode(record["outbox"]))
                 await self.store.close(record)
                 return None
             state = dict(record)
@@ -161,7 +163,7 @@ class Poller:
 
     async def _end(self, job: GenerationSubmitted, record: dict[str, Any], events: list[Event],
                    fields: dict[str, Any], now: float, elapsed: float) -> None:
-        if not await self.store.record_outcome(record, [e.model_dump(mode="json") for e in events], fields, now):
+        if not await self.store.record_outcome(record, outbox.encode(events), fields, now):
             log.warning("poll of %s: lease lost to another replica before its outcome was kept", job.generation_id)
             return
         await self._publish(events)
@@ -176,9 +178,9 @@ class Poller:
     async def _poll_once(self, job: GenerationSubmitted, state: dict[str, Any]) -> list[Event] | None:
         """The events that end the job, or None to poll again later (`state` gathers what changed)."""
         try:
-            provider = self.ctx.registry.get(job.provider_id)
-        except ProviderNotFoundError as exc:
-            return outcomes.failed(job, ErrorInfo(code="provider_not_found", message=str(exc)))
+            provider = find_provider(self.ctx.registry, job.provider_id)
+        except RequestRejected as exc:  # the provider was unloaded after the job was submitted
+            return outcomes.failed(job, ErrorInfo(code=exc.code, message=exc.message))
         account = await self._account(provider, job.account_id)
         if account is None:
             return outcomes.failed(job, ErrorInfo(code="account_not_found",

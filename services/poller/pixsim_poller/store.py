@@ -16,7 +16,7 @@ its lease never overwrites the next holder's. A finished job has no `next_poll_a
 
 Times are epoch seconds (floats), as in `pixsim_runtime.accounts`: numbers compare and index alike on
 every server, while nx-27017 (the tests' wire server) neither matches datetimes with `$lte` nor keeps a
-`$set` datetime a datetime (STACK.md §10).
+`$set` datetime a datetime.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class PollStore:
         """Lease up to `limit` of the partition's earliest due jobs: one sorted query for their ids, then
         one claim each by `_id` (guarded by the same due condition, so a job another replica took in
         between is skipped). Keyed updates stay fast however many jobs wait; a sorted claim per job does
-        not (nx-27017 slows down on non-`_id` filters as the collection grows, STACK.md §10)."""
+        not (nx-27017 slows down on non-`_id` filters as the collection grows)."""
         due = await self.polls.find({**part.match, "next_poll_at": {"$lte": now}}, {"_id": 1},
                                     sort=[("next_poll_at", ASCENDING)], limit=limit).to_list()
         claimed = []
@@ -132,7 +132,7 @@ class PollStore:
             _held(record), {"$set": {**fields, "next_poll_at": at, "failures": 0, **_FREE}},
             projection={"cancel_requested": 1}, return_document=ReturnDocument.AFTER)
 
-    async def record_outcome(self, record: dict[str, Any], outbox: list[dict[str, Any]], fields: dict[str, Any],
+    async def record_outcome(self, record: dict[str, Any], outbox: list[str], fields: dict[str, Any],
                              now: float) -> bool:
         """Keep the final events before publishing them. The job stays leased meanwhile, so if this
         replica dies before `close`, another publishes the same events after the lease."""

@@ -24,10 +24,6 @@ def router(console: Console) -> APIRouter:
     Visiting = Annotated[Visit, Depends(console.visit)]
     Acting = Annotated[Visit, Depends(console.acting)]
 
-    async def providers(visit: Visit) -> list[dict[str, Any]]:
-        answer = await visit.get("/api/v1/providers")
-        return answer.body.get("items", []) if answer.ok else []
-
     async def list_page(request: Request, visit: Visit, query: dict[str, Any], *, error: str | None = None,
                         form: dict[str, str] | None = None, notice: str | None = None, status_code: int = 200) -> Response:
         status = query.get("status") if query.get("status") in STATUSES else None
@@ -37,7 +33,7 @@ def router(console: Console) -> APIRouter:
                             accounts=answer.body.get("items", []) if answer.ok else [],
                             list_error=None if answer.ok else answer.error["message"],
                             next_cursor=answer.body.get("next_cursor") if answer.ok else None,
-                            providers=await providers(visit), statuses=STATUSES, status=status,
+                            providers=await visit.providers(), statuses=STATUSES, status=status,
                             provider_id=query.get("provider_id") or "", error=error, form=form or {},
                             notice=NOTICES.get(notice or ""))
 
@@ -82,7 +78,7 @@ def router(console: Console) -> APIRouter:
             return console.page(request, "error.html", visit, answer.status, title="Account not found",
                                 message=answer.error["message"])
         ledger = await visit.get(f"/api/v1/accounts/{account_id}/ledger", cursor=cursor, limit=LEDGER_PAGE)
-        credit_types = next((p["credit_types"] for p in await providers(visit) if p["id"] == answer.body["provider_id"]),
+        credit_types = next((p["credit_types"] for p in await visit.providers() if p["id"] == answer.body["provider_id"]),
                             [])
         return console.page(request, "account.html", visit, status_code, account=answer.body,
                             ledger=ledger.body.get("items", []) if ledger.ok else [],

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from pixsim_contracts import TERMINAL_GENERATION_EVENTS as TERMINAL
 from starlette.datastructures import UploadFile
 
 from ..bounds import ID_PATTERN
@@ -15,7 +16,6 @@ from . import params as form_params
 from .web import Answer, Console, ConsoleRoute, Visit
 
 STATUSES = ("requested", "submitted", "processing", "completed", "failed", "filtered", "cancelled")
-TERMINAL = {"completed", "failed", "filtered", "cancelled"}
 PAGE_SIZE = 25
 FILE_SUFFIX = "__file"  # the upload box beside a media parameter's URL box
 PASSED_HEADERS = ("content-type", "content-length", "content-range", "accept-ranges", "etag", "last-modified")
@@ -58,10 +58,6 @@ def router(console: Console) -> APIRouter:
     Visiting = Annotated[Visit, Depends(console.visit)]
     Acting = Annotated[Visit, Depends(console.acting)]
 
-    async def providers(visit: Visit) -> list[dict[str, Any]]:
-        answer = await visit.get("/api/v1/providers")
-        return answer.body.get("items", []) if answer.ok else []
-
     @api.get("/generations")
     async def generations(request: Request, visit: Visiting, status: str | None = None,
                           provider_id: str | None = None, cursor: str | None = None,
@@ -76,7 +72,7 @@ def router(console: Console) -> APIRouter:
         if fragment == "rows":
             return console.page(request, "_generation_rows.html", visit, **context)
         return console.page(request, "generations.html", visit, statuses=STATUSES,
-                            providers=[p["id"] for p in await providers(visit)], **context)
+                            providers=[p["id"] for p in await visit.providers()], **context)
 
     def chosen(items: list[dict[str, Any]], provider_id: str | None,
                operation: str | None) -> tuple[dict[str, Any] | None, str | None]:
@@ -100,7 +96,7 @@ def router(console: Console) -> APIRouter:
     @api.get("/generations/new")
     async def new_generation(request: Request, visit: Visiting, provider: str | None = None,
                              operation: str | None = None) -> Response:
-        items = await providers(visit)
+        items = await visit.providers()
         picked, op = chosen(items, provider, operation)
         spec = (picked or {}).get("parameter_spec", {}).get(op or "")
         fields = form_params.fields_of(spec)
@@ -116,7 +112,7 @@ def router(console: Console) -> APIRouter:
     async def estimate_for_form(request: Request, visit: Acting) -> JSONResponse:
         form = await request.form()
         values = typed(form)
-        provider = next((p for p in await providers(visit) if p["id"] == values.get("provider_id")), None)
+        provider = next((p for p in await visit.providers() if p["id"] == values.get("provider_id")), None)
         op = values.get("operation_type", "")
         if provider is None or op not in provider["operations"]:
             return JSONResponse({"text": ""})
@@ -141,7 +137,7 @@ def router(console: Console) -> APIRouter:
     async def create_generation(request: Request, visit: Acting) -> Response:
         form = await request.form()
         values = typed(form)
-        items = await providers(visit)
+        items = await visit.providers()
         provider, op = chosen(items, values.get("provider_id"), values.get("operation_type"))
         if provider is None or op is None or provider["id"] != values.get("provider_id"):
             return await form_page(request, visit, items, provider, op, [], problems=["Choose a provider."],

@@ -153,6 +153,11 @@ class Visit:
     async def get(self, path: str, **params: Any) -> Answer:
         return await self.call("GET", path, params={k: v for k, v in params.items() if v not in (None, "")})
 
+    async def providers(self) -> list[dict[str, Any]]:
+        """The installed providers (none if the API would not say)."""
+        answer = await self.get("/api/v1/providers")
+        return answer.body.get("items", []) if answer.ok else []
+
     @asynccontextmanager
     async def stream(self, path: str, headers: dict[str, str] | None = None,
                      params: dict[str, str] | None = None) -> AsyncIterator[httpx.Response]:

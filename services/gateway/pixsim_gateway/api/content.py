@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pixsim_runtime.storage import Storage
 
-from .errors import ApiError
+from ..errors import ApiError
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 

@@ -8,6 +8,7 @@ is refused as a parameter.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -21,9 +22,10 @@ from pixsim_runtime.sniff import SNIFF_BYTES, sniff
 from pixsim_runtime.storage import Storage, TooLarge
 from pymongo.asynchronous.database import AsyncDatabase
 
-from .auth import Caller, Principal
-from .bounds import ID_PATTERN
-from .errors import ApiError, responses
+from ..auth import Caller
+from ..bounds import ID_PATTERN
+from ..errors import ApiError, responses
+from .owned import find_owned
 
 AssetId = Annotated[str, Path(pattern=ID_PATTERN, description="The asset's id")]
 Upload = Annotated[UploadFile, File(description="An image, video or audio file (PIXSIM_UPLOAD_MAX_BYTES at most)")]
@@ -61,11 +63,7 @@ def router(db: AsyncDatabase, storage: Storage, max_bytes: int) -> APIRouter:
     api = APIRouter(prefix="/api/v1", tags=["assets"], responses=responses(400, 401, 422, 429))
     assets = db[ASSETS]
 
-    async def find(asset_id: str, principal: Principal) -> dict[str, Any]:
-        doc = await assets.find_one({"_id": asset_id})
-        if doc is None or not principal.owns(doc.get("owner")):
-            raise ApiError(404, "asset_not_found", f"no asset with id {asset_id!r}")
-        return doc
+    find = functools.partial(find_owned, assets, owner_field="owner", code="asset_not_found", noun="asset")
 
     @api.post("/assets", status_code=201, responses=responses(413, 415))
     async def upload_asset(

@@ -1,17 +1,19 @@
-"""`pixsim provider new`: a new provider folder or package from the SDK's templates (pixsim_provider_sdk.scaffold).
+"""`pixsim providers [ID]`: the installed providers, or one provider's parameters, from the gateway API.
 
-It works offline: nothing here calls the gateway."""
+`pixsim provider new`: a new provider folder or package from the SDK's templates
+(pixsim_provider_sdk.scaffold). It works offline: nothing in it calls the gateway."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pixsim_provider_sdk.scaffold import ScaffoldError, new_provider
+from rich.table import Table
 
-from .cli import err, out
+from .common import err, fmt, out
 
 app = typer.Typer(help="Provider plugins: start a new one.", no_args_is_help=True)
 
@@ -50,3 +52,27 @@ def new(
                   soft_wrap=True, highlight=False)
         out.print(f"      make docs   # adds {provider_id} to the README's provider table", highlight=False)
     out.print("guide: docs/adding-providers.md", highlight=False)
+
+
+def providers(ctx: typer.Context,
+              provider_id: Annotated[str | None, typer.Argument(help="Show this one")] = None) -> None:
+    """List the installed providers, or show one provider's parameters per operation."""
+    if provider_id:
+        show_provider(ctx.obj.call("GET", f"/providers/{provider_id}"))
+        return
+    table = Table("id", "name", "kind", "operations", "credit types", "domains")
+    for p in ctx.obj.call("GET", "/providers")["items"]:
+        table.add_row(p["id"], p["name"], fmt(p.get("kind")), fmt(p["operations"]),
+                      fmt(p.get("credit_types")), fmt(p.get("domains")))
+    out.print(table)
+
+
+def show_provider(p: dict[str, Any]) -> None:
+    out.print(f"{p['name']} ({p['id']} {p.get('version', '')}): {p.get('description', '')}", style="bold")
+    for operation, spec in p["parameter_spec"].items():
+        table = Table("name", "type", "required", "default", "constraints", "description", title=operation)
+        for prm in spec.get("parameters", []):
+            limits = {k: prm[k] for k in ("min", "max", "enum", "max_length") if k in prm}
+            table.add_row(prm["name"], prm.get("type", ""), "yes" if prm.get("required") else "",
+                          fmt(prm.get("default")), fmt(limits), prm.get("description", ""))
+        out.print(table)

@@ -8,6 +8,7 @@ responses are built from an allow-list of fields (`accounts_views`).
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -21,18 +22,17 @@ from pixsim_contracts import (
     Event,
     new_id,
 )
-from pixsim_provider_sdk import Provider, ProviderNotFoundError
+from pixsim_provider_sdk import Provider
+from pixsim_runtime import outbox
 from pixsim_runtime.accounts import ACCOUNTS, flush_outbox, fold, new_account, record, status_change
 from pixsim_runtime.broker import publish_event
+from pixsim_runtime.requests import find_provider
 from pixsim_runtime.secrets import CredentialCipher
 from pixsim_runtime.service import ServiceContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import cursors
-from .accounts_sync import sync_account
-from .accounts_views import account_view, accounts_view, ledger_page
-from .auth import Caller, Principal, require_admin
-from .bounds import (
+from ..auth import Caller, Principal, require_admin
+from ..bounds import (
     ID_PATTERN,
     MAX_CREDITS,
     Count,
@@ -46,7 +46,11 @@ from .bounds import (
     Text,
     UserId,
 )
-from .errors import ApiError, responses
+from ..errors import ApiError, responses
+from . import cursors
+from .accounts_sync import sync_account
+from .accounts_views import account_view, accounts_view, ledger_page
+from .owned import find_owned
 
 AccountId = Annotated[str, Path(pattern=ID_PATTERN, description="The account's id")]
 
@@ -92,18 +96,10 @@ def router(ctx: ServiceContext, cipher: CredentialCipher) -> APIRouter:
     api = APIRouter(prefix="/api/v1/accounts", tags=["accounts"], responses=responses(400, 401, 422, 429))
     accounts = ctx.db[ACCOUNTS]
 
-    async def find(account_id: str, principal: Principal) -> dict[str, Any]:
-        """The account, if the caller may see it: its owner, or an admin. Otherwise 404, as if missing."""
-        doc = await accounts.find_one({"_id": account_id})
-        if doc is None or not principal.owns(doc.get("owner_id")):
-            raise ApiError(404, "account_not_found", f"no account with id {account_id!r}")
-        return doc
+    find = functools.partial(find_owned, accounts, owner_field="owner_id", code="account_not_found", noun="account")
 
     def provider_of(provider_id: str) -> Provider:
-        try:
-            return ctx.registry.get(provider_id)
-        except ProviderNotFoundError as exc:
-            raise ApiError(400, "unknown_provider", str(exc)) from None
+        return find_provider(ctx.registry, provider_id)
 
     def check_credit_types(provider: Provider, credit_types: list[str]) -> None:
         undeclared = sorted(set(credit_types) - set(provider.manifest.credit_types))
@@ -179,7 +175,7 @@ def router(ctx: ServiceContext, cipher: CredentialCipher) -> APIRouter:
         doc = {
             **fold(doc, created),
             "version": 1,
-            "outbox": [e.model_dump_json() for e in (created, *grants)],
+            "outbox": outbox.encode((created, *grants)),
         }
         await accounts.insert_one(doc)  # the account and its first events in one write
         await flush_outbox(ctx.db, ctx.broker, doc)

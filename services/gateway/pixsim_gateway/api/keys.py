@@ -3,6 +3,7 @@ users list and revoke their own. A key's secret is shown once, in the answer tha
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -12,10 +13,12 @@ from fastapi.responses import JSONResponse
 from pixsim_runtime.service import ServiceContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import api_keys, cursors
-from .auth import Caller, Principal, require_admin
-from .bounds import KEY_ID_PATTERN, Cursor, Text, UserId
-from .errors import ApiError, responses
+from .. import api_keys
+from ..auth import Caller, require_admin
+from ..bounds import KEY_ID_PATTERN, Cursor, Text, UserId
+from ..errors import responses
+from . import cursors
+from .owned import find_owned
 
 KeyId = Annotated[
     str, Path(pattern=KEY_ID_PATTERN, description="The key's public id (the 16 hex digits after `psk_`)")
@@ -72,11 +75,7 @@ def router(ctx: ServiceContext) -> APIRouter:
     api = APIRouter(prefix="/api/v1/keys", tags=["keys"], responses=responses(400, 401, 422, 429))
     keys = ctx.db[api_keys.KEYS]
 
-    async def find(key_id: str, principal: Principal) -> dict[str, Any]:
-        doc = await keys.find_one({"_id": key_id})
-        if doc is None or not principal.owns(doc.get("owner")):
-            raise ApiError(404, "key_not_found", f"no API key with id {key_id!r}")
-        return doc
+    find = functools.partial(find_owned, keys, owner_field="owner", code="key_not_found", noun="API key")
 
     @api.post("", status_code=201, responses=responses(403, 413))
     async def create_key(principal: Caller, body: KeyCreate) -> JSONResponse:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .cli import out
+from .common import out
 
 app = typer.Typer(help="PixSim API keys: create (admins), list, revoke.", no_args_is_help=True)
 

@@ -6,19 +6,17 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter
-from pixsim_contracts import OperationType
 from pixsim_provider_sdk import (
     ProviderError,
-    ProviderNotFoundError,
     Registry,
     apply_defaults,
-    validate_params,
 )
+from pixsim_runtime.requests import check_request
 from pydantic import BaseModel, ConfigDict, Field
 
-from .auth import Caller
-from .bounds import JsonObject, ProviderId
-from .errors import ApiError, responses
+from ..auth import Caller
+from ..bounds import JsonObject, ProviderId
+from ..errors import ApiError, responses
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +49,14 @@ def router(registry: Registry) -> APIRouter:
     @api.post("/estimates", responses=responses(413))
     async def estimate(_principal: Caller, body: EstimateRequest) -> Estimate:
         """The credits a generation with these params would reserve, checked like `POST /generations`
-        (400 `unknown_provider` / `unsupported_operation`, 422 `invalid_params`) except that required
+        (400 `provider_not_found` / `unsupported_operation`, 422 `param_invalid`) except that required
         parameters may be missing, with the spec's defaults filled in. Nothing is reserved or submitted."""
-        try:
-            provider = registry.get(body.provider_id)
-        except ProviderNotFoundError as exc:
-            raise ApiError(400, "unknown_provider", str(exc)) from None
-        supported = [op.value for op in provider.supported_operations]
-        if body.operation_type not in supported:
-            raise ApiError(400, "unsupported_operation", f"provider {body.provider_id!r} does not support "
-                           f"{body.operation_type!r} (supported: {', '.join(supported)})")
-        spec = provider.get_operation_parameter_spec().get(body.operation_type)
         # Required parameters may be left out: a price rarely depends on them (the prompt, a source image),
         # and a form asks for an estimate before it is complete. What is given must be valid.
-        optional = {**(spec or {}), "parameters": [{**p, "required": False} for p in (spec or {}).get("parameters", [])]}
-        if problems := validate_params(optional, body.params):
-            raise ApiError(422, "invalid_params", "; ".join(problems)[:2000])
+        checked = check_request(registry, body.provider_id, body.operation_type, body.params, partial=True)
+        provider = checked.provider
         try:
-            credits = provider.estimate_credits(OperationType(body.operation_type), apply_defaults(spec, body.params))
+            credits = provider.estimate_credits(checked.operation_type, apply_defaults(checked.spec, body.params))
         except (ProviderError, ValueError, TypeError, KeyError) as exc:
             log.info("estimate for %s %s refused: %s", body.provider_id, body.operation_type, exc)
             raise ApiError(422, "cannot_estimate", f"{body.provider_id}: {exc}"[:2000]) from None

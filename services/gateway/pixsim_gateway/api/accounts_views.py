@@ -13,7 +13,7 @@ from pixsim_runtime.accounts import from_ts
 from pymongo.asynchronous.database import AsyncDatabase
 
 from . import cursors
-from .generations_api import jsonable
+from .generations import jsonable
 
 PUBLIC_FIELDS = ("provider_id", "owner_id", "shared", "email", "status", "status_reason", "status_code", "status_since",
                  "cooldown_until", "enabled", "priority", "concurrency_limit", "created_at", "updated_at",

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pixsim_provider_sdk import ProviderNotFoundError, Registry
 
-from .bounds import PROVIDER_PATTERN
-from .errors import ApiError, responses
+from ..bounds import PROVIDER_PATTERN
+from ..errors import ApiError, responses
 
 
 def describe(registry: Registry, provider_id: str) -> dict[str, Any]:

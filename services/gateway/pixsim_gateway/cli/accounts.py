@@ -14,7 +14,7 @@ import typer
 from rich import box
 from rich.table import Column, Table
 
-from .cli import Api, fmt, out
+from .common import Api, fmt, out
 
 app = typer.Typer(help="Provider accounts: status, balances, slots and the ledger.", no_args_is_help=True)
 

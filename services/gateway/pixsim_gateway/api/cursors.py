@@ -7,7 +7,7 @@ import base64
 import json
 from typing import Any
 
-from .errors import ApiError
+from ..errors import ApiError
 
 
 def encode(kind: str, value: Any) -> str:

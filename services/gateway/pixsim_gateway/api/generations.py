@@ -3,32 +3,41 @@ generations (an admin's on everyone's); somebody else's generation answers 404, 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
-from pixsim_contracts import GenerationCancelRequested, GenerationRequested, OperationType, new_id
-from pixsim_provider_sdk import ProviderError, ProviderNotFoundError, SourceRejected, validate_params
+from pixsim_contracts import (
+    TERMINAL_GENERATION_EVENTS,
+    GenerationCancelRequested,
+    GenerationRequested,
+    OperationType,
+    new_id,
+)
+from pixsim_provider_sdk import ProviderError, ProviderNotFoundError, SourceRejected
 from pixsim_runtime.accounts import load_account
 from pixsim_runtime.broker import publish_event
+from pixsim_runtime.requests import check_request
 from pixsim_runtime.service import ServiceContext
 from pixsim_runtime.storage import Storage
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError
 from starlette.types import Receive, Scope, Send
 
+from ..archive import ARCHIVES, public_archive
+from ..auth import Caller
+from ..bounds import ID_PATTERN, Cursor, Id, JsonObject, Priority, ProviderId, UserId
+from ..errors import ApiError, responses
+from ..limits import RoleLimits, StreamSlots, check_in_flight
+from ..projections import GENERATIONS, Projector, to_api
+from ..webhooks import DEFAULT_EVENTS, SUBSCRIPTIONS, check_webhook_url
 from . import content, cursors
-from .archive import ARCHIVES, public_archive
-from .assets_api import check_references
-from .auth import Caller, Principal
-from .bounds import ID_PATTERN, Cursor, Id, JsonObject, Priority, ProviderId, UserId
-from .errors import ApiError, responses
-from .limits import RoleLimits, StreamSlots, check_in_flight
-from .projections import GENERATIONS, TERMINAL, Projector, to_api
+from .assets import check_references
+from .owned import find_owned
 from .sse import generation_event_stream
-from .webhooks import DEFAULT_EVENTS, SUBSCRIPTIONS, check_webhook_url
 
 IDEMPOTENCY = "idempotency_keys"
 #: What `/content` may answer with (the sniffed types of stored results; see pixsim_runtime.sniff).
@@ -82,30 +91,10 @@ def router(
     generations = ctx.db[GENERATIONS]
 
     def check(body: GenerationCreate) -> OperationType:
-        try:
-            provider = ctx.registry.get(body.provider_id)
-        except ProviderNotFoundError as exc:
-            raise ApiError(400, "unknown_provider", str(exc)) from None
-        supported = [op.value for op in provider.supported_operations]
-        if body.operation_type not in supported:
-            raise ApiError(
-                400,
-                "unsupported_operation",
-                f"provider {body.provider_id!r} does not support "
-                f"{body.operation_type!r} (supported: {', '.join(supported)})",
-            )
-        problems = validate_params(
-            provider.get_operation_parameter_spec().get(body.operation_type), body.params
-        )
-        if problems:
-            raise ApiError(422, "invalid_params", "; ".join(problems)[:2000])
-        return OperationType(body.operation_type)
+        return check_request(ctx.registry, body.provider_id, body.operation_type, body.params).operation_type
 
-    async def find(generation_id: str, principal: Principal) -> dict[str, Any]:
-        doc = await generations.find_one({"_id": generation_id})
-        if doc is None or not principal.owns(doc.get("user_id")):
-            raise ApiError(404, "generation_not_found", f"no generation with id {generation_id!r}")
-        return doc
+    find = functools.partial(find_owned, generations, owner_field="user_id", code="generation_not_found",
+                             noun="generation")
 
     async def with_archives(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The API view of each generation, with its archive (PixSim's stored copy) if there is one."""
@@ -204,7 +193,7 @@ def router(
     @api.post("/generations/{generation_id}/cancel", status_code=202, responses=responses(404, 409))
     async def cancel_generation(principal: Caller, generation_id: GenerationId):
         doc = await find(generation_id, principal)
-        if doc["status"] in TERMINAL:
+        if doc["status"] in TERMINAL_GENERATION_EVENTS:
             raise ApiError(
                 409, "already_finished", f"generation {generation_id} already ended: {doc['status']}"
             )

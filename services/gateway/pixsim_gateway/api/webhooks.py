@@ -8,11 +8,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pymongo.asynchronous.database import AsyncDatabase
 
-from .auth import Caller
-from .errors import ApiError, responses
-from .generations_api import GenerationId
-from .projections import GENERATIONS
-from .webhooks import DELIVERIES, Secrets, delivery_view
+from ..auth import Caller
+from ..errors import ApiError, responses
+from ..projections import GENERATIONS
+from ..webhooks import DELIVERIES, Secrets, delivery_view
+from .generations import GenerationId
 
 
 def router(db: AsyncDatabase, secrets: Secrets) -> APIRouter:
