@@ -338,3 +338,26 @@ async def test_short_jobs_are_polled_on_their_own_schedule_behind_long_ones_of_t
             assert all(log.count(job_id) >= 1 for _, job_id in long), "long jobs starved of progress polls"
     finally:
         fake.stop()
+
+
+async def test_end_polls_come_before_progress_polls_when_a_replica_is_short_of_capacity(fresh_servers):
+    fake, log = sim_fake(latency=60.0), CallLog()
+    # Each status call takes 0.4 s and 4 run at once: at most 10 polls/s. 100 long jobs want a progress
+    # poll every second: 100/s. Ordered by due time alone, each job waits its turn in a cycle of about 10 s,
+    # and so would the short jobs' end polls, behind every progress poll due before them.
+    registry = Registry([provider(recording(SimProvider, log, slow_s=0.4), SIM, fake.url)])
+    extra = {"PIXSIM_POLL_BATCH": 4, "PIXSIM_POLL_MIN_INTERVAL": 0.2, "PIXSIM_POLL_INTERVAL": 0.5,
+             "PIXSIM_POLL_PROGRESS_INTERVAL": 1, "PIXSIM_POLL_MAX_INTERVAL": 5}
+    try:
+        async with pollers(fresh_servers, "ends", [registry], **extra), Submitter(fresh_servers) as jobs:
+            long = [await jobs.submit(fake, latency=60) for _ in range(100)]
+            await asyncio.sleep(5)  # the backlog builds up
+            short = [(await jobs.submit(fake, latency=latency), latency) for latency in (1.0, 2.0, 3.0, 4.0)]
+            await ended(fresh_servers, "ends", [g for (g, _), _ in short])
+            for (gid, job_id), latency in short:  # found done just after its end, in one or two polls
+                late = log.last_poll(job_id) - jobs.submitted_at[gid] - latency
+                assert -0.2 < late < 2.5, late  # margin for a loaded machine; behind the backlog it is 10 s+
+                assert gets(fake, job_id) <= 2
+            assert sum(1 for _, job_id in long if log.count(job_id)) >= 50, "progress polls starved"
+    finally:
+        fake.stop()

@@ -3,6 +3,9 @@ over the providers, and polled with at most `concurrency` polls in flight.
 
 - Fair: each claim goes to the next provider in turn that has a job due, so one provider's backlog
   never delays another's due polls; within a provider the earliest due job goes first.
+- End polls first: due jobs past their expected end (`ends_from`) are claimed before jobs due only
+  for a progress poll, over every provider, so when polls are due faster than a replica can make them,
+  progress events come later and finished jobs are still found on time.
 - Shared: every replica claims from the same collection; a claim is atomic, so a job is polled by one
   replica at a time. While a poll runs its lease is renewed every `keep_alive_s`; a replica that dies
   leaves its leases to run out, and the jobs are due again for any replica.
@@ -117,18 +120,20 @@ class Scheduler:
         that has due ones (claimed records wait here only until slots free up, well within their lease)."""
         if self._claimed:
             return self._claimed.popleft()
-        n = len(self.parts)
-        for i in range(n):
-            part = self.parts[(self._turn + i) % n]
-            now = time.time()
-            if self._asleep_until[part.name] > now:
-                continue
-            records = await self.store.claim_some(part, now, self.lease_s, CLAIM_BATCH)
-            if records:
-                self._turn = (self._turn + i + 1) % n
-                self._claimed.extend(records[1:])
-                return records[0]
-            await self._doze(part, now)
+        for ends_only in (True, False):
+            n = len(self.parts)
+            for i in range(n):
+                part = self.parts[(self._turn + i) % n]
+                now = time.time()
+                if self._asleep_until[part.name] > now:
+                    continue
+                records = await self.store.claim_some(part, now, self.lease_s, CLAIM_BATCH, ends_only=ends_only)
+                if records:
+                    self._turn = (self._turn + i + 1) % n
+                    self._claimed.extend(records[1:])
+                    return records[0]
+                if not ends_only:  # nothing due at all: sleep until its earliest job is
+                    await self._doze(part, now)
         return None
 
     async def _doze(self, part: Partition, now: float) -> None:

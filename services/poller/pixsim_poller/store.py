@@ -3,7 +3,7 @@ schedule, its lease, and what polling has announced so far. The only module that
 
 Fields: `job` (the `generation.submitted` event, as JSON), `provider_id`, `trace` (the submit's trace
 context), `started_at`, `expected_s` and `estimate` (`hook` or `learned`), `duration_key`;
-`next_poll_at`; the lease `lease_until` / `holder` / `lease_id`; `polls` (claims so far), `last_poll_at`
+`next_poll_at`, `ends_from` (from when its polls are end polls, claimed first); the lease `lease_until` / `holder` / `lease_id`; `polls` (claims so far), `last_poll_at`
 (seconds after submit); `progress` (the highest announced), `seen_progress` / `seen_at` (the last
 reported, for the ETA); `bad_polls`; `failures` (polls that could not finish: NATS or MongoDB away, a bug); `cancel_requested`; at the end `outbox` (the final events, kept
 until published) and `ended_at`.
@@ -76,7 +76,7 @@ class PollStore:
         provider's id."""
         made_due = await self.polls.find_one_and_update(
             {"_id": gid, "lease_until": {"$lte": now}, "next_poll_at": {"$gt": now}},
-            {"$set": {"cancel_requested": True, "next_poll_at": now}}, projection={"provider_id": 1})
+            {"$set": {"cancel_requested": True, "next_poll_at": now, "ends_from": now}}, projection={"provider_id": 1})
         if made_due is not None:
             return str(made_due.get("provider_id") or "")
         # leased (its write-back sees the flag), due already, or not submitted yet
@@ -84,16 +84,21 @@ class PollStore:
         return None
 
     async def make_due(self, gid: str, now: float) -> None:
-        await self.polls.update_one({"_id": gid, "lease_until": {"$lte": now}}, {"$set": {"next_poll_at": now}})
+        await self.polls.update_one({"_id": gid, "lease_until": {"$lte": now}},
+                                    {"$set": {"next_poll_at": now, "ends_from": now}})
 
     # -- claims and leases ------------------------------------------------------------------------
-    async def claim_some(self, part: Partition, now: float, lease_s: float, limit: int) -> list[dict[str, Any]]:
-        """Lease up to `limit` of the partition's earliest due jobs: one sorted query for their ids, then
-        one claim each by `_id` (guarded by the same due condition, so a job another replica took in
-        between is skipped). Keyed updates stay fast however many jobs wait; a sorted claim per job does
-        not (nx-27017 slows down on non-`_id` filters as the collection grows, STACK.md §10)."""
-        due = await self.polls.find({**part.match, "next_poll_at": {"$lte": now}}, {"_id": 1},
-                                    sort=[("next_poll_at", ASCENDING)], limit=limit).to_list()
+    async def claim_some(self, part: Partition, now: float, lease_s: float, limit: int, *,
+                         ends_only: bool = False) -> list[dict[str, Any]]:
+        """Lease up to `limit` of the partition's earliest due jobs (`ends_only`: only end polls, those
+        past their `ends_from`): one sorted query for their ids, then one claim each by `_id` (guarded by
+        the same due condition, so a job another replica took in between is skipped). Keyed updates stay
+        fast however many jobs wait; a sorted claim per job does not (nx-27017 slows down on non-`_id`
+        filters as the collection grows)."""
+        query: dict[str, Any] = {**part.match, "next_poll_at": {"$lte": now}}
+        if ends_only:
+            query["ends_from"] = {"$lte": now}
+        due = await self.polls.find(query, {"_id": 1}, sort=[("next_poll_at", ASCENDING)], limit=limit).to_list()
         claimed = []
         until = now + lease_s
         for doc in due:
