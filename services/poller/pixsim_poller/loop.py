@@ -6,6 +6,9 @@ over the providers, and polled with at most `concurrency` polls in flight.
 - End polls first: due jobs past their expected end (`ends_from`) are claimed before jobs due only
   for a progress poll, over every provider, so when polls are due faster than a replica can make them,
   progress events come later and finished jobs are still found on time.
+- Progress polls are budgeted: at most `progress_rate` per second per replica (a local token bucket),
+  so a fleet of long jobs costs about one call per job plus the budget, not one every
+  `progress_interval` each; a few jobs still get every progress poll they are due.
 - Shared: every replica claims from the same collection; a claim is atomic, so a job is polled by one
   replica at a time. While a poll runs its lease is renewed every `keep_alive_s`; a replica that dies
   leaves its leases to run out, and the jobs are due again for any replica.
@@ -41,9 +44,35 @@ CLAIM_BATCH = 16
 PollFn = Callable[[dict[str, Any]], Awaitable[float | None]]
 
 
+class Budget:
+    """A token bucket in this process: `rate` tokens per second, holding at most `rate` (one second's
+    worth) so that an idle spell does not turn into a burst. `rate` <= 0: no limit."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = max(rate, 1.0)
+        self.at = time.monotonic()
+
+    def available(self) -> int:
+        if self.rate <= 0:
+            return CLAIM_BATCH
+        now = time.monotonic()
+        self.tokens = min(self.tokens + (now - self.at) * self.rate, max(self.rate, 1.0))
+        self.at = now
+        return int(self.tokens)
+
+    def spend(self, n: int) -> None:
+        if self.rate > 0:
+            self.tokens -= n
+
+    def next_token_in(self) -> float:
+        return 0.0 if self.rate <= 0 else max(1.0 - self.tokens, 0.0) / self.rate
+
+
 class Scheduler:
     def __init__(self, store: PollStore, provider_ids: list[str], poll: PollFn, *, concurrency: int,
-                 lease_s: float, keep_alive_s: float, retry_s: float, retry_max_s: float) -> None:
+                 lease_s: float, keep_alive_s: float, retry_s: float, retry_max_s: float,
+                 progress_rate: float = 0.0) -> None:
         self.store = store
         self.parts = partitions(provider_ids)
         self._by_provider = {p.name: p for p in self.parts[:-1]}
@@ -54,6 +83,8 @@ class Scheduler:
         self.retry_s = retry_s
         self.retry_max_s = max(retry_max_s, retry_s)
         self._asleep_until: dict[str, float] = {p.name: 0.0 for p in self.parts}
+        self._progress = Budget(progress_rate)
+        self._budget_wait_until = 0.0  # progress polls may be due but the budget is spent until then
         self._turn = 0
         self._claimed: collections.deque[dict[str, Any]] = collections.deque()  # leased, waiting for a slot
         self._wake = asyncio.Event()
@@ -121,15 +152,24 @@ class Scheduler:
         if self._claimed:
             return self._claimed.popleft()
         for ends_only in (True, False):
+            # Progress polls are claimed only for slots free now: claimed ahead, they would hold back end
+            # polls falling due meanwhile.
+            limit = CLAIM_BATCH if ends_only else min(self._progress.available(), CLAIM_BATCH,
+                                                      max(self.concurrency - len(self._running), 1))
+            if limit < 1:  # the progress budget is spent: end polls only, until the next token
+                self._budget_wait_until = time.time() + self._progress.next_token_in()
+                return None
             n = len(self.parts)
             for i in range(n):
                 part = self.parts[(self._turn + i) % n]
                 now = time.time()
                 if self._asleep_until[part.name] > now:
                     continue
-                records = await self.store.claim_some(part, now, self.lease_s, CLAIM_BATCH, ends_only=ends_only)
+                records = await self.store.claim_some(part, now, self.lease_s, limit, ends_only=ends_only)
                 if records:
                     self._turn = (self._turn + i + 1) % n
+                    if not ends_only:
+                        self._progress.spend(sum(1 for r in records if float(r.get("ends_from") or 0) > now))
                     self._claimed.extend(records[1:])
                     return records[0]
                 if not ends_only:  # nothing due at all: sleep until its earliest job is
@@ -143,7 +183,10 @@ class Scheduler:
 
     async def _sleep(self) -> None:
         self._wake.clear()
-        wait = min(self._asleep_until.values()) - time.time()
+        now = time.time()
+        # Budget spent: no end poll was due just now, and progress polls wait for the next token.
+        until = self._budget_wait_until if self._budget_wait_until > now else min(self._asleep_until.values())
+        wait = until - now
         if wait > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)

@@ -83,7 +83,8 @@ class Poller:
                              max_interval=settings.poll_max_interval, backoff=settings.poll_backoff)
         self.scheduler = Scheduler(self.store, ctx.registry.ids(), self.poll, concurrency=settings.batch_size,
                                    lease_s=settings.lease_s, keep_alive_s=min(settings.keep_alive_s, settings.lease_s / 3),
-                                   retry_s=settings.poll_min_interval, retry_max_s=settings.poll_max_interval)
+                                   retry_s=settings.poll_min_interval, retry_max_s=settings.poll_max_interval,
+                                   progress_rate=settings.poll_progress_rate)
         self._tracer = ctx.tracer_provider.get_tracer("pixsim.poller")
         self._accounts: dict[str, tuple[float, ProviderAccount]] = {}
 
