@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 IDLE_S = 1.0
 #: After a failed claim (MongoDB away): wait this long, doubling, up to `IDLE_S` x 5.
 ERROR_PAUSE_S = 0.2
-#: Due jobs claimed together from one provider (one sorted query, then one keyed claim each).
+#: Due jobs claimed together from one provider (three round trips however many: `PollStore.claim_some`).
 CLAIM_BATCH = 16
 
 #: Polls one leased job; returns when it is due next (epoch seconds), or None when it left the schedule.
