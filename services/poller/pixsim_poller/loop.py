@@ -52,6 +52,8 @@ class Budget:
         self.rate = rate
         self.tokens = max(rate, 1.0)
         self.at = time.monotonic()
+        #: How many to claim together: a second's worth (at least one).
+        self.batch = max(int(rate), 1) if rate > 0 else CLAIM_BATCH
 
     def available(self) -> int:
         if self.rate <= 0:
@@ -65,8 +67,8 @@ class Budget:
         if self.rate > 0:
             self.tokens -= n
 
-    def next_token_in(self) -> float:
-        return 0.0 if self.rate <= 0 else max(1.0 - self.tokens, 0.0) / self.rate
+    def next_tokens_in(self, n: int) -> float:
+        return 0.0 if self.rate <= 0 else max(n - self.tokens, 0.0) / self.rate
 
 
 class Scheduler:
@@ -152,13 +154,16 @@ class Scheduler:
         if self._claimed:
             return self._claimed.popleft()
         for ends_only in (True, False):
-            # Progress polls are claimed only for slots free now: claimed ahead, they would hold back end
-            # polls falling due meanwhile.
-            limit = CLAIM_BATCH if ends_only else min(self._progress.available(), CLAIM_BATCH,
-                                                      max(self.concurrency - len(self._running), 1))
-            if limit < 1:  # the progress budget is spent: end polls only, until the next token
-                self._budget_wait_until = time.time() + self._progress.next_token_in()
-                return None
+            limit = CLAIM_BATCH
+            if not ends_only:
+                # Progress polls are claimed only for slots free now (claimed ahead, they would hold back
+                # end polls falling due meanwhile), and a batch at a time: each claim costs the same few
+                # queries however many it takes, and this loop makes them one after another.
+                want = min(CLAIM_BATCH, max(self.concurrency - len(self._running), 1), self._progress.batch)
+                limit = min(self._progress.available(), want)
+                if limit < want:  # the budget is spent: end polls only, until it holds a batch again
+                    self._budget_wait_until = time.time() + self._progress.next_tokens_in(want)
+                    return None
             n = len(self.parts)
             for i in range(n):
                 part = self.parts[(self._turn + i) % n]
