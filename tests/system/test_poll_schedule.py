@@ -10,7 +10,9 @@ the fake, and run only pollers: what is checked is when and how often each job w
   is taken over when it runs out;
 - replicas share the work and never poll one job at the same moment;
 - short jobs are polled on their own schedule behind a backlog of long ones, of the same provider
-  and of another one.
+  and of another one;
+- end polls come before progress polls when a replica is short of capacity, and progress polls stay
+  within their budget without holding end polls back.
 """
 
 from __future__ import annotations
@@ -323,7 +325,7 @@ async def test_short_jobs_are_polled_on_their_own_schedule_behind_long_ones_of_t
     fake, log = sim_fake(latency=60.0), CallLog()
     registry = Registry([provider(recording(SimProvider, log, slow_s=0.05), SIM, fake.url)])
     extra = {"PIXSIM_POLL_BATCH": 4, "PIXSIM_POLL_MIN_INTERVAL": 0.2, "PIXSIM_POLL_INTERVAL": 0.5,
-             "PIXSIM_POLL_PROGRESS_INTERVAL": 2, "PIXSIM_POLL_MAX_INTERVAL": 5}
+             "PIXSIM_POLL_PROGRESS_INTERVAL": 2, "PIXSIM_POLL_MAX_INTERVAL": 5, "PIXSIM_POLL_PROGRESS_RATE": 0}
     try:
         async with pollers(fresh_servers, "same", [registry], **extra), Submitter(fresh_servers) as jobs:
             long = [await jobs.submit(fake, latency=60) for _ in range(40)]  # polled for progress every 2 s
@@ -337,5 +339,54 @@ async def test_short_jobs_are_polled_on_their_own_schedule_behind_long_ones_of_t
                 assert -0.2 < late < 2.0, late  # margin for a loaded machine
                 assert gets(fake, job_id) <= 2
             assert all(log.count(job_id) >= 1 for _, job_id in long), "long jobs starved of progress polls"
+    finally:
+        fake.stop()
+
+
+async def test_end_polls_come_before_progress_polls_when_a_replica_is_short_of_capacity(fresh_servers):
+    fake, log = sim_fake(latency=60.0), CallLog()
+    # Each status call takes 0.4 s and 4 run at once: at most 10 polls/s. 100 long jobs want a progress
+    # poll every second: 100/s. Ordered by due time alone, each job waits its turn in a cycle of about 10 s,
+    # and so would the short jobs' end polls, behind every progress poll due before them.
+    registry = Registry([provider(recording(SimProvider, log, slow_s=0.4), SIM, fake.url)])
+    extra = {"PIXSIM_POLL_BATCH": 4, "PIXSIM_POLL_MIN_INTERVAL": 0.2, "PIXSIM_POLL_INTERVAL": 0.5,
+             "PIXSIM_POLL_PROGRESS_INTERVAL": 1, "PIXSIM_POLL_MAX_INTERVAL": 5, "PIXSIM_POLL_PROGRESS_RATE": 0}
+    try:
+        async with pollers(fresh_servers, "ends", [registry], **extra), Submitter(fresh_servers) as jobs:
+            long = [await jobs.submit(fake, latency=60) for _ in range(100)]
+            await asyncio.sleep(5)  # the backlog builds up
+            short = [(await jobs.submit(fake, latency=latency), latency) for latency in (1.0, 2.0, 3.0, 4.0)]
+            await ended(fresh_servers, "ends", [g for (g, _), _ in short])
+            for (gid, job_id), latency in short:  # found done just after its end, in one or two polls
+                late = log.last_poll(job_id) - jobs.submitted_at[gid] - latency
+                assert -0.2 < late < 2.5, late  # margin for a loaded machine; behind the backlog it is 10 s+
+                assert gets(fake, job_id) <= 2
+            assert sum(1 for _, job_id in long if log.count(job_id)) >= 50, "progress polls starved"
+    finally:
+        fake.stop()
+
+
+async def test_progress_polls_stay_within_their_budget_and_end_polls_are_not_held_by_it(fresh_servers):
+    fake, log = sim_fake(latency=60.0), CallLog()
+    registry = Registry([provider(recording(SimProvider, log), SIM, fake.url)])
+    # 40 long jobs due for progress every second would be 40 calls/s; the budget allows 2/s.
+    extra = {"PIXSIM_POLL_BATCH": 8, "PIXSIM_POLL_MIN_INTERVAL": 0.2, "PIXSIM_POLL_INTERVAL": 0.5,
+             "PIXSIM_POLL_PROGRESS_INTERVAL": 1, "PIXSIM_POLL_MAX_INTERVAL": 5, "PIXSIM_POLL_PROGRESS_RATE": 2}
+    try:
+        async with pollers(fresh_servers, "budget", [registry], **extra), Submitter(fresh_servers) as jobs:
+            long = {job_id for _, job_id in [await jobs.submit(fake, latency=60) for _ in range(40)]}
+            await asyncio.sleep(2)
+            start = time.monotonic()
+            short = [(await jobs.submit(fake, latency=latency), latency) for latency in (1.0, 2.0, 3.0)]
+            await ended(fresh_servers, "budget", [g for (g, _), _ in short])
+            await asyncio.sleep(max(0.0, start + 6 - time.monotonic()))
+            window = time.monotonic() - start
+            progress_calls = [t for job_id, _, t in log.calls if job_id in long and t >= start]
+            assert len(progress_calls) <= 2 * window + 3, (len(progress_calls), window)  # the budget, + a burst
+            assert len(progress_calls) >= window, "progress polls stopped altogether"
+            for (gid, job_id), latency in short:
+                late = log.last_poll(job_id) - jobs.submitted_at[gid] - latency
+                assert -0.2 < late < 2.0, late
+                assert gets(fake, job_id) <= 2
     finally:
         fake.stop()

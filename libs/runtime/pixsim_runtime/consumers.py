@@ -216,6 +216,10 @@ def subscribe(
         # A long poll: messages still arrive at once. Longer than the event-loop stalls seen under load,
         # because nats-py then raises a bare asyncio.TimeoutError that FastStream does not expect.
         pull_sub=PullSub(batch_size=batch_size, timeout=5.0),
+        # Up to `batch_size` handlers at once, each message started as soon as it arrives and the next
+        # fetch made while they run: no batch barrier (a plain pull loop waits for its whole batch, so one
+        # slow provider call held up every message fetched with it).
+        max_workers=batch_size,
         # Bounded by us (to dead-letter with a reason), and by the server as a backstop.
         config=ConsumerConfig(max_deliver=retry.max_deliver, ack_wait=ack_wait_s, max_ack_pending=max_ack_pending),
         ack_policy=AckPolicy.MANUAL,

@@ -3,6 +3,12 @@ over the providers, and polled with at most `concurrency` polls in flight.
 
 - Fair: each claim goes to the next provider in turn that has a job due, so one provider's backlog
   never delays another's due polls; within a provider the earliest due job goes first.
+- End polls first: due jobs past their expected end (`ends_from`) are claimed before jobs due only
+  for a progress poll, over every provider, so when polls are due faster than a replica can make them,
+  progress events come later and finished jobs are still found on time.
+- Progress polls are budgeted: at most `progress_rate` per second per replica (a local token bucket),
+  so a fleet of long jobs costs about one call per job plus the budget, not one every
+  `progress_interval` each; a few jobs still get every progress poll they are due.
 - Shared: every replica claims from the same collection; a claim is atomic, so a job is polled by one
   replica at a time. While a poll runs its lease is renewed every `keep_alive_s`; a replica that dies
   leaves its leases to run out, and the jobs are due again for any replica.
@@ -32,16 +38,44 @@ log = logging.getLogger(__name__)
 IDLE_S = 1.0
 #: After a failed claim (MongoDB away): wait this long, doubling, up to `IDLE_S` x 5.
 ERROR_PAUSE_S = 0.2
-#: Due jobs claimed together from one provider (one sorted query, then one keyed claim each).
+#: Due jobs claimed together from one provider (three round trips however many: `PollStore.claim_some`).
 CLAIM_BATCH = 16
 
 #: Polls one leased job; returns when it is due next (epoch seconds), or None when it left the schedule.
 PollFn = Callable[[dict[str, Any]], Awaitable[float | None]]
 
 
+class Budget:
+    """A token bucket in this process: `rate` tokens per second, holding at most `rate` (one second's
+    worth) so that an idle spell does not turn into a burst. `rate` <= 0: no limit."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = max(rate, 1.0)
+        self.at = time.monotonic()
+        #: How many to claim together: a second's worth (at least one).
+        self.batch = max(int(rate), 1) if rate > 0 else CLAIM_BATCH
+
+    def available(self) -> int:
+        if self.rate <= 0:
+            return CLAIM_BATCH
+        now = time.monotonic()
+        self.tokens = min(self.tokens + (now - self.at) * self.rate, max(self.rate, 1.0))
+        self.at = now
+        return int(self.tokens)
+
+    def spend(self, n: int) -> None:
+        if self.rate > 0:
+            self.tokens -= n
+
+    def next_tokens_in(self, n: int) -> float:
+        return 0.0 if self.rate <= 0 else max(n - self.tokens, 0.0) / self.rate
+
+
 class Scheduler:
     def __init__(self, store: PollStore, provider_ids: list[str], poll: PollFn, *, concurrency: int,
-                 lease_s: float, keep_alive_s: float, retry_s: float, retry_max_s: float) -> None:
+                 lease_s: float, keep_alive_s: float, retry_s: float, retry_max_s: float,
+                 progress_rate: float = 0.0) -> None:
         self.store = store
         self.parts = partitions(provider_ids)
         self._by_provider = {p.name: p for p in self.parts[:-1]}
@@ -52,6 +86,8 @@ class Scheduler:
         self.retry_s = retry_s
         self.retry_max_s = max(retry_max_s, retry_s)
         self._asleep_until: dict[str, float] = {p.name: 0.0 for p in self.parts}
+        self._progress = Budget(progress_rate)
+        self._budget_wait_until = 0.0  # progress polls may be due but the budget is spent until then
         self._turn = 0
         self._claimed: collections.deque[dict[str, Any]] = collections.deque()  # leased, waiting for a slot
         self._wake = asyncio.Event()
@@ -118,18 +154,32 @@ class Scheduler:
         that has due ones (claimed records wait here only until slots free up, well within their lease)."""
         if self._claimed:
             return self._claimed.popleft()
-        n = len(self.parts)
-        for i in range(n):
-            part = self.parts[(self._turn + i) % n]
-            now = time.time()
-            if self._asleep_until[part.name] > now:
-                continue
-            records = await self.store.claim_some(part, now, self.lease_s, CLAIM_BATCH)
-            if records:
-                self._turn = (self._turn + i + 1) % n
-                self._claimed.extend(records[1:])
-                return records[0]
-            await self._doze(part, now)
+        for ends_only in (True, False):
+            limit = CLAIM_BATCH
+            if not ends_only:
+                # Progress polls are claimed only for slots free now (claimed ahead, they would hold back
+                # end polls falling due meanwhile), and a batch at a time: each claim costs the same few
+                # queries however many it takes, and this loop makes them one after another.
+                want = min(CLAIM_BATCH, max(self.concurrency - len(self._running), 1), self._progress.batch)
+                limit = min(self._progress.available(), want)
+                if limit < want:  # the budget is spent: end polls only, until it holds a batch again
+                    self._budget_wait_until = time.time() + self._progress.next_tokens_in(want)
+                    return None
+            n = len(self.parts)
+            for i in range(n):
+                part = self.parts[(self._turn + i) % n]
+                now = time.time()
+                if self._asleep_until[part.name] > now:
+                    continue
+                records = await self.store.claim_some(part, now, self.lease_s, limit, ends_only=ends_only)
+                if records:
+                    self._turn = (self._turn + i + 1) % n
+                    if not ends_only:
+                        self._progress.spend(sum(1 for r in records if float(r.get("ends_from") or 0) > now))
+                    self._claimed.extend(records[1:])
+                    return records[0]
+                if not ends_only:  # nothing due at all: sleep until its earliest job is
+                    await self._doze(part, now)
         return None
 
     async def _doze(self, part: Partition, now: float) -> None:
@@ -139,7 +189,10 @@ class Scheduler:
 
     async def _sleep(self) -> None:
         self._wake.clear()
-        wait = min(self._asleep_until.values()) - time.time()
+        now = time.time()
+        # Budget spent: no end poll was due just now, and progress polls wait for the next token.
+        until = self._budget_wait_until if self._budget_wait_until > now else min(self._asleep_until.values())
+        wait = until - now
         if wait > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)

@@ -63,7 +63,7 @@ from pixsim_runtime.service import ServiceContext
 from . import outcomes
 from .durations import Durations, duration_key, observed
 from .loop import Scheduler
-from .schedule import Policy, next_delay
+from .schedule import Policy, ends_from, next_delay
 from .settings import PollerSettings
 from .store import PollStore
 
@@ -85,7 +85,8 @@ class Poller:
                              max_interval=settings.poll_max_interval, backoff=settings.poll_backoff)
         self.scheduler = Scheduler(self.store, ctx.registry.ids(), self.poll, concurrency=settings.batch_size,
                                    lease_s=settings.lease_s, keep_alive_s=min(settings.keep_alive_s, settings.lease_s / 3),
-                                   retry_s=settings.poll_min_interval, retry_max_s=settings.poll_max_interval)
+                                   retry_s=settings.poll_min_interval, retry_max_s=settings.poll_max_interval,
+                                   progress_rate=settings.poll_progress_rate)
         self._tracer = ctx.tracer_provider.get_tracer("pixsim.poller")
         self._accounts: dict[str, tuple[float, ProviderAccount]] = {}
 
@@ -107,7 +108,8 @@ class Poller:
         doc = await self.store.add(job.generation_id, {
             "provider_id": job.provider_id, "job": job.model_dump(mode="json"), "trace": trace,
             "started_at": started, "expected_s": expected, "estimate": source, "duration_key": duration_key(job),
-            "next_poll_at": now + first, "polls": 0, "bad_polls": 0})
+            "next_poll_at": now + first, "ends_from": ends_from(started, job.deadline_at.timestamp(), expected),
+            "polls": 0, "bad_polls": 0})
         if doc is None:
             return  # scheduled already: a redelivery
         if doc.get("cancel_requested"):  # the cancel came first
@@ -152,6 +154,8 @@ class Poller:
             self.policy, elapsed=elapsed, polls=int(record.get("polls") or 1), expected_s=record.get("expected_s"),
             progress=state.get("seen_progress"), progress_at=state.get("seen_at"),
             until_deadline=job.deadline_at.timestamp() - now, retry_after=state.get("retry_after"))
+        fields["ends_from"] = ends_from(float(record["started_at"]), job.deadline_at.timestamp(),
+                                        record.get("expected_s"), state.get("seen_progress"), state.get("seen_at"))
         doc = await self.store.reschedule(record, at, fields)
         if doc is None:
             log.warning("poll of %s: lease lost to another replica; its result is theirs", job.generation_id)

@@ -18,6 +18,11 @@ nothing: `pixsim_poller.durations`) and the last progress fraction the provider 
 - Never later than the deadline (where one last poll decides), never sooner than a provider's
   `Retry-After`, and never two polls of a job closer than `min_interval`.
 Every interval is kept within [`min_interval`, `max_interval`].
+
+End polls before progress polls (`ends_from`): from its expected end on (or always, when nothing is
+known, and at its deadline), a job's polls are the ones that detect results, and a replica short of
+capacity claims those first; progress polls get what capacity is left, so a flood of long jobs
+slows their progress events, never the detection of finished jobs.
 """
 
 from __future__ import annotations
@@ -82,3 +87,11 @@ def next_delay(policy: Policy, *, elapsed: float, polls: int, expected_s: float 
 
 def _backing_off(policy: Policy, overdue: float) -> float:
     return policy.clamp((policy.backoff - 1) * overdue)
+
+
+def ends_from(started: float, deadline: float, expected_s: float | None, progress: float | None = None,
+              progress_at: float | None = None) -> float:
+    """Epoch seconds from which a job's polls are end polls, claimed before progress polls: its expected
+    end (`started` when nothing is known), at the latest its deadline."""
+    eta = expected_end(expected_s, progress, progress_at)
+    return min(started + (eta or 0.0), deadline)

@@ -17,6 +17,10 @@ class PollerSettings(BaseServiceSettings):
     poll_progress_interval: float = Field(
         default=15.0, alias="PIXSIM_POLL_PROGRESS_INTERVAL",
         description="Long before a job's expected end it is polled this often, for its progress (s)")
+    poll_progress_rate: float = Field(
+        default=10.0, alias="PIXSIM_POLL_PROGRESS_RATE",
+        description="Progress polls (before a job's expected end) per second per replica at most; end polls are "
+                    "never limited by it. 0: no limit")
     poll_max_interval: float = Field(default=30.0, alias="PIXSIM_POLL_MAX_INTERVAL",
                                      description="The longest wait between two polls of a job (s)")
     poll_backoff: float = Field(

@@ -3,7 +3,7 @@ schedule, its lease, and what polling has announced so far. The only module that
 
 Fields: `job` (the `generation.submitted` event, as JSON), `provider_id`, `trace` (the submit's trace
 context), `started_at`, `expected_s` and `estimate` (`hook` or `learned`), `duration_key`;
-`next_poll_at`; the lease `lease_until` / `holder` / `lease_id`; `polls` (claims so far), `last_poll_at`
+`next_poll_at`, `ends_from` (from when its polls are end polls, claimed first); the lease `lease_until` / `holder` / `lease_id`; `polls` (claims so far), `last_poll_at`
 (seconds after submit); `progress` (the highest announced), `seen_progress` / `seen_at` (the last
 reported, for the ETA); `bad_polls`; `failures` (polls that could not finish: NATS or MongoDB away, a bug); `cancel_requested`; at the end `outbox` (the final events, kept
 until published) and `ended_at`.
@@ -11,8 +11,9 @@ until published) and `ended_at`.
 A job being polled has `next_poll_at` = its lease's end, so "due" and "lease expired" are one condition,
 and the index (`provider_id`, `next_poll_at`) serves both the claim and the look-ahead of an idle
 replica. Claims come a few at a time (`claim_some`): one sorted query for the earliest due ids of one
-provider, then one `find_one_and_update` by `_id`, still due, that takes each lease; the write-back after a poll is one more, conditional on the lease, so a replica that lost
-its lease never overwrites the next holder's. A finished job has no `next_poll_at`: it leaves the index.
+provider, one update by `_id` of those still due that takes their leases, and one read of what it took;
+the write-back after a poll is one more, conditional on the lease, so a replica that lost its lease
+never overwrites the next holder's. A finished job has no `next_poll_at`: it leaves the index.
 
 Times are epoch seconds (floats), as in `pixsim_runtime.accounts`: numbers compare and index alike on
 every server, while nx-27017 (the tests' wire server) neither matches datetimes with `$lte` nor keeps a
@@ -76,7 +77,7 @@ class PollStore:
         provider's id."""
         made_due = await self.polls.find_one_and_update(
             {"_id": gid, "lease_until": {"$lte": now}, "next_poll_at": {"$gt": now}},
-            {"$set": {"cancel_requested": True, "next_poll_at": now}}, projection={"provider_id": 1})
+            {"$set": {"cancel_requested": True, "next_poll_at": now, "ends_from": now}}, projection={"provider_id": 1})
         if made_due is not None:
             return str(made_due.get("provider_id") or "")
         # leased (its write-back sees the flag), due already, or not submitted yet
@@ -84,28 +85,33 @@ class PollStore:
         return None
 
     async def make_due(self, gid: str, now: float) -> None:
-        await self.polls.update_one({"_id": gid, "lease_until": {"$lte": now}}, {"$set": {"next_poll_at": now}})
+        await self.polls.update_one({"_id": gid, "lease_until": {"$lte": now}},
+                                    {"$set": {"next_poll_at": now, "ends_from": now}})
 
     # -- claims and leases ------------------------------------------------------------------------
-    async def claim_some(self, part: Partition, now: float, lease_s: float, limit: int) -> list[dict[str, Any]]:
-        """Lease up to `limit` of the partition's earliest due jobs: one sorted query for their ids, then
-        one claim each by `_id` (guarded by the same due condition, so a job another replica took in
-        between is skipped). Keyed updates stay fast however many jobs wait; a sorted claim per job does
-        not (nx-27017 slows down on non-`_id` filters as the collection grows)."""
-        due = await self.polls.find({**part.match, "next_poll_at": {"$lte": now}}, {"_id": 1},
-                                    sort=[("next_poll_at", ASCENDING)], limit=limit).to_list()
-        claimed = []
-        until = now + lease_s
-        for doc in due:
-            record = await self.polls.find_one_and_update(
-                {"_id": doc["_id"], "next_poll_at": {"$lte": now}},
-                {"$set": {"next_poll_at": until, "lease_until": until, "holder": self.holder,
-                          "lease_id": uuid.uuid4().hex},
-                 "$inc": {"polls": 1}},
-                return_document=ReturnDocument.AFTER)
-            if record is not None:
-                claimed.append(record)
-        return claimed
+    async def claim_some(self, part: Partition, now: float, lease_s: float, limit: int, *,
+                         ends_only: bool = False) -> list[dict[str, Any]]:
+        """Lease up to `limit` of the partition's earliest due jobs (`ends_only`: only end polls, those
+        past their `ends_from`) in three round trips however many: one sorted query for their ids, one
+        update of those still due (each document's update is atomic, so a job another replica took in
+        between is skipped), and one read of those this claim took, by `_id` and this claim's lease id.
+        Keyed operations stay fast however many jobs wait (nx-27017 slows down on other filters as the
+        collection grows), and a batch costs no more round trips than one job."""
+        query: dict[str, Any] = {**part.match, "next_poll_at": {"$lte": now}}
+        if ends_only:
+            query["ends_from"] = {"$lte": now}
+        due = await self.polls.find(query, {"_id": 1}, sort=[("next_poll_at", ASCENDING)], limit=limit).to_list()
+        if not due:
+            return []
+        ids = [doc["_id"] for doc in due]
+        until, lease_id = now + lease_s, uuid.uuid4().hex  # unique per job too: a lease is (`_id`, `lease_id`)
+        await self.polls.update_many(
+            {"_id": {"$in": ids}, "next_poll_at": {"$lte": now}},
+            {"$set": {"next_poll_at": until, "lease_until": until, "holder": self.holder, "lease_id": lease_id},
+             "$inc": {"polls": 1}})
+        claimed = await self.polls.find({"_id": {"$in": ids}, "lease_id": lease_id}).to_list()
+        order = {gid: i for i, gid in enumerate(ids)}
+        return sorted(claimed, key=lambda doc: order[doc["_id"]])
 
     async def earliest(self, part: Partition) -> float | None:
         """When the partition's next job is due (None: it has none)."""
