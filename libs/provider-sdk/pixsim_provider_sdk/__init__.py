@@ -26,6 +26,7 @@ from .http_errors import (
     may_have_created,
     parse_retry_after,
     scrub,
+    secret_values,
     unreachable,
 )
 from .media_types import image_info, sniff, sniff_image
@@ -80,6 +81,7 @@ __all__ = [
     "prepare_image_source",
     "read_local_file",
     "scrub",
+    "secret_values",
     "sniff",
     "sniff_image",
     "status_of",

@@ -36,6 +36,34 @@ def parse_retry_after(value: str | None, default: float | None = None) -> float 
         return default
 
 
+#: Shorter credential values are flags or small ids (`"api_key"` as an auth type), not secrets: hiding
+#: them would garble messages, and finding them in one proves nothing.
+MIN_SECRET_LENGTH = 8
+
+
+def secret_values(*credentials: Any) -> list[str]:
+    """The one rule for what in credentials (nested dicts and lists) is a secret: strings and numbers of
+    at least `MIN_SECRET_LENGTH` characters, except emails (an account's email is shown anyway). Longest
+    first, so that `scrub` replaces a secret that contains another one whole. Used to scrub messages
+    and by the conformance suite's leak check."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str | int) and not isinstance(value, bool):
+            text = str(value)
+            if len(text) >= MIN_SECRET_LENGTH and "@" not in text:
+                found.add(text)
+
+    walk(list(credentials))
+    return sorted(found, key=len, reverse=True)
+
+
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
     """`text` with every secret replaced by `***`: credentials never reach a message, even when the
     remote (or an exception) echoes them back."""

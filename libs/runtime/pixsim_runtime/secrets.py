@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-
-#: Shorter credential values (flags, small ids) are not scrubbed: replacing them would garble messages.
-MIN_SECRET_LENGTH = 6
+from pixsim_provider_sdk import scrub as scrub_secrets
+from pixsim_provider_sdk import secret_values
 
 
 class CredentialCipher:
@@ -30,25 +29,10 @@ class CredentialCipher:
         return "CredentialCipher(<key hidden>)"
 
 
-def secret_values(credentials: Any) -> list[str]:
-    """Every string in a credentials structure long enough to be a secret, longest first."""
-    found: list[str] = []
-    if isinstance(credentials, dict):
-        for value in credentials.values():
-            found.extend(secret_values(value))
-    elif isinstance(credentials, list | tuple):
-        for value in credentials:
-            found.extend(secret_values(value))
-    elif isinstance(credentials, str | int) and len(str(credentials)) >= MIN_SECRET_LENGTH:
-        found.append(str(credentials))
-    return sorted(set(found), key=len, reverse=True)
-
-
 def scrub(text: str, credentials: Any) -> str:
-    """`text` with every credential value replaced by `***`: for messages that may echo a secret back."""
-    for value in secret_values(credentials):
-        text = text.replace(value, "***")
-    return text
+    """`text` with every credential value replaced by `***` (the SDK's one rule of what is a secret):
+    for messages that may echo a secret back."""
+    return scrub_secrets(text, secret_values(credentials))
 
 
 def cipher_from_env(key_file: str | os.PathLike[str] | None = None) -> CredentialCipher:

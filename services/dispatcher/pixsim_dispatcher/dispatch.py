@@ -30,6 +30,7 @@ from pixsim_provider_sdk import (
     ProviderNotFoundError,
     RateLimitError,
     apply_defaults,
+    map_and_prepare,
 )
 from pixsim_provider_sdk.files import cleanup_temp_paths, resolve_source
 from pixsim_provider_sdk.safe_fetch import FetchPolicy, parse_allow_hosts
@@ -373,14 +374,11 @@ class Dispatcher:
     async def _prepare(self, provider: Provider, request: GenerationRequested, params: dict,
                        account: ProviderAccount) -> dict[str, Any]:
         """Map the params and fetch the sources (safely: `pixsim_provider_sdk.safe_fetch`)."""
-        mapped = provider.map_parameters(request.operation_type, params)
-        if not provider.requires_file_preparation():
-            return mapped
         generation = GenerationContext(
             id=request.generation_id, provider_id=request.provider_id, operation_type=request.operation_type,
             params=params, user_id=request.user_id, account_id=account.id,
         )
-        return await provider.prepare_execution_params(generation, mapped, self.resolve_source)
+        return await map_and_prepare(provider, generation, self.resolve_source)
 
     async def _execute(self, provider: Provider, request: GenerationRequested, mapped: dict,
                        account: ProviderAccount) -> Any:

@@ -45,13 +45,14 @@ from ..errors import (
     QuotaExceededError,
     RateLimitError,
 )
+from ..http_errors import secret_values
 from ..params import apply_defaults, validate_params
 from ..results import GenerationContext, ProviderStatusResult
 from . import fake_http, media
 from .cases import ConformanceCase, case_for_folder, case_for_package, open_case
 from .checks import credit_problems, manifest_problems, progress_problems, spec_problems
 from .media import SilentServer, result_problems
-from .secret_scan import exception_texts, leaks, log_texts, secret_values
+from .secret_scan import exception_texts, leaks, log_texts
 
 __all__ = ["ConformanceCase", "ProviderConformance", "case_for_folder", "case_for_package", "open_case"]
 

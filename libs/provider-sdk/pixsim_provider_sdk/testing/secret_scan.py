@@ -4,27 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from typing import Any
-
-
-def secret_values(*credentials: Any, min_length: int = 8) -> set[str]:
-    """Every string in the credentials (nested dicts/lists) long enough to be a secret, not a flag."""
-    found: set[str] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                walk(item)
-        elif (
-            isinstance(value, str) and len(value) >= min_length and "@" not in value
-        ):  # emails are not secret
-            found.add(value)
-
-    walk(list(credentials))
-    return found
 
 
 def exception_texts(where: str, exc: BaseException) -> Iterator[tuple[str, str]]:
@@ -48,7 +27,7 @@ def log_texts(records: Iterable[logging.LogRecord], ignore_files: set[str]) -> I
         yield f"log record {record.name}:{record.lineno}", text
 
 
-def leaks(secrets: set[str], texts: Iterable[tuple[str, str]]) -> list[str]:
+def leaks(secrets: Iterable[str], texts: Iterable[tuple[str, str]]) -> list[str]:
     """Where a secret appears. The messages show only a prefix of the secret."""
     return [
         f"{where} contains a credential value ({secret[:4]}…)"
