@@ -1,8 +1,8 @@
 """Which events each service publishes, read from the services' source (a static scan, no imports).
 
-Services publish with `pixsim_runtime.broker.publish_event(broker, event)` and declare no FastStream
-publishers, so the broker cannot tell. This scan follows each service's modules that call
-`publish_event` or `publish_events`, and the package modules they import, and collects the event classes they use as
+Services publish with `pixsim_runtime.broker.publish_event(broker, event)` (or through
+`pixsim_runtime.outbox.flush`) and declare no FastStream publishers, so the broker cannot tell. This scan
+follows each service's modules that call `publish_event`, `publish_events` or `flush`, and the package modules they import, and collects the event classes they use as
 values (constructed, or chosen as the class to construct). Type tests (`isinstance`), parsing (`model_validate`), `case` patterns,
 annotations and dictionary keys (a lookup by type, e.g. billing's entry kinds) are not publishing, so
 they are ignored.
@@ -14,7 +14,8 @@ import ast
 from collections.abc import Iterable
 from pathlib import Path
 
-PUBLISH_FUNCTIONS = {"publish_event", "publish_events"}
+#: `outbox.flush` publishes what a module stored in an outbox (`pixsim_runtime.outbox`).
+PUBLISH_FUNCTIONS = {"publish_event", "publish_events", "flush"}
 #: Class methods that parse an event rather than make one to publish.
 PARSING = {"model_validate", "model_validate_json"}
 
