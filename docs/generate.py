@@ -38,10 +38,16 @@ AGGREGATE_FIELDS = ("generation_id", "credit_type", "account_id")
 HEADERS = {
     "type": "object",
     "properties": {
-        "Nats-Msg-Id": {"type": "string", "description": "JetStream de-duplication key: the event id, or for an "
-                        "upstream `generation.requested` the generation id. A repeat inside the stream's "
-                        f"duplicate window ({DUPLICATE_WINDOW_S // 60} minutes) is dropped."},
-        "traceparent": {"type": "string", "description": "W3C trace context; the consumer's span joins this trace."},
+        "Nats-Msg-Id": {
+            "type": "string",
+            "description": "JetStream de-duplication key: the event id, or for an "
+            "upstream `generation.requested` the generation id. A repeat inside the stream's "
+            f"duplicate window ({DUPLICATE_WINDOW_S // 60} minutes) is dropped.",
+        },
+        "traceparent": {
+            "type": "string",
+            "description": "W3C trace context; the consumer's span joins this trace.",
+        },
         "content-type": {"type": "string", "const": "application/json"},
     },
 }
@@ -95,14 +101,22 @@ def _dead_letter_schema() -> dict[str, Any]:
     from pixsim_runtime import consumers
 
     tree = ast.parse(Path(consumers.__file__).read_text())
-    record = next(node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
-                  and any(isinstance(t, ast.Name) and t.id == "record" for t in node.targets))
+    record = next(
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "record" for t in node.targets)
+    )
     keys = [k.value for k in record.keys]  # type: ignore[attr-defined]
     if sorted(keys) != sorted(DEAD_LETTER_FIELDS):  # the code changed: describe the new record here
         raise SystemExit(f"dead-letter record keys changed: {keys}; update DEAD_LETTER_FIELDS in {__file__}")
-    return {"type": "object", "title": "DeadLetter", "required": keys,
-            "description": "What a consumer writes to `pixsim.dlq.<service>` for a message it cannot handle.",
-            "properties": {k: {"type": t, "description": d} for k, (t, d) in DEAD_LETTER_FIELDS.items()}}
+    return {
+        "type": "object",
+        "title": "DeadLetter",
+        "required": keys,
+        "description": "What a consumer writes to `pixsim.dlq.<service>` for a message it cannot handle.",
+        "properties": {k: {"type": t, "description": d} for k, (t, d) in DEAD_LETTER_FIELDS.items()},
+    }
 
 
 def _build_apps() -> dict[str, Any]:
@@ -124,19 +138,26 @@ def _faststream_receivers(service: str, app: Any) -> tuple[dict[str, Any], dict[
     from faststream.specification import AsyncAPI
 
     broker = app.state.ctx.broker
-    rendered = json.loads(AsyncAPI(broker, title=service, version="0", schema_version="3.0.0")
-                          .to_specification().to_json())
-    streams = {(sub.extra_options or {}).get("durable"): (sub.extra_options or {}).get("stream")
-               for sub in broker.subscribers}
+    rendered = json.loads(
+        AsyncAPI(broker, title=service, version="0", schema_version="3.0.0").to_specification().to_json()
+    )
+    streams = {
+        (sub.extra_options or {}).get("durable"): (sub.extra_options or {}).get("stream")
+        for sub in broker.subscribers
+    }
     channels = {}
     for name, channel in sorted(rendered.get("channels", {}).items()):  # FastStream's order varies
         durable = name.split(":", 1)[1]
-        channels[name] = {"address": channel["address"], "title": name,
-                          "description": f"The `{durable}` durable pull consumer of {service} (shared by all its "
-                                         f"replicas) on stream `{streams.get(durable)}`.",
-                          "bindings": channel.get("bindings", {}),
-                          "x-pixsim-service": service, "x-pixsim-durable": durable,
-                          "x-pixsim-stream": streams.get(durable)}
+        channels[name] = {
+            "address": channel["address"],
+            "title": name,
+            "description": f"The `{durable}` durable pull consumer of {service} (shared by all its "
+            f"replicas) on stream `{streams.get(durable)}`.",
+            "bindings": channel.get("bindings", {}),
+            "x-pixsim-service": service,
+            "x-pixsim-durable": durable,
+            "x-pixsim-stream": streams.get(durable),
+        }
     return channels, rendered.get("operations", {})
 
 
@@ -147,8 +168,9 @@ def build_document() -> dict[str, Any]:
 
     publishers = _load_sibling("publishers")
     by_name = {e.__name__: e for e in ALL_EVENT_TYPES}
-    _, defs = models_json_schema([(e, "validation") for e in ALL_EVENT_TYPES],
-                                 ref_template="#/components/schemas/{model}")
+    _, defs = models_json_schema(
+        [(e, "validation") for e in ALL_EVENT_TYPES], ref_template="#/components/schemas/{model}"
+    )
     schemas = {**defs["$defs"], "NatsHeaders": HEADERS, "DeadLetter": _dead_letter_schema()}
     messages: dict[str, Any] = {}
     channels: dict[str, Any] = {}
@@ -157,22 +179,32 @@ def build_document() -> dict[str, Any]:
     for event in ALL_EVENT_TYPES:
         kind, address = event.model_fields["type"].default, _subject_template(event)
         messages[event.__name__] = {
-            "name": event.__name__, "title": kind, "summary": _title(event), "contentType": "application/json",
+            "name": event.__name__,
+            "title": kind,
+            "summary": _title(event),
+            "contentType": "application/json",
             "headers": {"$ref": "#/components/schemas/NatsHeaders"},
             "payload": {"$ref": f"#/components/schemas/{event.__name__}"},
         }
         params = [f for f in AGGREGATE_FIELDS if "{" + f + "}" in address]
         channels[kind] = {
-            "address": address, "title": kind, "description": inspect.cleandoc(event.__doc__ or ""),
+            "address": address,
+            "title": kind,
+            "description": inspect.cleandoc(event.__doc__ or ""),
             "parameters": {p: {"description": f"The event's `{p}`"} for p in params},
             "messages": {event.__name__: {"$ref": f"#/components/messages/{event.__name__}"}},
             "x-pixsim-stream": subjects.stream_of(address),
         }
         event_channel[event.__name__] = kind
-    messages["DeadLetter"] = {"name": "DeadLetter", "title": "dead letter", "contentType": "application/json",
-                              "payload": {"$ref": "#/components/schemas/DeadLetter"}}
+    messages["DeadLetter"] = {
+        "name": "DeadLetter",
+        "title": "dead letter",
+        "contentType": "application/json",
+        "payload": {"$ref": "#/components/schemas/DeadLetter"},
+    }
     channels["dead-letters"] = {
-        "address": subjects.dlq("{service}"), "title": "dead letters",
+        "address": subjects.dlq("{service}"),
+        "title": "dead letters",
         "description": "Messages a service could not handle: invalid bodies at once, failing ones after bounded retries.",
         "parameters": {"service": {"description": "The consuming service", "enum": list(SERVICES)}},
         "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}},
@@ -180,48 +212,78 @@ def build_document() -> dict[str, Any]:
     }
 
     def send(op_id: str, channel: str, message: str, description: str) -> None:
-        operations[op_id] = {"action": "send", "channel": {"$ref": f"#/channels/{channel}"},
-                             "messages": [{"$ref": f"#/channels/{channel}/messages/{message}"}],
-                             "description": description}
+        operations[op_id] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{channel}"},
+            "messages": [{"$ref": f"#/channels/{channel}/messages/{message}"}],
+            "description": description,
+        }
 
     send("upstream:publish-generation-requested", "generation.requested", "GenerationRequested", "")
     for service, app in _build_apps().items():
         package = Path(importlib.import_module(f"pixsim_{service}").__file__).parent  # type: ignore[arg-type]
         for name in sorted(publishers.published_events(package, set(by_name)), key=list(by_name).index):
-            send(f"{service}:publish-{event_channel[name]}", event_channel[name], name,
-                 f"{service} publishes this with a `Nats-Msg-Id` header, so a retried publish is dropped.")
+            send(
+                f"{service}:publish-{event_channel[name]}",
+                event_channel[name],
+                name,
+                f"{service} publishes this with a `Nats-Msg-Id` header, so a retried publish is dropped.",
+            )
         sub_channels, sub_operations = _faststream_receivers(service, app)
         for name, channel in sub_channels.items():
             matched = [e for e in ALL_EVENT_TYPES if _matches(channel["address"], _subject_template(e))]
-            channel["messages"] = {e.__name__: {"$ref": f"#/components/messages/{e.__name__}"} for e in matched}
+            channel["messages"] = {
+                e.__name__: {"$ref": f"#/components/messages/{e.__name__}"} for e in matched
+            }
             channels[name] = channel
             operations[name] = {
-                "action": "receive", "channel": {"$ref": f"#/channels/{name}"},
+                "action": "receive",
+                "channel": {"$ref": f"#/channels/{name}"},
                 "messages": [{"$ref": f"#/channels/{name}/messages/{e.__name__}"} for e in matched],
                 "description": sub_operations.get(name, {}).get("description")
                 or f"{service} handles these; an invalid body or a message that keeps failing is copied to "
-                   f"`pixsim.dlq.{service}` with the reason and acknowledged.",
+                f"`pixsim.dlq.{service}` with the reason and acknowledged.",
             }
         if sub_channels:
-            send(f"{service}:dead-letter", "dead-letters", "DeadLetter",
-                 f"{service} dead-letters to `pixsim.dlq.{service}`.")
-    readers = sorted({ch["x-pixsim-service"] for ch in channels.values() if "x-pixsim-durable" in ch
-                      and _matches(ch["address"], _subject_template(by_name["GenerationRequested"]))})
+            send(
+                f"{service}:dead-letter",
+                "dead-letters",
+                "DeadLetter",
+                f"{service} dead-letters to `pixsim.dlq.{service}`.",
+            )
+    readers = sorted(
+        {
+            ch["x-pixsim-service"]
+            for ch in channels.values()
+            if "x-pixsim-durable" in ch
+            and _matches(ch["address"], _subject_template(by_name["GenerationRequested"]))
+        }
+    )
     operations["upstream:publish-generation-requested"]["description"] = (
         "An upstream system asks for a generation: it chooses `generation_id`, publishes to "
         "`pixsim.generations.<generation_id>.requested` with `Nats-Msg-Id: <generation_id>` (a duplicate "
         f"within the stream's {DUPLICATE_WINDOW_S // 60}-minute duplicate window is dropped) and waits for the JetStream ack. A body "
         "that fails validation is dead-lettered with the validation error by each consumer that reads it: "
-        + ", ".join(f"`pixsim.dlq.{r}`" for r in readers) + ".")
+        + ", ".join(f"`pixsim.dlq.{r}`" for r in readers)
+        + "."
+    )
     return {
         "asyncapi": "3.0.0",
-        "info": {"title": "PixSim events", "version": importlib.metadata.version("pixsim-contracts"),
-                 "description": "Every event on PixSim's NATS JetStream, generated from the code by "
-                                "`make docs` (docs/generate.py). JSON bodies; one JSON Schema per event type "
-                                "in docs/schemas/. Trace context travels in the `traceparent` header."},
+        "info": {
+            "title": "PixSim events",
+            "version": importlib.metadata.version("pixsim-contracts"),
+            "description": "Every event on PixSim's NATS JetStream, generated from the code by "
+            "`make docs` (docs/generate.py). JSON bodies; one JSON Schema per event type "
+            "in docs/schemas/. Trace context travels in the `traceparent` header.",
+        },
         "defaultContentType": "application/json",
-        "servers": {"cluster": {"host": "nats:4222", "protocol": "nats",
-                                "description": "NATS JetStream as deploy/k8s runs it (`make run`: 127.0.0.1:4222)"}},
+        "servers": {
+            "cluster": {
+                "host": "nats:4222",
+                "protocol": "nats",
+                "description": "NATS JetStream as deploy/k8s runs it (`make run`: 127.0.0.1:4222)",
+            }
+        },
         "channels": channels,
         "operations": operations,
         "components": {"messages": messages, "schemas": schemas},
@@ -232,7 +294,9 @@ def render() -> dict[str, str]:
     """Every generated file, relative to docs/, with its exact text."""
     import pixsim_contracts
 
-    files = {"asyncapi.yaml": yaml.safe_dump(build_document(), sort_keys=False, allow_unicode=True, width=110)}
+    files = {
+        "asyncapi.yaml": yaml.safe_dump(build_document(), sort_keys=False, allow_unicode=True, width=110)
+    }
     for kind, schema in sorted(pixsim_contracts.json_schemas().items()):
         files[f"schemas/{kind}.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
     return files
@@ -241,8 +305,11 @@ def render() -> dict[str, str]:
 def stale(files: dict[str, str], docs: Path = DOCS) -> list[str]:
     """The generated files that differ from, are missing from, or are left over in `docs`."""
     on_disk = {str(p.relative_to(docs)) for p in (docs / "schemas").glob("*.json")}
-    wrong = [name for name, text in files.items()
-             if not (docs / name).exists() or (docs / name).read_text() != text]
+    wrong = [
+        name
+        for name, text in files.items()
+        if not (docs / name).exists() or (docs / name).read_text() != text
+    ]
     return sorted(wrong + [name for name in on_disk if name not in files])
 
 
@@ -255,8 +322,9 @@ def readme_with_provider_table(readme: Path = ROOT / "README.md") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Generate docs/asyncapi.yaml, docs/schemas/*.json and the "
-                                                 "README's provider table.")
+    parser = argparse.ArgumentParser(
+        description="Generate docs/asyncapi.yaml, docs/schemas/*.json and the README's provider table."
+    )
     parser.add_argument("--check", action="store_true", help="only report stale files (exit 1)")
     args = parser.parse_args(argv)
     files = render()

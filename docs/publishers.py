@@ -41,8 +41,12 @@ def _not_publishing(tree: ast.AST) -> set[int]:
         elif isinstance(node, ast.Dict):
             for key in node.keys:
                 drop(key)
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-              and node.func.id in ("isinstance", "issubclass") and len(node.args) == 2):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("isinstance", "issubclass")
+            and len(node.args) == 2
+        ):
             drop(node.args[1])
         elif isinstance(node, ast.Attribute) and node.attr in PARSING:
             drop(node.value)  # `Event.model_validate(stored)` reads an event back; it publishes nothing
@@ -55,7 +59,9 @@ def _used_names(tree: ast.AST, wanted: set[str]) -> set[str]:
     for node in ast.walk(tree):
         if id(node) in skip:
             continue
-        name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+        name = (
+            node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+        )
         if name in wanted:
             found.add(name)
     return found

@@ -103,8 +103,12 @@ def _container_servers(request: pytest.FixtureRequest, tmp: Path) -> Servers:
     request.addfinalizer(mongo.stop)
     credentials = BusCredentials.ensure(tmp / "credentials")
     (tmp / "nats.conf").write_text(server_authorization(credentials.password))
-    nats_c = (DockerContainer("nats:2.10").with_volume_mapping(str(tmp), "/etc/pixsim", "ro")
-              .with_command("-js -c /etc/pixsim/nats.conf").with_exposed_ports(4222))
+    nats_c = (
+        DockerContainer("nats:2.10")
+        .with_volume_mapping(str(tmp), "/etc/pixsim", "ro")
+        .with_command("-js -c /etc/pixsim/nats.conf")
+        .with_exposed_ports(4222)
+    )
     nats_c.start()
     request.addfinalizer(nats_c.stop)
     url = f"nats://{nats_c.get_container_host_ip()}:{nats_c.get_exposed_port(4222)}"
@@ -128,7 +132,12 @@ def servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     """NATS_URL / MONGO_URL when set; else real containers where a Docker engine runs (opt out with
     PIXSIM_TEST_CONTAINERS=0); else a local nats-server and nx-27017 on free loopback ports."""
     wants_containers = os.environ.get("PIXSIM_TEST_CONTAINERS", "auto") != "0"
-    if not os.environ.get("NATS_URL") and not os.environ.get("MONGO_URL") and wants_containers and docker_available():
+    if (
+        not os.environ.get("NATS_URL")
+        and not os.environ.get("MONGO_URL")
+        and wants_containers
+        and docker_available()
+    ):
         yield _container_servers(request, tmp_path_factory.mktemp("nats"))
         return
     started = []
@@ -186,18 +195,31 @@ def service_settings(servers: Servers, db: str, providers_dir: Path = PROVIDERS,
     nats = {"NATS_URL": servers.service_nats_url}
     if credentials is not None:
         nats["PIXSIM_NATS_CREDENTIALS_DIR"] = str(credentials.directory)
-    return {**nats, "PIXSIM_STORAGE_URL": f"file://{STORAGE_DIR}/{db}", "PIXSIM_WEBHOOK_RETRY": 0.1,
-            "MONGO_URL": servers.mongo_url, "PIXSIM_MONGO_DB": db,
-            "PIXSIM_PROVIDERS_DIR": str(providers_dir), "PIXSIM_POLL_MIN_INTERVAL": 0.1,
-            "PIXSIM_POLL_MAX_INTERVAL": 0.3, "PIXSIM_RETRY_BACKOFF": 0.1, "PIXSIM_MAX_ATTEMPTS": 3,
-            "PIXSIM_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
-            # Events for generations nobody asked for are dead-lettered after 3 s here, not 2 min, so the
-            # bus tests see them quickly; tests of lagging consumers set it back.
-            "PIXSIM_ORPHAN_EVENT_WAIT": 3, **extra}
+    return {
+        **nats,
+        "PIXSIM_STORAGE_URL": f"file://{STORAGE_DIR}/{db}",
+        "PIXSIM_WEBHOOK_RETRY": 0.1,
+        "MONGO_URL": servers.mongo_url,
+        "PIXSIM_MONGO_DB": db,
+        "PIXSIM_PROVIDERS_DIR": str(providers_dir),
+        "PIXSIM_POLL_MIN_INTERVAL": 0.1,
+        "PIXSIM_POLL_MAX_INTERVAL": 0.3,
+        "PIXSIM_RETRY_BACKOFF": 0.1,
+        "PIXSIM_MAX_ATTEMPTS": 3,
+        "PIXSIM_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+        # Events for generations nobody asked for are dead-lettered after 3 s here, not 2 min, so the
+        # bus tests see them quickly; tests of lagging consumers set it back.
+        "PIXSIM_ORPHAN_EVENT_WAIT": 3,
+        **extra,
+    }
 
 
-def build_apps(settings: dict, tracer_provider: TracerProvider, providers_dir: Path = PROVIDERS,
-               roles: tuple[str, ...] = ("gateway", "dispatcher", "poller", "billing")) -> list:
+def build_apps(
+    settings: dict,
+    tracer_provider: TracerProvider,
+    providers_dir: Path = PROVIDERS,
+    roles: tuple[str, ...] = ("gateway", "dispatcher", "poller", "billing"),
+) -> list:
     """The service apps, each built by its own composition root from explicit settings."""
     from pixsim_billing.app import BillingSettings
     from pixsim_billing.app import create_app as billing
@@ -208,8 +230,12 @@ def build_apps(settings: dict, tracer_provider: TracerProvider, providers_dir: P
     from pixsim_poller.app import PollerSettings
     from pixsim_poller.app import create_app as poller
 
-    factories = {"gateway": (gateway, GatewaySettings), "dispatcher": (dispatcher, DispatcherSettings),
-                 "poller": (poller, PollerSettings), "billing": (billing, BillingSettings)}
+    factories = {
+        "gateway": (gateway, GatewaySettings),
+        "dispatcher": (dispatcher, DispatcherSettings),
+        "poller": (poller, PollerSettings),
+        "billing": (billing, BillingSettings),
+    }
     apps = []
     for role in roles:
         create, settings_cls = factories[role]
@@ -235,5 +261,3 @@ async def pipeline(servers: Servers, sim_fake: Any) -> AsyncIterator[Pipeline]:
     settings = service_settings(servers, db="pixsim_tests")
     async with serve(*build_apps(settings, TRACER_PROVIDER)) as served, api_client(served[0].url) as api:
         yield Pipeline(served[0].url, api, servers, "pixsim_tests", SPANS, TRACER_PROVIDER, sim_fake, METRICS)
-
-

@@ -28,16 +28,25 @@ def api_client(base_url: str, *, token: str = ADMIN_KEY, timeout: float = 30) ->
     return httpx.AsyncClient(base_url=base_url, timeout=timeout, headers={"Authorization": f"Bearer {token}"})
 
 
-async def create(api: httpx.AsyncClient, params: dict[str, Any], *, provider: str = "sim",
-                 operation: str = "text_to_video", **extra: Any) -> dict[str, Any]:
-    resp = await api.post("/api/v1/generations",
-                          json={"provider_id": provider, "operation_type": operation, "params": params, **extra})
+async def create(
+    api: httpx.AsyncClient,
+    params: dict[str, Any],
+    *,
+    provider: str = "sim",
+    operation: str = "text_to_video",
+    **extra: Any,
+) -> dict[str, Any]:
+    resp = await api.post(
+        "/api/v1/generations",
+        json={"provider_id": provider, "operation_type": operation, "params": params, **extra},
+    )
     assert resp.status_code == 202, resp.text
     return resp.json()
 
 
-async def wait_for(api: httpx.AsyncClient, gid: str, statuses: set[str] = TERMINAL,
-                   timeout: float = 30) -> dict[str, Any]:
+async def wait_for(
+    api: httpx.AsyncClient, gid: str, statuses: set[str] = TERMINAL, timeout: float = 30
+) -> dict[str, Any]:
     """Poll the read model until the generation reaches one of `statuses` and, once it has ended, its hold
     is settled there too (a charge or a release travels on the credits stream, projected on its own, so
     it can land a moment after the terminal status; a hold never settled is waited for until `timeout`).
@@ -47,9 +56,14 @@ async def wait_for(api: httpx.AsyncClient, gid: str, statuses: set[str] = TERMIN
     while True:
         body = (await api.get(f"/api/v1/generations/{gid}")).json()
         credits = body.get("credits") or {}
-        unsettled = (body.get("status") in TERMINAL and credits.get("reserved")
-                     and not credits.get("charged") and not credits.get("released")) or \
-            (body.get("status") == "completed" and not body.get("provider_job_id"))  # `submitted` still on its way
+        unsettled = (
+            body.get("status") in TERMINAL
+            and credits.get("reserved")
+            and not credits.get("charged")
+            and not credits.get("released")
+        ) or (
+            body.get("status") == "completed" and not body.get("provider_job_id")
+        )  # `submitted` still on its way
         if body.get("status") in statuses and (not unsettled or time.monotonic() > deadline):
             return body
         if time.monotonic() > deadline:
@@ -57,11 +71,15 @@ async def wait_for(api: httpx.AsyncClient, gid: str, statuses: set[str] = TERMIN
         await asyncio.sleep(0.05)
 
 
-async def sse_events(base_url: str, gid: str, timeout: float = 30, token: str = ADMIN_KEY) -> list[tuple[str, dict]]:
+async def sse_events(
+    base_url: str, gid: str, timeout: float = 30, token: str = ADMIN_KEY
+) -> list[tuple[str, dict]]:
     """Every event of the generation's SSE stream until it closes (after the terminal event)."""
     events: list[tuple[str, dict]] = []
-    async with api_client(base_url, token=token, timeout=timeout) as client, \
-            client.stream("GET", f"/api/v1/generations/{gid}/events") as resp:
+    async with (
+        api_client(base_url, token=token, timeout=timeout) as client,
+        client.stream("GET", f"/api/v1/generations/{gid}/events") as resp,
+    ):
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("text/event-stream")
         kind = None
@@ -73,7 +91,9 @@ async def sse_events(base_url: str, gid: str, timeout: float = 30, token: str = 
     return events
 
 
-async def wait_archive(api: httpx.AsyncClient, gid: str, status: str = "archived", timeout: float = 20) -> dict:
+async def wait_archive(
+    api: httpx.AsyncClient, gid: str, status: str = "archived", timeout: float = 20
+) -> dict:
     """Poll the generation until its archive (PixSim's stored copy of the result) has `status`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -105,8 +125,9 @@ async def wait_ledger(mongo_url: str, db: str, gid: str, kinds: set[str], timeou
         if {e["kind"] for e in entries if e.get("applied")} >= kinds:
             return entries
         if time.monotonic() > deadline:
-            raise AssertionError(f"ledger for {gid} has {[(e['kind'], e.get('applied')) for e in entries]}, "
-                                 f"expected {kinds}")
+            raise AssertionError(
+                f"ledger for {gid} has {[(e['kind'], e.get('applied')) for e in entries]}, expected {kinds}"
+            )
         await asyncio.sleep(0.05)
 
 
@@ -130,11 +151,29 @@ async def wait_consumer_idle(nats_url: str, stream: str, durable: str, timeout: 
 def run_pytest(*args: str, cwd: str | os.PathLike[str], pythonpath: list[str] = (), timeout: float = 300):
     """pytest in a subprocess with the repository's configuration and only the plugins it needs (autoloading
     every installed plugin costs seconds), for test files written outside the repository."""
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-           "PYTHONPATH": os.pathsep.join([*map(str, pythonpath), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "pytest", "-p", "pytest_asyncio.plugin", "-p", "pytest_timeout", "-q",
-               "-c", str(REPO / "pyproject.toml"), "--rootdir", str(cwd), *args]
-    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout, env=env, cwd=cwd)
+    env = {
+        **os.environ,
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        "PYTHONPATH": os.pathsep.join([*map(str, pythonpath), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "pytest_asyncio.plugin",
+        "-p",
+        "pytest_timeout",
+        "-q",
+        "-c",
+        str(REPO / "pyproject.toml"),
+        "--rootdir",
+        str(cwd),
+        *args,
+    ]
+    return subprocess.run(
+        command, capture_output=True, text=True, check=False, timeout=timeout, env=env, cwd=cwd
+    )
 
 
 async def dead_letters_since(js: Any, service: str, since_seq: int = 0) -> list[dict[str, Any]]:

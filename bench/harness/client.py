@@ -30,7 +30,9 @@ class Client:
     tracker: Tracker
 
     def target(self, mode: str, pids: dict[str, int]) -> Target:
-        return Target(submitter(mode, self.api, self.upstream_js), self.js, self.api, self.db, self.tracker, pids)
+        return Target(
+            submitter(mode, self.api, self.upstream_js), self.js, self.api, self.db, self.tracker, pids
+        )
 
     async def settle(self, timeout: float = 120.0, quiet_s: float = 1.0) -> bool:
         """Wait until no pipeline consumer has anything pending (what an earlier phase left behind)."""
@@ -48,8 +50,9 @@ class Client:
 
 
 @asynccontextmanager
-async def attach(nats_server: Any, mongo: AsyncMongoClient, gateway_url: str, api_key: str,
-                 concurrency: int = 20) -> AsyncIterator[Client]:
+async def attach(
+    nats_server: Any, mongo: AsyncMongoClient, gateway_url: str, api_key: str, concurrency: int = 20
+) -> AsyncIterator[Client]:
     """`mongo`: the bench's own client, made before any in-process command listener (closed on the way out)."""
     nc = await nats.connect(nats_server.url_as("admin"))
     upstream = await nats.connect(nats_server.url, **nats_server.credentials.connect_options("upstream"))
@@ -57,8 +60,9 @@ async def attach(nats_server: Any, mongo: AsyncMongoClient, gateway_url: str, ap
     tracker = Tracker()
     await tracker.start(nc)
     try:
-        async with httpx.AsyncClient(base_url=gateway_url, timeout=60, limits=limits,
-                                     headers={"Authorization": f"Bearer {api_key}"}) as api:
+        async with httpx.AsyncClient(
+            base_url=gateway_url, timeout=60, limits=limits, headers={"Authorization": f"Bearer {api_key}"}
+        ) as api:
             yield Client(nc, nc.jetstream(), upstream.jetstream(), api, mongo[DB_NAME], tracker)
     finally:
         for conn in (upstream, nc):

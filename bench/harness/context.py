@@ -28,7 +28,9 @@ class Context:
 
     async def shared_system(self) -> System:
         if self._system is None:
-            with console.status("starting the system as processes (nats-server, nx-27017, sim fake, 4 services)"):
+            with console.status(
+                "starting the system as processes (nats-server, nx-27017, sim fake, 4 services)"
+            ):
                 system = System(fake_backlog=self.args.fake_backlog, mongo_stats=not self.args.no_mongo_stats)
                 await system.__aenter__()
             self._system = system

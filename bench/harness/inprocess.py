@@ -18,14 +18,21 @@ from .measure import pct
 from .servers import PROVIDERS
 
 
-def service_settings(nats_url: str, mongo_url: str, poll_min: float, poll_max: float, credentials_dir: str,
-                     storage_dir: str) -> dict:
+def service_settings(
+    nats_url: str, mongo_url: str, poll_min: float, poll_max: float, credentials_dir: str, storage_dir: str
+) -> dict:
     """Production defaults, except the poll interval (the sim at latency 0 finishes at once). NATS
     authorization is on: each service connects as its own user, with its password from `credentials_dir`."""
-    return {"NATS_URL": nats_url, "PIXSIM_NATS_CREDENTIALS_DIR": credentials_dir, "MONGO_URL": mongo_url,
-            "PIXSIM_MONGO_DB": DB_NAME, "PIXSIM_PROVIDERS_DIR": str(PROVIDERS),
-            "PIXSIM_POLL_MIN_INTERVAL": poll_min, "PIXSIM_POLL_MAX_INTERVAL": poll_max,
-            "PIXSIM_STORAGE_URL": f"file://{storage_dir}"}
+    return {
+        "NATS_URL": nats_url,
+        "PIXSIM_NATS_CREDENTIALS_DIR": credentials_dir,
+        "MONGO_URL": mongo_url,
+        "PIXSIM_MONGO_DB": DB_NAME,
+        "PIXSIM_PROVIDERS_DIR": str(PROVIDERS),
+        "PIXSIM_POLL_MIN_INTERVAL": poll_min,
+        "PIXSIM_POLL_MAX_INTERVAL": poll_max,
+        "PIXSIM_STORAGE_URL": f"file://{storage_dir}",
+    }
 
 
 def build_apps(settings: dict, tracer_provider: Any) -> list:
@@ -40,8 +47,12 @@ def build_apps(settings: dict, tracer_provider: Any) -> list:
     from pixsim_poller.app import create_app as poller
 
     apps = []
-    for create, settings_cls in ((gateway, GatewaySettings), (dispatcher, DispatcherSettings),
-                                 (poller, PollerSettings), (billing, BillingSettings)):
+    for create, settings_cls in (
+        (gateway, GatewaySettings),
+        (dispatcher, DispatcherSettings),
+        (poller, PollerSettings),
+        (billing, BillingSettings),
+    ):
         registry = discover(PROVIDERS, include_entry_points=False)
         apps.append(create(settings_cls(**settings), tracer_provider=tracer_provider, registry=registry))
     return apps
@@ -92,11 +103,17 @@ class ServiceLogs:
         root.addHandler(self.warnings)
         for handler in root.handlers:
             if handler is not self.warnings:
-                handler.addFilter(lambda record: record.levelno >= logging.ERROR or not record.name.startswith("pixsim"))
-        logging.getLogger("faststream.access.nats").addFilter(self.faststream)  # FastStream's own, non-propagating
+                handler.addFilter(
+                    lambda record: record.levelno >= logging.ERROR or not record.name.startswith("pixsim")
+                )
+        logging.getLogger("faststream.access.nats").addFilter(
+            self.faststream
+        )  # FastStream's own, non-propagating
 
     def counts(self) -> Counter[str]:
-        return self.warnings.counts + Counter({f"faststream: {k}": v for k, v in self.faststream.counts.items()})
+        return self.warnings.counts + Counter(
+            {f"faststream: {k}": v for k, v in self.faststream.counts.items()}
+        )
 
 
 class SpanStats(SpanProcessor):
@@ -120,9 +137,12 @@ class SpanStats(SpanProcessor):
     def end(self, before: dict[str, int], generations: int, wall: float) -> dict[str, dict]:
         out = {}
         for name, values in self.durations.items():
-            new = values[before.get(name, 0):]
+            new = values[before.get(name, 0) :]
             if new:
-                out[name] = {"per_generation": round(len(new) / max(generations, 1), 2),
-                             "p50_ms": round(pct(new, 50) * 1000, 2), "p95_ms": round(pct(new, 95) * 1000, 2),
-                             "total_s": round(sum(new), 3)}
+                out[name] = {
+                    "per_generation": round(len(new) / max(generations, 1), 2),
+                    "p50_ms": round(pct(new, 50) * 1000, 2),
+                    "p95_ms": round(pct(new, 95) * 1000, 2),
+                    "total_s": round(sum(new), 3),
+                }
         return dict(sorted(out.items(), key=lambda kv: -kv[1]["total_s"]))

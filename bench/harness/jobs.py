@@ -60,8 +60,17 @@ def join(fake_jobs: dict[str, Any], subs: Submissions, tracker: Tracker) -> list
     for gid, t0 in subs.start.items():
         remote = by_reference.get(gid, {})
         ended = tracker.ended.get(gid)
-        out.append(Job(gid, t0, remote.get("created"), remote.get("latency", 0.0), sorted(remote.get("polls", [])),
-                       ended[1] if ended else None, tracker.outcome(gid)))
+        out.append(
+            Job(
+                gid,
+                t0,
+                remote.get("created"),
+                remote.get("latency", 0.0),
+                sorted(remote.get("polls", [])),
+                ended[1] if ended else None,
+                tracker.outcome(gid),
+            )
+        )
     return out
 
 
@@ -72,5 +81,10 @@ def dist(values: list[float | None]) -> dict[str, float | None]:
     def r(x: float | None) -> float | None:
         return None if x is None else round(x, 3)
 
-    return {"n": len(v), "p50": r(pct(v, 50)), "p95": r(pct(v, 95)), "max": r(max(v, default=None)),
-            "mean": r(sum(v) / len(v) if v else None)}
+    return {
+        "n": len(v),
+        "p50": r(pct(v, 50)),
+        "p95": r(pct(v, 95)),
+        "max": r(max(v, default=None)),
+        "mean": r(sum(v) / len(v) if v else None),
+    }

@@ -39,9 +39,11 @@ CONSUMERS = [
     (subjects.CREDITS_STREAM, "billing"),
 ]
 #: Stages of a generation, from the moments its events reached NATS: (name, from event, to event).
-STAGES = [("gateway/upstream -> requested", None, "requested"),
-          ("requested -> submitted (dispatcher)", "requested", "submitted"),
-          ("submitted -> completed (poller)", "submitted", "completed")]
+STAGES = [
+    ("gateway/upstream -> requested", None, "requested"),
+    ("requested -> submitted (dispatcher)", "requested", "submitted"),
+    ("submitted -> completed (poller)", "submitted", "completed"),
+]
 
 
 def params(latency: float | None = None) -> dict[str, Any]:
@@ -86,7 +88,11 @@ class Tracker:
                 begin = t0 if first is None else seen.get(first)
                 if begin is not None and last in seen:
                     values.append(seen[last] - begin)
-            out[name] = {"p50_s": pct(values, 50), "p95_s": pct(values, 95), "max_s": max(values, default=None)}
+            out[name] = {
+                "p50_s": pct(values, 50),
+                "p95_s": pct(values, 95),
+                "max_s": max(values, default=None),
+            }
         return out
 
 
@@ -103,8 +109,10 @@ async def submit_http(api: httpx.AsyncClient, subs: Submissions, job_params: dic
     t0 = time.monotonic()
     try:
         with suppress_http_instrumentation():  # the load generator is not part of the system
-            resp = await api.post("/api/v1/generations", json={"provider_id": "sim", "operation_type": "text_to_video",
-                                                               "params": job_params})
+            resp = await api.post(
+                "/api/v1/generations",
+                json={"provider_id": "sim", "operation_type": "text_to_video", "params": job_params},
+            )
     except httpx.HTTPError as exc:
         subs.errors.append(f"POST: {type(exc).__name__}: {exc}")
         return
@@ -118,13 +126,23 @@ async def submit_http(api: httpx.AsyncClient, subs: Submissions, job_params: dic
 async def submit_nats(js: Any, subs: Submissions, job_params: dict[str, Any]) -> None:
     """The upstream path: GenerationRequested straight onto its subject, Nats-Msg-Id = generation id."""
     gid = new_id()
-    event = GenerationRequested(event_id=f"{gid}.requested", generation_id=gid, provider_id="sim",
-                                operation_type=OperationType.TEXT_TO_VIDEO, params=job_params)
+    event = GenerationRequested(
+        event_id=f"{gid}.requested",
+        generation_id=gid,
+        provider_id="sim",
+        operation_type=OperationType.TEXT_TO_VIDEO,
+        params=job_params,
+    )
     t0 = time.monotonic()
     subs.start[gid] = t0
     try:
-        await js.publish(event.subject, event.model_dump_json().encode(), stream=subjects.GENERATIONS_STREAM,
-                         timeout=10, headers={"Nats-Msg-Id": gid, "content-type": "application/json"})
+        await js.publish(
+            event.subject,
+            event.model_dump_json().encode(),
+            stream=subjects.GENERATIONS_STREAM,
+            timeout=10,
+            headers={"Nats-Msg-Id": gid, "content-type": "application/json"},
+        )
     except Exception as exc:  # noqa: BLE001 - reported, not fatal
         subs.errors.append(f"publish: {type(exc).__name__}: {exc}")
         subs.start.pop(gid, None)
@@ -141,8 +159,9 @@ def submitter(mode: str, api: httpx.AsyncClient | None, upstream_js: Any) -> Sub
     return lambda subs, p: submit_nats(upstream_js, subs, p)
 
 
-async def submit_many(submit: Submit, n: int, concurrency: int, job_params: dict[str, Any],
-                      subs: Submissions | None = None) -> Submissions:
+async def submit_many(
+    submit: Submit, n: int, concurrency: int, job_params: dict[str, Any], subs: Submissions | None = None
+) -> Submissions:
     """`n` submits, `concurrency` in flight (closed loop: as fast as the system accepts them)."""
     subs = subs or Submissions()
     queue = iter(range(n))
@@ -236,6 +255,9 @@ async def consumer_limits(js: Any) -> dict[str, dict[str, Any]]:
     for stream, durable in CONSUMERS:
         with suppress(Exception):
             config = (await js.consumer_info(stream, durable)).config
-            out[durable] = {"max_ack_pending": config.max_ack_pending, "ack_wait_s": config.ack_wait,
-                            "max_deliver": config.max_deliver}
+            out[durable] = {
+                "max_ack_pending": config.max_ack_pending,
+                "ack_wait_s": config.ack_wait,
+                "max_deliver": config.max_deliver,
+            }
     return out

@@ -83,8 +83,11 @@ class CpuMeter:
         self.start = self.now()
 
     def now(self) -> dict[str, Any]:
-        return {"t": time.monotonic(), "machine": machine_cpu(),
-                **{name: proc_cpu_s(pid) for name, pid in self.pids.items()}}
+        return {
+            "t": time.monotonic(),
+            "machine": machine_cpu(),
+            **{name: proc_cpu_s(pid) for name, pid in self.pids.items()},
+        }
 
     def result(self) -> dict[str, float]:
         """`<name>_cores` (mean cores used), `<name>_cpu_s`, the machine's busy share and the other processes'."""
@@ -99,7 +102,9 @@ class CpuMeter:
         total = end["machine"][1] - self.start["machine"][1]
         out["machine_busy_pct"] = round(100 * busy / total, 1) if total else 0.0
         ours = sum(out[f"{name}_cores"] for name in self.pids)
-        out["other_processes_cores"] = round(max(0.0, out["machine_busy_pct"] / 100 * (os.cpu_count() or 1) - ours), 2)
+        out["other_processes_cores"] = round(
+            max(0.0, out["machine_busy_pct"] / 100 * (os.cpu_count() or 1) - ours), 2
+        )
         return out
 
 

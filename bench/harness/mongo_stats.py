@@ -30,8 +30,9 @@ class MongoStats(monitoring.CommandListener):
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         target = event.command.get(event.command_name)
-        self._started[event.request_id] = (f"{event.command_name} {target}" if isinstance(target, str)
-                                           else event.command_name)
+        self._started[event.request_id] = (
+            f"{event.command_name} {target}" if isinstance(target, str) else event.command_name
+        )
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         self._done(event.request_id, event.duration_micros)
@@ -60,9 +61,15 @@ def summary(before: tuple[Counter, Counter], after: tuple[Counter, Counter], ite
         "ops_per_generation": round(ops / max(items, 1), 1),
         "ops_per_s": round(ops / wall, 1) if wall else None,
         "mean_op_ms": round(sum(v for v in micros.values() if v > 0) / max(ops, 1) / 1000, 2),
-        "by_command": {k: {"count": c, "per_generation": round(c / max(items, 1), 2),
-                           "mean_ms": round(micros[k] / c / 1000, 2)}
-                       for k, c in count.most_common() if c > 0},
+        "by_command": {
+            k: {
+                "count": c,
+                "per_generation": round(c / max(items, 1), 2),
+                "mean_ms": round(micros[k] / c / 1000, 2),
+            }
+            for k, c in count.most_common()
+            if c > 0
+        },
     }
 
 

@@ -82,16 +82,26 @@ class Target:
     pids: dict[str, int]  # the processes whose CPU is measured
 
 
-async def run_phase(target: Target, n: int, *, mode: str, concurrency: int, timeout: float,
-                    probes: list[Probe] = (), job_params: dict[str, Any] = PARAMS) -> dict:
+async def run_phase(
+    target: Target,
+    n: int,
+    *,
+    mode: str,
+    concurrency: int,
+    timeout: float,
+    probes: list[Probe] = (),
+    job_params: dict[str, Any] = PARAMS,
+) -> dict:
     spent0, reserved0 = await balance(target.db)
     messages0 = await stream_messages(target.js)
     tokens = [(probe, probe.begin()) for probe in probes]
     peaks: dict[str, int] = {}
     lags: list[float] = []
     stop = asyncio.Event()
-    samplers = [asyncio.create_task(sample_backlogs(target.js, peaks, stop)),
-                asyncio.create_task(loop_lag(lags, stop))]
+    samplers = [
+        asyncio.create_task(sample_backlogs(target.js, peaks, stop)),
+        asyncio.create_task(loop_lag(lags, stop)),
+    ]
     cpu = CpuMeter(target.pids)
 
     t0 = time.monotonic()
@@ -124,31 +134,52 @@ async def run_phase(target: Target, n: int, *, mode: str, concurrency: int, time
     wall = t_end - t0
     tracker = target.tracker
     outcomes = Counter(target.tracker.outcome(g) for g in ids)
-    complete = len(ids) == n and outcomes.get("completed", 0) == n and t_read_model is not None and t_billed is not None
+    complete = (
+        len(ids) == n
+        and outcomes.get("completed", 0) == n
+        and t_read_model is not None
+        and t_billed is not None
+    )
     e2e = [tracker.ended[g][1] - subs.start[g] for g in ids if g in tracker.ended]
     result: dict[str, Any] = {
-        "mode": mode, "generations": n, "accepted": len(ids), "concurrency": concurrency,
-        "outcomes": dict(outcomes), "complete": complete, "errors": subs.errors[:10], "error_count": len(subs.errors),
+        "mode": mode,
+        "generations": n,
+        "accepted": len(ids),
+        "concurrency": concurrency,
+        "outcomes": dict(outcomes),
+        "complete": complete,
+        "errors": subs.errors[:10],
+        "error_count": len(subs.errors),
         "wall_s": round(wall, 3),
         "generations_per_s": round(len(ids) / wall, 2) if complete else None,
         "submit_s": round(t_submitted - t0, 3),
         "submit_per_s": round(len(ids) / (t_submitted - t0), 1),
-        "submit_latency_p50_s": pct(subs.latency, 50), "submit_latency_p95_s": pct(subs.latency, 95),
+        "submit_latency_p50_s": pct(subs.latency, 50),
+        "submit_latency_p95_s": pct(subs.latency, 95),
         "last_terminal_event_s": round(t_events - t0, 3),
         # to the last terminal event on NATS: the dispatcher's and the poller's pace, without the read model
-        "terminal_events_per_s": round(len(ids) / (t_events - t0), 2) if ids <= tracker.ended.keys() else None,
+        "terminal_events_per_s": round(len(ids) / (t_events - t0), 2)
+        if ids <= tracker.ended.keys()
+        else None,
         "read_model_lag_s": round(t_read_model - t_events, 3) if t_read_model else None,
         "billing_lag_s": round(t_billed - t_events, 3) if t_billed else None,
         "in_read_model": in_read_model,
-        "e2e_p50_s": pct(e2e, 50), "e2e_p95_s": pct(e2e, 95), "e2e_max_s": max(e2e) if e2e else None,
+        "e2e_p50_s": pct(e2e, 50),
+        "e2e_p95_s": pct(e2e, 95),
+        "e2e_max_s": max(e2e) if e2e else None,
         "stages": tracker.stages(subs.start),
         "events_per_generation": round((await stream_messages(target.js) - messages0) / max(len(ids), 1), 2),
-        "peak_consumer_backlog": peaks, "cpu": cpu_use,
-        "bench_loop_lag_p50_s": pct(lags, 50), "bench_loop_lag_p95_s": pct(lags, 95),
+        "peak_consumer_backlog": peaks,
+        "cpu": cpu_use,
+        "bench_loop_lag_p50_s": pct(lags, 50),
+        "bench_loop_lag_p95_s": pct(lags, 95),
         "bench_loop_lag_max_s": max(lags, default=None),
     }
-    docs = await target.db["generations"].find({"_id": {"$in": list(ids)}},
-                                               {"created_at": 1, "updated_at": 1, "status": 1}).to_list()
+    docs = (
+        await target.db["generations"]
+        .find({"_id": {"$in": list(ids)}}, {"created_at": 1, "updated_at": 1, "status": 1})
+        .to_list()
+    )
     server = [(d["updated_at"] - d["created_at"]).total_seconds() for d in docs if d["status"] == "completed"]
     result["server_p50_s"], result["server_p95_s"] = pct(server, 50), pct(server, 95)
     for probe, token in tokens:

@@ -16,8 +16,13 @@ from .measure import CpuMeter, pct
 
 
 def payload() -> bytes:
-    sample = GenerationRequested(event_id="x.requested", generation_id="x", provider_id="sim",
-                                 operation_type=OperationType.TEXT_TO_VIDEO, params=PARAMS)
+    sample = GenerationRequested(
+        event_id="x.requested",
+        generation_id="x",
+        provider_id="sim",
+        operation_type=OperationType.TEXT_TO_VIDEO,
+        params=PARAMS,
+    )
     return sample.model_dump_json().encode()
 
 
@@ -26,10 +31,17 @@ async def raw_baseline(nats_url: str, n: int, inflight: int, pids: dict[str, int
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     stream = "BENCH_RAW"
-    await js.add_stream(StreamConfig(name=stream, subjects=["bench.raw.>"], storage=StorageType.FILE,
-                                     duplicate_window=15 * 60))
-    psub = await js.pull_subscribe("bench.raw.>", durable="bench-raw", stream=stream,
-                                   config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60))
+    await js.add_stream(
+        StreamConfig(
+            name=stream, subjects=["bench.raw.>"], storage=StorageType.FILE, duplicate_window=15 * 60
+        )
+    )
+    psub = await js.pull_subscribe(
+        "bench.raw.>",
+        durable="bench-raw",
+        stream=stream,
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60),
+    )
     sent: dict[int, float] = {}
     latencies: list[float] = []
     acked = asyncio.Event()
@@ -57,8 +69,12 @@ async def raw_baseline(nats_url: str, n: int, inflight: int, pids: dict[str, int
     async def publisher() -> None:
         for i in queue:
             sent[i] = time.monotonic()
-            await js.publish(f"bench.raw.{i}.requested", body, timeout=10,
-                             headers={"Nats-Msg-Id": f"raw-{i}", "x-seq": str(i)})
+            await js.publish(
+                f"bench.raw.{i}.requested",
+                body,
+                timeout=10,
+                headers={"Nats-Msg-Id": f"raw-{i}", "x-seq": str(i)},
+            )
 
     cpu = CpuMeter(pids)
     consumer = asyncio.create_task(consume())
@@ -72,8 +88,14 @@ async def raw_baseline(nats_url: str, n: int, inflight: int, pids: dict[str, int
     await nc.close()
     wall = t_last_ack - t0
     return {
-        "messages": n, "inflight_publishers": inflight, "payload_bytes": len(body), "fetch_batch": 100,
-        "wall_s": round(wall, 3), "msgs_per_s": round(n / wall, 1),
+        "messages": n,
+        "inflight_publishers": inflight,
+        "payload_bytes": len(body),
+        "fetch_batch": 100,
+        "wall_s": round(wall, 3),
+        "msgs_per_s": round(n / wall, 1),
         "publish_only_msgs_per_s": round(n / (t_published - t0), 1),
-        "latency_p50_s": pct(latencies, 50), "latency_p95_s": pct(latencies, 95), "cpu": cpu_use,
+        "latency_p50_s": pct(latencies, 50),
+        "latency_p95_s": pct(latencies, 95),
+        "cpu": cpu_use,
     }

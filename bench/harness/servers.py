@@ -50,9 +50,21 @@ def start_fake(latency: float = 0.0, backlog: int = 128, inprocess: bool = False
         StatusCalls(fake)
         return Fake(fake.start("127.0.0.1", 0), os.getpid(), fake.stop)
     proc = subprocess.Popen(
-        [sys.executable, str(BENCH / "sim_fake.py"), str(backlog), str(PROVIDERS / "sim"),
-         "--host", "127.0.0.1", "--port", "0", "--knob", f"latency={latency}"],
-        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            str(BENCH / "sim_fake.py"),
+            str(backlog),
+            str(PROVIDERS / "sim"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--knob",
+            f"latency={latency}",
+        ],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
     )
     deadline = time.monotonic() + 30
     line = ""
@@ -97,8 +109,13 @@ class Servers:
             server.stop()
 
 
-def start_servers(*, fake_latency: float = 0.0, fake_backlog: int = 128, fake_inprocess: bool = False,
-                  data_dir: Path | None = None) -> Servers:
+def start_servers(
+    *,
+    fake_latency: float = 0.0,
+    fake_backlog: int = 128,
+    fake_inprocess: bool = False,
+    data_dir: Path | None = None,
+) -> Servers:
     """`data_dir`: keep the NATS store and the MongoDB file there (as `make run` does); None: temporary
     NATS store and an in-memory MongoDB (as the tests do)."""
     nats_srv = local_servers.start_nats(store_dir=data_dir / "nats" if data_dir else None)

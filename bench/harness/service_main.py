@@ -14,8 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for `harness`
 
-from harness.mongo_stats import MongoStats, dump_on_signal
 from pymongo import monitoring
+
+from harness.mongo_stats import MongoStats, dump_on_signal
 
 if __name__ == "__main__":
     name = sys.argv[1]

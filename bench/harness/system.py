@@ -53,8 +53,15 @@ class Service:
 class System:
     """Start with `async with System(...) as system:`; everything is stopped and deleted on the way out."""
 
-    def __init__(self, *, replicas: dict[str, int] | None = None, env: dict[str, str] | None = None,
-                 fake_latency: float = 0.0, fake_backlog: int = 128, mongo_stats: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        replicas: dict[str, int] | None = None,
+        env: dict[str, str] | None = None,
+        fake_latency: float = 0.0,
+        fake_backlog: int = 128,
+        mongo_stats: bool = True,
+    ) -> None:
         self.replicas = {name: 1 for name in SERVICES} | (replicas or {})
         self.overrides = env or {}
         self.fake_latency = fake_latency
@@ -80,9 +87,12 @@ class System:
         self.stop()
 
     async def start(self) -> None:
-        self.servers = start_servers(fake_latency=self.fake_latency, fake_backlog=self.fake_backlog,
-                                     data_dir=self.data)
-        nc = await nats.connect(self.servers.nats.url, **self.servers.nats.credentials.connect_options("setup"))
+        self.servers = start_servers(
+            fake_latency=self.fake_latency, fake_backlog=self.fake_backlog, data_dir=self.data
+        )
+        nc = await nats.connect(
+            self.servers.nats.url, **self.servers.nats.credentials.connect_options("setup")
+        )
         try:
             await declare_streams(nc.jetstream())
         finally:
@@ -103,8 +113,13 @@ class System:
         if self.count_mongo:
             cmd.append(str(stats))
         with log.open("w") as out:
-            proc = subprocess.Popen(cmd, env={**self._service_env, "PIXSIM_HTTP_PORT": str(port)}, stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                cmd,
+                env={**self._service_env, "PIXSIM_HTTP_PORT": str(port)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         service = Service(label, proc, port, log, stats)
         self.services.append(service)
         return service
@@ -124,13 +139,20 @@ class System:
     def _env(self) -> dict[str, str]:
         servers = self.servers
         env = {k: v for k, v in os.environ.items() if k not in OTEL_VARS and not k.startswith("PIXSIM_")}
-        env.update({
-            "NATS_URL": servers.nats.url, "PIXSIM_NATS_CREDENTIALS_DIR": str(servers.nats.credentials.directory),
-            "MONGO_URL": servers.mongo.url, "PIXSIM_MONGO_DB": DB_NAME, "PIXSIM_PROVIDERS_DIR": str(PROVIDERS),
-            "PIXSIM_CREDENTIALS_KEY": os.environ["PIXSIM_CREDENTIALS_KEY"],
-            "PIXSIM_STORAGE_URL": f"file://{self.data / 'storage'}", "PIXSIM_SIM_BASE_URL": servers.fake.url,
-            "PIXSIM_BOOTSTRAP_ADMIN_KEY": self.admin_key, "PIXSIM_LOG_LEVEL": "WARNING",
-        })
+        env.update(
+            {
+                "NATS_URL": servers.nats.url,
+                "PIXSIM_NATS_CREDENTIALS_DIR": str(servers.nats.credentials.directory),
+                "MONGO_URL": servers.mongo.url,
+                "PIXSIM_MONGO_DB": DB_NAME,
+                "PIXSIM_PROVIDERS_DIR": str(PROVIDERS),
+                "PIXSIM_CREDENTIALS_KEY": os.environ["PIXSIM_CREDENTIALS_KEY"],
+                "PIXSIM_STORAGE_URL": f"file://{self.data / 'storage'}",
+                "PIXSIM_SIM_BASE_URL": servers.fake.url,
+                "PIXSIM_BOOTSTRAP_ADMIN_KEY": self.admin_key,
+                "PIXSIM_LOG_LEVEL": "WARNING",
+            }
+        )
         allow_in_env(servers.fake.url, env)  # as `make run`: the archiver may fetch results from the fake
         env.update(self.overrides)
         return env
@@ -140,8 +162,10 @@ class System:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if service.proc.poll() is not None:
-                raise RuntimeError(f"{service.name} exited with code {service.proc.returncode} during start-up:\n"
-                                   f"{service.log.read_text(errors='replace')[-2000:]}")
+                raise RuntimeError(
+                    f"{service.name} exited with code {service.proc.returncode} during start-up:\n"
+                    f"{service.log.read_text(errors='replace')[-2000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{service.port}/readyz", timeout=1) as resp:
                     if resp.status < 300:
@@ -182,7 +206,11 @@ class System:
     @property
     def pids(self) -> dict[str, int]:
         """Every process of the system by name (services, then servers), and this bench process."""
-        return {**{s.name: s.proc.pid for s in self.services}, **self.servers.pids, "bench_client": os.getpid()}
+        return {
+            **{s.name: s.proc.pid for s in self.services},
+            **self.servers.pids,
+            "bench_client": os.getpid(),
+        }
 
     def mongo_stats(self) -> ProcessMongoStats:
         return ProcessMongoStats({s.proc.pid: s.stats for s in self.services})

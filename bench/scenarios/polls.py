@@ -44,14 +44,23 @@ async def run(ctx: Context) -> dict:
     system = await ctx.shared_system()
     async with attach_system(system) as client:
         await client.settle()
-        with console.status(f"polls: {len(plan)} jobs of {min(durations):g}-{max(durations):g} s, waiting for all"):
-            subs = await submit_at_rate(client.target("http", system.pids).submit, [params(d) for d in plan],
-                                        args.polls_rate)
+        with console.status(
+            f"polls: {len(plan)} jobs of {min(durations):g}-{max(durations):g} s, waiting for all"
+        ):
+            subs = await submit_at_rate(
+                client.target("http", system.pids).submit, [params(d) for d in plan], args.polls_rate
+            )
             await client.tracker.wait_ended(set(subs.start), time.monotonic() + max(durations) + 300)
         jobs = join(await system.servers.fake.jobs(), subs, client.tracker)
     by_duration = {f"{d:g}": _summary([j for j in jobs if j.latency == d], d) for d in durations}
-    return {"durations_s": durations, "jobs_per_duration": args.polls_per_duration, "submit_rate_per_s": args.polls_rate,
-            "errors": subs.errors[:5], "by_duration": by_duration, "overall": _summary(jobs, None)}
+    return {
+        "durations_s": durations,
+        "jobs_per_duration": args.polls_per_duration,
+        "submit_rate_per_s": args.polls_rate,
+        "errors": subs.errors[:5],
+        "by_duration": by_duration,
+        "overall": _summary(jobs, None),
+    }
 
 
 def _summary(jobs: list[Job], duration: float | None) -> dict:
@@ -59,7 +68,8 @@ def _summary(jobs: list[Job], duration: float | None) -> dict:
     calls = sum(len(j.polls) for j in done)
     fixed = sum(ceil_div(j.latency, FIXED_INTERVAL_S) for j in done)
     return {
-        "jobs": len(jobs), "completed": len(done),
+        "jobs": len(jobs),
+        "completed": len(done),
         "outcomes": {o: sum(1 for j in jobs if j.outcome == o) for o in {j.outcome for j in jobs}},
         "status_calls": calls,
         "status_calls_per_job": round(calls / len(done), 2) if done else None,
@@ -73,20 +83,37 @@ def _summary(jobs: list[Job], duration: float | None) -> dict:
 
 
 def report(r: dict) -> None:
-    t = Table(title="Poll efficiency over mixed durations (production poll settings; status calls counted at the fake)")
-    for col in ("duration", "jobs done", "status calls / job", "fixed 2 s poller", "ratio to fixed 2 s",
-                "ratio to ideal (1)", "detection lag p50 / p95"):
+    t = Table(
+        title="Poll efficiency over mixed durations (production poll settings; status calls counted at the fake)"
+    )
+    for col in (
+        "duration",
+        "jobs done",
+        "status calls / job",
+        "fixed 2 s poller",
+        "ratio to fixed 2 s",
+        "ratio to ideal (1)",
+        "detection lag p50 / p95",
+    ):
         t.add_column(col, justify="left" if col == "duration" else "right")
     rows = [*((f"{d} s", v) for d, v in r["by_duration"].items()), ("[b]all[/b]", r["overall"])]
     for name, v in rows:
         lag = v["detection_lag_s"]
-        t.add_row(name, f"{v['completed']}/{v['jobs']}", _num(v["status_calls_per_job"]),
-                  _num(v["fixed_2s_calls_per_job"]), _num(v["over_fixed_2s"]), _num(v["over_ideal"]),
-                  f"{ms(lag['p50'])} / {ms(lag['p95'])}")
+        t.add_row(
+            name,
+            f"{v['completed']}/{v['jobs']}",
+            _num(v["status_calls_per_job"]),
+            _num(v["fixed_2s_calls_per_job"]),
+            _num(v["over_fixed_2s"]),
+            _num(v["over_ideal"]),
+            f"{ms(lag['p50'])} / {ms(lag['p95'])}",
+        )
     console.print(t)
-    console.print(f"{r['overall']['jobs']} jobs, {r['jobs_per_duration']} per duration, submitted at "
-                  f"{r['submit_rate_per_s']}/s in a shuffled order; fixed 2 s poller = ceil(duration / 2) calls; "
-                  "ideal = 1 call per job. Detection lag = provider done (created + duration) -> completed on NATS.")
+    console.print(
+        f"{r['overall']['jobs']} jobs, {r['jobs_per_duration']} per duration, submitted at "
+        f"{r['submit_rate_per_s']}/s in a shuffled order; fixed 2 s poller = ceil(duration / 2) calls; "
+        "ideal = 1 call per job. Detection lag = provider done (created + duration) -> completed on NATS."
+    )
 
 
 def _num(v: float | None) -> str:

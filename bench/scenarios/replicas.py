@@ -49,20 +49,38 @@ async def run(ctx: Context) -> dict:
                     await client.settle()
                     target = client.target("nats", system.pids)
                     probes = [] if args.no_mongo_stats else [MongoProbe(system.mongo_stats())]
-                    with console.status(f"replicas: {replicas} dispatcher(s) + poller(s), {args.replicas_n} generations"):
-                        await run_phase(target, 10, mode="nats", concurrency=args.replicas_concurrency, timeout=300)
-                        p = await run_phase(target, args.replicas_n, mode="nats", concurrency=args.replicas_concurrency,
-                                            timeout=300, probes=probes)
+                    with console.status(
+                        f"replicas: {replicas} dispatcher(s) + poller(s), {args.replicas_n} generations"
+                    ):
+                        await run_phase(
+                            target, 10, mode="nats", concurrency=args.replicas_concurrency, timeout=300
+                        )
+                        p = await run_phase(
+                            target,
+                            args.replicas_n,
+                            mode="nats",
+                            concurrency=args.replicas_concurrency,
+                            timeout=300,
+                            probes=probes,
+                        )
                     p["cpu_ms_per_generation"] = cpu_ms_per_item(p["cpu"], list(system.pids), p["accepted"])
                     phases[replicas].append(p)
-                    console.print(f"replicas {replicas}: {p['terminal_events_per_s']} gen/s to the terminal event, "
-                                  f"{p['generations_per_s']} gen/s to read model + billing ({p['outcomes']})")
+                    console.print(
+                        f"replicas {replicas}: {p['terminal_events_per_s']} gen/s to the terminal event, "
+                        f"{p['generations_per_s']} gen/s to read model + billing ({p['outcomes']})"
+                    )
     finally:
         for service in extra:
             system.remove(service)
-    return {"n": args.replicas_n, "rounds": args.replicas_rounds, "phases": phases,
-            "ratios": {key: ratio(_mean(phases["2"], key), _mean(phases["1"], key), 3)
-                       for key in ("terminal_events_per_s", "generations_per_s")}}
+    return {
+        "n": args.replicas_n,
+        "rounds": args.replicas_rounds,
+        "phases": phases,
+        "ratios": {
+            key: ratio(_mean(phases["2"], key), _mean(phases["1"], key), 3)
+            for key in ("terminal_events_per_s", "generations_per_s")
+        },
+    }
 
 
 def _mean(phases: list[dict], key: str) -> float | None:
@@ -71,8 +89,10 @@ def _mean(phases: list[dict], key: str) -> float | None:
 
 
 def report(r: dict) -> None:
-    t = Table(title=f"Replicas: 1 vs 2 dispatchers + pollers ({r['n']} generations per phase, published on NATS, "
-                    f"{r['rounds']} round(s))")
+    t = Table(
+        title=f"Replicas: 1 vs 2 dispatchers + pollers ({r['n']} generations per phase, published on NATS, "
+        f"{r['rounds']} round(s))"
+    )
     t.add_column("metric")
     for replicas in ("1", "2"):
         t.add_column(f"{replicas} of each", justify="right")
@@ -80,22 +100,37 @@ def report(r: dict) -> None:
 
     def row(name: str, key: str, fmt=lambda v: f"{v:,.2f}") -> None:
         values = [_mean(r["phases"][k], key) for k in ("1", "2")]
-        t.add_row(name, *("-" if v is None else fmt(v) for v in values),
-                  "-" if r["ratios"].get(key) is None else f"{r['ratios'][key]:.2f}")
+        t.add_row(
+            name,
+            *("-" if v is None else fmt(v) for v in values),
+            "-" if r["ratios"].get(key) is None else f"{r['ratios'][key]:.2f}",
+        )
 
     row("gen/s to the last terminal event", "terminal_events_per_s")
     row("gen/s to read model + billing", "generations_per_s")
     cells = []
     for k in ("1", "2"):
         p = r["phases"][k][-1] if r["phases"][k] else None
-        cells.append("-" if p is None else ", ".join(
-            f"{name}={v:.0f}" for name, v in p["cpu_ms_per_generation"].items() if name.split("-")[0] in SCALED))
+        cells.append(
+            "-"
+            if p is None
+            else ", ".join(
+                f"{name}={v:.0f}"
+                for name, v in p["cpu_ms_per_generation"].items()
+                if name.split("-")[0] in SCALED
+            )
+        )
     t.add_row("CPU ms / generation, dispatchers and pollers", *cells, "")
-    cells = [f"{r['phases'][k][-1]['cpu']['other_processes_cores']:.2f}" if r["phases"][k] else "-" for k in ("1", "2")]
+    cells = [
+        f"{r['phases'][k][-1]['cpu']['other_processes_cores']:.2f}" if r["phases"][k] else "-"
+        for k in ("1", "2")
+    ]
     t.add_row("CPU of other processes (noise, cores)", *cells, "")
     console.print(t)
-    console.print("On 2 shared cores a second replica mostly competes for the same CPU: the ratio shows whether the "
-                  "work divides between replicas without getting slower, not how it scales on more cores.")
+    console.print(
+        "On 2 shared cores a second replica mostly competes for the same CPU: the ratio shows whether the "
+        "work divides between replicas without getting slower, not how it scales on more cores."
+    )
 
 
 def ok(r: dict) -> bool:

@@ -150,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--wait", action="store_true", help="only wait until everything exists")
-    mode.add_argument("--plan", action="store_true", help="print the streams and consumers; connect to nothing")
+    mode.add_argument(
+        "--plan", action="store_true", help="print the streams and consumers; connect to nothing"
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="--wait gives up after this (s)")
     parser.add_argument("--service", choices=SERVICES, help="--wait for this service's consumers only")
     args = parser.parse_args(argv)
@@ -159,12 +161,26 @@ def main(argv: list[str] | None = None) -> int:
     consumers = [c for c in consumer_plan() if args.service in (None, c.service)]
     auth = connect_options(args.service or "setup")
     if args.plan:
-        print(json.dumps({
-            "streams": [{"name": s.name, "subjects": s.subjects, "replicas": s.num_replicas}  # type: ignore[attr-defined]
-                        for s in stream_plan(replicas)],
-            "consumers": [{"service": c.service, "stream": c.stream, "durable": c.name,
-                           "filter_subject": c.config.filter_subject} for c in consumers],  # type: ignore[attr-defined]
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "streams": [
+                        {"name": s.name, "subjects": s.subjects, "replicas": s.num_replicas}  # type: ignore[attr-defined]
+                        for s in stream_plan(replicas)
+                    ],
+                    "consumers": [
+                        {
+                            "service": c.service,
+                            "stream": c.stream,
+                            "durable": c.name,
+                            "filter_subject": c.config.filter_subject,
+                        }
+                        for c in consumers
+                    ],  # type: ignore[attr-defined]
+                },
+                indent=2,
+            )
+        )
         return 0
     if args.wait:
         return 0 if asyncio.run(wait(nats_url, replicas, consumers, args.timeout, **auth)) else 1

@@ -53,6 +53,7 @@ async def publish(nats_url: str, generation_id: str, password: str) -> bool:
 
 if __name__ == "__main__":
     gid = sys.argv[1] if len(sys.argv) > 1 else uuid.uuid4().hex
-    duplicate = asyncio.run(publish(os.environ.get("NATS_URL", "nats://127.0.0.1:4222"), gid,
-                                    os.environ["NATS_PASSWORD"]))
+    duplicate = asyncio.run(
+        publish(os.environ.get("NATS_URL", "nats://127.0.0.1:4222"), gid, os.environ["NATS_PASSWORD"])
+    )
     print(f"generation {gid}: {'duplicate, dropped' if duplicate else 'accepted'}")

@@ -186,7 +186,8 @@ class PixverseProvider(Provider):
                 made = _created_at(item.get("create_time"))
                 if made is None:
                     raise ProviderError(
-                        f"pixverse: a listed {kind} has no readable create_time", error_code="provider_bad_response"
+                        f"pixverse: a listed {kind} has no readable create_time",
+                        error_code="provider_bad_response",
                     )
                 if made < cutoff:
                     older = True
@@ -325,7 +326,11 @@ def _fingerprint(op: OperationType, mapped: dict[str, Any]) -> dict[str, str]:
     options = mapped.get("options") or {}
     prompts = mapped.get("prompts") or []
     prompt = prompts[0] if op is OperationType.VIDEO_TRANSITION and prompts else mapped.get("prompt")
-    wanted: dict[str, Any] = {"prompt": prompt, "model": options.get("model"), "quality": options.get("quality")}
+    wanted: dict[str, Any] = {
+        "prompt": prompt,
+        "model": options.get("model"),
+        "quality": options.get("quality"),
+    }
     if op in CREATE_MODES:
         wanted["create_mode"] = CREATE_MODES[op]
     if op in DURATION_PRICED:

@@ -127,7 +127,9 @@ class PixverseClient:
         try:
             resp = await self.http.request(method, path, headers=headers, **kw)
         except httpx.TransportError as exc:  # connect errors and timeouts
-            error = unreachable("pixverse", str(self.http.base_url), exc, (self.session.jwt, self.session.api_key))
+            error = unreachable(
+                "pixverse", str(self.http.base_url), exc, (self.session.jwt, self.session.api_key)
+            )
             # Only a submit can have made a job; and only if the request may have left (not a refused
             # connection, a DNS failure or a connect timeout).
             error.maybe_accepted = submit and error.maybe_received

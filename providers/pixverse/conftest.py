@@ -77,7 +77,9 @@ def harness(kit):
 
     async def make(**knobs) -> Harness:
         provider, fake = await kit.connected(**knobs)
-        return Harness(provider, fake, await kit.account(fake.valid_raw_data(), fallback_email=FALLBACK_EMAIL))
+        return Harness(
+            provider, fake, await kit.account(fake.valid_raw_data(), fallback_email=FALLBACK_EMAIL)
+        )
 
     return make
 
@@ -90,7 +92,9 @@ async def pv(harness) -> Harness:
 @pytest.fixture
 def account_for(kit):
     """`await account_for(raw_data, account_id="acc-1")`: the account the gateway stores for a capture."""
-    return lambda raw_data, account_id="acc-1": kit.account(raw_data, account_id, fallback_email=FALLBACK_EMAIL)
+    return lambda raw_data, account_id="acc-1": kit.account(
+        raw_data, account_id, fallback_email=FALLBACK_EMAIL
+    )
 
 
 @pytest.fixture

@@ -62,7 +62,11 @@ async def test_text_to_video_on_the_openapi_bills_the_openapi_pool(harness, down
 
 
 async def test_image_to_video_uploads_a_prepared_file(pv, sources, tiny_png, download):
-    params = {"prompt": "make it move", "image_url": sources.add("start.png", tiny_png), "camera_movement": "zoom_in"}
+    params = {
+        "prompt": "make it move",
+        "image_url": sources.add("start.png", tiny_png),
+        "camera_movement": "zoom_in",
+    }
     generation = GenerationContext(id="g1", provider_id="pixverse", operation_type=I2V, params=params)
     assert pv.provider.requires_file_preparation()
     mapped = pv.provider.map_parameters(I2V, params)

@@ -53,7 +53,9 @@ def extract(provider_id: str, raw_data: dict[str, Any], fallback_email: str | No
         raise ValueError(f"{provider_id}: the session token {exc}") from None
     email = _first(sources, "email", "gmail") or claims.get("gmail") or claims.get("email") or fallback_email
     if not email or not isinstance(email, str):
-        raise ValueError(f"{provider_id}: no e-mail in raw_data or in the token; pass an email for the account")
+        raise ValueError(
+            f"{provider_id}: no e-mail in raw_data or in the token; pass an email for the account"
+        )
     product_code = str(
         _first(sources, "product_code", "product-code") or claims.get("product_code") or DEFAULT_PRODUCT_CODE
     )

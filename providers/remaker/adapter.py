@@ -122,8 +122,9 @@ class RemakerProvider(Provider):
         mapped = params if "mode" in params else self.map_parameters(operation_type, params)
         if "image_paths" in mapped:
             return await self._submit(account, mapped)
-        generation = GenerationContext(id="direct", provider_id=self.provider_id,
-                                       operation_type=operation_type, params=params)
+        generation = GenerationContext(
+            id="direct", provider_id=self.provider_id, operation_type=operation_type, params=params
+        )
         prepared = await self.prepare_execution_params(generation, mapped, resolve_source)
         try:
             return await self._submit(account, prepared)
@@ -142,14 +143,24 @@ class RemakerProvider(Provider):
             data = {k: mapped[k] for k in ("prompt", "task_type", "aspect_ratio", "image_resolution")}
         # The form is built from the mapped fields only: Remaker takes no client reference, so the
         # generation id (`_reference`) is never sent (README, "Lost answers").
-        payload = await self._call("POST", CREATE_JOB[mode], account, data=data, files=files,
-                                   timeout=self._submit_timeout(), submit=True)
+        payload = await self._call(
+            "POST",
+            CREATE_JOB[mode],
+            account,
+            data=data,
+            files=files,
+            timeout=self._submit_timeout(),
+            submit=True,
+        )
         if payload.get("code") != codes.CODE_OK:  # Remaker's own answer that it refused: no job
             raise codes.code_error(payload, self.provider_id, self._secrets(account), what="create-job")
         job_id = (payload.get("result") or {}).get("job_id")
         if not job_id:  # accepted (code 100000), but we cannot know which job it made
-            raise ProviderError(f"{self.provider_id}: create-job answered without a job_id",
-                                error_code="provider_bad_response", maybe_accepted=True)
+            raise ProviderError(
+                f"{self.provider_id}: create-job answered without a job_id",
+                error_code="provider_bad_response",
+                maybe_accepted=True,
+            )
         prefix = PROMPT_EDITOR_PREFIX if mode == PROMPT_EDITOR else ""
         return GenerationResult(
             provider_job_id=f"{prefix}{job_id}",
@@ -161,7 +172,9 @@ class RemakerProvider(Provider):
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
-            raise InvalidParametersError(f"{self.provider_id}: cannot read {stem} file: {exc.strerror}") from exc
+            raise InvalidParametersError(
+                f"{self.provider_id}: cannot read {stem} file: {exc.strerror}"
+            ) from exc
         # The site accepts PNG, JPEG and WebP, named by their magic bytes.
         content_type = sniff_image(data)
         if content_type is None:
@@ -171,19 +184,24 @@ class RemakerProvider(Provider):
     async def upload_asset(self, account: ProviderAccount, file_path: str) -> dict[str, Any]:
         """Upload a local image to Remaker's storage; returns `{"id", "url", "expires_at"}`."""
         part = self._file_part(file_path, "upload")
-        payload = await self._call("POST", UPLOAD_IMAGE, account, files=[("file", part)],
-                                   timeout=self._submit_timeout())
+        payload = await self._call(
+            "POST", UPLOAD_IMAGE, account, files=[("file", part)], timeout=self._submit_timeout()
+        )
         if payload.get("code") != codes.CODE_OK:
             raise codes.code_error(payload, self.provider_id, self._secrets(account), what="upload")
         result = payload.get("result") or {}
-        return {"id": result.get("file_id"), "url": result.get("url"), "expires_at": _expiry(result.get("url"))}
+        return {
+            "id": result.get("file_id"),
+            "url": result.get("url"),
+            "expires_at": _expiry(result.get("url")),
+        }
 
     # -- poll -----------------------------------------------------------------------------------
     async def check_status(
         self, account: ProviderAccount, provider_job_id: str, operation_type: OperationType | None = None
     ) -> ProviderStatusResult:
         if provider_job_id.startswith(PROMPT_EDITOR_PREFIX):
-            mode, job_id = PROMPT_EDITOR, provider_job_id[len(PROMPT_EDITOR_PREFIX):]
+            mode, job_id = PROMPT_EDITOR, provider_job_id[len(PROMPT_EDITOR_PREFIX) :]
         else:
             mode, job_id = PHOTO_EDITOR, provider_job_id
         path = GET_JOB[mode].format(job_id=quote(job_id, safe=""))
@@ -195,32 +213,50 @@ class RemakerProvider(Provider):
         if code == codes.CODE_OK:
             outputs = [u for u in result.get("output") or [] if isinstance(u, str) and u]
             if not outputs:  # accepted as done, result still being stored: keep polling
-                return ProviderStatusResult(ProviderStatus.PROCESSING, progress=percent_progress(result.get("progress"), 0.99),
-                                            metadata=metadata)
+                return ProviderStatusResult(
+                    ProviderStatus.PROCESSING,
+                    progress=percent_progress(result.get("progress"), 0.99),
+                    metadata=metadata,
+                )
             metadata.update(outputs=outputs, result_expires_at=_expiry(outputs[0]))
-            return ProviderStatusResult(ProviderStatus.COMPLETED, progress=1.0, image_url=outputs[0],
-                                        metadata=metadata)
+            return ProviderStatusResult(
+                ProviderStatus.COMPLETED, progress=1.0, image_url=outputs[0], metadata=metadata
+            )
         if code == codes.CODE_QUEUED:
             return ProviderStatusResult(ProviderStatus.PENDING, progress=0.0, metadata=metadata)
         if code in PROCESSING_CODES:
-            return ProviderStatusResult(ProviderStatus.PROCESSING, progress=percent_progress(result.get("progress")),
-                                        metadata=metadata)
+            return ProviderStatusResult(
+                ProviderStatus.PROCESSING,
+                progress=percent_progress(result.get("progress")),
+                metadata=metadata,
+            )
         if code == codes.CODE_CONTENT_VIOLATION:
             return ProviderStatusResult(
-                ProviderStatus.FILTERED, error_code="content_output_rejected",
+                ProviderStatus.FILTERED,
+                error_code="content_output_rejected",
                 error_message=text or "the output was rejected by Remaker's content policy",
                 metadata={**metadata, "provider_message_zh": zh},
             )
-        if code in (codes.CODE_JOB_NOT_FOUND, codes.CODE_AUTH, codes.CODE_RATE_LIMITED, codes.CODE_SERVER_ERROR):
+        if code in (
+            codes.CODE_JOB_NOT_FOUND,
+            codes.CODE_AUTH,
+            codes.CODE_RATE_LIMITED,
+            codes.CODE_SERVER_ERROR,
+        ):
             raise codes.code_error(payload, self.provider_id, self._secrets(account), what="get-job")
         return ProviderStatusResult(
-            ProviderStatus.FAILED, error_code="provider_generic",
+            ProviderStatus.FAILED,
+            error_code="provider_generic",
             error_message=f"{text or 'the job failed'} (code {code})",
             metadata={**metadata, "provider_message_zh": zh},
         )
 
     async def find_job(
-        self, account: ProviderAccount, reference: str, operation_type: OperationType, params: dict[str, Any],
+        self,
+        account: ProviderAccount,
+        reference: str,
+        operation_type: OperationType,
+        params: dict[str, Any],
         since: float | None = None,
     ) -> str | None:
         """Remaker cannot be asked: its web API takes no client reference and lists no jobs (only
@@ -235,7 +271,9 @@ class RemakerProvider(Provider):
         return False
 
     # -- credits and accounts -------------------------------------------------------------------
-    def estimate_credits(self, operation_type: OperationType, params: dict[str, Any]) -> dict[str, int] | None:
+    def estimate_credits(
+        self, operation_type: OperationType, params: dict[str, Any]
+    ) -> dict[str, int] | None:
         return {self.manifest.credit_types[0]: job_credits(_pricing_view(operation_type, params))}
 
     def compute_actual_credits(
@@ -260,11 +298,15 @@ class RemakerProvider(Provider):
             raise codes.code_error(payload, self.provider_id, self._secrets(account), what="get-userinfo")
         credits = (payload.get("result") or {}).get("credits")
         if not isinstance(credits, int | float):
-            raise ProviderError(f"{self.provider_id}: get-userinfo answered without credits",
-                                error_code="provider_bad_response")
+            raise ProviderError(
+                f"{self.provider_id}: get-userinfo answered without credits",
+                error_code="provider_bad_response",
+            )
         return {self.manifest.credit_types[0]: int(credits)}
 
-    async def extract_account_data(self, raw_data: dict[str, Any], *, fallback_email: str | None = None) -> dict:
+    async def extract_account_data(
+        self, raw_data: dict[str, Any], *, fallback_email: str | None = None
+    ) -> dict:
         """A browser capture (token, product headers, e-mail) -> `{"email", "credentials"}`; see README."""
         return acct.extract(self.provider_id, raw_data, fallback_email)
 
@@ -278,7 +320,13 @@ class RemakerProvider(Provider):
         return httpx.Timeout(self.http_timeout, write=SUBMIT_TIMEOUT)
 
     async def _call(
-        self, method: str, path: str, account: ProviderAccount, *, job: bool = False, submit: bool = False,
+        self,
+        method: str,
+        path: str,
+        account: ProviderAccount,
+        *,
+        job: bool = False,
+        submit: bool = False,
         **kw: Any,
     ) -> dict[str, Any]:
         """Send; raise the SDK error for an HTTP failure; return the JSON envelope. `submit`: a create-job,
@@ -292,15 +340,23 @@ class RemakerProvider(Provider):
             error = unreachable(self.provider_id, self.base_url, exc, self._secrets(account))
             error.maybe_accepted = submit and error.maybe_received
             raise error from exc
-        return json_object(resp, self.provider_id, f"{method} {path}", submit=submit,
-                           error_for=lambda r: codes.http_error(r, self.provider_id, self._secrets(account), job=job))
+        return json_object(
+            resp,
+            self.provider_id,
+            f"{method} {path}",
+            submit=submit,
+            error_for=lambda r: codes.http_error(r, self.provider_id, self._secrets(account), job=job),
+        )
 
 
 def _pricing_view(operation_type: OperationType, params: dict[str, Any]) -> dict[str, Any]:
     """Just what pricing needs, without map_params' validation (an estimate must never raise)."""
     photo = operation_type is OperationType.IMAGE_EDIT or bool(params.get("mask_url"))
-    return {"mode": PHOTO_EDITOR if photo else PROMPT_EDITOR, "task_type": params.get("task_type"),
-            "image_resolution": params.get("image_resolution")}
+    return {
+        "mode": PHOTO_EDITOR if photo else PROMPT_EDITOR,
+        "task_type": params.get("task_type"),
+        "image_resolution": params.get("image_resolution"),
+    }
 
 
 def _expiry(url: Any) -> str | None:

@@ -35,8 +35,15 @@ from . import fake_support as fs
 PHOTO, PROMPT = "ai-photo-editor", "prompt-editor"
 PROMPT_MODELS = ["sd", "sd5", "flux", "qwen", "nano", "nano2", "nano_pro"]
 PHOTO_MODELS = ["sd", "flux"]
-RESOLUTIONS = {"sd": ["1K", "2K", "4K"], "sd5": ["1K", "2K", "3K", "4K"], "flux": ["1K"], "qwen": ["1K"],
-               "nano": ["1K"], "nano2": ["1K", "2K", "4K"], "nano_pro": ["1K", "2K", "4K"]}
+RESOLUTIONS = {
+    "sd": ["1K", "2K", "4K"],
+    "sd5": ["1K", "2K", "3K", "4K"],
+    "flux": ["1K"],
+    "qwen": ["1K"],
+    "nano": ["1K"],
+    "nano2": ["1K", "2K", "4K"],
+    "nano_pro": ["1K", "2K", "4K"],
+}
 MAX_IMAGES = {"sd": 4, "sd5": 4, "flux": 1, "qwen": 1, "nano": 3, "nano2": 3, "nano_pro": 6}
 ASPECT_RATIOS = ["match_input_image", "1:1", "2:3", "3:4", "9:16", "3:2", "4:3", "16:9", "21:9"]
 PROMPT_PRICE = {"sd": 6, "sd5": 8, "flux": 2, "qwen": 3, "nano": 4, "nano2": 6, "nano_pro": 10}
@@ -56,19 +63,29 @@ MESSAGES = {
     300006: ("The task is being processed", "任务处理中"),
     300007: ("Generation failed, your credits have been returned", "生成失败，积分已退回"),
     300013: ("The task is being processed", "任务处理中"),
-    400000: ("The content may violate our community guidelines. Try another prompt or image, or use Flux",
-             "内容可能违反社区规范，请更换提示词或图片"),
+    400000: (
+        "The content may violate our community guidelines. Try another prompt or image, or use Flux",
+        "内容可能违反社区规范，请更换提示词或图片",
+    ),
 }
-NGINX_503 = b"<html><head><title>503 Service Temporarily Unavailable</title></head><body><center><h1>" \
-            b"503 Service Temporarily Unavailable</h1></center><hr><center>nginx</center></body></html>"
+NGINX_503 = (
+    b"<html><head><title>503 Service Temporarily Unavailable</title></head><body><center><h1>"
+    b"503 Service Temporarily Unavailable</h1></center><hr><center>nginx</center></body></html>"
+)
 _FORBIDDEN = re.compile(r"\bforbidden\b", re.IGNORECASE)
 
 
-def envelope(code: int, result: dict | None = None, status: int = 200, message: str | None = None,
-             headers: dict[str, str] | None = None) -> FakeResponse:
+def envelope(
+    code: int,
+    result: dict | None = None,
+    status: int = 200,
+    message: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> FakeResponse:
     en, zh = MESSAGES.get(code, (message or "Parameter error", "参数错误"))
-    return json_response({"code": code, "message": {"en": message or en, "zh": zh}, "result": result or {}},
-                         status, headers)
+    return json_response(
+        {"code": code, "message": {"en": message or en, "zh": zh}, "result": result or {}}, status, headers
+    )
 
 
 @dataclass
@@ -95,13 +112,25 @@ class Job:
 class RemakerFakeApi(SubmitFaults, JsonFakeServer):
     """The fake; knobs in `__init__`, `SubmitFaults` and README.md. State is public so tests can inspect it."""
 
-    def __init__(self, *, quota: int | None = None, url_ttl: float = 3600, max_concurrent: int | None = None,
-                 max_output_side: int = 256, secret: str = "remaker-fake-secret", verify_signature: bool = True,
-                 **faults: Any):
+    def __init__(
+        self,
+        *,
+        quota: int | None = None,
+        url_ttl: float = 3600,
+        max_concurrent: int | None = None,
+        max_output_side: int = 256,
+        secret: str = "remaker-fake-secret",
+        verify_signature: bool = True,
+        **faults: Any,
+    ):
         super().__init__()
         self.init_faults(**faults)
         self.quota = quota
-        self.url_ttl, self.max_concurrent, self.max_output_side = float(url_ttl), max_concurrent, max_output_side
+        self.url_ttl, self.max_concurrent, self.max_output_side = (
+            float(url_ttl),
+            max_concurrent,
+            max_output_side,
+        )
         self.secret, self.verify_signature = secret, verify_signature
         self.clock_offset = 0.0
         self.jobs: dict[str, Job] = {}
@@ -116,17 +145,32 @@ class RemakerFakeApi(SubmitFaults, JsonFakeServer):
         """Move the fake's time forward: jobs progress and signed URLs expire without waiting."""
         self.clock_offset += seconds
 
-    def mint_token(self, user_id: int = 1001, email: str = "user@example.com", ttl: float = 30 * 86400,
-                   secret: str | None = None) -> str:
+    def mint_token(
+        self,
+        user_id: int = 1001,
+        email: str = "user@example.com",
+        ttl: float = 30 * 86400,
+        secret: str | None = None,
+    ) -> str:
         now = int(self.now())
-        claims = {"id": user_id, "gmail": email, "product_code": "067003", "login_method": "google",
-                  "iat": now, "exp": now + int(ttl)}
+        claims = {
+            "id": user_id,
+            "gmail": email,
+            "product_code": "067003",
+            "login_method": "google",
+            "iat": now,
+            "exp": now + int(ttl),
+        }
         return mint_jwt(claims, secret or self.secret)
 
     def valid_raw_data(self) -> dict[str, Any]:
         """A browser-extension capture the fake accepts (the e-mail is in the JWT)."""
-        return {"token": self.mint_token(), "product_serial": "7858ccf6b18ce68bf56a8163c17ee64a",
-                "product_code": "067003", "url": "https://remaker.ai/en/ai-photo-editor"}
+        return {
+            "token": self.mint_token(),
+            "product_serial": "7858ccf6b18ce68bf56a8163c17ee64a",
+            "product_code": "067003",
+            "url": "https://remaker.ai/en/ai-photo-editor",
+        }
 
     def invalid_raw_data(self) -> dict[str, Any]:
         """Well-formed, but the token is signed with another key: the fake answers 401 code 100004."""
@@ -171,8 +215,11 @@ class RemakerFakeApi(SubmitFaults, JsonFakeServer):
         if _FORBIDDEN.search(fields["prompt"]):
             return envelope(400000)
         now = self.now()
-        running = [j for j in self.jobs.values() if j.user == user and j.state(now)[0] in
-                   ("queued", "processing", "saving")]
+        running = [
+            j
+            for j in self.jobs.values()
+            if j.user == user and j.state(now)[0] in ("queued", "processing", "saving")
+        ]
         if self.max_concurrent is not None and len(running) >= self.max_concurrent:
             return envelope(200006)
         cost, size = checked
@@ -188,8 +235,9 @@ class RemakerFakeApi(SubmitFaults, JsonFakeServer):
         self.after_accept(response)
         return response
 
-    def _check_form(self, mode: str, fields: dict[str, str], files: dict[str, list[FormFile]],
-                    req: FakeRequest) -> FakeResponse | tuple[int, tuple[int, int]]:
+    def _check_form(
+        self, mode: str, fields: dict[str, str], files: dict[str, list[FormFile]], req: FakeRequest
+    ) -> FakeResponse | tuple[int, tuple[int, int]]:
         """(price, output size) of a valid form, or the error envelope."""
         if not req.header("product-code"):
             return envelope(200001, message="Missing product-code")
@@ -208,12 +256,17 @@ class RemakerFakeApi(SubmitFaults, JsonFakeServer):
                 return envelope(200001, message="One image and one mask are required")
             if sniff_image(masks[0].data) != "image/png":
                 return envelope(200002, message="The mask must be a PNG image")
-            return PHOTO_PRICE[task], fs.scaled(fs.image_size(images[0].data) or (1024, 1024), self.max_output_side)
+            return PHOTO_PRICE[task], fs.scaled(
+                fs.image_size(images[0].data) or (1024, 1024), self.max_output_side
+            )
         if task not in PROMPT_MODELS:
             return envelope(200001, message=f"task_type must be one of {PROMPT_MODELS}")
         if not 1 <= len(images) <= MAX_IMAGES[task]:
             return envelope(200001, message=f"{task} takes 1 to {MAX_IMAGES[task]} images")
-        ratio, resolution = fields.get("aspect_ratio", "match_input_image"), fields.get("image_resolution", "")
+        ratio, resolution = (
+            fields.get("aspect_ratio", "match_input_image"),
+            fields.get("image_resolution", ""),
+        )
         if ratio not in ASPECT_RATIOS:
             return envelope(200001, message=f"aspect_ratio must be one of {ASPECT_RATIOS}")
         if resolution not in RESOLUTIONS[task]:
@@ -252,8 +305,14 @@ class RemakerFakeApi(SubmitFaults, JsonFakeServer):
             return envelope(100004, status=401)
         claims = read_jwt(req.header("authorization") or "", None, now=self.now()) or {}
         left = self.credits_left()
-        return envelope(100000, {"id": claims.get("id"), "gmail": claims.get("gmail"),
-                                 "credits": UNLIMITED_CREDITS if left is None else left})
+        return envelope(
+            100000,
+            {
+                "id": claims.get("id"),
+                "gmail": claims.get("gmail"),
+                "credits": UNLIMITED_CREDITS if left is None else left,
+            },
+        )
 
     @route("POST", r"/api/pai/v4/common/upload-image")
     def upload_image(self, req: FakeRequest) -> FakeResponse:
@@ -297,8 +356,10 @@ class RemakerFakeApi(SubmitFaults, JsonFakeServer):
 
 
 def _oss_error(code: str, message: str, status: int = 403) -> FakeResponse:
-    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
-            f"</Error>").encode()
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+        f"</Error>"
+    ).encode()
     return bytes_response(body, "application/xml", status=status)
 
 

@@ -67,7 +67,9 @@ _IMAGE = {
 def clamp_resolution(model: str, requested: str | None) -> str:
     """The best resolution `model` renders that is not above `requested` (its lowest if none is)."""
     allowed = RESOLUTIONS_PER_MODEL.get(model, ["1K"])
-    wanted = RESOLUTIONS.index(requested) if requested in RESOLUTIONS else RESOLUTIONS.index(DEFAULT_RESOLUTION)
+    wanted = (
+        RESOLUTIONS.index(requested) if requested in RESOLUTIONS else RESOLUTIONS.index(DEFAULT_RESOLUTION)
+    )
     fitting = [r for r in allowed if RESOLUTIONS.index(r) <= wanted]
     return fitting[-1] if fitting else allowed[0]
 
@@ -144,7 +146,9 @@ def map_params(operation_type: OperationType, params: dict[str, Any], provider_i
     if not isinstance(prompt, str) or not prompt.strip():
         raise InvalidParametersError(f"{provider_id}: a non-empty prompt is required")
     if len(prompt) > PROMPT_MAX_CHARS:
-        raise InvalidParametersError(f"{provider_id}: the prompt is longer than {PROMPT_MAX_CHARS} characters")
+        raise InvalidParametersError(
+            f"{provider_id}: the prompt is longer than {PROMPT_MAX_CHARS} characters"
+        )
     image = params.get("image_url")
     if not isinstance(image, str) or not image.strip():
         raise InvalidParametersError(f"{provider_id}: image_url is required")

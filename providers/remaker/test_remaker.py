@@ -61,8 +61,11 @@ async def remaker(kit):
 
 
 #: The input images: a 320x180 photo, a second photo and a mask of the photo's size.
-IMAGES = {"photo": make_png(320, 180, "photo"), "other": make_png(64, 64, "other"),
-          "mask": make_png(320, 180, "mask")}
+IMAGES = {
+    "photo": make_png(320, 180, "photo"),
+    "other": make_png(64, 64, "other"),
+    "mask": make_png(320, 180, "mask"),
+}
 
 
 @pytest.fixture
@@ -91,8 +94,13 @@ async def download(url: str) -> httpx.Response:
 # -- every operation, submit -> poll -> completed ----------------------------------------------------
 async def test_image_to_image_runs_on_the_prompt_editor(remaker, images):
     provider, fake, account = remaker
-    params = {"prompt": "make it autumn", "image_url": images["photo"], "aspect_ratio": "16:9",
-              "image_resolution": "2K", "task_type": "sd"}
+    params = {
+        "prompt": "make it autumn",
+        "image_url": images["photo"],
+        "aspect_ratio": "16:9",
+        "image_resolution": "2K",
+        "task_type": "sd",
+    }
     result = await submit(provider, account, I2I, params)
     assert result.provider_job_id.startswith("pe:") and result.status is ProviderStatus.PENDING
 
@@ -107,8 +115,12 @@ async def test_image_to_image_runs_on_the_prompt_editor(remaker, images):
 
     form = fake.submissions[-1]
     assert form["mode"] == "prompt-editor"
-    assert form["fields"] == {"prompt": "make it autumn", "task_type": "sd", "aspect_ratio": "16:9",
-                              "image_resolution": "2K"}
+    assert form["fields"] == {
+        "prompt": "make it autumn",
+        "task_type": "sd",
+        "aspect_ratio": "16:9",
+        "image_resolution": "2K",
+    }
     (photo,) = form["files"]["image_files"]
     assert photo.data == IMAGES["photo"] and photo.content_type == "image/png"
     create = next(r for r in fake.requests if r.path.endswith("/create-job"))
@@ -119,7 +131,12 @@ async def test_image_to_image_runs_on_the_prompt_editor(remaker, images):
 @pytest.mark.parametrize("op", [EDIT, I2I])
 async def test_a_mask_runs_on_the_photo_editor(remaker, images, op):
     provider, fake, account = remaker
-    params = {"prompt": "a red hat", "image_url": images["photo"], "mask_url": images["mask"], "task_type": "flux"}
+    params = {
+        "prompt": "a red hat",
+        "image_url": images["photo"],
+        "mask_url": images["mask"],
+        "task_type": "flux",
+    }
     result = await submit(provider, account, op, params)
     assert not result.provider_job_id.startswith("pe:")
 
@@ -135,16 +152,26 @@ async def test_a_mask_runs_on_the_photo_editor(remaker, images, op):
 
 async def test_multi_image_edit_and_resolution_clamped_per_model(remaker, images):
     provider, fake, account = remaker
-    params = {"prompt": "put them together", "image_url": images["photo"], "extra_image_urls": [images["other"]],
-              "task_type": "nano", "image_resolution": "4K", "aspect_ratio": "1:1"}
-    final, _ = await wait_terminal(provider, account, (await submit(provider, account, I2I, params)).provider_job_id)
+    params = {
+        "prompt": "put them together",
+        "image_url": images["photo"],
+        "extra_image_urls": [images["other"]],
+        "task_type": "nano",
+        "image_resolution": "4K",
+        "aspect_ratio": "1:1",
+    }
+    final, _ = await wait_terminal(
+        provider, account, (await submit(provider, account, I2I, params)).provider_job_id
+    )
     assert final.status is ProviderStatus.COMPLETED
     form = fake.submissions[-1]
     assert len(form["files"]["image_files"]) == 2
     assert form["fields"]["image_resolution"] == "1K"  # nano renders 1K only; the fake refuses 4K for it
 
 
-async def test_direct_execute_with_canonical_params_cleans_up_after_itself(remaker, images, tmp_path, monkeypatch):
+async def test_direct_execute_with_canonical_params_cleans_up_after_itself(
+    remaker, images, tmp_path, monkeypatch
+):
     provider, fake, account = remaker
     scratch = tmp_path / "scratch"
     scratch.mkdir()
@@ -159,15 +186,24 @@ async def test_each_job_state_maps_to_its_status(kit, images):
     fake = kit.start_fake(latency=100)
     provider = await kit.connect(fake.url)
     account = await kit.account(fake.valid_raw_data())
-    prompt_job = (await submit(provider, account, I2I, {"prompt": "x", "image_url": images["photo"]})).provider_job_id
-    photo_job = (await submit(provider, account, EDIT, {"prompt": "x", "image_url": images["photo"],
-                                                        "mask_url": images["mask"]})).provider_job_id
+    prompt_job = (
+        await submit(provider, account, I2I, {"prompt": "x", "image_url": images["photo"]})
+    ).provider_job_id
+    photo_job = (
+        await submit(
+            provider, account, EDIT, {"prompt": "x", "image_url": images["photo"], "mask_url": images["mask"]}
+        )
+    ).provider_job_id
 
     async def status(job_id):
         return await provider.check_status(account, job_id)
 
     queued = await status(prompt_job)  # 100002
-    assert (queued.status, queued.progress, queued.metadata["provider_status"]) == (ProviderStatus.PENDING, 0.0, 100002)
+    assert (queued.status, queued.progress, queued.metadata["provider_status"]) == (
+        ProviderStatus.PENDING,
+        0.0,
+        100002,
+    )
     fake.advance_clock(50)
     running = await status(prompt_job)  # 300013
     assert (running.status, running.metadata["provider_status"]) == (ProviderStatus.PROCESSING, 300013)
@@ -177,7 +213,10 @@ async def test_each_job_state_maps_to_its_status(kit, images):
     fake.advance_clock(45)
     saving = await status(prompt_job)  # 100000 without output yet
     assert (saving.status, saving.metadata["provider_status"], saving.image_url) == (
-        ProviderStatus.PROCESSING, 100000, None)
+        ProviderStatus.PROCESSING,
+        100000,
+        None,
+    )
     fake.advance_clock(10)
     done = await status(prompt_job)
     assert done.status is ProviderStatus.COMPLETED and done.image_url
@@ -192,8 +231,12 @@ async def test_failed_and_filtered_jobs(kit, images):
     assert status.status is ProviderStatus.FAILED and status.error_code == "provider_generic"
     assert "300007" in status.error_message and status.metadata["provider_message_zh"]
 
-    filtered = await submit(provider, account, EDIT, {"prompt": "nsfw-output please", "image_url": images["photo"],
-                                                      "mask_url": images["mask"]})
+    filtered = await submit(
+        provider,
+        account,
+        EDIT,
+        {"prompt": "nsfw-output please", "image_url": images["photo"], "mask_url": images["mask"]},
+    )
     status = await provider.check_status(account, filtered.provider_job_id)  # 400000 during generation
     assert status.status is ProviderStatus.FILTERED and status.error_code == "content_output_rejected"
     assert status.error_message and not provider.charges_filtered_jobs()
@@ -203,8 +246,9 @@ async def test_unknown_jobs_raise_job_not_found(remaker, images, kit):
     provider, fake, account = remaker
     with pytest.raises(JobNotFoundError):
         await provider.check_status(account, "pe:00000000-0000-0000-0000-000000000000")
-    photo_job = await submit(provider, account, EDIT, {"prompt": "x", "image_url": images["photo"],
-                                                       "mask_url": images["mask"]})
+    photo_job = await submit(
+        provider, account, EDIT, {"prompt": "x", "image_url": images["photo"], "mask_url": images["mask"]}
+    )
     with pytest.raises(JobNotFoundError):  # each editor only knows its own jobs
         await provider.check_status(account, "pe:" + photo_job.provider_job_id)
     other = await kit.account({"token": fake.mint_token(user_id=2, email="u2@example.com")}, "acc-2")
@@ -253,8 +297,9 @@ async def test_quota_is_taken_at_submit_and_given_back_on_failure(kit, images):
     provider = await kit.connect(fake.url)
     account = await kit.account(fake.valid_raw_data())
     params = {"prompt": "x", "image_url": images["photo"]}  # sd at 2K: 6 credits
-    assert provider.estimate_credits(I2I, apply_defaults(provider.get_operation_parameter_spec()["image_to_image"],
-                                                         params)) == {"web": 6}
+    assert provider.estimate_credits(
+        I2I, apply_defaults(provider.get_operation_parameter_spec()["image_to_image"], params)
+    ) == {"web": 6}
     await submit(provider, account, I2I, params)
     assert await provider.get_credits(account) == {"web": 2}
     with pytest.raises(QuotaExceededError) as caught:
@@ -320,15 +365,22 @@ async def test_invalid_inputs_raise_invalid_parameters(remaker, images, sources)
     with pytest.raises(InvalidParametersError, match=r"image_url: the source is text/plain, not image"):
         await submit(provider, account, I2I, {"prompt": "x", "image_url": sources.add("notes.txt", b"hello")})
     with pytest.raises(InvalidParametersError, match=r"mask_url: the source answered HTTP 404"):
-        await submit(provider, account, EDIT, {"prompt": "x", "image_url": images["photo"],
-                                               "mask_url": sources.asset_url("missing.png")})
+        await submit(
+            provider,
+            account,
+            EDIT,
+            {"prompt": "x", "image_url": images["photo"], "mask_url": sources.asset_url("missing.png")},
+        )
     with pytest.raises(InvalidParametersError, match="mask"):
         provider.map_parameters(EDIT, {"prompt": "x", "image_url": images["photo"]})
     with pytest.raises(InvalidParametersError, match="sd"):
-        provider.map_parameters(I2I, {"prompt": "x", "image_url": "a.png", "mask_url": "m.png", "task_type": "nano"})
+        provider.map_parameters(
+            I2I, {"prompt": "x", "image_url": "a.png", "mask_url": "m.png", "task_type": "nano"}
+        )
     with pytest.raises(InvalidParametersError, match="at most 1"):
-        provider.map_parameters(I2I, {"prompt": "x", "image_url": "a.png", "extra_image_urls": ["b.png"],
-                                      "task_type": "flux"})
+        provider.map_parameters(
+            I2I, {"prompt": "x", "image_url": "a.png", "extra_image_urls": ["b.png"], "task_type": "flux"}
+        )
     with pytest.raises(InvalidParametersError, match="prompt"):
         provider.map_parameters(I2I, {"prompt": "  ", "image_url": "a.png"})
 
@@ -346,12 +398,25 @@ async def test_parameter_spec_is_present_and_sane(kit):
             if "enum" in p and "default" in p:
                 assert p["default"] in p["enum"]
     i2i, edit = spec["image_to_image"], spec["image_edit"]
-    assert validate_params(i2i, {"prompt": "x", "image_url": "u", "task_type": "nano_pro",
-                                 "image_resolution": "4K", "aspect_ratio": "21:9"}) == []
+    assert (
+        validate_params(
+            i2i,
+            {
+                "prompt": "x",
+                "image_url": "u",
+                "task_type": "nano_pro",
+                "image_resolution": "4K",
+                "aspect_ratio": "21:9",
+            },
+        )
+        == []
+    )
     assert validate_params(i2i, {"prompt": "x" * 5001, "image_url": "u"}) != []
     assert validate_params(i2i, {"prompt": "x", "image_url": "u", "task_type": "dalle"}) != []
     assert validate_params(edit, {"prompt": "x", "image_url": "u"}) == ["parameter 'mask_url' is required"]
-    assert validate_params(edit, {"prompt": "x", "image_url": "u", "mask_url": "m", "task_type": "qwen"}) != []
+    assert (
+        validate_params(edit, {"prompt": "x", "image_url": "u", "mask_url": "m", "task_type": "qwen"}) != []
+    )
     for op in provider.supported_operations:  # defaults always map
         params = apply_defaults(spec[op.value], {"prompt": "x", "image_url": "u", "mask_url": "m"})
         assert provider.map_parameters(op, params)["mode"]
@@ -359,19 +424,55 @@ async def test_parameter_spec_is_present_and_sane(kit):
 
 async def test_map_parameters_shapes(kit):
     provider = kit.provider
-    assert provider.map_parameters(I2I, {"prompt": "p", "image_url": "a.png", "extra_image_urls": ["b.png"],
-                                         "task_type": "nano", "image_resolution": "4K"}) == {
-        "mode": "prompt-editor", "prompt": "p", "task_type": "nano", "image_sources": ["a.png", "b.png"],
-        "aspect_ratio": "match_input_image", "image_resolution": "1K"}
-    assert provider.map_parameters(I2I, {"prompt": "p", "image_url": "a.png", "task_type": "sd5",
-                                         "image_resolution": "3K", "aspect_ratio": "4:3"}) == {
-        "mode": "prompt-editor", "prompt": "p", "task_type": "sd5", "image_sources": ["a.png"],
-        "aspect_ratio": "4:3", "image_resolution": "3K"}
+    assert provider.map_parameters(
+        I2I,
+        {
+            "prompt": "p",
+            "image_url": "a.png",
+            "extra_image_urls": ["b.png"],
+            "task_type": "nano",
+            "image_resolution": "4K",
+        },
+    ) == {
+        "mode": "prompt-editor",
+        "prompt": "p",
+        "task_type": "nano",
+        "image_sources": ["a.png", "b.png"],
+        "aspect_ratio": "match_input_image",
+        "image_resolution": "1K",
+    }
+    assert provider.map_parameters(
+        I2I,
+        {
+            "prompt": "p",
+            "image_url": "a.png",
+            "task_type": "sd5",
+            "image_resolution": "3K",
+            "aspect_ratio": "4:3",
+        },
+    ) == {
+        "mode": "prompt-editor",
+        "prompt": "p",
+        "task_type": "sd5",
+        "image_sources": ["a.png"],
+        "aspect_ratio": "4:3",
+        "image_resolution": "3K",
+    }
     assert provider.map_parameters(I2I, {"prompt": "p", "image_url": "a.png", "image_resolution": "3K"}) == {
-        "mode": "prompt-editor", "prompt": "p", "task_type": "sd", "image_sources": ["a.png"],
-        "aspect_ratio": "match_input_image", "image_resolution": "2K"}  # sd has no 3K: the next lower
+        "mode": "prompt-editor",
+        "prompt": "p",
+        "task_type": "sd",
+        "image_sources": ["a.png"],
+        "aspect_ratio": "match_input_image",
+        "image_resolution": "2K",
+    }  # sd has no 3K: the next lower
     assert provider.map_parameters(EDIT, {"prompt": "p", "image_url": "a.png", "mask_url": "m.png"}) == {
-        "mode": "photo-editor", "prompt": "p", "task_type": "sd", "image_sources": ["a.png"], "mask_source": "m.png"}
+        "mode": "photo-editor",
+        "prompt": "p",
+        "task_type": "sd",
+        "image_sources": ["a.png"],
+        "mask_source": "m.png",
+    }
 
 
 async def test_estimate_and_actual_credits_follow_the_price_list(kit):
@@ -388,8 +489,12 @@ async def test_estimate_and_actual_credits_follow_the_price_list(kit):
     done = ProviderStatusResult(ProviderStatus.COMPLETED, image_url="u")
     from_poller = GenerationContext(id="g", provider_id="remaker", operation_type=I2I, params={})
     assert provider.compute_actual_credits(from_poller, done, {"web": 20}) == {"web": 20}
-    with_params = GenerationContext(id="g", provider_id="remaker", operation_type=I2I,
-                                    params={"task_type": "nano", "image_resolution": "2K"})
+    with_params = GenerationContext(
+        id="g",
+        provider_id="remaker",
+        operation_type=I2I,
+        params={"task_type": "nano", "image_resolution": "2K"},
+    )
     assert provider.compute_actual_credits(with_params, done, {"web": 4}) == {"web": 4}
 
 
@@ -398,8 +503,11 @@ async def test_estimate_matches_what_the_remote_charges(kit, images):
     provider = await kit.connect(fake.url)
     account = await kit.account(fake.valid_raw_data())
     spec = provider.get_operation_parameter_spec()
-    cases = [(I2I, {"task_type": "nano_pro", "image_resolution": "4K"}), (I2I, {"task_type": "sd5",
-             "image_resolution": "3K"}), (EDIT, {"task_type": "sd", "mask_url": images["mask"]})]
+    cases = [
+        (I2I, {"task_type": "nano_pro", "image_resolution": "4K"}),
+        (I2I, {"task_type": "sd5", "image_resolution": "3K"}),
+        (EDIT, {"task_type": "sd", "mask_url": images["mask"]}),
+    ]
     for op, extra in cases:
         params = apply_defaults(spec[op.value], {"prompt": "x", "image_url": images["photo"], **extra})
         before = fake.credits_left()
@@ -412,23 +520,37 @@ async def test_extract_account_data_from_captures(kit):
     provider, fake = kit.provider, kit.start_fake()
     raw = fake.valid_raw_data()
     data = await provider.extract_account_data(raw)
-    assert data == {"email": "user@example.com", "credentials": {
-        "token": raw["token"], "product_code": "067003", "product_serial": raw["product_serial"], "user_id": "1001"}}
+    assert data == {
+        "email": "user@example.com",
+        "credentials": {
+            "token": raw["token"],
+            "product_code": "067003",
+            "product_serial": raw["product_serial"],
+            "user_id": "1001",
+        },
+    }
     from_browser = {"localStorage": {"token": raw["token"]}, "cookies": [{"name": "x", "value": "y"}]}
     data = await provider.extract_account_data(from_browser, fallback_email="ignored@example.com")
     assert data["email"] == "user@example.com" and len(data["credentials"]["product_serial"]) == 32
-    cookie = await provider.extract_account_data({"cookies": {"token": f"Bearer {raw['token']}"}, "email": "A@B.C"})
+    cookie = await provider.extract_account_data(
+        {"cookies": {"token": f"Bearer {raw['token']}"}, "email": "A@B.C"}
+    )
     assert cookie["credentials"]["token"] == raw["token"] and cookie["email"] == "a@b.c"
     no_email = fake.mint_token(email="")
-    assert (await provider.extract_account_data({"token": no_email}, fallback_email="f@e.com"))["email"] == "f@e.com"
+    assert (await provider.extract_account_data({"token": no_email}, fallback_email="f@e.com"))[
+        "email"
+    ] == "f@e.com"
 
 
-@pytest.mark.parametrize(("raw", "problem"), [
-    ({}, "no session token"),
-    ({"cookies": {"other": "x"}, "email": "a@b.c"}, "no session token"),
-    ({"token": "s3cr3t-not-a-jwt"}, "not a JWT"),
-    ({"token": "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6MX0.c2ln"}, "no e-mail"),
-])
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ({}, "no session token"),
+        ({"cookies": {"other": "x"}, "email": "a@b.c"}, "no session token"),
+        ({"token": "s3cr3t-not-a-jwt"}, "not a JWT"),
+        ({"token": "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6MX0.c2ln"}, "no e-mail"),
+    ],
+)
 async def test_extract_account_data_rejects_broken_captures(kit, raw, problem):
     with pytest.raises(ValueError, match=problem) as caught:
         await kit.provider.extract_account_data(raw)
@@ -450,9 +572,12 @@ async def test_secrets_stay_out_of_results_and_errors(remaker, images):
 async def test_prepared_files_are_listed_for_the_caller_to_delete(remaker, images):
     provider, _, account = remaker
     params = {"prompt": "x", "image_url": images["photo"], "mask_url": images["mask"]}
-    generation = GenerationContext(id="g", provider_id=provider.provider_id, operation_type=EDIT, params=params)
-    prepared = await provider.prepare_execution_params(generation, provider.map_parameters(EDIT, params),
-                                                       resolve_source)
+    generation = GenerationContext(
+        id="g", provider_id=provider.provider_id, operation_type=EDIT, params=params
+    )
+    prepared = await provider.prepare_execution_params(
+        generation, provider.map_parameters(EDIT, params), resolve_source
+    )
     temps = prepared["_temp_paths"]
     assert sorted(temps) == sorted([*prepared["image_paths"], prepared["mask_path"]]) and len(temps) == 2
     assert Path(prepared["mask_path"]).read_bytes() == IMAGES["mask"]
@@ -471,7 +596,9 @@ async def test_prepared_files_are_listed_for_the_caller_to_delete(remaker, image
         return path, temps
 
     with pytest.raises(InvalidParametersError):
-        await provider.prepare_execution_params(generation, provider.map_parameters(EDIT, params), second_fails)
+        await provider.prepare_execution_params(
+            generation, provider.map_parameters(EDIT, params), second_fails
+        )
     assert made and not any(Path(p).exists() for p in made)  # nothing leaks when preparation fails
 
 
@@ -502,8 +629,13 @@ async def test_an_answer_lost_after_acceptance_is_ambiguous(kit, images, fault):
     assert caught.value.maybe_accepted and getattr(fake, fault) == 0
     assert len(fake.jobs) == 1  # Remaker made it; we never heard its id
     with pytest.raises(NotImplementedError, match="no job listing"):  # and nothing can find it
-        await provider.find_job(account, "gen-1", I2I, provider.map_parameters(I2I, {
-            "prompt": f"lost: {fault}", "image_url": images["photo"]}), since=time.time() - 5)
+        await provider.find_job(
+            account,
+            "gen-1",
+            I2I,
+            provider.map_parameters(I2I, {"prompt": f"lost: {fault}", "image_url": images["photo"]}),
+            since=time.time() - 5,
+        )
 
 
 async def test_refusals_before_acceptance_are_not_ambiguous(kit, images):
@@ -543,14 +675,17 @@ async def test_refusals_before_acceptance_are_not_ambiguous(kit, images):
 )
 async def test_create_job_answers_are_classified(remaker, images, status, body, ambiguous):
     provider, fake, account = remaker
-    provider._client = httpx.AsyncClient(base_url=fake.url, transport=httpx.MockTransport(
-        lambda request: httpx.Response(status, content=body)))
+    provider._client = httpx.AsyncClient(
+        base_url=fake.url, transport=httpx.MockTransport(lambda request: httpx.Response(status, content=body))
+    )
     with pytest.raises(ProviderError) as caught:
         await submit(provider, account, I2I, {"prompt": "x", "image_url": images["photo"]})
     assert caught.value.maybe_accepted is ambiguous
     if body.startswith(b"<"):  # the same failure on a poll never is: a poll cannot make a job
-        provider._client = httpx.AsyncClient(base_url=fake.url, transport=httpx.MockTransport(
-            lambda request: httpx.Response(status, content=body)))
+        provider._client = httpx.AsyncClient(
+            base_url=fake.url,
+            transport=httpx.MockTransport(lambda request: httpx.Response(status, content=body)),
+        )
         with pytest.raises(ProviderError) as caught:
             await provider.check_status(account, "pe:x")
         assert not caught.value.maybe_accepted
@@ -559,8 +694,14 @@ async def test_create_job_answers_are_classified(remaker, images, status, body, 
 async def test_the_reference_is_never_sent(remaker, images, tmp_path):
     provider, fake, account = remaker
     mapped = provider.map_parameters(I2I, {"prompt": "quiet", "image_url": images["photo"]})
-    generation = GenerationContext(id="gen-1", provider_id=provider.provider_id, operation_type=I2I,
-                                   params={}, user_id="user-1", account_id=account.id)
+    generation = GenerationContext(
+        id="gen-1",
+        provider_id=provider.provider_id,
+        operation_type=I2I,
+        params={},
+        user_id="user-1",
+        account_id=account.id,
+    )
     prepared = await provider.prepare_execution_params(generation, mapped, resolve_source)
     try:
         await provider.execute(I2I, account, {**prepared, REFERENCE_PARAM: "gen-secret-ref"})

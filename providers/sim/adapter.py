@@ -166,8 +166,12 @@ class SimProvider(ImageUrlSource, Provider):
         )
 
     async def _upload_source(self, account: ProviderAccount, mapped: dict[str, Any]) -> dict[str, Any]:
-        async with local_source(self.provider_id, mapped.get("image_url"), mapped.get("local_image_path"),
-                                needed_by="image_to_video") as path:
+        async with local_source(
+            self.provider_id,
+            mapped.get("image_url"),
+            mapped.get("local_image_path"),
+            needed_by="image_to_video",
+        ) as path:
             return await self.upload_asset(account, path)
 
     async def upload_asset(self, account: ProviderAccount, file_path: str) -> dict[str, Any]:
@@ -221,14 +225,20 @@ class SimProvider(ImageUrlSource, Provider):
             result.duration_sec = float(output["duration"])
 
     async def find_job(
-        self, account: ProviderAccount, reference: str, operation_type: OperationType, params: dict[str, Any],
+        self,
+        account: ProviderAccount,
+        reference: str,
+        operation_type: OperationType,
+        params: dict[str, Any],
         since: float | None = None,
     ) -> str | None:
         """The remote lists a token's jobs by the Idempotency-Key they were submitted with."""
         body = await self._call("GET", "/v1/jobs", account, params={"reference": reference, "limit": 1})
         items = body.get("items")
         if not isinstance(items, list):
-            raise ProviderError(f"{self.provider_id}: job list without items", error_code="provider_bad_response")
+            raise ProviderError(
+                f"{self.provider_id}: job list without items", error_code="provider_bad_response"
+            )
         return str(items[0]["id"]) if items else None
 
     async def cancel(self, account: ProviderAccount, provider_job_id: str) -> bool:
@@ -297,14 +307,25 @@ class SimProvider(ImageUrlSource, Provider):
             raise unreachable(self.provider_id, self.base_url, exc, [token]) from exc
 
     async def _call(
-        self, method: str, path: str, account: ProviderAccount, *, job: bool = False, submit: bool = False,
+        self,
+        method: str,
+        path: str,
+        account: ProviderAccount,
+        *,
+        job: bool = False,
+        submit: bool = False,
         **kw: Any,
     ) -> dict[str, Any]:
         """Send; raise the SDK error matching a failure; return the JSON body. `job`: 404 = no such job.
         `submit`: a failure after which the remote may have created the job says so (`maybe_accepted`)."""
         resp = await self._send(method, path, account, **kw)
-        return json_object(resp, self.provider_id, f"{method} {path}", submit=submit,
-                           error_for=lambda r: self._error(r, account, job=job))
+        return json_object(
+            resp,
+            self.provider_id,
+            f"{method} {path}",
+            submit=submit,
+            error_for=lambda r: self._error(r, account, job=job),
+        )
 
     def _error(self, resp: httpx.Response, account: ProviderAccount, *, job: bool) -> ProviderError:
         try:
@@ -316,7 +337,8 @@ class SimProvider(ImageUrlSource, Provider):
         detail = error.get("message") or resp.reason_phrase
         status = resp.status_code
         message = scrub(
-            f"{self.provider_id}: {detail} (HTTP {status}{', ' + code if code else ''})", [self._token(account)]
+            f"{self.provider_id}: {detail} (HTTP {status}{', ' + code if code else ''})",
+            [self._token(account)],
         )
         if code == "content_policy_violation":
             return ContentFilteredError(message)

@@ -175,7 +175,9 @@ class SimFakeApi(SubmitFaults, JsonFakeServer):
         if denied := self._denied(req):
             return denied
         key = req.header("idempotency-key")
-        if key and self.idempotency and (req.bearer_token or "", key) in self.idempotent:  # a retry: the first job, as first answered
+        if (
+            key and self.idempotency and (req.bearer_token or "", key) in self.idempotent
+        ):  # a retry: the first job, as first answered
             job = self.jobs[self.idempotent[(req.bearer_token or "", key)]]
             return json_response(self._job_json(job, req.base_url), 201, {"Idempotent-Replayed": "true"})
         if self.fails_submit(self.fail_submit_rate):
@@ -231,8 +233,11 @@ class SimFakeApi(SubmitFaults, JsonFakeServer):
             self.fail_lookups -= 1
             return json_error(503, "unavailable", "the job index is temporarily unavailable, try again")
         token, reference = req.bearer_token or "", req.query.get("reference")
-        mine = [j for j in reversed(self.jobs.values())
-                if j.token == token and (reference is None or j.reference == reference)]
+        mine = [
+            j
+            for j in reversed(self.jobs.values())
+            if j.token == token and (reference is None or j.reference == reference)
+        ]
         limit = min(int(req.query.get("limit") or 50), 100)
         return json_response({"items": [self._job_json(j, req.base_url) for j in mine[:limit]]})
 

@@ -44,7 +44,7 @@ class _Bits:
     def trailing(self) -> bytes:
         self.bits.append(1)
         self.align_zero()
-        return bytes(int("".join(map(str, self.bits[i:i + 8])), 2) for i in range(0, len(self.bits), 8))
+        return bytes(int("".join(map(str, self.bits[i : i + 8])), 2) for i in range(0, len(self.bits), 8))
 
 
 def _nal(ref_idc: int, kind: int, rbsp: bytes) -> bytes:
@@ -115,8 +115,11 @@ def _idr(key: str) -> bytes:
             b.ue(25)  # mb_type I_PCM
             b.align_zero()  # pcm_alignment_zero_bit
             # Luma 16..235 (never 0: early decoders refused zero PCM samples), brighter to the right/bottom.
-            luma = bytes(16 + (219 * (mb_x * 16 + x + mb_y * 16 + y)) // (WIDTH + HEIGHT)
-                         for y in range(16) for x in range(16))
+            luma = bytes(
+                16 + (219 * (mb_x * 16 + x + mb_y * 16 + y)) // (WIDTH + HEIGHT)
+                for y in range(16)
+                for x in range(16)
+            )
             b.raw(luma + bytes([cb]) * 64 + bytes([cr]) * 64)
     return _nal(3, 5, b.trailing())
 
@@ -151,10 +154,27 @@ _MATRIX = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
 def _moov(sizes: list[int], chunk_offset: int, sps: bytes, pps: bytes) -> bytes:
     delta = TIMESCALE // FPS
     duration = delta * len(sizes)
-    avcc = _box(b"avcC", bytes([1, PROFILE, COMPATIBILITY, LEVEL, 0xFF, 0xE1]), struct.pack(">H", len(sps)), sps,
-                bytes([1]), struct.pack(">H", len(pps)), pps)
-    avc1 = _box(b"avc1", bytes(6), struct.pack(">H", 1), bytes(16), struct.pack(">HHII", WIDTH, HEIGHT, 0x480000,
-                0x480000), bytes(4), struct.pack(">H", 1), bytes(32), struct.pack(">Hh", 0x18, -1), avcc)
+    avcc = _box(
+        b"avcC",
+        bytes([1, PROFILE, COMPATIBILITY, LEVEL, 0xFF, 0xE1]),
+        struct.pack(">H", len(sps)),
+        sps,
+        bytes([1]),
+        struct.pack(">H", len(pps)),
+        pps,
+    )
+    avc1 = _box(
+        b"avc1",
+        bytes(6),
+        struct.pack(">H", 1),
+        bytes(16),
+        struct.pack(">HHII", WIDTH, HEIGHT, 0x480000, 0x480000),
+        bytes(4),
+        struct.pack(">H", 1),
+        bytes(32),
+        struct.pack(">Hh", 0x18, -1),
+        avcc,
+    )
     stbl = _box(
         b"stbl",
         _full(b"stsd", 0, 0, struct.pack(">I", 1), avc1),
@@ -164,14 +184,38 @@ def _moov(sizes: list[int], chunk_offset: int, sps: bytes, pps: bytes) -> bytes:
         _full(b"stsz", 0, 0, struct.pack(">II", 0, len(sizes)), struct.pack(f">{len(sizes)}I", *sizes)),
         _full(b"stco", 0, 0, struct.pack(">II", 1, chunk_offset)),
     )
-    minf = _box(b"minf", _full(b"vmhd", 0, 1, bytes(8)),
-                _box(b"dinf", _full(b"dref", 0, 0, struct.pack(">I", 1), _full(b"url ", 0, 1))), stbl)
-    mdia = _box(b"mdia", _full(b"mdhd", 0, 0, struct.pack(">IIIIHH", 0, 0, TIMESCALE, duration, 0x55C4, 0)),
-                _full(b"hdlr", 0, 0, bytes(4), b"vide", bytes(12), b"VideoHandler\x00"), minf)
-    tkhd = _full(b"tkhd", 0, 3, struct.pack(">IIIII", 0, 0, 1, 0, duration), bytes(8),
-                 struct.pack(">hhhH", 0, 0, 0, 0), _MATRIX, struct.pack(">II", WIDTH << 16, HEIGHT << 16))
-    mvhd = _full(b"mvhd", 0, 0, struct.pack(">IIII", 0, 0, TIMESCALE, duration), struct.pack(">IH10x", 0x10000, 0x100),
-                 _MATRIX, bytes(24), struct.pack(">I", 2))
+    minf = _box(
+        b"minf",
+        _full(b"vmhd", 0, 1, bytes(8)),
+        _box(b"dinf", _full(b"dref", 0, 0, struct.pack(">I", 1), _full(b"url ", 0, 1))),
+        stbl,
+    )
+    mdia = _box(
+        b"mdia",
+        _full(b"mdhd", 0, 0, struct.pack(">IIIIHH", 0, 0, TIMESCALE, duration, 0x55C4, 0)),
+        _full(b"hdlr", 0, 0, bytes(4), b"vide", bytes(12), b"VideoHandler\x00"),
+        minf,
+    )
+    tkhd = _full(
+        b"tkhd",
+        0,
+        3,
+        struct.pack(">IIIII", 0, 0, 1, 0, duration),
+        bytes(8),
+        struct.pack(">hhhH", 0, 0, 0, 0),
+        _MATRIX,
+        struct.pack(">II", WIDTH << 16, HEIGHT << 16),
+    )
+    mvhd = _full(
+        b"mvhd",
+        0,
+        0,
+        struct.pack(">IIII", 0, 0, TIMESCALE, duration),
+        struct.pack(">IH10x", 0x10000, 0x100),
+        _MATRIX,
+        bytes(24),
+        struct.pack(">I", 2),
+    )
     return _box(b"moov", mvhd, _box(b"trak", tkhd, mdia))
 
 

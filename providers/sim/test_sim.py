@@ -234,9 +234,14 @@ async def test_transient_submit_failure_is_retryable(kit):
 
 async def test_rate_knobs_fault_submits_at_random_and_idempotency_can_be_off(kit):
     """The chaos run's knobs: faults as rates per submit, a latency spread, and no deduplication."""
+
     def post(fake, key: str) -> httpx.Response:
-        return httpx.post(f"{fake.url}/v1/jobs", headers={"Authorization": "Bearer t", "Idempotency-Key": key},
-                          json={"operation": "text_to_image", "prompt": "a fox"}, timeout=2)
+        return httpx.post(
+            f"{fake.url}/v1/jobs",
+            headers={"Authorization": "Bearer t", "Idempotency-Key": key},
+            json={"operation": "text_to_image", "prompt": "a fox"},
+            timeout=2,
+        )
 
     refused = kit.start_fake(fail_submit_rate=1.0)
     assert post(refused, "k").status_code == 503 and not refused.jobs and refused.faults["503"] == 1
@@ -342,7 +347,9 @@ async def test_expected_duration_is_the_latency_knob_or_unknown(kit):
     assert provider.expected_duration_s(OperationType.TEXT_TO_VIDEO, {"duration": 5, "latency": 12}) == 12.0
     assert provider.expected_duration_s(OperationType.TEXT_TO_IMAGE, {"latency": 0}) == 0.0
     # the remote's own default latency: the poller learns it
-    assert provider.expected_duration_s(OperationType.TEXT_TO_VIDEO, {"duration": 5, "quality": "720p"}) is None
+    assert (
+        provider.expected_duration_s(OperationType.TEXT_TO_VIDEO, {"duration": 5, "quality": "720p"}) is None
+    )
     assert provider.expected_duration_s(OperationType.TEXT_TO_VIDEO, {"latency": True}) is None
 
 

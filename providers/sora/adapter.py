@@ -42,6 +42,7 @@ VARIANTS = ("video", "thumbnail", "spritesheet")
 FIND_PAGES = 5
 CLOCK_SKEW_S = 30.0
 
+
 class SoraProvider(ImageUrlSource, Provider):
     """Sora 2 / Sora 2 Pro video generation: text_to_video and image_to_video. image_to_video's first frame
     (`image_url`) is fetched by the dispatcher (`ImageUrlSource`) and sent as a multipart part."""
@@ -94,7 +95,11 @@ class SoraProvider(ImageUrlSource, Provider):
         )
 
     async def find_job(
-        self, account: ProviderAccount, reference: str, operation_type: OperationType, params_in: dict[str, Any],
+        self,
+        account: ProviderAccount,
+        reference: str,
+        operation_type: OperationType,
+        params_in: dict[str, Any],
         since: float | None = None,
     ) -> str | None:
         """OpenAI's Videos API takes no idempotency key or client reference, so this is the last resort:
@@ -112,7 +117,9 @@ class SoraProvider(ImageUrlSource, Provider):
             page = await self._call("GET", "/v1/videos", account, params=query)
             videos = page.get("data")
             if not isinstance(videos, list):
-                raise ProviderError(f"{self.provider_id}: video list without data", error_code="provider_bad_response")
+                raise ProviderError(
+                    f"{self.provider_id}: video list without data", error_code="provider_bad_response"
+                )
             older = False
             for video in videos:
                 if float(video.get("created_at") or 0) < since - CLOCK_SKEW_S:
@@ -124,16 +131,25 @@ class SoraProvider(ImageUrlSource, Provider):
                 break
             after = page.get("last_id")
         else:
-            raise ProviderError(f"{self.provider_id}: too many recent videos to search", error_code="provider_generic")
+            raise ProviderError(
+                f"{self.provider_id}: too many recent videos to search", error_code="provider_generic"
+            )
         if len(matches) > 1:
-            raise ProviderError(f"{self.provider_id}: {len(matches)} recent videos match the request; "
-                                "cannot tell which is this generation's", error_code="provider_generic")
+            raise ProviderError(
+                f"{self.provider_id}: {len(matches)} recent videos match the request; "
+                "cannot tell which is this generation's",
+                error_code="provider_generic",
+            )
         return matches[0] if matches else None
 
     async def _source_image(self, mapped: dict[str, Any]) -> tuple[bytes, str]:
         """The first-frame image's bytes and file name: the prepared local file, else fetched here."""
-        async with local_source(self.provider_id, mapped.get("image_url"), mapped.get("local_image_path"),
-                                needed_by="image_to_video") as path:
+        async with local_source(
+            self.provider_id,
+            mapped.get("image_url"),
+            mapped.get("local_image_path"),
+            needed_by="image_to_video",
+        ) as path:
             return read_local_file(self.provider_id, path), Path(path).name
 
     def _image_size(self, data: bytes, model: str, size: str | None) -> tuple[str, str]:
@@ -180,7 +196,9 @@ class SoraProvider(ImageUrlSource, Provider):
         self, account: ProviderAccount, provider_job_id: str, variant: str = "result"
     ) -> tuple[bytes, str] | None:
         """Sora's content URLs need the API key, so results are fetched here (the gateway proxies them)."""
-        return await self.download_content(account, provider_job_id, "video" if variant == "result" else variant)
+        return await self.download_content(
+            account, provider_job_id, "video" if variant == "result" else variant
+        )
 
     async def cancel(self, account: ProviderAccount, provider_job_id: str) -> bool:
         """`DELETE /v1/videos/{id}`: True when the video and its assets are gone. The API deletes only
@@ -255,5 +273,12 @@ class SoraProvider(ImageUrlSource, Provider):
         `submit`: a failure after which the video may exist says so (`maybe_accepted`): a 5xx other than
         503 (OpenAI answers 503 when it is overloaded, before accepting), or a 2xx without a JSON object."""
         resp = await self._send(method, path, account, **kw)
-        return json_object(resp, self.provider_id, f"{method} {path}", submit=submit, error_for=lambda r: map_error(
-            self.provider_id, r, self._secrets(account), job=job, credits_needed=credits_needed))
+        return json_object(
+            resp,
+            self.provider_id,
+            f"{method} {path}",
+            submit=submit,
+            error_for=lambda r: map_error(
+                self.provider_id, r, self._secrets(account), job=job, credits_needed=credits_needed
+            ),
+        )

@@ -90,9 +90,7 @@ def _claims(provider_id: str, token: str) -> dict[str, Any]:
 
 def _cookies(provider_id: str, cookies: Any) -> dict[str, str]:
     if cookies is not None and not isinstance(cookies, dict | list):
-        raise ValueError(
-            f"{provider_id}: raw_data['cookies'] must be an object or a list of {{name, value}}"
-        )
+        raise ValueError(f"{provider_id}: raw_data['cookies'] must be an object or a list of {{name, value}}")
     return {k: v for k, v in cookie_map(cookies).items() if isinstance(k, str) and isinstance(v, str)}
 
 

@@ -118,12 +118,16 @@ class SoraFakeApi(SubmitFaults, JsonFakeServer):
                 "https://help.openai.com if this issue persists.",
                 code="sentinel_block",
             )
-        response = self._start(fields, image_info(image) if image is not None else None, req.bearer_token or "")
+        response = self._start(
+            fields, image_info(image) if image is not None else None, req.bearer_token or ""
+        )
         if response.status == 200:
             self.after_accept(response)
         return response
 
-    def _start(self, fields: dict[str, Any], reference: tuple[str, int, int] | None, owner: str = "") -> FakeResponse:
+    def _start(
+        self, fields: dict[str, Any], reference: tuple[str, int, int] | None, owner: str = ""
+    ) -> FakeResponse:
         self._settle()
         active = sum(1 for v in self.videos.values() if v.state()[0] in ("queued", "in_progress"))
         if self.max_concurrent is not None and active >= self.max_concurrent:

@@ -36,8 +36,14 @@ from pixsim_runtime.inprocess import serve
 from support import api_client, mongo_db
 
 PROVIDER = "acct"
-MANIFEST = ProviderManifest(id=PROVIDER, name="Accounts test provider", version="1.0.0", kind=ProviderKind.BOTH,
-                            requires_credentials=True, credit_types=["sim", "premium"])
+MANIFEST = ProviderManifest(
+    id=PROVIDER,
+    name="Accounts test provider",
+    version="1.0.0",
+    kind=ProviderKind.BOTH,
+    requires_credentials=True,
+    credit_types=["sim", "premium"],
+)
 _sim_fake_module = sys.modules[load_fake(PROVIDERS / "sim").__module__]
 SimFakeApi = _sim_fake_module.SimFakeApi
 _sim = discover(PROVIDERS, include_entry_points=False, only=["sim"])
@@ -68,8 +74,11 @@ class AccountsFake(SimFakeApi):  # type: ignore[misc, valid-type]
         self.accepted: dict[str, int] = {}
 
     def running(self, token: str, now: float) -> int:
-        return sum(1 for job_id, t in self.job_token.items()
-                   if t == token and self.jobs[job_id].state(now)[0] not in _sim_fake_module.TERMINAL)
+        return sum(
+            1
+            for job_id, t in self.job_token.items()
+            if t == token and self.jobs[job_id].state(now)[0] not in _sim_fake_module.TERMINAL
+        )
 
     @route("POST", r"/v1/jobs")
     def submit(self, req: FakeRequest) -> FakeResponse:
@@ -94,12 +103,15 @@ class AccountsFake(SimFakeApi):  # type: ignore[misc, valid-type]
             return json_error(401, "unauthorized", f"session {token} expired, log in again")
         if self.rate_limited.get(token):
             self.rate_limited[token] -= 1
-            return json_error(429, "rate_limited", "slow down", headers={"Retry-After": str(self.retry_after_s)})
+            return json_error(
+                429, "rate_limited", "slow down", headers={"Retry-After": str(self.retry_after_s)}
+            )
         if token in self.quota_left:
             cost = int((req.json or {}).get("duration") or 1)
             if cost > self.quota_left[token]:
-                return json_error(402, "insufficient_credits", f"needs {cost}, {self.quota_left[token]} left",
-                                  needed=cost)
+                return json_error(
+                    402, "insufficient_credits", f"needs {cost}, {self.quota_left[token]} left", needed=cost
+                )
             self.quota_left[token] -= cost
         return None
 
@@ -117,12 +129,21 @@ def registry(fake_url: str) -> Registry:
     provider.attach_manifest(MANIFEST)
     sim = _SimProvider()
     sim.attach_manifest(_SIM_MANIFEST)
-    return Registry([LoadedProvider(MANIFEST, provider, "tests/accounts"),
-                     LoadedProvider(_SIM_MANIFEST, sim, "tests/accounts (sim)")])
+    return Registry(
+        [
+            LoadedProvider(MANIFEST, provider, "tests/accounts"),
+            LoadedProvider(_SIM_MANIFEST, sim, "tests/accounts (sim)"),
+        ]
+    )
 
 
-FAST = {"PIXSIM_ACCOUNT_WAIT": 0.05, "PIXSIM_ACCOUNT_WAIT_MAX": 0.2, "PIXSIM_POLL_MIN_INTERVAL": 0.05,
-        "PIXSIM_POLL_MAX_INTERVAL": 0.2, "PIXSIM_COOLDOWN_BASE": 0.2}
+FAST = {
+    "PIXSIM_ACCOUNT_WAIT": 0.05,
+    "PIXSIM_ACCOUNT_WAIT_MAX": 0.2,
+    "PIXSIM_POLL_MIN_INTERVAL": 0.05,
+    "PIXSIM_POLL_MAX_INTERVAL": 0.2,
+    "PIXSIM_COOLDOWN_BASE": 0.2,
+}
 
 
 @dataclass
@@ -133,16 +154,23 @@ class System:
     settings: dict[str, Any] = field(default_factory=dict)
 
     async def account(self, token: str, **body: Any) -> dict[str, Any]:
-        resp = await self.api.post("/api/v1/accounts", json={"provider_id": PROVIDER, "raw_data": {"token": token},
-                                                             **body})
+        resp = await self.api.post(
+            "/api/v1/accounts", json={"provider_id": PROVIDER, "raw_data": {"token": token}, **body}
+        )
         assert resp.status_code == 201, resp.text
         return resp.json()
 
     async def generate(self, **params: Any) -> str:
         pin = params.pop("account_id", None)
-        resp = await self.api.post("/api/v1/generations", json={
-            "provider_id": params.pop("provider_id", PROVIDER), "operation_type": "text_to_video",
-            "params": {"prompt": "a fox", "duration": 1, **params}, "account_id": pin})
+        resp = await self.api.post(
+            "/api/v1/generations",
+            json={
+                "provider_id": params.pop("provider_id", PROVIDER),
+                "operation_type": "text_to_video",
+                "params": {"prompt": "a fox", "duration": 1, **params},
+                "account_id": pin,
+            },
+        )
         assert resp.status_code == 202, resp.text
         return resp.json()["id"]
 
@@ -162,9 +190,16 @@ class System:
 
 
 @asynccontextmanager
-async def running(servers: Any, fake: Any, *, dispatchers: int = 1, db: str = "accounts",
-                  tracer_provider: TracerProvider | None = None, roles: tuple[str, ...] = ("poller", "billing"),
-                  **extra: Any) -> AsyncIterator[System]:
+async def running(
+    servers: Any,
+    fake: Any,
+    *,
+    dispatchers: int = 1,
+    db: str = "accounts",
+    tracer_provider: TracerProvider | None = None,
+    roles: tuple[str, ...] = ("poller", "billing"),
+    **extra: Any,
+) -> AsyncIterator[System]:
     """The gateway, `dispatchers` dispatcher replicas and `roles`, all with the `acct` provider on `fake`."""
     from pixsim_billing.app import BillingSettings
     from pixsim_billing.app import create_app as billing
@@ -179,10 +214,14 @@ async def running(servers: Any, fake: Any, *, dispatchers: int = 1, db: str = "a
     tp = tracer_provider or TracerProvider()
     factories = {"poller": (poller, PollerSettings), "billing": (billing, BillingSettings)}
     apps = [gateway(GatewaySettings(**settings), tracer_provider=tp, registry=registry(fake.url))]
-    apps += [dispatcher(DispatcherSettings(**settings), tracer_provider=tp, registry=registry(fake.url))
-             for _ in range(dispatchers)]
-    apps += [create(cls(**settings), tracer_provider=tp, registry=registry(fake.url))
-             for create, cls in (factories[r] for r in roles)]
+    apps += [
+        dispatcher(DispatcherSettings(**settings), tracer_provider=tp, registry=registry(fake.url))
+        for _ in range(dispatchers)
+    ]
+    apps += [
+        create(cls(**settings), tracer_provider=tp, registry=registry(fake.url))
+        for create, cls in (factories[r] for r in roles)
+    ]
     async with serve(*apps) as served, api_client(served[0].url) as api:
         yield System(api, mongo_db(servers.mongo_url, db), servers.nats_url, settings)
 
@@ -210,12 +249,17 @@ async def stream_messages(nats_url: str, stream: str) -> list[tuple[str, dict[st
 
 async def account_events(nats_url: str, account_id: str) -> list[dict[str, Any]]:
     from pixsim_contracts import subjects
-    return [json.loads(data) for subject, _, data in await stream_messages(nats_url, subjects.ACCOUNTS_STREAM)
-            if subject.startswith(f"pixsim.accounts.{account_id}.")]
+
+    return [
+        json.loads(data)
+        for subject, _, data in await stream_messages(nats_url, subjects.ACCOUNTS_STREAM)
+        if subject.startswith(f"pixsim.accounts.{account_id}.")
+    ]
 
 
 async def wait_all(system: System, gids: list[str], timeout: float = 30) -> dict[str, dict[str, Any]]:
     from support import wait_for
+
     return {gid: await wait_for(system.api, gid, timeout=timeout) for gid in gids}
 
 

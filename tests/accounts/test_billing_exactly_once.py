@@ -30,8 +30,11 @@ async def _duplicate_every_credit_event(nats_url: str, seen: list[int]) -> None:
             msg = await sub.next_msg(timeout=3600)
             if (msg.headers or {}).get("x-test-duplicate"):
                 continue
-            await js.publish(msg.subject, msg.data, headers={"Nats-Msg-Id": f"dup-{msg.metadata.sequence.stream}",
-                                                             "x-test-duplicate": "1"})
+            await js.publish(
+                msg.subject,
+                msg.data,
+                headers={"Nats-Msg-Id": f"dup-{msg.metadata.sequence.stream}", "x-test-duplicate": "1"},
+            )
             seen.append(msg.metadata.sequence.stream)
     finally:
         await nc.close()
@@ -45,24 +48,49 @@ async def _wait(predicate, what: str, timeout: float = 30) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def test_duplicated_credit_events_and_a_killed_billing_book_exactly_once(fresh_servers, sim_fake, acct_fake):
+async def test_duplicated_credit_events_and_a_killed_billing_book_exactly_once(
+    fresh_servers, sim_fake, acct_fake
+):
     billing: subprocess.Popen | None = None
     duplicated: list[int] = []
     duplicator: asyncio.Task | None = None
     try:
         # Billing runs as a process of its own (started below, from the same settings), so it can be SIGKILLed.
-        async with running(fresh_servers, acct_fake, db=DB, roles=("poller",), PIXSIM_BILLING_ACK_WAIT=1) as system:
+        async with running(
+            fresh_servers, acct_fake, db=DB, roles=("poller",), PIXSIM_BILLING_ACK_WAIT=1
+        ) as system:
             api, db = system.api, system.db
             env = {**os.environ, **{k: str(v) for k, v in system.settings.items()}}
-            duplicator = asyncio.create_task(_duplicate_every_credit_event(fresh_servers.nats_url, duplicated))
-            account = (await api.post("/api/v1/accounts", json={
-                "provider_id": "sim", "raw_data": {"token": "tok-ledger"}, "credits": {"sim": 1000},
-                "concurrency_limit": 20})).json()["id"]
+            duplicator = asyncio.create_task(
+                _duplicate_every_credit_event(fresh_servers.nats_url, duplicated)
+            )
+            account = (
+                await api.post(
+                    "/api/v1/accounts",
+                    json={
+                        "provider_id": "sim",
+                        "raw_data": {"token": "tok-ledger"},
+                        "credits": {"sim": 1000},
+                        "concurrency_limit": 20,
+                    },
+                )
+            ).json()["id"]
             gids = {}
             for i, outcome in enumerate(OUTCOMES):
-                resp = await api.post("/api/v1/generations", json={
-                    "provider_id": "sim", "operation_type": "text_to_video", "account_id": account,
-                    "params": {"prompt": f"ledger {i}", "duration": 1 + i % 3, "outcome": outcome, "latency": 0.1}})
+                resp = await api.post(
+                    "/api/v1/generations",
+                    json={
+                        "provider_id": "sim",
+                        "operation_type": "text_to_video",
+                        "account_id": account,
+                        "params": {
+                            "prompt": f"ledger {i}",
+                            "duration": 1 + i % 3,
+                            "outcome": outcome,
+                            "latency": 0.1,
+                        },
+                    },
+                )
                 gids[resp.json()["id"]] = 1 + i % 3
             done = {gid: await wait_for(api, gid) for gid in gids}  # billing is not even running yet
             originals = 1 + 2 * len(gids)  # the grant, then a hold and its settlement per job
@@ -97,15 +125,22 @@ async def test_duplicated_credit_events_and_a_killed_billing_book_exactly_once(f
             balance = await db["balances"].find_one({"_id": f"{account}:sim"})
             assert (balance["balance"], balance["reserved"], balance["spent"]) == (1000 - spent, 0, spent)
             assert balance["entries"] == originals
-            assert sum(e["delta_balance"] for e in entries) == balance["balance"]  # the ledger explains it all
+            assert (
+                sum(e["delta_balance"] for e in entries) == balance["balance"]
+            )  # the ledger explains it all
             assert sum(e["delta_reserved"] for e in entries) == balance["reserved"]
             assert sum(e["delta_spent"] for e in entries) == balance["spent"]
             doc = await db["accounts"].find_one({"_id": account})
             assert doc["available"] == {"sim": 1000 - spent} and doc["slots_used"] == 0
             assert await check_account(db, account) == []
             view = (await api.get(f"/api/v1/accounts/{account}")).json()
-            assert view["balances"]["sim"] == {"balance": 1000 - spent, "reserved": 0, "available": 1000 - spent,
-                                               "spent": spent, "tracked": True}
+            assert view["balances"]["sim"] == {
+                "balance": 1000 - spent,
+                "reserved": 0,
+                "available": 1000 - spent,
+                "spent": spent,
+                "tracked": True,
+            }
     finally:
         if duplicator is not None:
             duplicator.cancel()

@@ -21,21 +21,26 @@ async def test_accounts_add_list_show_update_and_sync(fresh_servers, acct_fake, 
         url = str(system.api.base_url)
 
         async def pixsim(*args: str):
-            result = await asyncio.to_thread(runner.invoke, app, ["--api", url, "accounts", *args],
-                                             env={"COLUMNS": "160"})
+            result = await asyncio.to_thread(
+                runner.invoke, app, ["--api", url, "accounts", *args], env={"COLUMNS": "160"}
+            )
             assert "cli-secret" not in result.output  # credentials never come back out
             return result
 
         raw = tmp_path / "capture.json"
         raw.write_text(json.dumps({"cookies": [{"name": "sim_token", "value": "cli-secret"}]}))
-        added = await pixsim("add", "-p", PROVIDER, "--raw-file", str(raw), "-c", "sim=30", "--concurrency", "2")
+        added = await pixsim(
+            "add", "-p", PROVIDER, "--raw-file", str(raw), "-c", "sim=30", "--concurrency", "2"
+        )
         assert added.exit_code == 0, added.output
         account = re.search(r"account (\S+) added \(active\)", added.output).group(1)
         await system.wait_account(account, lambda v: v["balances"].get("sim", {}).get("balance") == 30)
         await wait_for(system.api, await system.generate(prompt="from the cli", duration=2))
 
         listed = await pixsim("list", "--provider", PROVIDER)
-        assert listed.exit_code == 0 and account in listed.output and "sim 28/28" in listed.output, listed.output
+        assert listed.exit_code == 0 and account in listed.output and "sim 28/28" in listed.output, (
+            listed.output
+        )
         shown = await pixsim("show", account)
         assert shown.exit_code == 0 and "charged" in shown.output and "grant" in shown.output, shown.output
         as_json = json.loads((await pixsim("show", account, "--json", "--ledger", "2")).stdout)

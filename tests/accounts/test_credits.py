@@ -15,6 +15,7 @@ pytestmark = pytest.mark.system
 
 def _same_aggregate(replayed: dict, stored: dict) -> bool:
     """The event-owned fields agree; times to within the millisecond a database keeps."""
+
     def seconds(value):
         return value.timestamp() if isinstance(value, datetime) else value
 
@@ -30,7 +31,8 @@ def _types(events: list[dict]) -> list[str]:
 
 
 async def test_selection_respects_available_balance_and_balances_announce_low_and_exhausted(
-        fresh_servers, acct_fake):
+    fresh_servers, acct_fake
+):
     async with running(fresh_servers, acct_fake) as system:
         poor = (await system.account("tok-poor", priority=10, concurrency_limit=5, credits={"sim": 3}))["id"]
         rich = (await system.account("tok-rich", concurrency_limit=5, credits={"sim": 100}))["id"]
@@ -44,16 +46,26 @@ async def test_selection_respects_available_balance_and_balances_announce_low_an
         third = await wait_for(system.api, await system.generate(prompt="last one", duration=1))
         assert third["account_id"] == poor
         view = await system.wait_account(poor, lambda v: v["status"] == "exhausted")
-        assert view["balances"]["sim"] == {"balance": 0, "reserved": 0, "available": 0, "spent": 3, "tracked": True}
+        assert view["balances"]["sim"] == {
+            "balance": 0,
+            "reserved": 0,
+            "available": 0,
+            "spent": 3,
+            "tracked": True,
+        }
         assert view["status_reason"] == "no credits left (sim=0)"
 
-        top_up = await system.api.post(f"/api/v1/accounts/{poor}/credits", json={"credit_type": "sim", "amount": 5})
+        top_up = await system.api.post(
+            f"/api/v1/accounts/{poor}/credits", json={"credit_type": "sim", "amount": 5}
+        )
         assert top_up.status_code == 202
         view = await system.wait_account(poor, lambda v: v["status"] == "active")
         assert view["balances"]["sim"]["balance"] == 5 and "credits available again" in view["status_reason"]
         # More than the account will ever have for a pinned job: it fails at once instead of waiting.
         never = await wait_for(system.api, await system.generate(prompt="big", duration=7, account_id=poor))
-        assert never["error"]["code"] == "pinned_account_unavailable" and "needs 7" in never["error"]["message"]
+        assert (
+            never["error"]["code"] == "pinned_account_unavailable" and "needs 7" in never["error"]["message"]
+        )
 
         events = await account_events(system.nats_url, poor)
         assert _types(events).count("account.credits_low") == 1  # announced once, when it fell to 3
@@ -72,11 +84,15 @@ async def test_selection_respects_available_balance_and_balances_announce_low_an
 
 async def test_undeclared_credit_types_are_refused(fresh_servers, acct_fake):
     async with running(fresh_servers, acct_fake) as system:
-        resp = await system.api.post("/api/v1/accounts", json={"provider_id": "acct", "raw_data": {"token": "t"},
-                                                               "credits": {"gold": 5}})
+        resp = await system.api.post(
+            "/api/v1/accounts",
+            json={"provider_id": "acct", "raw_data": {"token": "t"}, "credits": {"gold": 5}},
+        )
         assert resp.status_code == 422 and resp.json()["error"]["code"] == "credit_type_not_declared"
         account = (await system.account("tok-x"))["id"]
-        resp = await system.api.post(f"/api/v1/accounts/{account}/credits", json={"credit_type": "gold", "amount": 1})
+        resp = await system.api.post(
+            f"/api/v1/accounts/{account}/credits", json={"credit_type": "gold", "amount": 1}
+        )
         assert resp.status_code == 422 and resp.json()["error"]["code"] == "credit_type_not_declared"
 
 
@@ -94,8 +110,9 @@ async def test_sync_books_the_difference_as_an_adjustment(fresh_servers, acct_fa
         assert resp.status_code == 202 and resp.json()["reported"] == {"sim": 40}
         assert resp.json()["ignored"] == ["bonus"]  # not a credit type the manifest declares
         # balance and available are two writes of billing's (issue 10 makes them one): wait for both
-        view = await system.wait_account(known, lambda v: v["balances"]["sim"]["balance"] == 40
-                                         and v["balances"]["sim"]["available"] == 40)
+        view = await system.wait_account(
+            known, lambda v: v["balances"]["sim"]["balance"] == 40 and v["balances"]["sim"]["available"] == 40
+        )
         newest = (await system.api.get(f"/api/v1/accounts/{known}/ledger?limit=1")).json()["items"][0]
         assert (newest["kind"], newest["amount"], newest["balance_change"]) == ("adjustment", -7, -7)
         assert newest["reason"] == "provider reports 40"
@@ -110,14 +127,18 @@ async def test_sync_books_the_difference_as_an_adjustment(fresh_servers, acct_fa
 
 async def test_sync_is_refused_for_a_provider_that_cannot_report_balances(fresh_servers, acct_fake):
     async with running(fresh_servers, acct_fake) as system:
-        resp = await system.api.post("/api/v1/accounts", json={"provider_id": "sim", "raw_data": {"token": "t-sim"}})
+        resp = await system.api.post(
+            "/api/v1/accounts", json={"provider_id": "sim", "raw_data": {"token": "t-sim"}}
+        )
         resp = await system.api.post(f"/api/v1/accounts/{resp.json()['id']}/sync")
         assert resp.status_code == 409 and resp.json()["error"]["code"] == "sync_unsupported"
 
 
 async def test_the_ledger_pages_newest_first_and_a_cancel_gives_the_hold_back(fresh_servers, acct_fake):
     async with running(fresh_servers, acct_fake) as system:
-        account = (await system.account("tok-l", concurrency_limit=5, credits={"sim": 20, "premium": 4}))["id"]
+        account = (await system.account("tok-l", concurrency_limit=5, credits={"sim": 20, "premium": 4}))[
+            "id"
+        ]
         gids = [await system.generate(prompt=f"page {i}", account_id=account) for i in range(3)]
         for gid in gids:
             await wait_for(system.api, gid)
@@ -126,14 +147,19 @@ async def test_the_ledger_pages_newest_first_and_a_cancel_gives_the_hold_back(fr
         # held while it runs (billing books the hold on its own time, so wait for it)
         await system.wait_account(account, lambda v: v["balances"]["sim"]["available"] == 20 - 3 - 4)
         assert (await system.api.post(f"/api/v1/generations/{slow}/cancel")).status_code == 202
-        view = await system.wait_account(account, lambda v: v["balances"]["sim"]["reserved"] == 0
-                                         and v["slots_in_use"] == 0)
+        view = await system.wait_account(
+            account, lambda v: v["balances"]["sim"]["reserved"] == 0 and v["slots_in_use"] == 0
+        )
         assert view["balances"]["sim"]["available"] == view["balances"]["sim"]["balance"] == 17
 
         pages, cursor = [], None
         while True:
-            page = (await system.api.get(f"/api/v1/accounts/{account}/ledger",
-                                         params={"limit": 2, **({"cursor": cursor} if cursor else {})})).json()
+            page = (
+                await system.api.get(
+                    f"/api/v1/accounts/{account}/ledger",
+                    params={"limit": 2, **({"cursor": cursor} if cursor else {})},
+                )
+            ).json()
             pages.append(page["items"])
             cursor = page["next_cursor"]
             if not cursor:

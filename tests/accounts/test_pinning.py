@@ -30,11 +30,17 @@ async def test_jobs_that_can_never_run_fail_at_once_with_a_clear_code(fresh_serv
     async with running(fresh_servers, acct_fake) as system:
         off = (await system.account("tok-off"))["id"]
         resp = await system.api.patch(f"/api/v1/accounts/{off}", json={"enabled": False})
-        assert resp.status_code == 200 and resp.json()["status"] == "disabled" and resp.json()["enabled"] is False
+        assert (
+            resp.status_code == 200
+            and resp.json()["status"] == "disabled"
+            and resp.json()["enabled"] is False
+        )
         started = time.monotonic()
-        cases = {"pinned to a disabled account": (off, "pinned_account_unavailable", "disabled"),
-                 "pinned to an unknown account": ("acc_nope", "pinned_account_unavailable", "does not exist"),
-                 "no usable account at all": (None, "no_account_available", "disabled")}
+        cases = {
+            "pinned to a disabled account": (off, "pinned_account_unavailable", "disabled"),
+            "pinned to an unknown account": ("acc_nope", "pinned_account_unavailable", "does not exist"),
+            "no usable account at all": (None, "no_account_available", "disabled"),
+        }
         for pin, code, words in cases.values():
             done = await wait_for(system.api, await system.generate(account_id=pin))
             assert done["status"] == "failed" and done["error"]["code"] == code, done
@@ -44,7 +50,8 @@ async def test_jobs_that_can_never_run_fail_at_once_with_a_clear_code(fresh_serv
 
 
 async def test_a_job_no_account_can_take_before_its_deadline_fails_with_no_account_available(
-        fresh_servers, acct_fake):
+    fresh_servers, acct_fake
+):
     async with running(fresh_servers, acct_fake, PIXSIM_DISPATCH_TIMEOUT=1.0) as system:
         account = (await system.account("tok-full", concurrency_limit=1))["id"]
         await system.generate(prompt="hog", latency=5)

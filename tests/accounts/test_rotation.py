@@ -13,7 +13,9 @@ def _refused_by(dispatch: dict, account_id: str) -> bool:
     return any(t["account_id"] == account_id for t in dispatch.get("tried") or [])
 
 
-async def test_an_account_answering_401_mid_run_is_marked_and_its_jobs_finish_elsewhere(fresh_servers, acct_fake):
+async def test_an_account_answering_401_mid_run_is_marked_and_its_jobs_finish_elsewhere(
+    fresh_servers, acct_fake
+):
     acct_fake.accept_then_401["tok-a"] = 2  # the session expires after two jobs
     async with running(fresh_servers, acct_fake) as system:
         a = (await system.account("tok-a", priority=10, concurrency_limit=2, credits={"sim": 100}))["id"]
@@ -27,7 +29,9 @@ async def test_an_account_answering_401_mid_run_is_marked_and_its_jobs_finish_el
         dispatches = {d["_id"]: d for d in await system.db["dispatches"].find({}).to_list()}
         refused = {g for g in gids if _refused_by(dispatches[g], a)}
         assert refused and refused.isdisjoint(on_a)  # every job A refused completed on B
-        assert sorted(acct_fake.accepted_prompts()) == sorted(f"mid-run {i}" for i in range(8))  # each ran once
+        assert sorted(acct_fake.accepted_prompts()) == sorted(
+            f"mid-run {i}" for i in range(8)
+        )  # each ran once
         assert any(s[1] == "tok-a" and s[2] == 401 for s in acct_fake.submits)
 
         view = await system.wait_account(a, lambda v: v["balances"]["sim"]["balance"] == 98)
@@ -35,8 +39,12 @@ async def test_an_account_answering_401_mid_run_is_marked_and_its_jobs_finish_el
         assert "credentials rejected" in view["status_reason"] and view["balances"]["sim"]["available"] == 98
         ledger = (await system.api.get(f"/api/v1/accounts/{a}/ledger")).json()["items"]
         assert sorted(e["kind"] for e in ledger) == ["charged", "charged", "grant", "reserved", "reserved"]
-        assert {e["generation_id"] for e in ledger if e["kind"] == "charged"} == on_a  # no charge for refused jobs
-        changes = [e for e in await account_events(system.nats_url, a) if e["type"] == "account.status_changed"]
+        assert {
+            e["generation_id"] for e in ledger if e["kind"] == "charged"
+        } == on_a  # no charge for refused jobs
+        changes = [
+            e for e in await account_events(system.nats_url, a) if e["type"] == "account.status_changed"
+        ]
         assert [c["status"] for c in changes] == ["auth_failed"]
         assert changes[0]["error_code"] == "provider_auth" and changes[0]["generation_id"] in refused
 
@@ -68,7 +76,9 @@ async def test_a_rate_limited_account_cools_down_for_retry_after_then_runs_the_j
         tries = [(t, status) for t, token, status, _ in acct_fake.submits if token == "tok-rl"]
         assert [s for _, s in tries] == [429, 201]
         assert tries[1][0] - tries[0][0] >= 1.0  # it waited out Retry-After, and did not give up
-        changes = [e for e in await account_events(system.nats_url, a) if e["type"] == "account.status_changed"]
+        changes = [
+            e for e in await account_events(system.nats_url, a) if e["type"] == "account.status_changed"
+        ]
         assert [c["status"] for c in changes] == ["cooling_down", "active"]
         assert changes[0]["cooldown_until"] and changes[0]["error_code"] == "provider_rate_limit"
         assert changes[1]["reason"] == "cooldown over"

@@ -23,8 +23,15 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _account(account_id: str, **fields) -> dict:
-    doc = new_account(account_id, provider_id="acct", email=None, credentials="", priority=0, concurrency_limit=2,
-                      now=NOW - timedelta(hours=1))
+    doc = new_account(
+        account_id,
+        provider_id="acct",
+        email=None,
+        credentials="",
+        priority=0,
+        concurrency_limit=2,
+        now=NOW - timedelta(hours=1),
+    )
     return {**doc, **fields}
 
 
@@ -41,7 +48,9 @@ def test_eligibility_says_whether_to_wait_or_give_up():
     assert assess(held, {"sim": 5}, NOW).kind == "wait"  # 3 come back when the running job settles
     full = _account("f", leases={"g1": _lease(60), "g2": _lease(60)})
     assert assess(full, {}, NOW).kind == "wait"
-    assert assess({**full, "leases": {"g1": _lease(-1), "g2": _lease(60)}}, {}, NOW).kind == "ok"  # one expired
+    assert (
+        assess({**full, "leases": {"g1": _lease(-1), "g2": _lease(60)}}, {}, NOW).kind == "ok"
+    )  # one expired
     cooling = _account("c", status="cooling_down", cooldown_until=(NOW + timedelta(seconds=5)).timestamp())
     verdict = assess(cooling, {}, NOW)
     assert verdict.kind == "wait" and verdict.until == NOW + timedelta(seconds=5)
@@ -65,14 +74,17 @@ def test_ranking_is_priority_then_headroom_then_least_recently_used():
     assert order == ["unknown-old", "unknown-recent", "unknown-busier", "rich", "poorer", "low-priority"]
 
 
-@pytest.mark.parametrize(("error", "status", "rotate", "permanent"), [
-    (AuthenticationError("x"), "auth_failed", True, True),
-    (QuotaExceededError("x"), "exhausted", True, True),
-    (RateLimitError("x", retry_after=7), "cooling_down", True, False),
-    (ConcurrentLimitError("x"), "cooling_down", True, False),
-    (ProviderUnavailableError("x"), None, False, False),
-    (ContentFilteredError("x"), None, False, False),
-])
+@pytest.mark.parametrize(
+    ("error", "status", "rotate", "permanent"),
+    [
+        (AuthenticationError("x"), "auth_failed", True, True),
+        (QuotaExceededError("x"), "exhausted", True, True),
+        (RateLimitError("x", retry_after=7), "cooling_down", True, False),
+        (ConcurrentLimitError("x"), "cooling_down", True, False),
+        (ProviderUnavailableError("x"), None, False, False),
+        (ContentFilteredError("x"), None, False, False),
+    ],
+)
 def test_provider_errors_map_to_account_health(error, status, rotate, permanent):
     reaction = react(error, now=NOW, streak=0, base_s=2, max_s=300)
     assert (reaction.status, reaction.rotate, reaction.permanent) == (status, rotate, permanent)
@@ -89,7 +101,9 @@ def test_status_moves_follow_the_rules_and_fold_into_the_document():
     doc = _account("a")
     event = status_change(doc, "cooling_down", "rate limited", cooldown_until=NOW + timedelta(seconds=5))
     doc = fold(doc, event.model_copy(update={"occurred_at": NOW}))
-    assert doc["status"] == "cooling_down" and doc["cooldown_until"] == (NOW + timedelta(seconds=5)).timestamp()
+    assert (
+        doc["status"] == "cooling_down" and doc["cooldown_until"] == (NOW + timedelta(seconds=5)).timestamp()
+    )
     assert status_change(doc, "cooling_down", "again", cooldown_until=NOW + timedelta(seconds=1)) is None
     disabled = fold(doc, status_change(doc, "disabled", "by a person"))
     assert status_change(disabled, "cooling_down", "x", cooldown_until=NOW) is None  # disabled wins
@@ -108,6 +122,7 @@ def test_ledger_deltas_add_up():
     assert reserve["reserved"] + charge["reserved"] == 0 and charge["available"] == 2  # 5 held, 3 spent
     release = deltas(CreditsReleased(**base, amount=5, reason="failed"))
     assert (release["reserved"], release["available"]) == (-5, 5)
-    synced = deltas(CreditsSynced(**{**base, "generation_id": None}, provider_balance=4),
-                    {"balance": 7, "reserved": 2})
+    synced = deltas(
+        CreditsSynced(**{**base, "generation_id": None}, provider_balance=4), {"balance": 7, "reserved": 2}
+    )
     assert synced["balance"] == synced["available"] == -1  # provider 4 vs ours 7 - 2 held

@@ -39,11 +39,13 @@ async def test_a_secret_sentinel_is_found_nowhere_after_a_full_lifecycle(fresh_s
     async with running(fresh_servers, acct_fake, tracer_provider=tracer_provider) as system:
         system.api.event_hooks["response"].append(keep)
         raw = {"token": secret, "cookies": [{"name": "sim_token", "value": secret}], "email": "s@example.com"}
-        resp = await system.api.post("/api/v1/accounts", json={"provider_id": PROVIDER, "raw_data": raw,
-                                                               "credits": {"sim": 50}})
+        resp = await system.api.post(
+            "/api/v1/accounts", json={"provider_id": PROVIDER, "raw_data": raw, "credits": {"sim": 50}}
+        )
         account = resp.json()["id"]
-        bad = await system.api.post("/api/v1/accounts", json={"provider_id": PROVIDER,
-                                                              "raw_data": {"cookies": {"other": secret}}})
+        bad = await system.api.post(
+            "/api/v1/accounts", json={"provider_id": PROVIDER, "raw_data": {"cookies": {"other": secret}}}
+        )
         assert bad.status_code == 422
         await system.api.get("/api/v1/accounts")
         done = await wait_for(system.api, await system.generate(prompt="with a secret"))
@@ -71,8 +73,10 @@ async def test_a_secret_sentinel_is_found_nowhere_after_a_full_lifecycle(fresh_s
             stored += [json.dumps(d, default=str) for d in await system.db[name].find({}).to_list()]
         events = []
         for stream in subjects.STREAM_SUBJECTS:
-            events += [f"{s} {h} {d.decode(errors='replace')}" for s, h, d in
-                       await stream_messages(system.nats_url, stream)]
+            events += [
+                f"{s} {h} {d.decode(errors='replace')}"
+                for s, h, d in await stream_messages(system.nats_url, stream)
+            ]
 
     # The secrets did reach the provider (so the search below is a real one) ...
     sent = [r.headers.get("authorization", "") for r in acct_fake.requests]
@@ -80,8 +84,13 @@ async def test_a_secret_sentinel_is_found_nowhere_after_a_full_lifecycle(fresh_s
     # ... and nowhere else.
     logs = [f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records]
     spans_text = [_span_text(s) for s in spans.get_finished_spans()]
-    for where, texts in {"log lines": logs, "events": events, "spans": spans_text, "API responses": responses,
-                         "stored documents": stored}.items():
+    for where, texts in {
+        "log lines": logs,
+        "events": events,
+        "spans": spans_text,
+        "API responses": responses,
+        "stored documents": stored,
+    }.items():
         assert texts, f"nothing captured from {where}"
         for sentinel in (secret, renewed):
             leaks = [t[:300] for t in texts if sentinel in t]

@@ -35,9 +35,16 @@ async def test_two_replicas_never_run_two_jobs_at_once_on_a_one_slot_account(fre
 # -- the lease mechanics, against MongoDB directly ---------------------------------------------------
 async def _pool(servers, ttl: float, submitted: set[str] | None = None):
     db = mongo_db(servers.mongo_url, f"pool_{new_id()}")
-    doc = new_account("acc_p", provider_id="acct", email=None, credentials="", priority=0, concurrency_limit=1,
-                      owner_id="u1",
-                      now=datetime.now(UTC))
+    doc = new_account(
+        "acc_p",
+        provider_id="acct",
+        email=None,
+        credentials="",
+        priority=0,
+        concurrency_limit=1,
+        owner_id="u1",
+        now=datetime.now(UTC),
+    )
     await db["accounts"].insert_one({**doc, "available": {"sim": 10}, "tracked": ["sim"]})
 
     async def is_submitted(gid: str) -> bool:
@@ -51,7 +58,9 @@ async def test_a_slot_whose_holder_died_comes_back_with_its_credits(servers):
     now = datetime.now(UTC)
     first = await pool.acquire(MANIFEST, "g1", {"sim": 4}, None, now, "u1")
     assert isinstance(first, Acquired)
-    assert isinstance(await pool.acquire(MANIFEST, "g2", {"sim": 4}, None, now, "u1"), Wait)  # the one slot is taken
+    assert isinstance(
+        await pool.acquire(MANIFEST, "g2", {"sim": 4}, None, now, "u1"), Wait
+    )  # the one slot is taken
     # The holder of g1 dies without a word; once its lease has expired the slot and the hold come back.
     later = now + timedelta(seconds=31)
     second = await pool.acquire(MANIFEST, "g2", {"sim": 4}, None, later, "u1")
@@ -64,7 +73,9 @@ async def test_a_slot_whose_holder_died_comes_back_with_its_credits(servers):
     assert (await db["accounts"].find_one({"_id": "acc_p"}))["slots_used"] == 1
 
 
-async def test_an_expired_lease_of_a_submitted_job_returns_the_slot_but_leaves_the_credits_to_billing(servers):
+async def test_an_expired_lease_of_a_submitted_job_returns_the_slot_but_leaves_the_credits_to_billing(
+    servers,
+):
     db, pool = await _pool(servers, ttl=30, submitted={"g1"})
     now = datetime.now(UTC)
     first = await pool.acquire(MANIFEST, "g1", {"sim": 4}, None, now, "u1")

@@ -43,14 +43,17 @@ class Bus:
     db: Any
     admin: nats.aio.client.Client
 
-    async def connect(self, user: str | None, password: str | None = None,
-                      errors: list[str] | None = None) -> nats.aio.client.Client:
+    async def connect(
+        self, user: str | None, password: str | None = None, errors: list[str] | None = None
+    ) -> nats.aio.client.Client:
         return await connect(self.servers, user, password, errors)
 
 
-async def connect(servers: Servers, user: str | None, password: str | None = None,
-                  errors: list[str] | None = None) -> nats.aio.client.Client:
+async def connect(
+    servers: Servers, user: str | None, password: str | None = None, errors: list[str] | None = None
+) -> nats.aio.client.Client:
     """A client as `user` (None: anonymous); `errors` collects what the server refused."""
+
     async def on_error(exc: Exception) -> None:
         if errors is not None:
             errors.append(str(exc))
@@ -58,8 +61,9 @@ async def connect(servers: Servers, user: str | None, password: str | None = Non
     options: dict[str, Any] = servers.nats_options(user) if user else {}
     if password is not None:
         options["password"] = password
-    return await nats.connect(servers.service_nats_url, error_cb=on_error, allow_reconnect=False,
-                              connect_timeout=5, **options)
+    return await nats.connect(
+        servers.service_nats_url, error_cb=on_error, allow_reconnect=False, connect_timeout=5, **options
+    )
 
 
 @asynccontextmanager
@@ -70,8 +74,13 @@ async def running(servers: Servers, db: str = "bus") -> AsyncIterator[Bus]:
         admin = await nats.connect(servers.nats_url)
         try:
             names = ("gateway", "dispatcher", "poller", "billing")
-            yield Bus(servers, api, {n: s.url for n, s in zip(names, served, strict=True)},
-                      mongo_db(servers.mongo_url, db), admin)
+            yield Bus(
+                servers,
+                api,
+                {n: s.url for n, s in zip(names, served, strict=True)},
+                mongo_db(servers.mongo_url, db),
+                admin,
+            )
         finally:
             await admin.close()
 
@@ -81,7 +90,9 @@ async def wait_refused(errors: list[str], needle: str, timeout: float = 3) -> st
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         # nats-py lower-cases the server's message
-        found = [e for e in errors if "permissions violation" in e.lower() and f'"{needle.lower()}"' in e.lower()]
+        found = [
+            e for e in errors if "permissions violation" in e.lower() and f'"{needle.lower()}"' in e.lower()
+        ]
         if found:
             return found[0]
         await asyncio.sleep(0.02)
@@ -98,9 +109,12 @@ async def dead_letters(nc: nats.aio.client.Client, after_seq: int = 0) -> list[d
     last = await last_seq(nc, subjects.DLQ_STREAM)
     if last <= after_seq:
         return []
-    sub = await js.subscribe(subjects.DLQ_SUBJECTS, stream=subjects.DLQ_STREAM, ordered_consumer=True,
-                             config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                                                   opt_start_seq=after_seq + 1))
+    sub = await js.subscribe(
+        subjects.DLQ_SUBJECTS,
+        stream=subjects.DLQ_STREAM,
+        ordered_consumer=True,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_seq + 1),
+    )
     found = []
     try:
         while True:
@@ -112,8 +126,9 @@ async def dead_letters(nc: nats.aio.client.Client, after_seq: int = 0) -> list[d
         await sub.unsubscribe()
 
 
-async def wait_dead_letters(nc: nats.aio.client.Client, after_seq: int, want: int,
-                            timeout: float = 30) -> list[dict[str, Any]]:
+async def wait_dead_letters(
+    nc: nats.aio.client.Client, after_seq: int, want: int, timeout: float = 30
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
         letters = await dead_letters(nc, after_seq)
@@ -140,13 +155,22 @@ async def snapshot(db: Any) -> dict[str, list[str]]:
 
 def requested(gid: str | None = None, **params: Any) -> GenerationRequested:
     gid = gid or new_id()
-    return GenerationRequested(event_id=f"{gid}.requested", generation_id=gid, provider_id="sim",
-                               operation_type="text_to_video", params={"prompt": "a fox", "duration": 1, **params})
+    return GenerationRequested(
+        event_id=f"{gid}.requested",
+        generation_id=gid,
+        provider_id="sim",
+        operation_type="text_to_video",
+        params={"prompt": "a fox", "duration": 1, **params},
+    )
 
 
-async def publish_raw(nc: nats.aio.client.Client, subject: str, body: bytes, msg_id: str | None = None) -> Any:
+async def publish_raw(
+    nc: nats.aio.client.Client, subject: str, body: bytes, msg_id: str | None = None
+) -> Any:
     """A JetStream publish of any bytes, as the given client."""
-    return await nc.jetstream().publish(subject, body, timeout=10, headers={"Nats-Msg-Id": msg_id or new_id()})
+    return await nc.jetstream().publish(
+        subject, body, timeout=10, headers={"Nats-Msg-Id": msg_id or new_id()}
+    )
 
 
 @dataclass
@@ -171,9 +195,13 @@ class Books:
 
 #: Which services' consumers read a subject of each event kind (so each dead-letters an invalid message).
 READERS = {
-    "requested": {"dispatcher", "gateway"}, "submitted": {"poller", "gateway"}, "progressed": {"gateway"},
-    "completed": {"dispatcher", "gateway"}, "failed": {"dispatcher", "gateway"},
-    "filtered": {"dispatcher", "gateway"}, "cancelled": {"dispatcher", "gateway"},
+    "requested": {"dispatcher", "gateway"},
+    "submitted": {"poller", "gateway"},
+    "progressed": {"gateway"},
+    "completed": {"dispatcher", "gateway"},
+    "failed": {"dispatcher", "gateway"},
+    "filtered": {"dispatcher", "gateway"},
+    "cancelled": {"dispatcher", "gateway"},
     "cancel_requested": {"poller", "gateway"},
 }
 
@@ -188,14 +216,20 @@ def readers(subject: str) -> set[str]:
     return set()
 
 
-async def letters_for(nc: nats.aio.client.Client, stream: str, seq: int, services: set[str],
-                      timeout: float = 30) -> dict[str, dict[str, Any]]:
+async def letters_for(
+    nc: nats.aio.client.Client, stream: str, seq: int, services: set[str], timeout: float = 30
+) -> dict[str, dict[str, Any]]:
     """The dead letters of one message (stream, sequence), by service, once every one of `services` wrote its."""
     deadline = time.monotonic() + timeout
     while True:
-        found = {d["service"]: d for d in await dead_letters(nc)
-                 if d["stream"] == stream and d["stream_seq"] == seq}
+        found = {
+            d["service"]: d
+            for d in await dead_letters(nc)
+            if d["stream"] == stream and d["stream_seq"] == seq
+        }
         if set(found) >= services or time.monotonic() > deadline:
-            assert set(found) == services, f"dead letters of {stream}#{seq}: {sorted(found)}, expected {sorted(services)}"
+            assert set(found) == services, (
+                f"dead letters of {stream}#{seq}: {sorted(found)}, expected {sorted(services)}"
+            )
             return found
         await asyncio.sleep(0.1)

@@ -20,8 +20,16 @@ from pixsim_runtime.streams import DLQ_MAX_MESSAGE_BYTES
 def test_a_dead_letter_always_fits_the_dead_letter_stream(size: int) -> None:
     body = (b"\xe2\x82\xac" * (size // 3 + 1))[:size]  # multi-byte UTF-8, cut mid-character
     headers = {f"X-Big-{i}": "v" * 10_000 for i in range(200)} | {"Authorization": "Bearer secret"}
-    record = dead_letter_record("gateway", "pixsim.generations." + "g" * 2000 + ".requested", "S", 7, 1,
-                                "reason " * 10_000, headers, body)
+    record = dead_letter_record(
+        "gateway",
+        "pixsim.generations." + "g" * 2000 + ".requested",
+        "S",
+        7,
+        1,
+        "reason " * 10_000,
+        headers,
+        body,
+    )
     assert len(record) <= DLQ_MAX_MESSAGE_BYTES
     letter = json.loads(record)
     assert letter["body_bytes"] == size and letter["body_sha256"] == hashlib.sha256(body).hexdigest()
@@ -36,9 +44,14 @@ class FakeMsg:
     def __init__(self, body: bytes, subject: str, delivered: int) -> None:
         self.body = body
         self.raw_message = SimpleNamespace(
-            subject=subject, headers={"Nats-Msg-Id": "x"},
-            metadata=SimpleNamespace(num_delivered=delivered, stream=subjects.GENERATIONS_STREAM,
-                                     sequence=SimpleNamespace(stream=42)))
+            subject=subject,
+            headers={"Nats-Msg-Id": "x"},
+            metadata=SimpleNamespace(
+                num_delivered=delivered,
+                stream=subjects.GENERATIONS_STREAM,
+                sequence=SimpleNamespace(stream=42),
+            ),
+        )
         self.settled: list[tuple[str, Any]] = []
 
     async def ack(self) -> None:
@@ -63,6 +76,7 @@ class FakeBroker:
         def register(func: Any) -> Any:
             self.consume = func
             return func
+
         return register
 
     async def publish(self, body: bytes, subject: str, **kwargs: Any) -> None:
@@ -77,9 +91,16 @@ def _wrapped(fail: bool, handler: Any = None, retry: RetryPolicy | None = None) 
     async def ok(event: Any, msg: Any) -> None:
         return None
 
-    subscribe(broker, service="dispatcher", subject=subjects.generation_events("requested"),  # type: ignore[arg-type]
-              stream=subjects.GENERATIONS_STREAM, durable="dispatcher", event_type=GenerationRequested,
-              handler=handler or ok, retry=retry or RetryPolicy(max_attempts=3, first_delay=0.1))
+    subscribe(
+        broker,
+        service="dispatcher",
+        subject=subjects.generation_events("requested"),  # type: ignore[arg-type]
+        stream=subjects.GENERATIONS_STREAM,
+        durable="dispatcher",
+        event_type=GenerationRequested,
+        handler=handler or ok,
+        retry=retry or RetryPolicy(max_attempts=3, first_delay=0.1),
+    )
     return broker
 
 
@@ -135,7 +156,9 @@ async def test_poll_again_is_bounded_by_max_deliveries() -> None:
 def test_a_dead_letter_of_control_bytes_still_fits_and_keeps_size_and_hash() -> None:
     body = b"\x01" * (1024 * 1024)
     headers = {f"K{i}": "\x02" * 512 for i in range(32)}
-    record = dead_letter_record("billing", "pixsim.credits.sim.charged", "S", 1, 1, "\x03" * 5000, headers, body)
+    record = dead_letter_record(
+        "billing", "pixsim.credits.sim.charged", "S", 1, 1, "\x03" * 5000, headers, body
+    )
     assert len(record) <= DLQ_MAX_MESSAGE_BYTES
     letter = json.loads(record)
     assert letter["body_bytes"] == len(body) and letter["body_sha256"] == hashlib.sha256(body).hexdigest()

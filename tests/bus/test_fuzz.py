@@ -47,8 +47,13 @@ SEED = int(os.environ.get("PIXSIM_FUZZ_SEED", "9"))
 MESSAGES = int(os.environ.get("PIXSIM_FUZZ_MESSAGES", "5000"))
 
 #: What each consumer validates a subject's messages as (the services' own subscriptions).
-_DISPATCHER = {"requested": GenerationRequested, "completed": GenerationCompleted, "failed": GenerationFailed,
-               "filtered": GenerationFiltered, "cancelled": GenerationCancelled}
+_DISPATCHER = {
+    "requested": GenerationRequested,
+    "completed": GenerationCompleted,
+    "failed": GenerationFailed,
+    "filtered": GenerationFiltered,
+    "cancelled": GenerationCancelled,
+}
 _POLLER = {"submitted": GenerationSubmitted, "cancel_requested": GenerationCancelRequested}
 
 
@@ -89,22 +94,45 @@ class Mutator:
         base = {"event_id": new_id(), "version": 1, "occurred_at": "2026-11-27T00:00:00+00:00"}
         credit = {**base, "generation_id": gid, "provider_id": "sim", "account_id": acc, "credit_type": "sim"}
         kinds = {
-            "requested": {"generation_id": gid, "provider_id": "sim", "operation_type": "text_to_video",
-                          "params": {"prompt": "fuzz", "duration": 1}},
-            "submitted": {"generation_id": gid, "provider_id": "sim", "operation_type": "text_to_video",
-                          "account_id": acc, "provider_job_id": "job-1", "credits_reserved": {"sim": 1},
-                          "deadline_at": "2030-01-01T00:00:00+00:00"},
+            "requested": {
+                "generation_id": gid,
+                "provider_id": "sim",
+                "operation_type": "text_to_video",
+                "params": {"prompt": "fuzz", "duration": 1},
+            },
+            "submitted": {
+                "generation_id": gid,
+                "provider_id": "sim",
+                "operation_type": "text_to_video",
+                "account_id": acc,
+                "provider_job_id": "job-1",
+                "credits_reserved": {"sim": 1},
+                "deadline_at": "2030-01-01T00:00:00+00:00",
+            },
             "progressed": {"generation_id": gid, "progress": 0.5},
-            "completed": {"generation_id": gid, "provider_id": "sim", "account_id": acc,
-                          "result": {"video_url": "https://example.com/v.mp4"}, "credits_charged": {"sim": 1}},
+            "completed": {
+                "generation_id": gid,
+                "provider_id": "sim",
+                "account_id": acc,
+                "result": {"video_url": "https://example.com/v.mp4"},
+                "credits_charged": {"sim": 1},
+            },
             "failed": {"generation_id": gid, "provider_id": "sim", "error": {"code": "x", "message": "y"}},
-            "filtered": {"generation_id": gid, "provider_id": "sim", "error": {"code": "content_x", "message": "y"}},
+            "filtered": {
+                "generation_id": gid,
+                "provider_id": "sim",
+                "error": {"code": "content_x", "message": "y"},
+            },
             "cancel_requested": {"generation_id": gid},
             "cancelled": {"generation_id": gid, "provider_id": "sim"},
         }
-        credit_kinds = {"reserved": {"amount": 1}, "charged": {"amount": 1, "reserved": 1},
-                        "released": {"amount": 1, "reason": "r"}, "granted": {"amount": 1, "generation_id": None},
-                        "synced": {"provider_balance": 1, "generation_id": None}}
+        credit_kinds = {
+            "reserved": {"amount": 1},
+            "charged": {"amount": 1, "reserved": 1},
+            "released": {"amount": 1, "reason": "r"},
+            "granted": {"amount": 1, "generation_id": None},
+            "synced": {"provider_balance": 1, "generation_id": None},
+        }
         if self.rng.random() < 0.6:
             kind = self.rng.choice(list(kinds))
             return subjects.generation(gid, kind), {**base, "type": f"generation.{kind}", **kinds[kind]}
@@ -121,8 +149,25 @@ class Mutator:
         rng, body = self.rng, copy.deepcopy(body)
         done = []
         for _ in range(rng.randint(1, 3)):
-            op = rng.choice(["number", "number", "number", "drop", "extra", "type", "id", "id", "subject",
-                             "subject", "text", "object", "version", "time", "bytes"])
+            op = rng.choice(
+                [
+                    "number",
+                    "number",
+                    "number",
+                    "drop",
+                    "extra",
+                    "type",
+                    "id",
+                    "id",
+                    "subject",
+                    "subject",
+                    "text",
+                    "object",
+                    "version",
+                    "time",
+                    "bytes",
+                ]
+            )
             done.append(op)
             if op == "number":
                 numeric = ("amount", "reserved", "provider_balance", "progress", "version", "priority")
@@ -131,22 +176,53 @@ class Mutator:
             elif op == "drop" and body:
                 body.pop(self._field(body))
             elif op == "extra":
-                body[rng.choice(["admin", "amount2", "__proto__", "balance"])] = rng.choice([1, "x", None, {}])
+                body[rng.choice(["admin", "amount2", "__proto__", "balance"])] = rng.choice(
+                    [1, "x", None, {}]
+                )
             elif op == "type":
-                body["type"] = rng.choice(["generation.hacked", "credits.minted", "account.created", "", None, 7,
-                                           "credits.charged", "generation.completed", "GENERATION.REQUESTED"])
+                body["type"] = rng.choice(
+                    [
+                        "generation.hacked",
+                        "credits.minted",
+                        "account.created",
+                        "",
+                        None,
+                        7,
+                        "credits.charged",
+                        "generation.completed",
+                        "GENERATION.REQUESTED",
+                    ]
+                )
             elif op == "id":
-                key = self._field(body, ("generation_id", "account_id", "provider_id", "credit_type", "event_id"))
+                key = self._field(
+                    body, ("generation_id", "account_id", "provider_id", "credit_type", "event_id")
+                )
                 body[key] = rng.choice(self.BAD_IDS)
             elif op == "subject":
                 parts = subject.split(".")
                 if rng.random() < 0.5:
                     parts[2] = rng.choice([new_id(), "premium", "gold", self.real_generation, "other"])
                 else:
-                    parts[3] = rng.choice(["requested", "completed", "charged", "reserved", "granted", "synced",
-                                           "submitted", "progressed", "hacked"])
+                    parts[3] = rng.choice(
+                        [
+                            "requested",
+                            "completed",
+                            "charged",
+                            "reserved",
+                            "granted",
+                            "synced",
+                            "submitted",
+                            "progressed",
+                            "hacked",
+                        ]
+                    )
                 subject = ".".join(parts)
-                if parts[1] == "credits" and parts[3] in ("requested", "completed", "submitted", "progressed"):
+                if parts[1] == "credits" and parts[3] in (
+                    "requested",
+                    "completed",
+                    "submitted",
+                    "progressed",
+                ):
                     subject = subjects.credits(parts[2], "charged")
             elif op == "text":
                 key = self._field(body, ("reason", "provider_job_id", "user_id", "error"))
@@ -163,11 +239,24 @@ class Mutator:
                 body["occurred_at"] = rng.choice(["yesterday", 0, "2026-13-45T00:00:00Z", None])
         data = json.dumps(body, default=str).encode()
         if "bytes" in done:  # the body is not an event object at all
-            data = rng.choice([b"[1, 2, 3]", b"[" + data + b"]", b'"a string"', b"42", b"null", b"", data[: len(data) // 2],
-                               b"\xff\xfe" + data, b"\xef\xbb\xbf" + data, b"{" * 5000 + b"}" * 5000,
-                               b"not json at all", data.replace(b'"', b"'"),
-                               json.dumps({**body, "pad": "z" * 190_000}, default=str).encode(),
-                               json.dumps({**body, "pad": "z" * 300_000}, default=str).encode()])  # over the limit
+            data = rng.choice(
+                [
+                    b"[1, 2, 3]",
+                    b"[" + data + b"]",
+                    b'"a string"',
+                    b"42",
+                    b"null",
+                    b"",
+                    data[: len(data) // 2],
+                    b"\xff\xfe" + data,
+                    b"\xef\xbb\xbf" + data,
+                    b"{" * 5000 + b"}" * 5000,
+                    b"not json at all",
+                    data.replace(b'"', b"'"),
+                    json.dumps({**body, "pad": "z" * 190_000}, default=str).encode(),
+                    json.dumps({**body, "pad": "z" * 300_000}, default=str).encode(),
+                ]
+            )  # over the limit
         return subject, data, "+".join(done)
 
     def message(self) -> tuple[str, bytes, str]:
@@ -188,8 +277,10 @@ async def bus(sim_fake) -> Bus:
 
 async def test_fuzzed_events_change_nothing_and_all_land_in_the_dead_letter_stream(bus: Bus) -> None:
     # Something real to attack: an account with credits and a generation that ran on it.
-    resp = await bus.api.post("/api/v1/accounts", json={"provider_id": "sim", "raw_data": {"token": "tok-fuzz"},
-                                                         "credits": {"sim": 100}})
+    resp = await bus.api.post(
+        "/api/v1/accounts",
+        json={"provider_id": "sim", "raw_data": {"token": "tok-fuzz"}, "credits": {"sim": 100}},
+    )
     assert resp.status_code == 201, resp.text
     account = resp.json()["id"]
     real = await create(bus.api, {"prompt": "the real one", "duration": 2}, account_id=account)
@@ -211,11 +302,16 @@ async def test_fuzzed_events_change_nothing_and_all_land_in_the_dead_letter_stre
     started = time.monotonic()
 
     async def publish(subject: str, data: bytes) -> None:
-        client = upstream if subject.endswith(".requested") and subject.startswith("pixsim.generations.") \
+        client = (
+            upstream
+            if subject.endswith(".requested") and subject.startswith("pixsim.generations.")
             else bus.admin
+        )
         async with sem:
             try:
-                ack = await client.jetstream().publish(subject, data, timeout=30, headers={"Nats-Msg-Id": new_id()})
+                ack = await client.jetstream().publish(
+                    subject, data, timeout=30, headers={"Nats-Msg-Id": new_id()}
+                )
             except APIError as exc:
                 refused_at_the_door[exc.description or str(exc)] += 1
                 return
@@ -233,8 +329,11 @@ async def test_fuzzed_events_change_nothing_and_all_land_in_the_dead_letter_stre
     by_message: dict[tuple[str, int], dict[str, dict]] = {}
     for letter in letters:
         by_message.setdefault((letter["stream"], letter["stream_seq"]), {})[letter["service"]] = letter
-    missing = {key: (subject, sorted(readers(subject) - set(by_message.get(key, {}))))
-               for key, subject in published.items() if readers(subject) - set(by_message.get(key, {}))}
+    missing = {
+        key: (subject, sorted(readers(subject) - set(by_message.get(key, {}))))
+        for key, subject in published.items()
+        if readers(subject) - set(by_message.get(key, {}))
+    }
     unexpected = [key for key in by_message if key not in published]
     without_reason = [d for d in letters if not d.get("reason")]
     changes = books.changes(await Books.of(bus.db))
@@ -245,14 +344,20 @@ async def test_fuzzed_events_change_nothing_and_all_land_in_the_dead_letter_stre
             ready[name] = (await client.get(f"{url}/readyz")).status_code
     reasons = Counter(d["reason"].split(":", 1)[0][:40] for d in letters)
 
-    print(f"\nfuzz (seed {SEED}): {len(messages)} messages generated "
-          f"({Counter(op for _, _, ops in messages for op in ops.split('+')).most_common()}), "
-          f"{len(published)} stored, {sum(refused_at_the_door.values())} refused by the stream "
-          f"({dict(refused_at_the_door)})")
-    print(f"fuzz: {len(letters)} dead letters for {len(by_message)} messages "
-          f"(expected {sum(len(readers(s)) for s in published.values())}), reasons {reasons.most_common()}")
-    print(f"fuzz: changes to the books and read models: {changes or 0}; new generations: {new_generations}; "
-          f"readiness {ready}; published in {published_s:.1f}s, settled in {settled_s:.1f}s")
+    print(
+        f"\nfuzz (seed {SEED}): {len(messages)} messages generated "
+        f"({Counter(op for _, _, ops in messages for op in ops.split('+')).most_common()}), "
+        f"{len(published)} stored, {sum(refused_at_the_door.values())} refused by the stream "
+        f"({dict(refused_at_the_door)})"
+    )
+    print(
+        f"fuzz: {len(letters)} dead letters for {len(by_message)} messages "
+        f"(expected {sum(len(readers(s)) for s in published.values())}), reasons {reasons.most_common()}"
+    )
+    print(
+        f"fuzz: changes to the books and read models: {changes or 0}; new generations: {new_generations}; "
+        f"readiness {ready}; published in {published_s:.1f}s, settled in {settled_s:.1f}s"
+    )
 
     assert not missing, f"{len(missing)} messages lack dead letters, e.g. {list(missing.items())[:5]}"
     assert not unexpected and not without_reason

@@ -41,8 +41,10 @@ async def bus(sim_fake) -> Bus:
 
 
 async def _account(bus: Bus, credits: int = 100) -> str:
-    resp = await bus.api.post("/api/v1/accounts", json={"provider_id": "sim", "raw_data": {"token": f"tok-{new_id()}"},
-                                                         "credits": {"sim": credits}})
+    resp = await bus.api.post(
+        "/api/v1/accounts",
+        json={"provider_id": "sim", "raw_data": {"token": f"tok-{new_id()}"}, "credits": {"sim": credits}},
+    )
     assert resp.status_code == 201, resp.text
     account = resp.json()["id"]
     for _ in range(100):  # the opening grant is booked
@@ -81,9 +83,12 @@ async def test_subject_and_body_disagreeing_is_dead_lettered_and_runs_nothing(bu
     # a credit event on another credit type's subject
     account = await _account(bus)
     before = await Books.of(bus.db)
-    charge = CreditsCharged(generation_id=new_id(), provider_id="sim", account_id=account, credit_type="sim",
-                            amount=5, reserved=5)
-    ack = await publish_raw(bus.admin, subjects.credits("premium", "charged"), charge.model_dump_json().encode())
+    charge = CreditsCharged(
+        generation_id=new_id(), provider_id="sim", account_id=account, credit_type="sim", amount=5, reserved=5
+    )
+    ack = await publish_raw(
+        bus.admin, subjects.credits("premium", "charged"), charge.model_dump_json().encode()
+    )
     letters = await letters_for(bus.admin, subjects.CREDITS_STREAM, ack.seq, {"billing", "gateway"})
     assert all("credit_type 'sim'" in d["reason"] for d in letters.values())
     await wait_all_idle(bus.servers)
@@ -97,14 +102,20 @@ async def test_a_near_1_mib_body_never_loops(bus: Bus) -> None:
     try:
         before = (await bus.admin.jetstream().stream_info(subjects.GENERATIONS_STREAM)).state.last_seq
         # Just under NATS's 1 MiB payload limit: the stream refuses it, so no consumer ever sees it.
-        huge = json.dumps({**requested(gid).model_dump(mode="json"), "params": {"prompt": "x" * 1_040_000}}).encode()
+        huge = json.dumps(
+            {**requested(gid).model_dump(mode="json"), "params": {"prompt": "x" * 1_040_000}}
+        ).encode()
         assert 1_000_000 < len(huge) < 1024 * 1024
         with pytest.raises(nats.js.errors.APIError, match="(?i)maximum.*size|size.*exceed"):
             await publish_raw(nc, subject, huge, gid)
         assert (await bus.admin.jetstream().stream_info(subjects.GENERATIONS_STREAM)).state.last_seq == before
         # Just under the stream's own limit: stored, refused by every reader, dead-lettered as an excerpt.
-        big = json.dumps({**requested(gid).model_dump(mode="json"),
-                          "params": {"prompt": "y" * (MAX_EVENT_MESSAGE_BYTES - 2_000)}}).encode()
+        big = json.dumps(
+            {
+                **requested(gid).model_dump(mode="json"),
+                "params": {"prompt": "y" * (MAX_EVENT_MESSAGE_BYTES - 2_000)},
+            }
+        ).encode()
         ack = await publish_raw(nc, subject, big, gid)
     finally:
         await nc.close()
@@ -137,9 +148,12 @@ async def test_a_json_array_is_dead_lettered_and_never_breaks_an_sse_stream(bus:
     created = await create(bus.api, {"prompt": "followed", "duration": 1, "latency": 1.5})
     gid = created["id"]
     other = GenerationProgressed(generation_id=new_id(), progress=0.5)
-    junk = [(subjects.generation(gid, "progressed"), b"[]"), (subjects.generation(gid, "progressed"), b'"x"'),
-            (subjects.generation(gid, "progressed"), other.model_dump_json().encode()),
-            (subjects.generation(gid, "completed"), b"[{}]")]
+    junk = [
+        (subjects.generation(gid, "progressed"), b"[]"),
+        (subjects.generation(gid, "progressed"), b'"x"'),
+        (subjects.generation(gid, "progressed"), other.model_dump_json().encode()),
+        (subjects.generation(gid, "completed"), b"[{}]"),
+    ]
     seqs = [((await publish_raw(bus.admin, s, body)).seq, s) for s, body in junk]
     events = await sse_events(bus.api.base_url, gid)
     kinds = [k for k, _ in events]
@@ -154,8 +168,14 @@ async def test_a_string_amount_or_a_negative_balance_moves_no_credit(bus: Bus) -
     account = await _account(bus, credits=50)
     await wait_all_idle(bus.servers)
     before = await Books.of(bus.db)
-    base = {"event_id": new_id(), "version": 1, "occurred_at": "2026-01-01T00:00:00Z", "provider_id": "sim",
-            "account_id": account, "credit_type": "sim"}
+    base = {
+        "event_id": new_id(),
+        "version": 1,
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "provider_id": "sim",
+        "account_id": account,
+        "credit_type": "sim",
+    }
     forged = [
         {**base, "type": "credits.charged", "generation_id": new_id(), "amount": "10", "reserved": 10},
         {**base, "type": "credits.charged", "generation_id": new_id(), "amount": 10, "reserved": "10"},
@@ -174,9 +194,14 @@ async def test_a_string_amount_or_a_negative_balance_moves_no_credit(bus: Bus) -
         seqs.append((await publish_raw(bus.admin, subject, json.dumps(body).encode())).seq)
     for seq, body in zip(seqs, forged, strict=True):
         letters = await letters_for(bus.admin, subjects.CREDITS_STREAM, seq, {"billing", "gateway"})
-        field = next(k for k in ("amount", "reserved", "provider_balance") if k in body and not (
-            type(body[k]) is int and 0 <= body[k] <= 10**9))
-        assert all(d["reason"].startswith("invalid event:") and field in d["reason"] for d in letters.values())
+        field = next(
+            k
+            for k in ("amount", "reserved", "provider_balance")
+            if k in body and not (type(body[k]) is int and 0 <= body[k] <= 10**9)
+        )
+        assert all(
+            d["reason"].startswith("invalid event:") and field in d["reason"] for d in letters.values()
+        )
     await wait_all_idle(bus.servers)
     assert before.changes(await Books.of(bus.db)) == {}
     view = (await bus.api.get(f"/api/v1/accounts/{account}")).json()["balances"]["sim"]
@@ -187,8 +212,9 @@ async def test_events_for_unknown_generations_or_accounts_create_nothing(bus: Bu
     await wait_all_idle(bus.servers)
     before = await Books.of(bus.db)
     gid = new_id()
-    reserved = CreditsReserved(generation_id=gid, provider_id="sim", account_id="acc_nobody", credit_type="sim",
-                               amount=3)
+    reserved = CreditsReserved(
+        generation_id=gid, provider_id="sim", account_id="acc_nobody", credit_type="sim", amount=3
+    )
     progressed = GenerationProgressed(generation_id=gid, progress=0.3)
     r = await publish_raw(bus.admin, reserved.subject, reserved.model_dump_json().encode())
     p = await publish_raw(bus.admin, progressed.subject, progressed.model_dump_json().encode())
@@ -219,9 +245,15 @@ async def test_streams_and_consumers_have_limits(bus: Bus) -> None:
 async def test_an_http_request_outside_the_event_bounds_is_a_422(bus: Bus) -> None:
     # The API's own checks pass these; the event they would make is outside the contract's bounds.
     for extra in ({"priority": 10**9}, {"user_id": "line\nbreak"}):
-        resp = await bus.api.post("/api/v1/generations", json={
-            "provider_id": "sim", "operation_type": "text_to_video", "params": {"prompt": "p", "duration": 1},
-            **extra})
+        resp = await bus.api.post(
+            "/api/v1/generations",
+            json={
+                "provider_id": "sim",
+                "operation_type": "text_to_video",
+                "params": {"prompt": "p", "duration": 1},
+                **extra,
+            },
+        )
         assert resp.status_code == 422, resp.text
         error = resp.json()["error"]
         assert error["code"] == "invalid_request" and next(iter(extra)) in error["message"]

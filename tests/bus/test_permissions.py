@@ -30,12 +30,14 @@ from support import wait_for
 pytestmark = pytest.mark.system
 
 
-
 def subject_of(event_type: type) -> str:
     """A concrete subject of an event type."""
     family, kind = event_type.model_fields["type"].default.split(".", 1)  # type: ignore[attr-defined]
-    return {"generation": subjects.generation("g-perm", kind), "credits": subjects.credits("sim", kind),
-            "account": subjects.account("acc-perm", kind)}[family]
+    return {
+        "generation": subjects.generation("g-perm", kind),
+        "credits": subjects.credits("sim", kind),
+        "account": subjects.account("acc-perm", kind),
+    }[family]
 
 
 EVENT_SUBJECTS = sorted(subject_of(t) for t in ALL_EVENT_TYPES)
@@ -53,7 +55,9 @@ def matches(pattern: str, subject: str) -> bool:
 
 def may_publish(user: str, subject: str) -> bool:
     perms = permissions()[user]
-    return any(matches(p, subject) for p in perms.publish) and not any(matches(p, subject) for p in perms.deny_publish)
+    return any(matches(p, subject) for p in perms.publish) and not any(
+        matches(p, subject) for p in perms.deny_publish
+    )
 
 
 @pytest.fixture(scope="module")
@@ -106,14 +110,24 @@ async def test_reading_outside_the_allow_list_is_refused(bus: Bus, user: str) ->
     errors: list[str] = []
     nc = await bus.connect(user, errors=errors)
     try:
-        for subject in ("pixsim.>", "pixsim.credits.>", "pixsim.accounts.>", "pixsim.dlq.>", "_INBOX.>",
-                        "_INBOX.billing.>" if user != "billing" else "_INBOX.gateway.>", "$JS.>"):
+        for subject in (
+            "pixsim.>",
+            "pixsim.credits.>",
+            "pixsim.accounts.>",
+            "pixsim.dlq.>",
+            "_INBOX.>",
+            "_INBOX.billing.>" if user != "billing" else "_INBOX.gateway.>",
+            "$JS.>",
+        ):
             await nc.subscribe(subject)
             await nc.flush()
             await wait_refused(errors, subject)
         # another service's durable: neither fetch from it, nor delete it, nor (but `setup`) re-configure it
         for stream, durable in DURABLES["dispatcher" if user != "dispatcher" else "poller"]:
-            apis = [f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}", f"$JS.API.CONSUMER.DELETE.{stream}.{durable}"]
+            apis = [
+                f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
+                f"$JS.API.CONSUMER.DELETE.{stream}.{durable}",
+            ]
             if user != "setup":
                 apis.append(f"$JS.API.CONSUMER.CREATE.{stream}.{durable}.pixsim.generations.x.*")
             for api in apis:
@@ -136,21 +150,40 @@ async def test_upstream_cannot_forge_credits_accounts_or_outcomes(bus: Bus) -> N
     errors: list[str] = []
     nc = await bus.connect("upstream", errors=errors)
     try:
-        for subject in (subjects.credits("sim", "charged"), subjects.credits("sim", "granted"),
-                        subjects.credits("sim", "synced"), subjects.account("acc-x", "created"),
-                        subjects.account("acc-x", "status_changed"), subjects.generation("g-x", "completed"),
-                        subjects.generation("g-x", "submitted"), subjects.generation("g-x", "cancel_requested"),
-                        subjects.dlq("gateway")):
+        for subject in (
+            subjects.credits("sim", "charged"),
+            subjects.credits("sim", "granted"),
+            subjects.credits("sim", "synced"),
+            subjects.account("acc-x", "created"),
+            subjects.account("acc-x", "status_changed"),
+            subjects.generation("g-x", "completed"),
+            subjects.generation("g-x", "submitted"),
+            subjects.generation("g-x", "cancel_requested"),
+            subjects.dlq("gateway"),
+        ):
             before = await last_seq(bus.admin, subjects.stream_of(subject))
             with pytest.raises(nats.errors.Error):  # through JetStream: no ack ever comes
                 await nc.jetstream().publish(subject, b"{}", timeout=0.5)
             await wait_refused(errors, subject)
             assert await last_seq(bus.admin, subjects.stream_of(subject)) == before
         # ... and cannot take over a service's consumer under its durable name
-        for subject in ("$JS.API.CONSUMER.CREATE.PIXSIM_GENERATIONS.dispatcher.pixsim.generations.*.requested",
-                        "$JS.API.CONSUMER.CREATE.PIXSIM_GENERATIONS"):
-            await nc.publish(subject, json.dumps({"stream_name": "PIXSIM_GENERATIONS", "config": {
-                "name": "dispatcher", "filter_subject": "pixsim.generations.x.*", "ack_policy": "explicit"}}).encode())
+        for subject in (
+            "$JS.API.CONSUMER.CREATE.PIXSIM_GENERATIONS.dispatcher.pixsim.generations.*.requested",
+            "$JS.API.CONSUMER.CREATE.PIXSIM_GENERATIONS",
+        ):
+            await nc.publish(
+                subject,
+                json.dumps(
+                    {
+                        "stream_name": "PIXSIM_GENERATIONS",
+                        "config": {
+                            "name": "dispatcher",
+                            "filter_subject": "pixsim.generations.x.*",
+                            "ack_policy": "explicit",
+                        },
+                    }
+                ).encode(),
+            )
             await nc.flush()
             await wait_refused(errors, subject)
         info = await bus.admin.jetstream().consumer_info(subjects.GENERATIONS_STREAM, "dispatcher")
@@ -164,15 +197,20 @@ async def test_upstream_starts_a_generation_that_completes_and_may_follow_it(bus
     nc = await bus.connect("upstream")
     try:
         js = nc.jetstream()
-        live = await nc.subscribe(subjects.generation(event.generation_id))  # a core subscription: live events
-        ack = await js.publish(event.subject, event.model_dump_json().encode(),
-                               headers={"Nats-Msg-Id": event.generation_id})
+        live = await nc.subscribe(
+            subjects.generation(event.generation_id)
+        )  # a core subscription: live events
+        ack = await js.publish(
+            event.subject, event.model_dump_json().encode(), headers={"Nats-Msg-Id": event.generation_id}
+        )
         assert not ack.duplicate
         done = await wait_for(bus.api, event.generation_id)
         assert done["status"] == "completed"
         assert (await live.next_msg(timeout=5)).subject == event.subject
         # the history, replayed through a consumer of its own (pull, named: nats-py's default)
-        history = await js.pull_subscribe(subjects.generation(event.generation_id), stream=subjects.GENERATIONS_STREAM)
+        history = await js.pull_subscribe(
+            subjects.generation(event.generation_id), stream=subjects.GENERATIONS_STREAM
+        )
         kinds = [m.subject.rsplit(".", 1)[1] for m in await history.fetch(10, timeout=5)]
         assert kinds[0] == "requested" and kinds[-1] == "completed"
     finally:
@@ -209,7 +247,9 @@ async def test_publishes_of_a_valid_event_outside_ones_list_change_nothing(bus: 
 def test_the_definition_covers_every_subscriber_of_every_service() -> None:
     from importlib import util
 
-    spec = util.spec_from_file_location("pixsim_test_jetstream_setup", REPO / "deploy/image/jetstream_setup.py")
+    spec = util.spec_from_file_location(
+        "pixsim_test_jetstream_setup", REPO / "deploy/image/jetstream_setup.py"
+    )
     setup = util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules[spec.name] = setup  # type: ignore[union-attr]
     spec.loader.exec_module(setup)  # type: ignore[union-attr]
@@ -225,16 +265,30 @@ def test_kubernetes_renders_the_same_permissions(tmp_path: Path) -> None:
     import yaml
 
     docs = list(yaml.safe_load_all((REPO / "deploy/k8s/base/nats.yaml").read_text()))
-    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "nats-config")["data"]
-    assert config["auth.conf"] == k8s_authorization(), \
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "nats-config")[
+        "data"
+    ]
+    assert config["auth.conf"] == k8s_authorization(), (
         "deploy/k8s/base/nats.yaml is stale: paste `python -m pixsim_runtime.bus_auth auth-conf` into auth.conf"
+    )
     assert "include ./auth.conf" in config["nats.conf"]
     (tmp_path / "auth.conf").write_text(config["auth.conf"])
     (tmp_path / "nats.conf").write_text("include ./auth.conf\n")
     env = {**os.environ, **{password_variable(user): f"pw-{user}-0123456789" for user in USERS}}
-    proc = subprocess.Popen([shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server"),
-                             "-c", str(tmp_path / "nats.conf"), "-a", "127.0.0.1", "-p", str(free_port())],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server"),
+            "-c",
+            str(tmp_path / "nats.conf"),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         port = int(proc.args[-1])
         asyncio.run(_k8s_users_connect(f"nats://127.0.0.1:{port}"))
@@ -246,8 +300,14 @@ def test_kubernetes_renders_the_same_permissions(tmp_path: Path) -> None:
 async def _k8s_users_connect(url: str) -> None:
     for _ in range(100):
         try:
-            nc = await nats.connect(url, user="gateway", password="pw-gateway-0123456789", allow_reconnect=False,
-                                    connect_timeout=1, max_reconnect_attempts=0)
+            nc = await nats.connect(
+                url,
+                user="gateway",
+                password="pw-gateway-0123456789",
+                allow_reconnect=False,
+                connect_timeout=1,
+                max_reconnect_attempts=0,
+            )
             await nc.close()
             break
         except (OSError, nats.errors.NoServersError):

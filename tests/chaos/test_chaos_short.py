@@ -16,10 +16,24 @@ REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(480)]
 
+
 def test_a_short_chaos_run_loses_nothing_and_counts_nothing_twice(tmp_path):
     summary_file = tmp_path / "summary.json"
-    cmd = [sys.executable, "-m", "chaos", "--generations", "200", "--rate", "2.5", "--faults", "light",
-           "--drain-timeout", "240", "--summary", str(summary_file)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "chaos",
+        "--generations",
+        "200",
+        "--rate",
+        "2.5",
+        "--faults",
+        "light",
+        "--drain-timeout",
+        "240",
+        "--summary",
+        str(summary_file),
+    ]
     run = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, timeout=450)
     output = run.stdout + run.stderr
     print(output)

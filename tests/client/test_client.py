@@ -69,10 +69,12 @@ async def test_api_errors_are_typed_and_carry_the_code(pipeline):
 
 async def test_create_sends_an_idempotency_key_and_cancel_works(pipeline):
     async with client(pipeline) as pixsim:
-        first = await pixsim.generations.create("sim", "text_to_video", {"prompt": "x", "duration": 5},
-                                                idempotency_key="client-test-key")
-        again = await pixsim.generations.create("sim", "text_to_video", {"prompt": "x", "duration": 5},
-                                                idempotency_key="client-test-key")
+        first = await pixsim.generations.create(
+            "sim", "text_to_video", {"prompt": "x", "duration": 5}, idempotency_key="client-test-key"
+        )
+        again = await pixsim.generations.create(
+            "sim", "text_to_video", {"prompt": "x", "duration": 5}, idempotency_key="client-test-key"
+        )
         assert again.id == first.id
         cancelled = await pixsim.generations.cancel(first.id)
         assert cancelled.id == first.id
@@ -90,7 +92,7 @@ class CutStream(httpx.AsyncByteStream):
         async for chunk in self.inner:
             buffer += chunk
             while (end := buffer.find(b"\n\n")) >= 0:
-                frame, buffer = buffer[:end + 2], buffer[end + 2:]
+                frame, buffer = buffer[: end + 2], buffer[end + 2 :]
                 yield frame
                 seen += not frame.startswith(b":")
                 if seen == self.frames:
@@ -114,8 +116,12 @@ class FlakyNetwork(httpx.AsyncBaseTransport):
             self.last_event_ids.append(request.headers.get("last-event-id"))
             if self.cuts:
                 self.cuts -= 1
-                return httpx.Response(response.status_code, headers=response.headers,
-                                      stream=CutStream(response.stream, 2), request=request)
+                return httpx.Response(
+                    response.status_code,
+                    headers=response.headers,
+                    stream=CutStream(response.stream, 2),
+                    request=request,
+                )
         return response
 
     async def aclose(self) -> None:
@@ -145,26 +151,40 @@ async def test_last_event_id_resumes_after_that_event(pipeline):
 
 
 def test_retries_honour_retry_after_then_raise_the_typed_error():
-    answers = [httpx.Response(429, headers={"Retry-After": "2"},
-                              json={"error": {"code": "rate_limited", "message": "slow down"}}),
-               httpx.Response(503, text="upstream down"),
-               httpx.Response(200, json={"items": [], "next_cursor": None})]
+    answers = [
+        httpx.Response(
+            429,
+            headers={"Retry-After": "2"},
+            json={"error": {"code": "rate_limited", "message": "slow down"}},
+        ),
+        httpx.Response(503, text="upstream down"),
+        httpx.Response(200, json={"items": [], "next_cursor": None}),
+    ]
     seen: list[httpx.Request] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return answers.pop(0)
 
-    pixsim = PixSim("psk_test", base_url="http://pixsim.test", max_retries=2,
-                    http_client=httpx.Client(transport=httpx.MockTransport(answer)))
+    pixsim = PixSim(
+        "psk_test",
+        base_url="http://pixsim.test",
+        max_retries=2,
+        http_client=httpx.Client(transport=httpx.MockTransport(answer)),
+    )
     slept: list[float] = []
     pixsim._sleep = slept.append
     assert pixsim.generations.list().items == []
     assert slept[0] == 2.0 and 0 < slept[1] <= 8 and len(seen) == 3
     assert all(r.headers["authorization"] == "Bearer psk_test" for r in seen)
 
-    answers[:] = [httpx.Response(429, headers={"Retry-After": "1"},
-                                 json={"error": {"code": "rate_limited", "message": "slow down"}})] * 3
+    answers[:] = [
+        httpx.Response(
+            429,
+            headers={"Retry-After": "1"},
+            json={"error": {"code": "rate_limited", "message": "slow down"}},
+        )
+    ] * 3
     with pytest.raises(RateLimitError) as caught:
         pixsim.generations.list()
     assert caught.value.code == "rate_limited" and caught.value.message == "slow down"

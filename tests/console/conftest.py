@@ -26,8 +26,16 @@ from support import api_client
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")  # never fetch a browser of Playwright's own
 CHROMIUM = os.environ.get("PIXSIM_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = REPO / "test-artifacts" / "console"
 HERE = Path(__file__).parent
 _missing: list[str] = []  # why Chromium is not there, once we tried
@@ -51,7 +59,9 @@ def _install_chromium() -> str | None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Here, not in a fixture: the install may take minutes, longer than any test's timeout.
-    wanted = any(Path(str(item.path)).is_relative_to(HERE) and "browser" in item.fixturenames for item in items)
+    wanted = any(
+        Path(str(item.path)).is_relative_to(HERE) and "browser" in item.fixturenames for item in items
+    )
     if wanted and not os.access(CHROMIUM, os.X_OK) and not _missing:
         _missing.append(_install_chromium() or "")
 
@@ -77,9 +87,16 @@ async def console_system(sim_fake: Any) -> AsyncIterator[ConsoleSystem]:
                 resp = await api.post("/api/v1/keys", json={"name": f"{user}'s browser", "owner": user})
                 assert resp.status_code == 201, resp.text
                 keys[user] = resp.json()["token"]
-                resp = await api.post("/api/v1/accounts", json={
-                    "provider_id": "sim", "raw_data": sim_fake.valid_raw_data(), "owner_id": user,
-                    "email": f"{user}@sim.pixsim.local", "credits": {"sim": 50}})
+                resp = await api.post(
+                    "/api/v1/accounts",
+                    json={
+                        "provider_id": "sim",
+                        "raw_data": sim_fake.valid_raw_data(),
+                        "owner_id": user,
+                        "email": f"{user}@sim.pixsim.local",
+                        "credits": {"sim": 50},
+                    },
+                )
                 assert resp.status_code == 201, resp.text
                 accounts[user] = resp.json()["id"]
             yield ConsoleSystem(served[0].url, keys, accounts, api, sim_fake)
@@ -88,7 +105,9 @@ async def console_system(sim_fake: Any) -> AsyncIterator[ConsoleSystem]:
 @pytest.fixture(scope="package")
 async def browser() -> AsyncIterator[Any]:
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(_missing[0] if _missing and _missing[0] else f"{CHROMIUM} is missing (apt-get install chromium)")
+        pytest.skip(
+            _missing[0] if _missing and _missing[0] else f"{CHROMIUM} is missing (apt-get install chromium)"
+        )
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:

@@ -11,13 +11,17 @@ from conftest import PROVIDERS, REPO
 from pixsim_provider_sdk.testing.fake_http import load_fake
 
 ARTIFACTS = REPO / "test-artifacts" / "console"
-AXE_SOURCE = files("axe_playwright_python").joinpath("axe.min.js").read_text()  # axe-core, as the package bundles it
+AXE_SOURCE = (
+    files("axe_playwright_python").joinpath("axe.min.js").read_text()
+)  # axe-core, as the package bundles it
 BLOCKING = {"serious", "critical"}
 
 
 async def sign_in(browser: Any, url: str, key: str, *, path: str = "/generations") -> tuple[Any, Any]:
     """A fresh browser context (its own cookies) signed in with `key`; (context, page) on `path`."""
-    context = await browser.new_context(base_url=url, viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context = await browser.new_context(
+        base_url=url, viewport={"width": 1280, "height": 900}, accept_downloads=True
+    )
     context.set_default_timeout(20_000)
     page = await context.new_page()
     errors: list[str] = []
@@ -36,9 +40,16 @@ async def accessibility_violations(page: Any) -> list[dict[str, Any]]:
     if not await page.evaluate("() => typeof window.axe !== 'undefined'"):
         await page.evaluate(AXE_SOURCE)
     result = await page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [{"id": v["id"], "impact": v["impact"], "help": v["help"],
-             "nodes": [n["target"] for n in v["nodes"]][:5]}
-            for v in result["violations"] if v.get("impact") in BLOCKING]
+    return [
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "nodes": [n["target"] for n in v["nodes"]][:5],
+        }
+        for v in result["violations"]
+        if v.get("impact") in BLOCKING
+    ]
 
 
 async def check_page(page: Any, name: str) -> None:

@@ -14,7 +14,9 @@ async def test_estimates_give_the_providers_price_before_submitting(console_syst
         resp = await alice.post("/api/v1/estimates", json={**ask, "params": {"duration": 7}})
         assert resp.status_code == 200, resp.text
         assert resp.json() == {**ask, "credits": {"sim": 7}}  # the prompt (required) may be missing
-        assert (await alice.post("/api/v1/estimates", json={**ask, "params": {}})).json()["credits"] == {"sim": 5}
+        assert (await alice.post("/api/v1/estimates", json={**ask, "params": {}})).json()["credits"] == {
+            "sim": 5
+        }
         bad = await alice.post("/api/v1/estimates", json={**ask, "params": {"duration": 99}})
         assert bad.status_code == 422 and "duration" in bad.json()["error"]["message"]
         unknown = await alice.post("/api/v1/estimates", json={**ask, "provider_id": "nope"})
@@ -29,6 +31,9 @@ async def test_estimates_give_the_providers_price_before_submitting(console_syst
 async def test_me_names_the_caller(console_system):
     async with api_client(console_system.url, token=console_system.keys["alice"]) as alice:
         me = (await alice.get("/api/v1/me")).json()
-    assert me["user_id"] == "alice" and me["role"] == "user" and console_system.keys["alice"].startswith(
-        f"psk_{me['key_id']}_")
+    assert (
+        me["user_id"] == "alice"
+        and me["role"] == "user"
+        and console_system.keys["alice"].startswith(f"psk_{me['key_id']}_")
+    )
     assert (await console_system.api.get("/api/v1/me")).json()["role"] == "admin"

@@ -18,21 +18,28 @@ async def test_generate_from_the_spec_form_watch_it_and_play_it(console_system, 
     form = page.locator("#generation-form")
     assert await form.locator("select[name='quality']").count() == 1  # an enum is a select
     duration = form.locator("input[name='duration']")
-    assert (await duration.get_attribute("min"), await duration.get_attribute("max")) == ("1", "20")  # the range
+    assert (await duration.get_attribute("min"), await duration.get_attribute("max")) == (
+        "1",
+        "20",
+    )  # the range
     await form.locator("select[name='quality']").select_option("360p")
     await duration.fill("3")
     await form.locator("input[name='latency']").fill("3")
     await form.locator("textarea[name='prompt']").fill("a fox running through snow")
     await form.locator("input[name='image_url__file']").set_input_files(png_file(tmp_path, "fox"))
     await page.locator("#p-image_url-preview img").wait_for()  # previewed before it is sent
-    await page.wait_for_function("() => document.getElementById('estimate').textContent.includes('3 sim credits')")
+    await page.wait_for_function(
+        "() => document.getElementById('estimate').textContent.includes('3 sim credits')"
+    )
     await check_page(page, "new-generation")
 
     await page.get_by_role("button", name="Generate").click()
     await page.wait_for_url(re.compile(r"/generations/[A-Za-z0-9_-]+$"))
     gid = page.url.rsplit("/", 1)[1]
     params = (await console_system.api.get(f"/api/v1/generations/{gid}")).json()["params"]
-    assert params["quality"] == "360p" and params["duration"] == 3 and params["image_url"].startswith("asset://")
+    assert (
+        params["quality"] == "360p" and params["duration"] == 3 and params["image_url"].startswith("asset://")
+    )
     first = int(await page.locator("#progress").get_attribute("value"))
     assert first < 100
     # The page is not reloaded: only the event stream moves the bar.
@@ -42,14 +49,18 @@ async def test_generate_from_the_spec_form_watch_it_and_play_it(console_system, 
 
     player = page.locator("video#player")
     await player.wait_for(timeout=90_000)  # shown once archived; a loaded machine is slow
-    await page.wait_for_function("() => document.querySelector('video#player').readyState >= 2", timeout=20_000)
+    await page.wait_for_function(
+        "() => document.querySelector('video#player').readyState >= 2", timeout=20_000
+    )
     duration_s = await player.evaluate("v => v.duration")
     assert duration_s > 0
     assert await player.evaluate("v => { v.muted = true; return v.play().then(() => true); }")
     await page.wait_for_function("() => document.querySelector('video#player').currentTime > 0")
     await player.evaluate("v => { v.pause(); v.currentTime = 2; }")  # seeking needs range requests
-    await page.wait_for_function("() => Math.abs(document.querySelector('video#player').currentTime - 2) < 0.3 "
-                                 "&& !document.querySelector('video#player').seeking")
+    await page.wait_for_function(
+        "() => Math.abs(document.querySelector('video#player').currentTime - 2) < 0.3 "
+        "&& !document.querySelector('video#player').seeking"
+    )
     await check_page(page, "generation")
 
     async with page.expect_download() as info:

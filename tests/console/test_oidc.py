@@ -19,8 +19,13 @@ async def test_sign_in_with_an_oidc_access_token(browser):
     idp = IdentityProvider()
     try:
         with own_servers() as servers:
-            settings = service_settings(servers, db="console_oidc", PIXSIM_OIDC_ISSUER=ISSUER,
-                                        PIXSIM_OIDC_AUDIENCE=AUDIENCE, PIXSIM_OIDC_JWKS_URL=idp.url)
+            settings = service_settings(
+                servers,
+                db="console_oidc",
+                PIXSIM_OIDC_ISSUER=ISSUER,
+                PIXSIM_OIDC_AUDIENCE=AUDIENCE,
+                PIXSIM_OIDC_JWKS_URL=idp.url,
+            )
             async with serve(*build_apps(settings, TracerProvider(), roles=("gateway",))) as served:
                 token = idp.token("olivia", role="admin", exp=int(time.time()) + 120)
                 context = await browser.new_context(base_url=served[0].url)
@@ -33,7 +38,9 @@ async def test_sign_in_with_an_oidc_access_token(browser):
                 await page.wait_for_url("**/generations")
                 assert "olivia" in await page.get_by_test_id("who").text_content()
                 cookie = next(c for c in await context.cookies() if c["name"] == "pixsim_console")
-                assert token not in cookie["value"] and cookie["expires"] <= time.time() + 121  # ends with the token
+                assert (
+                    token not in cookie["value"] and cookie["expires"] <= time.time() + 121
+                )  # ends with the token
                 await context.close()
     finally:
         idp.stop()

@@ -47,7 +47,9 @@ async def test_generations_list_filters_and_updates_live(console_system, browser
 
 async def test_a_failed_job_shows_its_error(console_system, browser: Browser):
     context, page = await sign_in(browser, console_system.url, console_system.keys["alice"])
-    await submit_generation(page, "sim", "text_to_video", {"prompt": "doomed", "outcome": "fail", "latency": "1"})
+    await submit_generation(
+        page, "sim", "text_to_video", {"prompt": "doomed", "outcome": "fail", "latency": "1"}
+    )
     await page.wait_for_url(re.compile(r"/generations/[A-Za-z0-9_-]+$"))
     await page.locator("#status .status-failed").wait_for(timeout=20_000)
     assert (await page.locator("#error-code").text_content()).strip()
@@ -74,7 +76,9 @@ async def test_providers_page_and_url_detection(console_system, browser: Browser
 
 
 async def test_the_new_generation_page_changes_with_the_provider(console_system, browser: Browser):
-    context, page = await sign_in(browser, console_system.url, console_system.keys["alice"], path="/generations/new")
+    context, page = await sign_in(
+        browser, console_system.url, console_system.keys["alice"], path="/generations/new"
+    )
     await page.get_by_label("Provider", exact=True).select_option("sora")
     await page.wait_for_url("**provider=sora**")
     assert await page.locator("#generation-form input[name='provider_id']").get_attribute("value") == "sora"
@@ -120,19 +124,32 @@ async def test_keys_created_shown_once_and_revoked(console_system, browser: Brow
 
 async def test_the_ledger_pages(console_system, browser: Browser):
     api = console_system.api
-    made = await api.post("/api/v1/accounts", json={"provider_id": "sim", "raw_data": console_system.fake.valid_raw_data(),
-                                                    "owner_id": "pat", "credits": {"sim": 1}})
+    made = await api.post(
+        "/api/v1/accounts",
+        json={
+            "provider_id": "sim",
+            "raw_data": console_system.fake.valid_raw_data(),
+            "owner_id": "pat",
+            "credits": {"sim": 1},
+        },
+    )
     account = made.json()["id"]
     for n in range(24):
-        resp = await api.post(f"/api/v1/accounts/{account}/credits",
-                              json={"credit_type": "sim", "amount": n + 1, "reason": f"top-up {n + 1}"})
+        resp = await api.post(
+            f"/api/v1/accounts/{account}/credits",
+            json={"credit_type": "sim", "amount": n + 1, "reason": f"top-up {n + 1}"},
+        )
         assert resp.status_code == 202, resp.text
     for _ in range(200):  # billing books them a moment later
-        page_one = (await api.get(f"/api/v1/accounts/{account}/ledger", params={"limit": 100})).json()["items"]
+        page_one = (await api.get(f"/api/v1/accounts/{account}/ledger", params={"limit": 100})).json()[
+            "items"
+        ]
         if len(page_one) == 25:
             break
         await asyncio.sleep(0.1)
-    context, page = await sign_in(browser, console_system.url, console_system.keys["admin"], path=f"/accounts/{account}")
+    context, page = await sign_in(
+        browser, console_system.url, console_system.keys["admin"], path=f"/accounts/{account}"
+    )
     assert await page.locator("#ledger tbody tr").count() == 20
     await page.get_by_role("link", name="Older entries").click()
     await page.wait_for_url("**cursor=**")

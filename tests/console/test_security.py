@@ -22,7 +22,10 @@ async def test_a_prompt_with_markup_is_shown_as_text_and_runs_nothing(console_sy
     await submit_generation(page, "sim", "text_to_image", {"prompt": HOSTILE, "latency": "0"})
     await page.wait_for_url(re.compile(r"/generations/[A-Za-z0-9_-]+$"))
     assert await page.locator("dd[data-param='prompt']").text_content() == HOSTILE
-    assert await page.locator("main img[src='x']").count() == 0 and await page.locator("main script").count() == 0
+    assert (
+        await page.locator("main img[src='x']").count() == 0
+        and await page.locator("main script").count() == 0
+    )
     await page.goto("/generations")
     row = page.locator("#generation-rows tr", has_text="window.__pwned").first
     await row.wait_for()
@@ -36,8 +39,9 @@ async def test_a_prompt_with_markup_is_shown_as_text_and_runs_nothing(console_sy
 
 
 async def test_users_see_only_their_own_generations_and_accounts(console_system, browser):
-    async with httpx.AsyncClient(base_url=console_system.url,
-                                 headers={"Authorization": f"Bearer {console_system.keys['bob']}"}) as bob:
+    async with httpx.AsyncClient(
+        base_url=console_system.url, headers={"Authorization": f"Bearer {console_system.keys['bob']}"}
+    ) as bob:
         bobs = await create(bob, {"prompt": "bobs secret fox", "latency": 0})
     context, page = await sign_in(browser, console_system.url, console_system.keys["alice"])
     await page.goto("/generations")
@@ -67,8 +71,10 @@ async def test_a_user_sees_no_admin_actions_and_cannot_use_them(console_system, 
     assert await page.locator("#new-key").count() == 0
     # Not shown, and refused if forged with a valid CSRF token all the same.
     csrf = await page.locator("meta[name='csrf-token']").get_attribute("content")
-    forged = await page.request.post(f"/accounts/{console_system.accounts['alice']}/credits",
-                                     form={"csrf_token": csrf, "credit_type": "sim", "amount": "1000"})
+    forged = await page.request.post(
+        f"/accounts/{console_system.accounts['alice']}/credits",
+        form={"csrf_token": csrf, "credit_type": "sim", "amount": "1000"},
+    )
     assert forged.status == 403
     forged = await page.request.post("/keys", form={"csrf_token": csrf, "name": "mine", "role": "admin"})
     assert forged.status == 403
@@ -99,18 +105,26 @@ async def test_session_cookie_flags_csrf_and_sign_out(console_system, browser):
     context, page = await sign_in(browser, console_system.url, console_system.keys["alice"])
     cookie = next(c for c in await context.cookies() if c["name"] == "pixsim_console")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-    assert console_system.keys["alice"] not in str(await context.cookies())  # the key never reaches the browser
+    assert console_system.keys["alice"] not in str(
+        await context.cookies()
+    )  # the key never reaches the browser
     assert await page.evaluate("() => document.cookie") == ""
-    async with httpx.AsyncClient(base_url=console_system.url,
-                                 headers={"Authorization": f"Bearer {console_system.keys['alice']}"}) as alice:
+    async with httpx.AsyncClient(
+        base_url=console_system.url, headers={"Authorization": f"Bearer {console_system.keys['alice']}"}
+    ) as alice:
         running = await create(alice, {"prompt": "keep running", "latency": 60})
     # A state change without the session's CSRF token, or from another origin, is refused.
     assert (await page.request.post(f"/generations/{running['id']}/cancel", form={})).status == 403
     csrf = await page.locator("meta[name='csrf-token']").get_attribute("content")
-    other = await page.request.post(f"/generations/{running['id']}/cancel", form={"csrf_token": csrf},
-                                    headers={"Origin": "https://evil.example"})
+    other = await page.request.post(
+        f"/generations/{running['id']}/cancel",
+        form={"csrf_token": csrf},
+        headers={"Origin": "https://evil.example"},
+    )
     assert other.status == 403
-    assert (await console_system.api.get(f"/api/v1/generations/{running['id']}")).json()["cancel_requested"] is False
+    assert (await console_system.api.get(f"/api/v1/generations/{running['id']}")).json()[
+        "cancel_requested"
+    ] is False
     # The API does not take the cookie: only a bearer credential opens /api/.
     assert (await page.request.get("/api/v1/generations")).status == 401
     await page.get_by_role("button", name="Sign out").click()

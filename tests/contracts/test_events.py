@@ -24,8 +24,9 @@ def test_every_event_has_the_envelope_and_a_schema():
 
 
 def test_events_are_frozen_and_round_trip_through_json():
-    event = GenerationRequested(generation_id="g1", provider_id="sim", operation_type="text_to_video",
-                                params={"prompt": "x"})
+    event = GenerationRequested(
+        generation_id="g1", provider_id="sim", operation_type="text_to_video", params={"prompt": "x"}
+    )
     with pytest.raises(ValidationError):
         event.provider_id = "other"  # type: ignore[misc]
     again = AnyEvent.validate_json(event.model_dump_json())
@@ -34,8 +35,13 @@ def test_events_are_frozen_and_round_trip_through_json():
 
 
 def test_unknown_fields_and_bad_ids_are_refused():
-    body = {"type": "generation.requested", "generation_id": "g1", "provider_id": "sim",
-            "operation_type": "text_to_video", "surprise": 1}
+    body = {
+        "type": "generation.requested",
+        "generation_id": "g1",
+        "provider_id": "sim",
+        "operation_type": "text_to_video",
+        "surprise": 1,
+    }
     with pytest.raises(ValidationError, match="surprise"):
         AnyEvent.validate_json(json.dumps(body))
     with pytest.raises(ValidationError):
@@ -48,7 +54,9 @@ def test_subjects_name_the_aggregate_and_refuse_wildcards():
     assert subjects.dlq("billing") == "pixsim.dlq.billing"
     with pytest.raises(ValueError):
         subjects.generation("a.*")
-    event = CreditsCharged(generation_id="g", provider_id="p", account_id="a", credit_type="web", amount=1, reserved=1)
+    event = CreditsCharged(
+        generation_id="g", provider_id="p", account_id="a", credit_type="web", amount=1, reserved=1
+    )
     assert event.subject == "pixsim.credits.web.charged"
 
 

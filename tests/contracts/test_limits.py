@@ -9,12 +9,29 @@ from pixsim_contracts import AnyCreditEvent, AnyEvent, AnyGenerationEvent, Error
 from pixsim_contracts.limits import MAX_CREDITS, MAX_TEXT
 from pydantic import ValidationError
 
-CHARGE = {"type": "credits.charged", "generation_id": "g1", "provider_id": "sim", "account_id": "acc_1",
-          "credit_type": "sim", "amount": 10, "reserved": 10}
-SYNC = {"type": "credits.synced", "provider_id": "sim", "account_id": "acc_1", "credit_type": "sim",
-        "provider_balance": 5}
-REQUEST = {"type": "generation.requested", "generation_id": "g1", "provider_id": "sim",
-           "operation_type": "text_to_video", "params": {"prompt": "x"}}
+CHARGE = {
+    "type": "credits.charged",
+    "generation_id": "g1",
+    "provider_id": "sim",
+    "account_id": "acc_1",
+    "credit_type": "sim",
+    "amount": 10,
+    "reserved": 10,
+}
+SYNC = {
+    "type": "credits.synced",
+    "provider_id": "sim",
+    "account_id": "acc_1",
+    "credit_type": "sim",
+    "provider_balance": 5,
+}
+REQUEST = {
+    "type": "generation.requested",
+    "generation_id": "g1",
+    "provider_id": "sim",
+    "operation_type": "text_to_video",
+    "params": {"prompt": "x"},
+}
 
 
 def valid(adapter, body: dict) -> bool:
@@ -38,12 +55,27 @@ def test_a_provider_balance_is_never_negative_nor_a_string(balance) -> None:
     assert not valid(AnyCreditEvent, {**SYNC, "provider_balance": balance})
 
 
-@pytest.mark.parametrize("field,value", [
-    ("generation_id", "a.b"), ("generation_id", "x" * 129), ("generation_id", ""), ("generation_id", 7),
-    ("provider_id", "sim.*"), ("account_id", "acc 1"), ("priority", "1"), ("priority", 10**9),
-    ("version", 0), ("version", "1"), ("params", {"p": "x" * 70_000}), ("params", [1]),
-    ("user_id", "a\nb"), ("event_id", "e" * 300), ("unknown_field", 1), ("type", "generation.minted"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("generation_id", "a.b"),
+        ("generation_id", "x" * 129),
+        ("generation_id", ""),
+        ("generation_id", 7),
+        ("provider_id", "sim.*"),
+        ("account_id", "acc 1"),
+        ("priority", "1"),
+        ("priority", 10**9),
+        ("version", 0),
+        ("version", "1"),
+        ("params", {"p": "x" * 70_000}),
+        ("params", [1]),
+        ("user_id", "a\nb"),
+        ("event_id", "e" * 300),
+        ("unknown_field", 1),
+        ("type", "generation.minted"),
+    ],
+)
 def test_requests_refuse_loose_ids_sizes_and_types(field, value) -> None:
     assert valid(AnyGenerationEvent, REQUEST)
     assert not valid(AnyGenerationEvent, {**REQUEST, field: value})
@@ -62,7 +94,9 @@ def test_deep_params_and_unknown_types_are_refused() -> None:
 
 def test_free_text_is_cut_not_refused() -> None:
     # A provider's long error message must never make the event impossible to build.
-    failed = GenerationFailed(generation_id="g1", provider_id="sim", error=ErrorInfo(code="x", message="m" * 10_000))
+    failed = GenerationFailed(
+        generation_id="g1", provider_id="sim", error=ErrorInfo(code="x", message="m" * 10_000)
+    )
     assert len(failed.error.message) == MAX_TEXT
     assert AnyGenerationEvent.validate_json(failed.model_dump_json()) == failed
 

@@ -26,16 +26,55 @@ DATASOURCES = ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "da
 #: through its `_bucket`/`_count`/`_sum` series.
 PROMETHEUS_SERIES = {
     names.METRIC_GENERATIONS: {"pixsim_generations_total"},
-    names.METRIC_PROVIDER_CALL_DURATION: {f"pixsim_provider_call_duration_seconds_{s}" for s in ("bucket", "count", "sum")},
+    names.METRIC_PROVIDER_CALL_DURATION: {
+        f"pixsim_provider_call_duration_seconds_{s}" for s in ("bucket", "count", "sum")
+    },
     names.METRIC_CONSUMER_PENDING: {"pixsim_consumer_pending"},
     names.METRIC_CREDITS: {"pixsim_credits_total"},
 }
 HISTOGRAM_LABELS = {"le"}  # added by Prometheus to every _bucket series
 PROMQL_WORDS = {
-    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset",
-    "sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values",
-    "rate", "irate", "increase", "delta", "idelta", "histogram_quantile", "label_values", "abs", "clamp_min",
-    "clamp_max", "vector", "scalar", "time", "sort", "sort_desc", "avg_over_time", "max_over_time", "inf", "nan",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "count",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "quantile",
+    "count_values",
+    "rate",
+    "irate",
+    "increase",
+    "delta",
+    "idelta",
+    "histogram_quantile",
+    "label_values",
+    "abs",
+    "clamp_min",
+    "clamp_max",
+    "vector",
+    "scalar",
+    "time",
+    "sort",
+    "sort_desc",
+    "avg_over_time",
+    "max_over_time",
+    "inf",
+    "nan",
 }
 TRACEQL_INTRINSICS = {"name", "duration", "status", "kind", "rootName", "rootServiceName", "traceDuration"}
 TRACEQL_RESOURCE = {"service.name"}  # set by pixsim_runtime.telemetry on every span
@@ -66,7 +105,9 @@ def traceql_attributes(query: str) -> tuple[set[str], set[str], set[str]]:
     """(span attributes, resource attributes, intrinsics) a TraceQL query uses."""
     query = re.sub(r"\$\{?\w+(?::\w+)?\}?", "", query)
     spans = set(re.findall(r'\bspan\."([^"]+)"', query)) | set(re.findall(r"\bspan\.([\w.]+)", query))
-    resources = set(re.findall(r'\bresource\."([^"]+)"', query)) | set(re.findall(r"\bresource\.([\w.]+)", query))
+    resources = set(re.findall(r'\bresource\."([^"]+)"', query)) | set(
+        re.findall(r"\bresource\.([\w.]+)", query)
+    )
     bare = re.sub(r"\"[^\"]*\"", "", re.sub(r"\b(?:span|resource)\.(\"[^\"]+\"|[\w.]+)", "", query))
     intrinsics = set(re.findall(r"(?<![\w.])([A-Za-z_]\w*)\s*(?:=~|!~|!=|>=|<=|=|>|<)", bare))
     return spans, resources, intrinsics
@@ -81,18 +122,33 @@ def problems_in(dashboard: dict) -> list[str]:
             if not metrics:
                 found.append(f"{where}: no metric in {target}")
             unknown = metrics - set(allowed_series)
-            found += [f"{where}: metric {m} is not emitted (known: {sorted(allowed_series)})" for m in sorted(unknown)]
-            declared = set().union(*(set(names.METRIC_LABELS[allowed_series[m]]) for m in metrics - unknown), set())
+            found += [
+                f"{where}: metric {m} is not emitted (known: {sorted(allowed_series)})"
+                for m in sorted(unknown)
+            ]
+            declared = set().union(
+                *(set(names.METRIC_LABELS[allowed_series[m]]) for m in metrics - unknown), set()
+            )
             if any(m.endswith("_bucket") for m in metrics):
                 declared |= HISTOGRAM_LABELS
-            found += [f"{where}: label {label} is not one of {sorted(declared)}" for label in sorted(labels - declared)]
+            found += [
+                f"{where}: label {label} is not one of {sorted(declared)}"
+                for label in sorted(labels - declared)
+            ]
         elif "query" in target:
             spans, resources, intrinsics = traceql_attributes(target["query"])
             if not spans | resources:
                 found.append(f"{where}: the trace query uses no PixSim attribute: {target['query']}")
-            found += [f"{where}: span attribute {a} is not emitted" for a in sorted(spans - set(names.SPAN_ATTRIBUTES))]
-            found += [f"{where}: resource attribute {a} is not set" for a in sorted(resources - TRACEQL_RESOURCE)]
-            found += [f"{where}: {i} is no TraceQL intrinsic" for i in sorted(intrinsics - TRACEQL_INTRINSICS)]
+            found += [
+                f"{where}: span attribute {a} is not emitted"
+                for a in sorted(spans - set(names.SPAN_ATTRIBUTES))
+            ]
+            found += [
+                f"{where}: resource attribute {a} is not set" for a in sorted(resources - TRACEQL_RESOURCE)
+            ]
+            found += [
+                f"{where}: {i} is no TraceQL intrinsic" for i in sorted(intrinsics - TRACEQL_INTRINSICS)
+            ]
     return found
 
 
@@ -103,7 +159,10 @@ def _targets(dashboard: dict):
     for variable in dashboard.get("templating", {}).get("list", []):
         if variable.get("type") == "query":
             query = variable["query"]
-            yield f"variable {variable['name']}", {"expr": query["query"] if isinstance(query, dict) else query}
+            yield (
+                f"variable {variable['name']}",
+                {"expr": query["query"] if isinstance(query, dict) else query},
+            )
 
 
 def _panels(panels: list[dict]):
@@ -134,22 +193,37 @@ def test_the_dashboard_answers_the_issue_questions(dashboard: dict) -> None:
     assert "by (stream, consumer) (pixsim_consumer_pending)" in exprs  # queue lag per consumer
     assert "histogram_quantile(0.5," in exprs and "histogram_quantile(0.95," in exprs  # provider latency
     assert "sum by (credit_type, kind)" in exprs  # credits by type
-    assert f'span."{names.ATTR_GENERATION_ID}" = "$generation_id"' in queries  # where did this job spend its time
+    assert (
+        f'span."{names.ATTR_GENERATION_ID}" = "$generation_id"' in queries
+    )  # where did this job spend its time
     # Span-name filters must match the provider-call spans the code names `provider.<call>`.
     for pattern in re.findall(r'\bname =~ "([^"]+)"', queries):
         assert re.fullmatch(pattern, f"{names.PROVIDER_SPAN_PREFIX}execute"), pattern
 
 
 def test_the_checker_catches_names_the_code_does_not_emit() -> None:
-    bad = {"panels": [
-        {"title": "unknown metric", "targets": [{"expr": 'sum(rate(pixsim_jobs_total[5m]))'}]},
-        {"title": "unknown label", "targets": [{"expr": 'sum by (region) (pixsim_consumer_pending{tenant="a"})'}]},
-        {"title": "le on a counter", "targets": [{"expr": 'sum by (le) (rate(pixsim_credits_total[5m]))'}]},
-        {"title": "unknown attribute", "targets": [{"query": '{ span."pixsim.job.id" = "x" }'}]},
-    ]}
+    bad = {
+        "panels": [
+            {"title": "unknown metric", "targets": [{"expr": "sum(rate(pixsim_jobs_total[5m]))"}]},
+            {
+                "title": "unknown label",
+                "targets": [{"expr": 'sum by (region) (pixsim_consumer_pending{tenant="a"})'}],
+            },
+            {
+                "title": "le on a counter",
+                "targets": [{"expr": "sum by (le) (rate(pixsim_credits_total[5m]))"}],
+            },
+            {"title": "unknown attribute", "targets": [{"query": '{ span."pixsim.job.id" = "x" }'}]},
+        ]
+    }
     found = "\n".join(problems_in(bad))
-    for expected in ("metric pixsim_jobs_total", "label region", "label tenant", "label le",
-                     "span attribute pixsim.job.id"):
+    for expected in (
+        "metric pixsim_jobs_total",
+        "label region",
+        "label tenant",
+        "label le",
+        "span attribute pixsim.job.id",
+    ):
         assert expected in found
 
 

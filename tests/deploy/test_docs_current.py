@@ -16,7 +16,14 @@ from pixsim_contracts import ALL_EVENT_TYPES, GenerationRequested, subjects
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The consumers the services are built around; the code may add more (all must be documented).
-CORE_DURABLES = {"dispatcher", "poller", "poller-cancels", "billing", "gateway-generations", "gateway-credits"}
+CORE_DURABLES = {
+    "dispatcher",
+    "poller",
+    "poller-cancels",
+    "billing",
+    "gateway-generations",
+    "gateway-credits",
+}
 
 
 def _load(path: Path) -> Any:
@@ -54,8 +61,11 @@ def test_stale_files_are_reported(generate: Any, files: dict[str, str], tmp_path
     (tmp_path / "schemas" / "generation.requested.json").write_text("{}")
     (tmp_path / "schemas" / "generation.retired.json").write_text("{}")
     (tmp_path / "asyncapi.yaml").unlink()
-    assert generate.stale(files, tmp_path) == ["asyncapi.yaml", "schemas/generation.requested.json",
-                                               "schemas/generation.retired.json"]
+    assert generate.stale(files, tmp_path) == [
+        "asyncapi.yaml",
+        "schemas/generation.requested.json",
+        "schemas/generation.retired.json",
+    ]
 
 
 def test_every_event_has_a_schema_file_and_a_channel(files: dict[str, str], doc: dict[str, Any]) -> None:
@@ -97,7 +107,9 @@ def test_operations_only_use_their_channels_messages(doc: dict[str, Any]) -> Non
 
 def test_every_durable_consumer_is_a_receive_operation(doc: dict[str, Any]) -> None:
     plan = _load(ROOT / "deploy" / "image" / "jetstream_setup.py").consumer_plan()
-    receivers = {op_id.split(":", 1)[1]: op for op_id, op in doc["operations"].items() if op["action"] == "receive"}
+    receivers = {
+        op_id.split(":", 1)[1]: op for op_id, op in doc["operations"].items() if op["action"] == "receive"
+    }
     assert set(receivers) == {c.name for c in plan} >= CORE_DURABLES
     dispatcher = doc["channels"]["dispatcher:dispatcher"]
     assert dispatcher["address"] == subjects.generation_events("requested")
@@ -112,15 +124,22 @@ def test_the_upstream_publish_contract_is_documented(doc: dict[str, Any]) -> Non
     headers = doc["components"]["schemas"]["NatsHeaders"]["properties"]
     assert {"Nats-Msg-Id", "traceparent"} <= set(headers)
     assert doc["channels"]["dead-letters"]["address"] == subjects.dlq("{service}")
-    publishers = {op_id.split(":")[0] for op_id, op in doc["operations"].items()
-                  if op["channel"]["$ref"] == "#/channels/generation.submitted" and op["action"] == "send"}
+    publishers = {
+        op_id.split(":")[0]
+        for op_id, op in doc["operations"].items()
+        if op["channel"]["$ref"] == "#/channels/generation.submitted" and op["action"] == "send"
+    }
     assert publishers == {"dispatcher"}
 
 
 def test_the_readme_example_message_is_valid(files: dict[str, str]) -> None:
     # The body the README's nats-py example publishes.
-    body = _load(ROOT / "docs" / "examples" / "publish_generation_requested.py").generation_requested("order-4711")
+    body = _load(ROOT / "docs" / "examples" / "publish_generation_requested.py").generation_requested(
+        "order-4711"
+    )
     jsonschema.validate(body, json.loads(files["schemas/generation.requested.json"]))
     GenerationRequested.model_validate(body)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**body, "generation_id": "has.dots"}, json.loads(files["schemas/generation.requested.json"]))
+        jsonschema.validate(
+            {**body, "generation_id": "has.dots"}, json.loads(files["schemas/generation.requested.json"])
+        )

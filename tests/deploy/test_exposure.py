@@ -28,8 +28,12 @@ def _check() -> Any:
 def test_gateway_ingress_admits_only_the_ingress_controllers_namespace(overlay: str) -> None:
     check = _check()
     objs = check.objects(check.render(overlay))
-    policies = [o for o in objs if o["kind"] == "NetworkPolicy"
-                and o["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == "gateway"]
+    policies = [
+        o
+        for o in objs
+        if o["kind"] == "NetworkPolicy"
+        and o["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == "gateway"
+    ]
     rules = [rule for p in policies for rule in p["spec"].get("ingress", [])]
     assert rules, "the gateway has an ingress policy"
     for rule in rules:
@@ -37,7 +41,9 @@ def test_gateway_ingress_admits_only_the_ingress_controllers_namespace(overlay: 
         assert sources, f"an ingress rule without `from` admits every source: {rule}"
         for source in sources:
             assert set(source) == {"namespaceSelector"}, source
-            assert source["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
+            assert source["namespaceSelector"] == {
+                "matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}
+            }
     config = [o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "pixsim-config"]
     assert all("PIXSIM_BOOTSTRAP_ADMIN_KEY" not in c.get("data", {}) for c in config)
     gateway = next(o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "gateway")
@@ -48,13 +54,18 @@ def test_gateway_ingress_admits_only_the_ingress_controllers_namespace(overlay: 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
 def test_nats_admits_other_namespaces_only_when_an_admin_labelled_them(overlay: str) -> None:
     check = _check()
-    policy = next(o for o in check.objects(check.render(overlay))
-                  if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "nats")
+    policy = next(
+        o
+        for o in check.objects(check.render(overlay))
+        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "nats"
+    )
     client_rules = [r for r in policy["spec"]["ingress"] if {p["port"] for p in r["ports"]} == {4222}]
     sources = [source for rule in client_rules for source in rule["from"]]
     assert sources
     for source in sources:
         namespaces = source.get("namespaceSelector")
         # no selector: this namespace only; otherwise a namespace label, which a pod cannot set on itself
-        assert namespaces is None or namespaces == {"matchLabels": {"pixsim.io/nats-upstream": "true"}}, source
+        assert namespaces is None or namespaces == {"matchLabels": {"pixsim.io/nats-upstream": "true"}}, (
+            source
+        )
         assert source["podSelector"] == {"matchLabels": {"pixsim.io/nats-client": "true"}}

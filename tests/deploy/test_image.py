@@ -53,7 +53,9 @@ def test_roles_are_exactly_the_services_console_scripts() -> None:
         assert scripts[entrypoint.command_for(role)[0]] == role  # pixsim-gateway lives in services/gateway
 
 
-def test_the_entrypoint_execs_the_role_from_the_argument_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_entrypoint_execs_the_role_from_the_argument_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     calls = []
     monkeypatch.setattr(entrypoint.os, "execvp", lambda file, args: calls.append(args))
     assert entrypoint.main(["poller"]) is None
@@ -74,7 +76,9 @@ def test_the_entrypoint_refuses_anything_else(monkeypatch: pytest.MonkeyPatch) -
 # -- the Dockerfile ----------------------------------------------------------------------------------
 def test_hadolint_passes() -> None:
     hadolint = Path(sys.executable).parent / "hadolint"
-    done = subprocess.run([str(hadolint), str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(hadolint), str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -92,7 +96,9 @@ def test_the_dockerfile_builds_what_the_issue_asks_for() -> None:
     assert re.search(r"^COPY providers ./providers$", runtime, re.MULTILINE)
     user = re.findall(r"^USER\s+(\S+)", runtime, re.MULTILINE)
     assert user and user[-1].split(":")[0] not in ("0", "root")
-    assert '"/app/deploy/image/entrypoint.py"' in runtime and re.search(r"^COPY deploy/image ", runtime, re.MULTILINE)
+    assert '"/app/deploy/image/entrypoint.py"' in runtime and re.search(
+        r"^COPY deploy/image ", runtime, re.MULTILINE
+    )
 
 
 def _dockerignored(path: str, patterns: list[str]) -> bool:
@@ -102,26 +108,48 @@ def _dockerignored(path: str, patterns: list[str]) -> bool:
     ignored = False
     for pattern in patterns:
         negate, pattern = pattern.startswith("!"), pattern.lstrip("!").rstrip("/")
-        regex = re.escape(pattern).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*")
+        regex = (
+            re.escape(pattern).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*")
+        )
         if any(re.fullmatch(regex, c) for c in candidates):
             ignored = not negate
     return ignored
 
 
 def test_dockerignore_sends_what_the_image_needs_and_nothing_test_only() -> None:
-    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
-    sources = [src for line in re.findall(r"^COPY (?!--from)(.+)$", DOCKERFILE, re.MULTILINE) for src in line.split()[:-1]]
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    sources = [
+        src
+        for line in re.findall(r"^COPY (?!--from)(.+)$", DOCKERFILE, re.MULTILINE)
+        for src in line.split()[:-1]
+    ]
     assert sources
     for src in sources:
-        files = [p for p in ROOT.glob(f"{src}/**/*") if p.is_file()] if (ROOT / src).is_dir() else [ROOT / src]
+        files = (
+            [p for p in ROOT.glob(f"{src}/**/*") if p.is_file()] if (ROOT / src).is_dir() else [ROOT / src]
+        )
         sent = [f for f in files if not _dockerignored(str(f.relative_to(ROOT)), patterns)]
         assert sent, f"{src} is copied but .dockerignore sends none of it"
-    for needed in ("uv.lock", "providers/sim/adapter.py", "providers/sim/fake_api.py",
-                   "libs/runtime/pixsim_runtime/service.py", "deploy/image/jetstream_setup.py"):
+    for needed in (
+        "uv.lock",
+        "providers/sim/adapter.py",
+        "providers/sim/fake_api.py",
+        "libs/runtime/pixsim_runtime/service.py",
+        "deploy/image/jetstream_setup.py",
+    ):
         assert not _dockerignored(needed, patterns), needed
-    for unwanted in ("providers/sim/test_sim.py", "tests/conftest.py", ".venv/bin/python", "deploy/k8s/base/nats.yaml",
-                     "libs/runtime/pixsim_runtime/__pycache__/service.cpython-311.pyc", ".pixsim/credentials.key"):
+    for unwanted in (
+        "providers/sim/test_sim.py",
+        "tests/conftest.py",
+        ".venv/bin/python",
+        "deploy/k8s/base/nats.yaml",
+        "libs/runtime/pixsim_runtime/__pycache__/service.cpython-311.pyc",
+        ".pixsim/credentials.key",
+    ):
         assert _dockerignored(unwanted, patterns), unwanted
 
 
@@ -129,7 +157,14 @@ def test_dockerignore_sends_what_the_image_needs_and_nothing_test_only() -> None
 def test_the_plan_holds_every_durable_consumer_the_services_bind() -> None:
     plan = setup.consumer_plan()
     by_name = {c.name: c for c in plan}
-    assert {"dispatcher", "poller", "poller-cancels", "billing", "gateway-generations", "gateway-credits"} <= set(by_name)
+    assert {
+        "dispatcher",
+        "poller",
+        "poller-cancels",
+        "billing",
+        "gateway-generations",
+        "gateway-credits",
+    } <= set(by_name)
     assert len(by_name) == len(plan), "two services share a durable name"
     assert by_name["dispatcher"].config.filter_subject == "pixsim.generations.*.requested"
     assert by_name["billing"].stream == "PIXSIM_CREDITS"
@@ -149,7 +184,9 @@ async def test_the_job_creates_streams_and_consumers_idempotently(nats_server) -
     assert "stream PIXSIM_GENERATIONS" in before and "consumer PIXSIM_GENERATIONS/dispatcher" in before
     assert not await setup.wait(url, 1, plan, timeout=0, **auth)
     await setup.declare(url, 1, plan, **auth)
-    await setup.declare(url, 1, plan, **auth)  # a second run (a re-applied Job) changes nothing and does not fail
+    await setup.declare(
+        url, 1, plan, **auth
+    )  # a second run (a re-applied Job) changes nothing and does not fail
     assert await setup.missing(url, 1, plan, **auth) == []
     assert await setup.wait(url, 1, plan, timeout=5, **auth)
     # an init container waits as its own service, which may read only its own consumers
@@ -172,7 +209,9 @@ async def test_the_job_creates_streams_and_consumers_idempotently(nats_server) -
 async def test_the_readme_publishing_example_is_deduplicated(nats_server) -> None:
     example = _load(ROOT / "docs" / "examples" / "publish_generation_requested.py")
     nats_url = nats_server.url
-    await setup.declare(nats_url, 1, [], **nats_server.credentials.connect_options("setup"))  # as the Job does
+    await setup.declare(
+        nats_url, 1, [], **nats_server.credentials.connect_options("setup")
+    )  # as the Job does
     password = nats_server.credentials.password("upstream")
     assert await example.publish(nats_url, "order-4711", password) is False
     assert await example.publish(nats_url, "order-4711", password) is True  # a retried publish is dropped

@@ -20,8 +20,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ("gateway", "dispatcher", "poller", "billing")
 
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None,
-                                reason="kubectl is not installed: it renders the kustomize overlays")
+pytestmark = pytest.mark.skipif(
+    shutil.which("kubectl") is None, reason="kubectl is not installed: it renders the kustomize overlays"
+)
 
 
 def _load(path: Path) -> Any:
@@ -70,7 +71,9 @@ def test_services_have_probes_resources_and_locked_down_containers(rendered, ove
         assert main["args"] == [role]
         assert main["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert main["livenessProbe"]["httpGet"]["path"] == "/healthz"
-        assert {"cpu", "memory"} <= set(main["resources"]["requests"]) and {"cpu", "memory"} <= set(main["resources"]["limits"])
+        assert {"cpu", "memory"} <= set(main["resources"]["requests"]) and {"cpu", "memory"} <= set(
+            main["resources"]["limits"]
+        )
         assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
         for container in pod["containers"] + pod.get("initContainers", []):
             sc = container["securityContext"]
@@ -84,8 +87,11 @@ def test_services_have_probes_resources_and_locked_down_containers(rendered, ove
         assert pod["initContainers"][0]["command"][-3:] == ["--wait", "--service", role]
         for container in (main, pod["initContainers"][0]):
             assert {"name": "NATS_USER", "value": role} in container["env"]
-            assert {"name": "nats-credentials", "mountPath": "/var/run/secrets/pixsim-nats",
-                    "readOnly": True} in container["volumeMounts"]
+            assert {
+                "name": "nats-credentials",
+                "mountPath": "/var/run/secrets/pixsim-nats",
+                "readOnly": True,
+            } in container["volumeMounts"]
         (creds,) = [v for v in pod["volumes"] if v["name"] == "nats-credentials"]
         assert creds["secret"]["secretName"] == "pixsim-nats"
         assert creds["secret"]["items"] == [{"key": role, "path": role}]  # its own password, no other
@@ -94,7 +100,10 @@ def test_services_have_probes_resources_and_locked_down_containers(rendered, ove
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
 def test_disruption_budgets_and_autoscaling(rendered, overlay: str) -> None:
     objs = rendered[overlay]
-    budgets = {p["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] for p in find(objs, "PodDisruptionBudget")}
+    budgets = {
+        p["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
+        for p in find(objs, "PodDisruptionBudget")
+    }
     assert set(ROLES) | {"nats"} <= budgets
     scaled = {h["spec"]["scaleTargetRef"]["name"] for h in find(objs, "HorizontalPodAutoscaler")}
     assert scaled == {"dispatcher", "poller"}
@@ -106,7 +115,10 @@ def test_disruption_budgets_and_autoscaling(rendered, overlay: str) -> None:
 def test_nats_is_a_three_node_jetstream_cluster(rendered, overlay: str) -> None:
     objs = rendered[overlay]
     nats = one(objs, "StatefulSet", "nats")
-    assert nats["spec"]["replicas"] == 3 and nats["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    assert (
+        nats["spec"]["replicas"] == 3
+        and nats["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    )
     conf = one(objs, "ConfigMap", "nats-config")["data"]["nats.conf"]
     assert "jetstream {" in conf and "store_dir: /data" in conf
     assert [f"nats://nats-{i}.nats-headless:6222" in conf for i in range(3)] == [True] * 3
@@ -154,7 +166,9 @@ def test_observability_stack(rendered, overlay: str) -> None:
     objs = rendered[overlay]
     collector = one(objs, "ConfigMap", "otel-collector-config")["data"]["collector.yaml"]
     pipelines = yaml.safe_load(collector)["service"]["pipelines"]
-    assert pipelines["traces"]["receivers"] == ["otlp"] and pipelines["metrics"]["exporters"] == ["prometheus"]
+    assert pipelines["traces"]["receivers"] == ["otlp"] and pipelines["metrics"]["exporters"] == [
+        "prometheus"
+    ]
     config = one(objs, "ConfigMap", "pixsim-config")["data"]
     assert config["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
     if overlay == "dev":
@@ -185,9 +199,12 @@ def test_network_policies_allow_only_what_each_service_needs(rendered, overlay: 
     assert denied["podSelector"] == {} and set(denied["policyTypes"]) == {"Ingress", "Egress"}
     base_egress = {53, 4222, 27017, 4317, 4318}
     fake_provider = {8100} if overlay == "dev" else set()
-    expected = {"gateway": (base_egress, {8000}), "billing": (base_egress, set()),
-                "dispatcher": (base_egress | {443} | fake_provider, set()),
-                "poller": (base_egress | {443} | fake_provider, set())}
+    expected = {
+        "gateway": (base_egress, {8000}),
+        "billing": (base_egress, set()),
+        "dispatcher": (base_egress | {443} | fake_provider, set()),
+        "poller": (base_egress | {443} | fake_provider, set()),
+    }
     for role, (egress, ingress) in expected.items():
         labels = one(objs, "Deployment", role)["spec"]["template"]["metadata"]["labels"]
         assert allowed_ports(objs, labels, "egress") == egress, role
@@ -198,16 +215,28 @@ def test_network_policies_allow_only_what_each_service_needs(rendered, overlay: 
 
 # -- the checks themselves fail when they should ----------------------------------------------------
 def test_schema_validation_rejects_unknown_fields_and_bad_types() -> None:
-    bad = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "b"}, "extra": 1},
-           {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "y"}, "spec": {"replicas": "two"}}]
+    bad = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "b"}, "extra": 1},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "y"},
+            "spec": {"replicas": "two"},
+        },
+    ]
     problems = check.validate(bad, check.K8S_VERSIONS[0])
     assert len(problems) == 2 and "ConfigMap/-/x" in problems[0] and "Deployment/-/y" in problems[1]
 
 
 def test_checkov_fails_a_privileged_pod(tmp_path: Path) -> None:
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad", "namespace": "x"},
-           "spec": {"containers": [{"name": "c", "image": "busybox:1.36",
-                                    "securityContext": {"privileged": True}}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bad", "namespace": "x"},
+        "spec": {
+            "containers": [{"name": "c", "image": "busybox:1.36", "securityContext": {"privileged": True}}]
+        },
+    }
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(pod))
     _, problems = check.checkov([path], "kubernetes", [])

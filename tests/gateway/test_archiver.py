@@ -48,7 +48,7 @@ class SlowCdn:
                     for i in range(0, len(VIDEO), 4096):
                         if i + 4096 >= len(VIDEO):  # counted before the client can have every byte
                             cdn.completed += 1
-                        self.wfile.write(VIDEO[i:i + 4096])
+                        self.wfile.write(VIDEO[i : i + 4096])
                         self.wfile.flush()
                         cdn.started.set()
                         time.sleep(pause_s)
@@ -76,15 +76,28 @@ async def test_a_copy_killed_midway_completes_once_and_the_generation_stays_comp
     gid = uuid.uuid4().hex
     result = {"video_url": f"{cdn.url}/{gid}.mp4"}
     projector = Projector(db)
-    await projector.apply(GenerationRequested(event_id=f"{gid}.requested", generation_id=gid, provider_id="sim",
-                                              operation_type=OperationType.TEXT_TO_VIDEO, user_id="u"))
-    completed = GenerationCompleted(event_id=f"{gid}.completed", generation_id=gid, provider_id="sim",
-                                    account_id="system-sim", result=result)
+    await projector.apply(
+        GenerationRequested(
+            event_id=f"{gid}.requested",
+            generation_id=gid,
+            provider_id="sim",
+            operation_type=OperationType.TEXT_TO_VIDEO,
+            user_id="u",
+        )
+    )
+    completed = GenerationCompleted(
+        event_id=f"{gid}.completed",
+        generation_id=gid,
+        provider_id="sim",
+        account_id="system-sim",
+        result=result,
+    )
     await projector.apply(completed)
     storage = Storage.from_settings(StorageSettings(PIXSIM_STORAGE_URL=f"file://{tmp_path}"))
     ctx = SimpleNamespace(db=db, registry=discover(PROVIDERS, include_entry_points=False, only=["sim"]))
-    archiver = Archiver(ctx, storage, None, max_bytes=10**7, retention_days=0, retry_s=1, retry_max_s=1,
-                        retry_for_s=60)
+    archiver = Archiver(
+        ctx, storage, None, max_bytes=10**7, retention_days=0, retry_s=1, retry_max_s=1, retry_for_s=60
+    )
 
     copying = asyncio.create_task(archiver.archive(completed))
     await asyncio.to_thread(cdn.started.wait, 10)
@@ -112,6 +125,7 @@ async def test_a_copy_killed_midway_completes_once_and_the_generation_stays_comp
 
 async def test_content_that_is_not_what_the_url_says_is_not_archived(servers, tmp_path):
     """A `video_url` whose bytes are not a video: recorded as an archive_error, retried later."""
+
     class Html(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             body = b"<html>an error page</html>"
@@ -131,12 +145,18 @@ async def test_content_that_is_not_what_the_url_says_is_not_archived(servers, tm
     try:
         db = mongo_db(servers.mongo_url, f"archiver_{uuid.uuid4().hex[:8]}")
         gid = uuid.uuid4().hex
-        event = GenerationCompleted(event_id=f"{gid}.completed", generation_id=gid, provider_id="sim",
-                                    account_id="system-sim", result={"video_url": f"{url}/x.mp4"})
+        event = GenerationCompleted(
+            event_id=f"{gid}.completed",
+            generation_id=gid,
+            provider_id="sim",
+            account_id="system-sim",
+            result={"video_url": f"{url}/x.mp4"},
+        )
         storage = Storage.from_settings(StorageSettings(PIXSIM_STORAGE_URL=f"file://{tmp_path}"))
         ctx = SimpleNamespace(db=db, registry=discover(PROVIDERS, include_entry_points=False, only=["sim"]))
-        archiver = Archiver(ctx, storage, None, max_bytes=10**7, retention_days=1, retry_s=2, retry_max_s=5,
-                            retry_for_s=60)
+        archiver = Archiver(
+            ctx, storage, None, max_bytes=10**7, retention_days=1, retry_s=2, retry_max_s=5, retry_for_s=60
+        )
         assert await archiver.archive(event) == 2  # try again in 2 s
         assert await archiver.archive(event) == 4
         record = await db[ARCHIVES].find_one({"_id": gid})
@@ -152,12 +172,18 @@ async def test_retention_deletes_the_stored_copy_when_it_ends(servers, tmp_path)
     try:
         db = mongo_db(servers.mongo_url, f"archiver_{uuid.uuid4().hex[:8]}")
         gid = uuid.uuid4().hex
-        event = GenerationCompleted(event_id=f"{gid}.completed", generation_id=gid, provider_id="sim",
-                                    account_id="system-sim", result={"video_url": f"{cdn.url}/v.mp4"})
+        event = GenerationCompleted(
+            event_id=f"{gid}.completed",
+            generation_id=gid,
+            provider_id="sim",
+            account_id="system-sim",
+            result={"video_url": f"{cdn.url}/v.mp4"},
+        )
         storage = Storage.from_settings(StorageSettings(PIXSIM_STORAGE_URL=f"file://{tmp_path}"))
         ctx = SimpleNamespace(db=db, registry=discover(PROVIDERS, include_entry_points=False, only=["sim"]))
-        archiver = Archiver(ctx, storage, None, max_bytes=10**7, retention_days=7, retry_s=1, retry_max_s=1,
-                            retry_for_s=60)
+        archiver = Archiver(
+            ctx, storage, None, max_bytes=10**7, retention_days=7, retry_s=1, retry_max_s=1, retry_for_s=60
+        )
         assert await archiver.archive(event) is None
         record = await db[ARCHIVES].find_one({"_id": gid})
         key = record["objects"]["result"]["key"]

@@ -32,8 +32,13 @@ def generation_id(output: str) -> str:
 
 
 def test_params_are_json_when_they_parse():
-    assert parse_params(["duration=5", "prompt=a fox", "flag=true", "x={\"a\": 1}", "empty="]) == {
-        "duration": 5, "prompt": "a fox", "flag": True, "x": {"a": 1}, "empty": ""}
+    assert parse_params(["duration=5", "prompt=a fox", "flag=true", 'x={"a": 1}', "empty="]) == {
+        "duration": 5,
+        "prompt": "a fox",
+        "flag": True,
+        "x": {"a": 1},
+        "empty": "",
+    }
 
 
 async def test_generate_waits_for_the_result_and_status_shows_it(pipeline):
@@ -53,8 +58,9 @@ async def test_generate_waits_for_the_result_and_status_shows_it(pipeline):
 
 
 async def test_a_failed_job_exits_1_with_its_error_code(pipeline):
-    result = await pixsim(pipeline, "generate", "--prompt", "a storm", "-P", "duration=1", 
-                          "-P", "outcome=fail")
+    result = await pixsim(
+        pipeline, "generate", "--prompt", "a storm", "-P", "duration=1", "-P", "outcome=fail"
+    )
     assert result.exit_code == 1, result.output
     gid = generation_id(result.output)
     error = (await pipeline.api.get(f"/api/v1/generations/{gid}")).json()["error"]
@@ -131,7 +137,9 @@ async def test_generate_with_a_local_image_uploads_it_first(pipeline, tmp_path):
     make_png = sys.modules[load_fake(PROVIDERS / "sim").__module__].make_png
     frame = tmp_path / "frame.png"
     frame.write_bytes(data := make_png(16, 16, str(tmp_path)))
-    result = await pixsim(pipeline, "generate", "--image", str(frame), "--prompt", "it moves", "-P", "duration=1")
+    result = await pixsim(
+        pipeline, "generate", "--image", str(frame), "--prompt", "it moves", "-P", "duration=1"
+    )
     assert result.exit_code == 0, result.output
     gen = (await pipeline.api.get(f"/api/v1/generations/{generation_id(result.output)}")).json()
     assert gen["operation_type"] == "image_to_video" and gen["params"]["image_url"].startswith("asset://")

@@ -8,14 +8,26 @@ from pixsim_gateway.projections import UnknownGeneration, apply_event
 
 
 def _requested(**extra) -> GenerationRequested:
-    return GenerationRequested(**{"generation_id": "g1", "provider_id": "sim", "operation_type": "text_to_video",
-                                  "params": {"prompt": "x"}, **extra})
+    return GenerationRequested(
+        **{
+            "generation_id": "g1",
+            "provider_id": "sim",
+            "operation_type": "text_to_video",
+            "params": {"prompt": "x"},
+            **extra,
+        }
+    )
 
 
-@pytest.mark.parametrize("event", [
-    GenerationProgressed(generation_id="g1", progress=0.5),
-    CreditsReserved(generation_id="g1", provider_id="sim", account_id="acc_1", credit_type="sim", amount=1),
-])
+@pytest.mark.parametrize(
+    "event",
+    [
+        GenerationProgressed(generation_id="g1", progress=0.5),
+        CreditsReserved(
+            generation_id="g1", provider_id="sim", account_id="acc_1", credit_type="sim", amount=1
+        ),
+    ],
+)
 def test_no_event_but_requested_creates_a_generation(event) -> None:
     with pytest.raises(UnknownGeneration, match="never seen"):
         apply_event(None, event)

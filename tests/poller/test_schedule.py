@@ -14,8 +14,14 @@ from pixsim_poller.schedule import DENSE_POLLS, UNKNOWN_PATIENCE_S, Policy, expe
 PROD = Policy()  # the defaults: 1 s dense, 2 s without an estimate, 15 s for progress, 30 s at most
 
 
-def simulate(policy: Policy, ends_at: float, expected: float | None = None, *, progress: bool = True,
-             deadline: float = 900.0) -> list[float]:
+def simulate(
+    policy: Policy,
+    ends_at: float,
+    expected: float | None = None,
+    *,
+    progress: bool = True,
+    deadline: float = 900.0,
+) -> list[float]:
     """Poll times (s after submit) of a job that ends at `ends_at`, reporting progress as the sim does
     (0 for its first 10 %, then the fraction of its time), scheduled as the poller schedules it."""
     t = next_delay(policy, elapsed=0.0, polls=0, expected_s=expected, until_deadline=deadline)
@@ -28,8 +34,15 @@ def simulate(policy: Policy, ends_at: float, expected: float | None = None, *, p
         if progress:
             fraction = t / ends_at
             seen = (0.0 if fraction < 0.1 else round(fraction, 2), t)
-        t += next_delay(policy, elapsed=t, polls=len(polls), expected_s=expected, progress=seen[0],
-                        progress_at=seen[1], until_deadline=deadline - t)
+        t += next_delay(
+            policy,
+            elapsed=t,
+            polls=len(polls),
+            expected_s=expected,
+            progress=seen[0],
+            progress_at=seen[1],
+            until_deadline=deadline - t,
+        )
 
 
 def test_a_job_whose_end_is_known_is_polled_once_at_its_end() -> None:
@@ -76,7 +89,9 @@ def test_with_nothing_known_a_fixed_interval_then_backing_off() -> None:
 @pytest.mark.parametrize("expected", [None, 0.5, 1.0, 4.0, 10.0, 30.0, 120.0])
 @pytest.mark.parametrize("ends_at", [0.3, 2.5, 9.0, 10.0, 11.0, 25.0, 100.0, 400.0])
 @pytest.mark.parametrize("progress", [True, False])
-def test_never_more_calls_than_a_fixed_poller_and_never_too_close_or_too_far(policy, expected, ends_at, progress):
+def test_never_more_calls_than_a_fixed_poller_and_never_too_close_or_too_far(
+    policy, expected, ends_at, progress
+):
     polls = simulate(policy, ends_at, expected, progress=progress)
     interval = policy.clamp(policy.interval)
     for n, t in enumerate(polls, start=1):  # at any moment, at most one more call than a fixed poller
@@ -90,22 +105,34 @@ def test_never_more_calls_than_a_fixed_poller_and_never_too_close_or_too_far(pol
 
 def test_the_deadline_and_retry_after_bound_the_wait() -> None:
     assert next_delay(PROD, elapsed=100.0, polls=10, expected_s=600.0, until_deadline=3.0) == 3.0
-    assert next_delay(PROD, elapsed=100.0, polls=10, expected_s=600.0, until_deadline=-5.0) == PROD.min_interval
+    assert (
+        next_delay(PROD, elapsed=100.0, polls=10, expected_s=600.0, until_deadline=-5.0) == PROD.min_interval
+    )
     assert next_delay(PROD, elapsed=10.0, polls=1, expected_s=11.0, retry_after=7.0) == 7.0
     polls = simulate(PROD, math.inf, expected=None, deadline=100.0, progress=False)
     assert 100.0 < polls[-1] <= 100.0 + PROD.min_interval
 
 
 def _job(**params) -> GenerationSubmitted:
-    return GenerationSubmitted(generation_id="g1", provider_id="sim", operation_type="text_to_video",
-                               account_id="system-sim", provider_job_id="j", deadline_at="2030-01-01T00:00:00Z",
-                               params=params)
+    return GenerationSubmitted(
+        generation_id="g1",
+        provider_id="sim",
+        operation_type="text_to_video",
+        account_id="system-sim",
+        provider_job_id="j",
+        deadline_at="2030-01-01T00:00:00Z",
+        params=params,
+    )
 
 
 def test_durations_are_learned_per_provider_operation_and_the_params_that_matter() -> None:
-    assert duration_key(_job(prompt="a fox", duration=5, quality="720p")) == "sim:text_to_video:duration=5,quality=720p"
+    assert (
+        duration_key(_job(prompt="a fox", duration=5, quality="720p"))
+        == "sim:text_to_video:duration=5,quality=720p"
+    )
     assert duration_key(_job(prompt="another fox", duration=5, quality="720p", seed=3)) == duration_key(
-        _job(prompt="a fox", duration=5, quality="720p"))
+        _job(prompt="a fox", duration=5, quality="720p")
+    )
     assert duration_key(_job(prompt="x")) == "sim:text_to_video"
     assert learned([1.0] * (MIN_SAMPLES - 1)) is None
     assert learned([1.0, 9.0, 2.0, 3.0]) == 2.5

@@ -18,16 +18,22 @@ def _copy_sim(root: Path, folder: str, provider_id: str, extra: str = "") -> Non
 
 
 def test_discovers_folders_and_calls_on_register(tmp_path):
-    _copy_sim(tmp_path, "alpha", "alpha", textwrap.dedent("""
+    _copy_sim(
+        tmp_path,
+        "alpha",
+        "alpha",
+        textwrap.dedent("""
         registered = []
         def on_register():
             registered.append(True)
-    """))
+    """),
+    )
     (tmp_path / "_template").mkdir()  # skipped: starts with an underscore
     registry = discover(tmp_path, include_entry_points=False)
     assert registry.ids() == ["alpha"]
     assert registry.get("alpha").provider_id == "alpha"
     import sys
+
     module = next(m for name, m in sys.modules.items() if name.endswith(".alpha.manifest"))
     assert module.registered == [True]
     with pytest.raises(ProviderNotFoundError, match="alpha"):
@@ -46,10 +52,16 @@ def test_duplicate_id_names_both_folders(tmp_path):
     _copy_sim(tmp_path, "two", "same")
     with pytest.raises(ProviderLoadError, match=r"duplicate provider id 'same'.*two.*one"):
         discover(tmp_path, include_entry_points=False, strict=True)
-    registry = discover(tmp_path, include_entry_points=False)  # services: the first stays, the second is disabled
+    registry = discover(
+        tmp_path, include_entry_points=False
+    )  # services: the first stays, the second is disabled
     assert registry.ids() == ["same"] and registry.get("same") is not None
     [disabled] = registry.disabled
-    assert disabled.id == "same" and disabled.origin.endswith("two") and "duplicate provider id" in disabled.reason
+    assert (
+        disabled.id == "same"
+        and disabled.origin.endswith("two")
+        and "duplicate provider id" in disabled.reason
+    )
 
 
 def test_broken_manifest_names_the_folder(tmp_path):
@@ -65,7 +77,9 @@ def test_broken_manifest_names_the_folder(tmp_path):
 
 def test_a_provider_that_fails_to_load_or_register_is_disabled_and_the_others_load(tmp_path, caplog):
     _copy_sim(tmp_path, "good", "good")
-    _copy_sim(tmp_path, "badhook", "badhook", "\ndef on_register():\n    raise RuntimeError('no licence file')\n")
+    _copy_sim(
+        tmp_path, "badhook", "badhook", "\ndef on_register():\n    raise RuntimeError('no licence file')\n"
+    )
     (tmp_path / "cracked").mkdir()
     (tmp_path / "cracked" / "manifest.py").write_text("import nothing_here_either\n")
     (tmp_path / "bad-name").mkdir()
@@ -74,9 +88,14 @@ def test_a_provider_that_fails_to_load_or_register_is_disabled_and_the_others_lo
     assert registry.ids() == ["good"]
     reasons = {d.id: (d.origin, d.reason) for d in registry.disabled}
     assert set(reasons) == {"badhook", "cracked", "bad-name"}
-    assert reasons["badhook"][0].endswith("badhook") and "on_register() raised RuntimeError('no licence file')" \
-        in reasons["badhook"][1]
-    assert "cannot import manifest.py" in reasons["cracked"][1] and "nothing_here_either" in reasons["cracked"][1]
+    assert (
+        reasons["badhook"][0].endswith("badhook")
+        and "on_register() raised RuntimeError('no licence file')" in reasons["badhook"][1]
+    )
+    assert (
+        "cannot import manifest.py" in reasons["cracked"][1]
+        and "nothing_here_either" in reasons["cracked"][1]
+    )
     assert str(tmp_path / "cracked") in caplog.text and str(tmp_path / "badhook") in caplog.text
 
 
@@ -89,9 +108,13 @@ def test_url_detection_prefers_the_most_specific_domain():
 
 
 def test_parameter_validation_messages():
-    spec = {"parameters": [{"name": "prompt", "type": "string", "required": True},
-                           {"name": "duration", "type": "integer", "min": 1, "max": 10},
-                           {"name": "quality", "type": "string", "enum": ["720p", "1080p"]}]}
+    spec = {
+        "parameters": [
+            {"name": "prompt", "type": "string", "required": True},
+            {"name": "duration", "type": "integer", "min": 1, "max": 10},
+            {"name": "quality", "type": "string", "enum": ["720p", "1080p"]},
+        ]
+    }
     assert validate_params(spec, {"prompt": "x", "duration": 5, "quality": "720p"}) == []
     problems = validate_params(spec, {"duration": True, "quality": "4k", "extra": 1})
     text = " | ".join(problems)
@@ -108,4 +131,6 @@ def test_a_provider_with_a_malformed_parameter_spec_is_disabled_with_its_folder_
     registry = discover(tmp_path / "providers", include_entry_points=False)
     assert registry.ids() == []
     [disabled] = registry.disabled
-    assert str(folder) in disabled.reason and "'max' applies to integer or number, not string" in disabled.reason
+    assert (
+        str(folder) in disabled.reason and "'max' applies to integer or number, not string" in disabled.reason
+    )

@@ -43,19 +43,31 @@ def test_every_kind_of_inside_address_is_refused(address, why):
     assert problem is not None and any(word in problem for word in why.split("|")), (address, problem)
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8",
-                                     "64:ff9b::808:808", "2002:808:808::"])
+@pytest.mark.parametrize(
+    "address",
+    ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::"],
+)
 def test_public_addresses_pass(address):
     assert sf.address_problem(ipaddress.ip_address(address)) is None
 
 
 def test_allow_list_entries_are_hosts_or_host_ports():
-    entries = sf.parse_allow_hosts("127.0.0.1:8100, Fake.Local  [::1]:9000,::2,http://cdn.test:81,media.test.")
-    assert entries == {("127.0.0.1", 8100), ("fake.local", None), ("::1", 9000), ("::2", None),
-                       ("cdn.test", 81), ("media.test", None)}
+    entries = sf.parse_allow_hosts(
+        "127.0.0.1:8100, Fake.Local  [::1]:9000,::2,http://cdn.test:81,media.test."
+    )
+    assert entries == {
+        ("127.0.0.1", 8100),
+        ("fake.local", None),
+        ("::1", 9000),
+        ("::2", None),
+        ("cdn.test", 81),
+        ("media.test", None),
+    }
     policy = FetchPolicy(allow_hosts=entries)
     assert policy.allows("127.0.0.1", 8100) and not policy.allows("127.0.0.1", 8101)  # one port, not all
-    assert policy.allows("FAKE.local.", 1234) and policy.allows("[::1]", 9000) and not policy.allows("::1", 80)
+    assert (
+        policy.allows("FAKE.local.", 1234) and policy.allows("[::1]", 9000) and not policy.allows("::1", 80)
+    )
     with pytest.raises(ValueError, match="PIXSIM_FETCH_ALLOW_HOSTS"):
         sf.parse_allow_hosts("host:port")
     assert sf.host_port("http://127.0.0.1:8100/x") == "127.0.0.1:8100"
@@ -85,18 +97,34 @@ def _tls_files(tmp: Path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     now = datetime.datetime.now(datetime.UTC)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()))
+    (tmp / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
     client = ssl.create_default_context(cadata=ca.public_bytes(serialization.Encoding.PEM).decode())
@@ -154,8 +182,9 @@ async def test_it_connects_to_the_checked_address_with_the_name_in_host_and_sni(
     dns["media.test"] = ["127.0.0.1"]
     policy = FetchPolicy(verify=trust).allowing(f"media.test:{port}")
     try:
-        path, _ = await resolve_source(f"{scheme}://media.test:{port}/a.png", None, ".png", param="image_url",
-                                           policy=policy)
+        path, _ = await resolve_source(
+            f"{scheme}://media.test:{port}/a.png", None, ".png", param="image_url", policy=policy
+        )
         assert Path(path).read_bytes() == PNG and path.endswith(".png")
         Path(path).unlink()
         assert server.hosts == [f"media.test:{port}"]
@@ -163,8 +192,13 @@ async def test_it_connects_to_the_checked_address_with_the_name_in_host_and_sni(
             assert server.sni == ["media.test"]  # the certificate was checked against the name, not the IP
             dns["ip.test"] = ["127.0.0.1"]  # the same server under a name its certificate does not carry
             with pytest.raises(SourceRejected, match=r"image_url: cannot fetch from ip\.test"):
-                await resolve_source(f"https://ip.test:{port}/a.png", None, ".png", param="image_url",
-                                     policy=policy.allowing(f"ip.test:{port}"))
+                await resolve_source(
+                    f"https://ip.test:{port}/a.png",
+                    None,
+                    ".png",
+                    param="image_url",
+                    policy=policy.allowing(f"ip.test:{port}"),
+                )
     finally:
         server.shutdown()
         server.server_close()
@@ -199,4 +233,7 @@ def test_make_run_allows_exactly_the_fakes_it_starts(monkeypatch):
     env = {sf.ALLOW_HOSTS_ENV: "cdn.example:443", "PIXSIM_SORA_BASE_URL": "https://api.openai.com"}
     dev._start_fakes(PROVIDERS, env, [], first_port=8100)
     fakes = sorted(v for k, v in env.items() if k.endswith("_BASE_URL") and k != "PIXSIM_SORA_BASE_URL")
-    assert fakes and env[sf.ALLOW_HOSTS_ENV].split(",") == ["cdn.example:443", *(sf.host_port(u) for u in fakes)]
+    assert fakes and env[sf.ALLOW_HOSTS_ENV].split(",") == [
+        "cdn.example:443",
+        *(sf.host_port(u) for u in fakes),
+    ]

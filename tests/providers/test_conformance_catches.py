@@ -206,14 +206,23 @@ def test_field_problems_catch_malformed_parameters():
     assert field_problems({"name": "d", "type": "integer", "min": 1, "max": 20, "default": 5}) == []
 
 
-@pytest.mark.parametrize(("field", "problem"), [
-    ({"name": "prompt", "type": "string", "max": 500}, "'max' applies to integer or number, not string (use max_length"),
-    ({"name": "prompt", "type": "string", "maxLength": 500}, "unknown key 'maxLength'"),
-    ({"name": "prompt"}, "needs a 'type'"),
-    ({"name": "n", "type": "integer", "max_length": 3}, "'max_length' applies to string, not integer"),
-    ({"name": "images", "type": "array", "min_items": 3, "max_items": 1}, "min_items is above max_items"),
-    ({"name": "images", "type": "array", "max_items": True}, "'max_items' must be a non-negative integer"),
-])
+@pytest.mark.parametrize(
+    ("field", "problem"),
+    [
+        (
+            {"name": "prompt", "type": "string", "max": 500},
+            "'max' applies to integer or number, not string (use max_length",
+        ),
+        ({"name": "prompt", "type": "string", "maxLength": 500}, "unknown key 'maxLength'"),
+        ({"name": "prompt"}, "needs a 'type'"),
+        ({"name": "n", "type": "integer", "max_length": 3}, "'max_length' applies to string, not integer"),
+        ({"name": "images", "type": "array", "min_items": 3, "max_items": 1}, "min_items is above max_items"),
+        (
+            {"name": "images", "type": "array", "max_items": True},
+            "'max_items' must be a non-negative integer",
+        ),
+    ],
+)
 def test_field_problems_refuse_what_would_be_silently_ignored(field, problem):
     assert any(problem in p for p in field_problems(field)), field_problems(field)
 
@@ -222,18 +231,36 @@ def test_array_sizes_are_enforced():
     spec = {"parameters": [{"name": "images", "type": "array", "min_items": 1, "max_items": 2}]}
     assert validate_params(spec, {"images": ["a"]}) == []
     assert validate_params(spec, {"images": []}) == ["parameter 'images' needs at least 1 items, got 0"]
-    assert validate_params(spec, {"images": ["a", "b", "c"]}) == ["parameter 'images' takes at most 2 items, got 3"]
+    assert validate_params(spec, {"images": ["a", "b", "c"]}) == [
+        "parameter 'images' takes at most 2 items, got 3"
+    ]
 
 
-@pytest.mark.parametrize(("hook", "replacement", "message"), [
-    ("estimate_credits", lambda op, params: {"gold": 1}, "credit type 'gold' is not in the manifest's credit_types"),
-    ("estimate_credits", lambda op, params: {"sim": 1.5}, "sim=1.5 is not a non-negative integer"),
-    ("compute_actual_credits", lambda generation, status, estimate: {"sim": -2}, "sim=-2 is not a non-negative"),
-    ("compute_actual_credits", lambda generation, duration: {"sim": 1},  # PixSim7's signature
-     "compute_actual_credits raised TypeError"),
-    ("estimate_credits", lambda op, params: 1 / 0, "estimate_credits raised ZeroDivisionError"),
-])
-async def test_credits_that_billing_would_refuse_fail(case, monkeypatch, tmp_path, hook, replacement, message):
+@pytest.mark.parametrize(
+    ("hook", "replacement", "message"),
+    [
+        (
+            "estimate_credits",
+            lambda op, params: {"gold": 1},
+            "credit type 'gold' is not in the manifest's credit_types",
+        ),
+        ("estimate_credits", lambda op, params: {"sim": 1.5}, "sim=1.5 is not a non-negative integer"),
+        (
+            "compute_actual_credits",
+            lambda generation, status, estimate: {"sim": -2},
+            "sim=-2 is not a non-negative",
+        ),
+        (
+            "compute_actual_credits",
+            lambda generation, duration: {"sim": 1},  # PixSim7's signature
+            "compute_actual_credits raised TypeError",
+        ),
+        ("estimate_credits", lambda op, params: 1 / 0, "estimate_credits raised ZeroDivisionError"),
+    ],
+)
+async def test_credits_that_billing_would_refuse_fail(
+    case, monkeypatch, tmp_path, hook, replacement, message
+):
     monkeypatch.setattr(case.provider, hook, replacement)
     with pytest.raises(FAILS, match=message):
         await SUITE.test_every_operation_completes_with_a_downloadable_result(case, monkeypatch, tmp_path)

@@ -20,11 +20,24 @@ from .test_conformance import EXAMPLE, REPO, provider_folders
 
 @pytest.mark.parametrize("folder", [*provider_folders(), EXAMPLE], ids=lambda folder: folder.name)
 def test_fake_cli_serves_until_sigterm(folder: Path):
-    command = [sys.executable, "-m", "pixsim_provider_sdk.testing.fake_http", str(folder),
-               "--host", "127.0.0.1", "--port", "0", "--knob", "latency=0", "--knob", "quota=1"]
+    command = [
+        sys.executable,
+        "-m",
+        "pixsim_provider_sdk.testing.fake_http",
+        str(folder),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--knob",
+        "latency=0",
+        "--knob",
+        "quota=1",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                          cwd=REPO) as proc:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO
+    ) as proc:
         try:
             line = proc.stdout.readline()
             match = re.fullmatch(r"fake (\S+) listening on (http://127\.0\.0\.1:\d+)\n", line)
@@ -38,7 +51,15 @@ def test_fake_cli_serves_until_sigterm(folder: Path):
 
 
 def test_fake_cli_refuses_a_knob_the_fake_does_not_have():
-    command = [sys.executable, "-m", "pixsim_provider_sdk.testing.fake_http", str(REPO / "providers" / "sim"),
-               "--port", "0", "--knob", "no_such_knob=1"]
+    command = [
+        sys.executable,
+        "-m",
+        "pixsim_provider_sdk.testing.fake_http",
+        str(REPO / "providers" / "sim"),
+        "--port",
+        "0",
+        "--knob",
+        "no_such_knob=1",
+    ]
     done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=30, cwd=REPO)
     assert done.returncode == 2 and "no_such_knob" in done.stderr

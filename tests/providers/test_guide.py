@@ -77,21 +77,28 @@ def blocks_of(lang: str, mode: str) -> list[Block]:
 def test_every_block_is_run_or_says_why_not():
     text = GUIDE.read_text()
     blocks = guide_blocks()
-    assert sum(1 for line in text.splitlines() if line.startswith("```")) == 2 * len(blocks), "an unpaired fence"
+    assert sum(1 for line in text.splitlines() if line.startswith("```")) == 2 * len(blocks), (
+        "an unpaired fence"
+    )
     for block in blocks:
         where = f"docs/adding-providers.md:{block.line}"
         assert block.lang in MODES, f"{where}: a {block.lang or 'bare'!r} block; use python, toml or bash"
         assert len(block.attrs) == 1 and block.mode in MODES[block.lang], (
-            f"{where}: a {block.lang} block needs exactly one of {sorted(MODES[block.lang])}, got {block.attrs}")
+            f"{where}: a {block.lang} block needs exactly one of {sorted(MODES[block.lang])}, got {block.attrs}"
+        )
         if block.mode == "skip":
             reason = block.attrs["skip"]
-            assert len(reason.split()) >= 4, f"{where}: skip= must say why the block is not run, got {reason!r}"
+            assert len(reason.split()) >= 4, (
+                f"{where}: skip= must say why the block is not run, got {reason!r}"
+            )
         if block.mode == "file":
             path = Path(block.attrs["file"])
             assert not path.is_absolute() and ".." not in path.parts, where
             assert path.is_relative_to(FOLDER) or path.is_relative_to(PACKAGE), f"{where}: not the example's"
     files = {b.attrs["file"] for b in blocks if b.mode == "file"}
-    assert {f"{FOLDER}/{name}" for name in ("manifest.py", "adapter.py", "fake_api.py", "test_postcard.py")} <= files
+    assert {
+        f"{FOLDER}/{name}" for name in ("manifest.py", "adapter.py", "fake_api.py", "test_postcard.py")
+    } <= files
 
 
 def test_the_guide_names_every_part_of_the_sdk_it_documents():
@@ -101,10 +108,26 @@ def test_the_guide_names_every_part_of_the_sdk_it_documents():
     quoted = " ".join(re.findall(r"`([^`]+)`", prose))
     names = [n for n in dir(Provider) if not n.startswith("_")]
     names += list(ProviderManifest.model_fields) + list(CallRates.model_fields) + sorted(SPEC_KEYS)
-    names += [n for n in sdk_names if isinstance(getattr(sys.modules["pixsim_provider_sdk"], n), type)
-              and issubclass(getattr(sys.modules["pixsim_provider_sdk"], n), ProviderError)]
-    names += ["latency", "quota", "rate_limit_every", "fail_submits", "fail_rate", "forbidden", "nsfw-output",
-              "valid_raw_data()", "invalid_raw_data()", "PIXSIM_<ID>_BASE_URL", "make docs", "pixsim.providers"]
+    names += [
+        n
+        for n in sdk_names
+        if isinstance(getattr(sys.modules["pixsim_provider_sdk"], n), type)
+        and issubclass(getattr(sys.modules["pixsim_provider_sdk"], n), ProviderError)
+    ]
+    names += [
+        "latency",
+        "quota",
+        "rate_limit_every",
+        "fail_submits",
+        "fail_rate",
+        "forbidden",
+        "nsfw-output",
+        "valid_raw_data()",
+        "invalid_raw_data()",
+        "PIXSIM_<ID>_BASE_URL",
+        "make docs",
+        "pixsim.providers",
+    ]
     missing = [n for n in names if not re.search(rf"(?<![\w.]){re.escape(n)}(?![\w])", quoted)]
     assert not missing, f"not in the guide: {missing}"
 
@@ -137,8 +160,15 @@ def shell_root(example: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
     env.pop("PIXSIM_PROVIDERS_DIR", None)
     runs = []
     for block in blocks_of("bash", "run"):
-        run = subprocess.run(["bash", "-euo", "pipefail", "-c", UV_SHIM + block.body], cwd=root, env=env,
-                             capture_output=True, text=True, check=False, timeout=120)
+        run = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", UV_SHIM + block.body],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
         runs.append((block, run))
     return root, runs
 
@@ -167,8 +197,13 @@ def test_the_guides_python_is_ruff_clean(example: Path, tmp_path: Path):
     for block in blocks_of("python", "run"):
         (tmp_path / f"guide_line{block.line}.py").write_text(block.body)
     ruff = Path(sys.executable).parent / "ruff"
-    run = subprocess.run([str(ruff), "check", "--config", str(REPO / "pyproject.toml"), str(example), str(tmp_path)],
-                         capture_output=True, text=True, check=False, timeout=60)
+    run = subprocess.run(
+        [str(ruff), "check", "--config", str(REPO / "pyproject.toml"), str(example), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -186,8 +221,13 @@ def test_the_example_folders_own_tests_and_its_package_tests_pass(shell_root: tu
     package built by the guide's shell block (its first checks: the whole suite runs above)."""
     root, _ = shell_root
     suite = f"{root / PACKAGE / 'tests' / 'test_conformance.py'}::TestPostcardConformance"
-    run = run_pytest(str(root / FOLDER), f"{suite}::test_manifest_is_valid",
-                     f"{suite}::test_parameter_spec_is_well_formed", cwd=root, pythonpath=[root / PACKAGE / "src"])
+    run = run_pytest(
+        str(root / FOLDER),
+        f"{suite}::test_manifest_is_valid",
+        f"{suite}::test_parameter_spec_is_well_formed",
+        cwd=root,
+        pythonpath=[root / PACKAGE / "src"],
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert run.stdout.splitlines()[-1].startswith("4 passed"), run.stdout[-2000:]
 
@@ -195,10 +235,16 @@ def test_the_example_folders_own_tests_and_its_package_tests_pass(shell_root: tu
 def test_the_package_declares_the_entry_point(shell_root: tuple[Path, list]):
     root, _ = shell_root
     project = tomllib.loads((root / PACKAGE / "pyproject.toml").read_text())
-    assert project["project"]["entry-points"]["pixsim.providers"] == {"postcard": "pixsim_provider_postcard.manifest"}
+    assert project["project"]["entry-points"]["pixsim.providers"] == {
+        "postcard": "pixsim_provider_postcard.manifest"
+    }
     (packaged,) = project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
     assert sorted(p.name for p in (root / PACKAGE / packaged).glob("*.py")) == [
-        "__init__.py", "adapter.py", "fake_api.py", "manifest.py"]
+        "__init__.py",
+        "adapter.py",
+        "fake_api.py",
+        "manifest.py",
+    ]
 
 
 # -- the example through the pipeline --------------------------------------------------------------------
@@ -212,29 +258,53 @@ async def test_the_example_runs_generations_through_the_pipeline(example: Path, 
     providers = example / "providers"
     fake = load_fake(providers / "postcard")(latency=0.3)
     monkeypatch.setenv("PIXSIM_POSTCARD_BASE_URL", fake.start("127.0.0.1", 0))
-    monkeypatch.setenv(ALLOW_HOSTS_ENV, host_port(fake.url), prepend=",")  # the first card is the second's photo
+    monkeypatch.setenv(
+        ALLOW_HOSTS_ENV, host_port(fake.url), prepend=","
+    )  # the first card is the second's photo
     settings = service_settings(fresh_servers, db="guide", providers_dir=providers)
     try:
-        async with serve(*build_apps(settings, TracerProvider(), providers_dir=providers)) as served, \
-                api_client(served[0].url) as api:
+        async with (
+            serve(*build_apps(settings, TracerProvider(), providers_dir=providers)) as served,
+            api_client(served[0].url) as api,
+        ):
             assert [p["id"] for p in (await api.get("/api/v1/providers")).json()["items"]] == ["postcard"]
-            detected = await api.get("/api/v1/providers/detect", params={"url": "https://www.postcard.example/c/1"})
+            detected = await api.get(
+                "/api/v1/providers/detect", params={"url": "https://www.postcard.example/c/1"}
+            )
             assert detected.json()["id"] == "postcard"
-            account = await api.post("/api/v1/accounts", json={
-                "provider_id": "postcard", "raw_data": fake.valid_raw_data(), "credits": {"stamps": 10}})
+            account = await api.post(
+                "/api/v1/accounts",
+                json={
+                    "provider_id": "postcard",
+                    "raw_data": fake.valid_raw_data(),
+                    "credits": {"stamps": 10},
+                },
+            )
             assert account.status_code == 201, account.text
 
-            first = await create(api, {"prompt": "a harbour at dawn", "size": "768x512"}, provider="postcard",
-                                 operation="text_to_image")
+            first = await create(
+                api,
+                {"prompt": "a harbour at dawn", "size": "768x512"},
+                provider="postcard",
+                operation="text_to_image",
+            )
             drawn = await wait_for(api, first["id"])
             assert drawn["status"] == "completed" and drawn["account_id"] == account.json()["id"], drawn
             assert _png_size((await api.get(drawn["result"]["image_url"])).content) == (768, 512)
-            entries = await wait_ledger(fresh_servers.mongo_url, "guide", first["id"], {"reserved", "charged"})
+            entries = await wait_ledger(
+                fresh_servers.mongo_url, "guide", first["id"], {"reserved", "charged"}
+            )
             assert [(e["kind"], e["credit_type"], e["amount"]) for e in entries] == [
-                ("reserved", "stamps", 2), ("charged", "stamps", 2)]
+                ("reserved", "stamps", 2),
+                ("charged", "stamps", 2),
+            ]
 
-            second = await create(api, {"prompt": "as a postcard", "image_url": drawn["result"]["image_url"]},
-                                  provider="postcard", operation="image_to_image")
+            second = await create(
+                api,
+                {"prompt": "as a postcard", "image_url": drawn["result"]["image_url"]},
+                provider="postcard",
+                operation="image_to_image",
+            )
             redrawn = await wait_for(api, second["id"])
             assert redrawn["status"] == "completed", redrawn
             assert _png_size((await api.get(redrawn["result"]["image_url"])).content) == (768, 512)

@@ -26,15 +26,19 @@ REPO = Path(__file__).resolve().parents[2]
 def _committed(registry: Registry) -> Registry:
     """The providers whose folders git tracks (all of them outside a git checkout)."""
     try:
-        listed = subprocess.run(["git", "ls-files", "providers"], cwd=REPO, capture_output=True, text=True,
-                                check=True).stdout.split()
+        listed = subprocess.run(
+            ["git", "ls-files", "providers"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.split()
     except (OSError, subprocess.CalledProcessError):
         return registry
     tracked = {Path(path).parts[1] for path in listed if len(Path(path).parts) > 2}
     new = [item.manifest.id for item in registry if Path(item.origin).name not in tracked]
     if new:
-        warnings.warn(f"provider folders not committed yet, left out of the README check: {new}; "
-                      "run `make docs` to add them to the README's table", stacklevel=2)
+        warnings.warn(
+            f"provider folders not committed yet, left out of the README check: {new}; "
+            "run `make docs` to add them to the README's table",
+            stacklevel=2,
+        )
     return Registry([item for item in registry if Path(item.origin).name in tracked])
 
 

@@ -104,8 +104,13 @@ def test_every_kind_declares_a_valid_manifest_and_spec_and_marks_what_to_fill_in
 
 
 def test_what_it_writes_is_ruff_clean(scaffolded: Path):
-    run = subprocess.run([str(VENV_BIN / "ruff"), "check", "--config", str(REPO / "pyproject.toml"), str(scaffolded)],
-                         capture_output=True, text=True, check=False, timeout=60)
+    run = subprocess.run(
+        [str(VENV_BIN / "ruff"), "check", "--config", str(REPO / "pyproject.toml"), str(scaffolded)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -120,9 +125,14 @@ def test_its_own_tests_pass_as_written(package_on_path: Path):
     """The folder's test file (with PixSim's pytest config) and the package's tests/, the conformance
     classes left out (they run in-process below)."""
     root = package_on_path
-    run = run_pytest("-k", "not Conformance", str(root / "providers" / "my_lumen"),
-                     str(root / "pixsim-provider-pinhole" / "tests"), cwd=root,
-                     pythonpath=[root / "pixsim-provider-pinhole" / "src"])
+    run = run_pytest(
+        "-k",
+        "not Conformance",
+        str(root / "providers" / "my_lumen"),
+        str(root / "pixsim-provider-pinhole" / "tests"),
+        cwd=root,
+        pythonpath=[root / "pixsim-provider-pinhole" / "src"],
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert run.stdout.splitlines()[-1].startswith("4 passed"), run.stdout[-2000:]
 
@@ -146,26 +156,39 @@ class TestScaffoldedPackageConformance(ProviderConformance):
 
 # -- a generation through the pipeline -------------------------------------------------------------------
 @pytest.mark.system
-async def test_a_scaffolded_folder_runs_a_generation_through_the_pipeline(scaffolded: Path, fresh_servers,
-                                                                          monkeypatch):
+async def test_a_scaffolded_folder_runs_a_generation_through_the_pipeline(
+    scaffolded: Path, fresh_servers, monkeypatch
+):
     providers = scaffolded / "providers"
     fake = load_fake(providers / "my_lumen")(latency=0.3)
     monkeypatch.setenv("PIXSIM_MY_LUMEN_BASE_URL", fake.start("127.0.0.1", 0))
     settings = service_settings(fresh_servers, db="scaffold", providers_dir=providers)
     try:
-        async with serve(*build_apps(settings, TracerProvider(), providers_dir=providers)) as served, \
-                api_client(served[0].url) as api:
+        async with (
+            serve(*build_apps(settings, TracerProvider(), providers_dir=providers)) as served,
+            api_client(served[0].url) as api,
+        ):
             assert [p["id"] for p in (await api.get("/api/v1/providers")).json()["items"]] == [FOLDER_ID]
-            account = await api.post("/api/v1/accounts", json={
-                "provider_id": FOLDER_ID, "raw_data": fake.valid_raw_data(), "credits": {FOLDER_ID: 10}})
+            account = await api.post(
+                "/api/v1/accounts",
+                json={
+                    "provider_id": FOLDER_ID,
+                    "raw_data": fake.valid_raw_data(),
+                    "credits": {FOLDER_ID: 10},
+                },
+            )
             assert account.status_code == 201, account.text
             job = await create(api, {"prompt": "a lighthouse at dusk", "duration": 2}, provider=FOLDER_ID)
             done = await wait_for(api, job["id"])
             assert done["status"] == "completed" and done["account_id"] == account.json()["id"], done
             assert done["result"]["video_url"].startswith(fake.url)
-            entries = await wait_ledger(fresh_servers.mongo_url, "scaffold", job["id"], {"reserved", "charged"})
+            entries = await wait_ledger(
+                fresh_servers.mongo_url, "scaffold", job["id"], {"reserved", "charged"}
+            )
             assert [(e["kind"], e["credit_type"], e["amount"]) for e in entries] == [
-                ("reserved", FOLDER_ID, 2), ("charged", FOLDER_ID, 2)]
+                ("reserved", FOLDER_ID, 2),
+                ("charged", FOLDER_ID, 2),
+            ]
         assert [r.json.get("reference") for r in fake.requests if r.method == "POST"] == [job["id"]]
     finally:
         fake.stop()

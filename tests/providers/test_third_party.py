@@ -138,7 +138,9 @@ async def test_generations_run_through_the_pipeline(
 ):
     fake = importlib.import_module(f"{PACKAGE}.fake_api").create_fake(latency=0.3)
     monkeypatch.setenv("PIXSIM_ECHO_BASE_URL", fake.start("127.0.0.1", 0))
-    monkeypatch.setenv(ALLOW_HOSTS_ENV, host_port(fake.url), prepend=",")  # its results are fetched as sources
+    monkeypatch.setenv(
+        ALLOW_HOSTS_ENV, host_port(fake.url), prepend=","
+    )  # its results are fetched as sources
     empty = tmp_path / "providers"  # no built-in providers: the installed package is the only one
     empty.mkdir()
     settings = service_settings(fresh_servers, db="third_party", providers_dir=empty)

@@ -41,7 +41,10 @@ def test_image_info_reads_png_jpeg_and_webp_sizes():
     assert image_info(vp8x) == ("image/webp", 1024, 1792)
     assert image_info(b"GIF89a....") is None
     assert [sniff_image(b) for b in (make_png(2, 2), jpeg[:3] + b"\xe0", vp8x, b"GIF89a")] == [
-        "image/png", "image/jpeg", "image/webp", None,
+        "image/png",
+        "image/jpeg",
+        "image/webp",
+        None,
     ]
 
 
@@ -56,9 +59,16 @@ def test_retry_after_reads_seconds_and_http_dates():
 
 @pytest.mark.parametrize(
     ("status", "job", "error"),
-    [(401, False, AuthenticationError), (403, False, AuthenticationError), (429, False, RateLimitError),
-     (404, True, JobNotFoundError), (404, False, InvalidParametersError), (408, False, ProviderUnavailableError),
-     (502, False, ProviderUnavailableError), (422, False, InvalidParametersError)],
+    [
+        (401, False, AuthenticationError),
+        (403, False, AuthenticationError),
+        (429, False, RateLimitError),
+        (404, True, JobNotFoundError),
+        (404, False, InvalidParametersError),
+        (408, False, ProviderUnavailableError),
+        (502, False, ProviderUnavailableError),
+        (422, False, InvalidParametersError),
+    ],
 )
 def test_error_for_status(status, job, error):
     assert type(error_for_status(status, "x", job=job)) is error
@@ -77,20 +87,28 @@ def test_jwt_claims_and_fake_tokens():
     unexpiring = mint_jwt({"id": 7}, "s3cret")
     assert read_jwt(unexpiring, "s3cret") == {"id": 7}
     assert read_jwt(unexpiring, "s3cret", require_exp=True) is None
-    for bad, reason in (("opaque", "not a JWT"), ("a.!!!.c", "cannot be decoded"), ("a.WzFd.c", "not a JSON")):
+    for bad, reason in (
+        ("opaque", "not a JWT"),
+        ("a.!!!.c", "cannot be decoded"),
+        ("a.WzFd.c", "not a JSON"),
+    ):
         with pytest.raises(NotAJwt, match=reason):
             jwt_claims(bad)
 
 
 def test_parse_multipart_reads_fields_and_files():
     request = httpx.Request(
-        "POST", "http://x/", data={"prompt": "hi"},
+        "POST",
+        "http://x/",
+        data={"prompt": "hi"},
         files=[("image", ("a.png", b"one", "image/png")), ("image", ("b.png", b"two", "image/png"))],
     )
     body = request.read()
     form = parse_multipart(body, request.headers["content-type"])
     assert form is not None and form.fields == {"prompt": "hi"}
-    assert [f.data for f in form.files["image"]] == [b"one", b"two"] and form.file("image").filename == "b.png"
+    assert [f.data for f in form.files["image"]] == [b"one", b"two"] and form.file(
+        "image"
+    ).filename == "b.png"
     assert form.file("mask") is None
     assert parse_multipart(b"{}", "application/json") is None
 

@@ -37,13 +37,30 @@ def _free_block(size: int) -> int:
 
 def test_make_run_moves_to_other_ports_and_stops_cleanly(tmp_path: Path):
     base, nats_port, mongo_port = _free_block(4), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NATS_URL", "MONGO_URL", "PIXSIM_PROVIDERS_DIR") and not k.endswith("_BASE_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("NATS_URL", "MONGO_URL", "PIXSIM_PROVIDERS_DIR") and not k.endswith("_BASE_URL")
+    }
     env["PIXSIM_DEV_BASE_PORT"] = str(base)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pixsim_runtime.dev", "--data-dir", str(tmp_path / "data"),
-         "--nats-port", str(nats_port), "--mongo-port", str(mongo_port)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "pixsim_runtime.dev",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--nats-port",
+            str(nats_port),
+            "--mongo-port",
+            str(mongo_port),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     try:
         deadline = time.monotonic() + 240
@@ -56,7 +73,10 @@ def test_make_run_moves_to_other_ports_and_stops_cleanly(tmp_path: Path):
         assert f"PIXSIM_API_URL={api} uv run pixsim generate" in lines[-1]  # the CLI hint names the moved API
         key = (tmp_path / "data" / "admin.key").read_text().strip()
         assert httpx.get(f"{api}/readyz").status_code == 200
-        assert httpx.get(f"{api}/api/v1/providers", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        assert (
+            httpx.get(f"{api}/api/v1/providers", headers={"Authorization": f"Bearer {key}"}).status_code
+            == 200
+        )
         assert httpx.get(f"{api}/api/v1/providers").status_code == 401
         for offset in (1, 2, 3):  # dispatcher, poller, billing health ports follow the base
             assert httpx.get(f"http://127.0.0.1:{base + offset}/readyz").status_code == 200

@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _setup_job():
-    spec = importlib.util.spec_from_file_location("pixsim_test_setup_max_ack", ROOT / "deploy/image/jetstream_setup.py")
+    spec = importlib.util.spec_from_file_location(
+        "pixsim_test_setup_max_ack", ROOT / "deploy/image/jetstream_setup.py"
+    )
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules[spec.name] = module  # type: ignore[union-attr]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
@@ -40,9 +42,17 @@ def _subscribe(**extra) -> _Broker:
     async def handler(event, msg) -> None:
         return None
 
-    subscribe(broker, service="dispatcher", subject=subjects.generation_events("requested"),  # type: ignore[arg-type]
-              stream=subjects.GENERATIONS_STREAM, durable="dispatcher", event_type=GenerationRequested,
-              handler=handler, retry=RetryPolicy(), **extra)
+    subscribe(
+        broker,
+        service="dispatcher",
+        subject=subjects.generation_events("requested"),  # type: ignore[arg-type]
+        stream=subjects.GENERATIONS_STREAM,
+        durable="dispatcher",
+        event_type=GenerationRequested,
+        handler=handler,
+        retry=RetryPolicy(),
+        **extra,
+    )
     return broker
 
 

@@ -15,10 +15,16 @@ from pymongo.errors import (
 
 
 def test_nats_and_mongodb_being_away_are_outages():
-    for exc in (ServerSelectionTimeoutError("no server"), AutoReconnect("closed"), NetworkTimeout("slow"),
-                OperationFailure("not primary", code=10107), nats.errors.TimeoutError(),
-                nats.errors.ConnectionClosedError(), nats.errors.NoRespondersError(),
-                nats.js.errors.ServiceUnavailableError()):
+    for exc in (
+        ServerSelectionTimeoutError("no server"),
+        AutoReconnect("closed"),
+        NetworkTimeout("slow"),
+        OperationFailure("not primary", code=10107),
+        nats.errors.TimeoutError(),
+        nats.errors.ConnectionClosedError(),
+        nats.errors.NoRespondersError(),
+        nats.js.errors.ServiceUnavailableError(),
+    ):
         assert is_outage(exc), exc
 
 
@@ -33,6 +39,11 @@ def test_an_outage_behind_another_exception_is_still_one():
 
 
 def test_the_messages_own_faults_are_not_outages():
-    for exc in (ValueError("bad"), KeyError("x"), DuplicateKeyError("dup"), OperationFailure("bad query", code=2),
-                TimeoutError("a provider, not us")):
+    for exc in (
+        ValueError("bad"),
+        KeyError("x"),
+        DuplicateKeyError("dup"),
+        OperationFailure("bad query", code=2),
+        TimeoutError("a provider, not us"),
+    ):
         assert not is_outage(exc), exc

@@ -8,8 +8,10 @@ from pixsim_runtime import outbox
 
 
 def test_events_round_trip_and_old_entries_still_decode():
-    events = [GenerationProgressed(generation_id="g1", progress=0.5),
-              GenerationFailed(generation_id="g1", provider_id="sim", error=ErrorInfo(code="x", message="y"))]
+    events = [
+        GenerationProgressed(generation_id="g1", progress=0.5),
+        GenerationFailed(generation_id="g1", provider_id="sim", error=ErrorInfo(code="x", message="y")),
+    ]
     stored = outbox.encode(events)
     assert all(isinstance(entry, str) for entry in stored)
     assert outbox.decode(stored) == events

@@ -55,16 +55,44 @@ class IdentityProvider:
         return self.kid
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [{**jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": kid,
-                          "alg": "RS256", "use": "sig"} for kid, key in self.keys.items()]}
+        return {
+            "keys": [
+                {
+                    **jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True),
+                    "kid": kid,
+                    "alg": "RS256",
+                    "use": "sig",
+                }
+                for kid, key in self.keys.items()
+            ]
+        }
 
-    def token(self, sub: str = "oidc-user", *, role: str | list[str] | None = None, key: Any = None,
-              kid: str | None = None, **claims: Any) -> str:
+    def token(
+        self,
+        sub: str = "oidc-user",
+        *,
+        role: str | list[str] | None = None,
+        key: Any = None,
+        kid: str | None = None,
+        **claims: Any,
+    ) -> str:
         now = int(time.time())
-        payload = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "nbf": now - 5, "exp": now + 300,
-                   **({"role": role} if role else {}), **claims}
-        return jwt.encode({k: v for k, v in payload.items() if v is not None}, key or self.keys[self.kid],
-                          algorithm="RS256", headers={"kid": kid or self.kid})
+        payload = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": sub,
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + 300,
+            **({"role": role} if role else {}),
+            **claims,
+        }
+        return jwt.encode(
+            {k: v for k, v in payload.items() if v is not None},
+            key or self.keys[self.kid],
+            algorithm="RS256",
+            headers={"kid": kid or self.kid},
+        )
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -105,10 +133,16 @@ def security_fake() -> Iterator[AccountsFake]:
 
 
 @pytest.fixture(scope="package")
-async def secure(secure_servers: Servers, idp: IdentityProvider, security_fake: AccountsFake,
-                 sim_fake: Any) -> AsyncIterator[Secure]:
-    oidc = {"PIXSIM_OIDC_ISSUER": ISSUER, "PIXSIM_OIDC_AUDIENCE": AUDIENCE, "PIXSIM_OIDC_JWKS_URL": idp.url,
-            "PIXSIM_OIDC_JWKS_REFRESH": 0.2, "PIXSIM_SSE_MAX_PER_USER": 2}
+async def secure(
+    secure_servers: Servers, idp: IdentityProvider, security_fake: AccountsFake, sim_fake: Any
+) -> AsyncIterator[Secure]:
+    oidc = {
+        "PIXSIM_OIDC_ISSUER": ISSUER,
+        "PIXSIM_OIDC_AUDIENCE": AUDIENCE,
+        "PIXSIM_OIDC_JWKS_URL": idp.url,
+        "PIXSIM_OIDC_JWKS_REFRESH": 0.2,
+        "PIXSIM_SSE_MAX_PER_USER": 2,
+    }
     async with running(secure_servers, security_fake, db="security", **oidc) as system:
         keys = {}
         for user in ("alice", "bob"):

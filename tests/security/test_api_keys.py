@@ -54,7 +54,9 @@ async def test_keys_from_the_command_line(secure):
         return runner.invoke(app, ["--api", secure.url, *args], env=env)
 
     admin_key = secure.system.api.headers["authorization"].split(" ", 1)[1]
-    made = await asyncio.to_thread(pixsim, "keys", "create", "--name", "ci bot", "--owner", "erin", key=admin_key)
+    made = await asyncio.to_thread(
+        pixsim, "keys", "create", "--name", "ci bot", "--owner", "erin", key=admin_key
+    )
     assert made.exit_code == 0, made.output
     token = next(word for word in made.output.split() if word.startswith("psk_"))
     listed = await asyncio.to_thread(pixsim, "keys", "list", key=token)

@@ -18,15 +18,24 @@ from security.conftest import AUDIENCE, ISSUER
 
 pytestmark = pytest.mark.system
 
-PATH_VALUES = {"generation_id": "0190abcdef0123456789abcdef", "account_id": "acc_0123456789",
-               "key_id": "0123456789abcdef", "provider_id": "sim", "asset_id": "0190abcdef0123456789abcdef"}
+PATH_VALUES = {
+    "generation_id": "0190abcdef0123456789abcdef",
+    "account_id": "acc_0123456789",
+    "key_id": "0123456789abcdef",
+    "provider_id": "sim",
+    "asset_id": "0190abcdef0123456789abcdef",
+}
 
 
 async def operations(url: str) -> list[tuple[str, str]]:
     async with httpx.AsyncClient(base_url=url) as client:
         schema = (await client.get("/openapi.json")).json()  # public: it names routes, holds no data
-    ops = [(method.upper(), path.format(**PATH_VALUES)) for path, item in schema["paths"].items()
-           for method in item if method in {"get", "post", "put", "patch", "delete"}]
+    ops = [
+        (method.upper(), path.format(**PATH_VALUES))
+        for path, item in schema["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
     assert len(ops) >= 19, ops  # generations, accounts, providers, keys
     return ops
 
@@ -36,8 +45,9 @@ def bad_credentials(secure: Any) -> dict[str, str | None]:
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     alice_id = secure.keys["alice"].split("_")[1]
     now = int(time.time())
-    unsigned = jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "mallory", "exp": now + 300}, None,
-                          algorithm="none")
+    unsigned = jwt.encode(
+        {"iss": ISSUER, "aud": AUDIENCE, "sub": "mallory", "exp": now + 300}, None, algorithm="none"
+    )
     return {
         "none": None,
         "basic": "Basic YWxpY2U6cGFzc3dvcmQ=",
@@ -63,14 +73,22 @@ async def counts(secure: Any) -> dict[str, int]:
 
 
 async def test_every_route_refuses_every_bad_credential(secure):
-    revoked = (await secure.system.api.post("/api/v1/keys", json={"name": "to revoke", "owner": "alice"})).json()
+    revoked = (
+        await secure.system.api.post("/api/v1/keys", json={"name": "to revoke", "owner": "alice"})
+    ).json()
     assert (await secure.system.api.delete(f"/api/v1/keys/{revoked['id']}")).status_code == 200
-    expired = (await secure.system.api.post("/api/v1/keys", json={"name": "short-lived", "owner": "alice",
-                                                                  "expires_in_s": 1})).json()
+    expired = (
+        await secure.system.api.post(
+            "/api/v1/keys", json={"name": "short-lived", "owner": "alice", "expires_in_s": 1}
+        )
+    ).json()
     assert expired["expires_at"] is not None
     await asyncio.sleep(1.1)
-    credentials = {**bad_credentials(secure), "revoked key": f"Bearer {revoked['token']}",
-                   "expired key": f"Bearer {expired['token']}"}
+    credentials = {
+        **bad_credentials(secure),
+        "revoked key": f"Bearer {revoked['token']}",
+        "expired key": f"Bearer {expired['token']}",
+    }
     before = await counts(secure)
     ops = await operations(secure.url)
     async with httpx.AsyncClient(base_url=secure.url, timeout=30) as client:
@@ -94,7 +112,9 @@ async def test_valid_keys_and_tokens_get_in(secure):
         assert (await carol.get("/api/v1/generations")).status_code == 200
         assert (await carol.get("/api/v1/keys")).json()["items"] == []  # a user: sees only their own keys
     admin_token = secure.idp.token("oidc-root", role=["viewer", "admin"])
-    async with httpx.AsyncClient(base_url=secure.url, headers={"Authorization": f"Bearer {admin_token}"}) as root:
+    async with httpx.AsyncClient(
+        base_url=secure.url, headers={"Authorization": f"Bearer {admin_token}"}
+    ) as root:
         owners = {k["owner"] for k in (await root.get("/api/v1/keys")).json()["items"]}
         assert {"alice", "bob"} <= owners  # an admin sees every key
 
@@ -111,10 +131,14 @@ async def test_rotated_signing_keys_are_followed_by_kid(secure):
     idp = secure.idp
     old = idp.token("rotating-user")
     async with httpx.AsyncClient(base_url=secure.url) as client:
-        assert (await client.get("/api/v1/generations", headers={"Authorization": f"Bearer {old}"})).status_code == 200
+        assert (
+            await client.get("/api/v1/generations", headers={"Authorization": f"Bearer {old}"})
+        ).status_code == 200
         idp.rotate()  # the identity provider publishes a new key and drops the old one
         new = idp.token("rotating-user")
         await asyncio.sleep(0.3)  # past PIXSIM_OIDC_JWKS_REFRESH: an unknown kid may fetch the JWKS again
-        assert (await client.get("/api/v1/generations", headers={"Authorization": f"Bearer {new}"})).status_code == 200
+        assert (
+            await client.get("/api/v1/generations", headers={"Authorization": f"Bearer {new}"})
+        ).status_code == 200
         refused = await client.get("/api/v1/generations", headers={"Authorization": f"Bearer {old}"})
         assert refused.status_code == 401  # the old key left the JWKS

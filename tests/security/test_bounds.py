@@ -25,7 +25,13 @@ CASES = [  # (method, path, json body, status, words the message must contain)
     ("POST", "/generations", gen(priority=2**70), 422, "priority"),
     ("POST", "/generations", gen(priority=-(2**70)), 422, "priority"),
     ("POST", "/generations", gen(params={"prompt": "x", "image_url": "h" * (MB + 100)}), 413, "larger than"),
-    ("POST", "/generations", gen(params={"prompt": "x", "image_url": "http://a/" + "h" * 70_000}), 422, "params"),
+    (
+        "POST",
+        "/generations",
+        gen(params={"prompt": "x", "image_url": "http://a/" + "h" * 70_000}),
+        422,
+        "params",
+    ),
     ("POST", "/generations", gen(user_id="u" * (MB + 100)), 413, "larger than"),
     ("POST", "/generations", gen(user_id="u" * 300), 422, "user_id"),
     ("POST", "/generations", gen(account_id="a" * 200), 422, "account_id"),
@@ -49,8 +55,10 @@ CASES = [  # (method, path, json body, status, words the message must contain)
 async def books(secure: Any) -> dict[str, Any]:
     """Everything a request could have left behind."""
     db = secure.system.db
-    found: dict[str, Any] = {c: await db[c].count_documents({})
-                             for c in ("generations", "accounts", "api_keys", "ledger", "idempotency_keys")}
+    found: dict[str, Any] = {
+        c: await db[c].count_documents({})
+        for c in ("generations", "accounts", "api_keys", "ledger", "idempotency_keys")
+    }
     nc = await nats.connect(secure.servers.nats_url)
     try:
         js = nc.jetstream()
@@ -64,12 +72,25 @@ async def books(secure: Any) -> dict[str, Any]:
 async def test_out_of_bounds_input_is_refused_and_leaves_nothing(secure):
     api = secure.system.api
     account = (await api.post("/api/v1/accounts", json={**ACC, "credits": {"sim": 100}})).json()
-    await secure.system.wait_account(account["id"], lambda v: v["balances"].get("sim", {}).get("balance") == 100)
+    await secure.system.wait_account(
+        account["id"], lambda v: v["balances"].get("sim", {}).get("balance") == 100
+    )
     more = [
-        ("POST", f"/accounts/{account['id']}/credits", {"credit_type": "sim", "amount": 2**70}, 422, "amount"),
+        (
+            "POST",
+            f"/accounts/{account['id']}/credits",
+            {"credit_type": "sim", "amount": 2**70},
+            422,
+            "amount",
+        ),
         ("POST", f"/accounts/{account['id']}/credits", {"credit_type": "sim", "amount": 0}, 422, "amount"),
-        ("POST", f"/accounts/{account['id']}/credits", {"credit_type": "sim", "amount": 5, "reason": "r" * 5000},
-         422, "reason"),
+        (
+            "POST",
+            f"/accounts/{account['id']}/credits",
+            {"credit_type": "sim", "amount": 5, "reason": "r" * 5000},
+            422,
+            "reason",
+        ),
         ("PATCH", f"/accounts/{account['id']}", {"priority": 2**70}, 422, "priority"),
         ("PATCH", f"/accounts/{account['id']}", {"concurrency_limit": 0}, 422, "concurrency_limit"),
     ]
@@ -92,29 +113,36 @@ async def test_oversized_streamed_bodies_are_cut_off(secure):
         for _ in range(64):  # 2 MiB without a Content-Length (chunked)
             yield b"[" * (32 * 1024)
 
-    resp = await api.post("/api/v1/generations", content=chunks(), headers={"content-type": "application/json"})
+    resp = await api.post(
+        "/api/v1/generations", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert resp.status_code == 413 and resp.json()["error"]["code"] == "body_too_large"
-    huge = await api.post("/api/v1/generations", content=b" " * (50 * MB), headers={"content-type": "application/json"})
+    huge = await api.post(
+        "/api/v1/generations", content=b" " * (50 * MB), headers={"content-type": "application/json"}
+    )
     assert huge.status_code == 413
     assert await books(secure) == before
 
 
-@pytest.mark.parametrize(("path", "status", "code"), [
-    ("/generations/phantom.x.%3E/events", 422, "invalid_request"),
-    ("/generations/phantom.x.%3E/cancel", 422, "invalid_request"),
-    ("/generations/" + "g" * 200, 422, "invalid_request"),
-    ("/accounts/acc.%2A/ledger", 422, "invalid_request"),
-    ("/keys/not-hex", 422, "invalid_request"),
-    ("/generations?limit=100000", 422, "invalid_request"),
-    ("/generations?status=exploded", 422, "invalid_request"),
-    ("/generations?cursor=Zm9vYmFy", 400, "invalid_cursor"),
-    ("/generations?cursor=" + "c" * 600, 422, "invalid_request"),
-    ("/accounts?limit=0", 422, "invalid_request"),
-    ("/accounts?cursor=Zm9vYmFy", 400, "invalid_cursor"),
-    ("/providers/detect?url=" + "u" * 3000, 422, "invalid_request"),
-    ("/providers/SIM.x.%3E", 422, "invalid_request"),
-    ("/providers/..%2F..%2Fetc", 404, "not_found"),
-])
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/generations/phantom.x.%3E/events", 422, "invalid_request"),
+        ("/generations/phantom.x.%3E/cancel", 422, "invalid_request"),
+        ("/generations/" + "g" * 200, 422, "invalid_request"),
+        ("/accounts/acc.%2A/ledger", 422, "invalid_request"),
+        ("/keys/not-hex", 422, "invalid_request"),
+        ("/generations?limit=100000", 422, "invalid_request"),
+        ("/generations?status=exploded", 422, "invalid_request"),
+        ("/generations?cursor=Zm9vYmFy", 400, "invalid_cursor"),
+        ("/generations?cursor=" + "c" * 600, 422, "invalid_request"),
+        ("/accounts?limit=0", 422, "invalid_request"),
+        ("/accounts?cursor=Zm9vYmFy", 400, "invalid_cursor"),
+        ("/providers/detect?url=" + "u" * 3000, 422, "invalid_request"),
+        ("/providers/SIM.x.%3E", 422, "invalid_request"),
+        ("/providers/..%2F..%2Fetc", 404, "not_found"),
+    ],
+)
 async def test_bad_paths_and_queries_get_4xx_not_500(secure, path, status, code):
     method = "POST" if path.endswith("/cancel") else "GET"
     resp = await secure.system.api.request(method, f"/api/v1{path}")
@@ -124,11 +152,17 @@ async def test_bad_paths_and_queries_get_4xx_not_500(secure, path, status, code)
 
 async def test_accounts_are_paged(secure):
     api = secure.system.api
-    made = [(await api.post("/api/v1/accounts", json={**ACC, "owner_id": "pager"})).json()["id"] for _ in range(5)]
+    made = [
+        (await api.post("/api/v1/accounts", json={**ACC, "owner_id": "pager"})).json()["id"] for _ in range(5)
+    ]
     seen, cursor = [], None
     while True:
-        page = (await api.get("/api/v1/accounts", params={"owner_id": "pager", "limit": 2,
-                                                          **({"cursor": cursor} if cursor else {})})).json()
+        page = (
+            await api.get(
+                "/api/v1/accounts",
+                params={"owner_id": "pager", "limit": 2, **({"cursor": cursor} if cursor else {})},
+            )
+        ).json()
         assert len(page["items"]) <= 2
         seen += [a["id"] for a in page["items"]]
         cursor = page["next_cursor"]

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.system
 
 
 async def user_key(secure, owner: str, **limits: float) -> str:
-    resp = await secure.system.api.post("/api/v1/keys", json={"name": f"{owner} limited", "owner": owner,
-                                                              "limits": limits})
+    resp = await secure.system.api.post(
+        "/api/v1/keys", json={"name": f"{owner} limited", "owner": owner, "limits": limits}
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()["token"]
 
@@ -30,8 +31,12 @@ def client(url: str, token: str) -> httpx.AsyncClient:
 async def test_request_rate_is_limited_across_gateway_replicas(secure):
     token = await user_key(secure, "rate-user", rate=0.5, burst=3)
     from accounts.kit import registry  # a second gateway replica on the same NATS and MongoDB
-    second = gateway(GatewaySettings(**secure.system.settings), tracer_provider=TracerProvider(),
-                     registry=registry(secure.fake.url))
+
+    second = gateway(
+        GatewaySettings(**secure.system.settings),
+        tracer_provider=TracerProvider(),
+        registry=registry(secure.fake.url),
+    )
     async with serve(second) as served, client(secure.url, token) as one, client(served[0].url, token) as two:
         answers = [await (one if i % 2 else two).get("/api/v1/generations") for i in range(4)]
         assert [r.status_code for r in answers[:3]] == [200, 200, 200]
@@ -46,8 +51,11 @@ async def test_request_rate_is_limited_across_gateway_replicas(secure):
 
 async def test_generations_in_flight_are_limited_and_come_back_when_jobs_end(secure):
     token = await user_key(secure, "busy-user", max_in_flight=2)
-    body = {"provider_id": "sim", "operation_type": "text_to_video",
-            "params": {"prompt": "slow", "duration": 1, "latency": 30}}
+    body = {
+        "provider_id": "sim",
+        "operation_type": "text_to_video",
+        "params": {"prompt": "slow", "duration": 1, "latency": 30},
+    }
     async with client(secure.url, token) as api:
         first = (await api.post("/api/v1/generations", json=body)).json()
         second = (await api.post("/api/v1/generations", json=body)).json()
@@ -64,8 +72,11 @@ async def test_generations_in_flight_are_limited_and_come_back_when_jobs_end(sec
 
 async def test_event_streams_are_capped_per_user(secure):
     token = await user_key(secure, "stream-user")
-    body = {"provider_id": "sim", "operation_type": "text_to_video",
-            "params": {"prompt": "watch me", "duration": 1, "latency": 30}}
+    body = {
+        "provider_id": "sim",
+        "operation_type": "text_to_video",
+        "params": {"prompt": "watch me", "duration": 1, "latency": 30},
+    }
     async with client(secure.url, token) as api:
         gid = (await api.post("/api/v1/generations", json=body)).json()["id"]
         path = f"/api/v1/generations/{gid}/events"

@@ -40,7 +40,11 @@ MAX_BYTES = 64 * 1024  # the size cap of the system below
 DEADLINE_S = 2.0  # its whole-fetch deadline
 
 #: Names only the tests' DNS knows (safe_fetch.resolve is patched; the real resolver is used for the rest).
-DNS = {"rebind.test": ["127.0.0.1"], "mixed.test": ["93.184.216.34", "127.0.0.1"], "inside.test": ["10.1.2.3"]}
+DNS = {
+    "rebind.test": ["127.0.0.1"],
+    "mixed.test": ["93.184.216.34", "127.0.0.1"],
+    "inside.test": ["10.1.2.3"],
+}
 
 # (id, URL with {port} = the listener and {site} = an allow-listed web server, what the refusal must say)
 TABLE = [
@@ -83,7 +87,9 @@ TABLE = [
     ("redirect-to-metadata", "{site}/redirect?to=http://169.254.169.254/", "cloud metadata address"),
     ("redirect-to-garbage", "{site}/redirect?to=http%3A%2F%2F%5B%3A%3A1", "RemoteProtocolError"),  # httpx refuses the Location
 ]  # fmt: skip
-PIPELINE_TABLE = [row for row in TABLE if "{site}" not in row[1]]  # the shared pipeline allows the sim fake only
+PIPELINE_TABLE = [
+    row for row in TABLE if "{site}" not in row[1]
+]  # the shared pipeline allows the sim fake only
 REDIRECTS = [row for row in TABLE if "{site}" in row[1]]
 
 
@@ -230,8 +236,15 @@ def _url(template: str, listener: Listener, site: Site) -> str:
 
 def _nothing_reached(listener: Listener, connects: list[Any], *allowed_ports: int) -> None:
     assert listener.accepted == 0, "a connection reached the listener"
-    suspicious = [a for a in connects if isinstance(a, tuple) and (
-        a[1] == listener.port or (a[1] not in allowed_ports and not ipaddress.ip_address(a[0]).is_loopback))]
+    suspicious = [
+        a
+        for a in connects
+        if isinstance(a, tuple)
+        and (
+            a[1] == listener.port
+            or (a[1] not in allowed_ports and not ipaddress.ip_address(a[0]).is_loopback)
+        )
+    ]
     assert not suspicious, f"connections were attempted: {suspicious}"
 
 
@@ -251,20 +264,29 @@ async def test_the_sdk_refuses_every_inside_source(url, reason, listener, site, 
 
 
 # -- the table, through the whole pipeline --------------------------------------------------------------
-async def _fails_with_param_invalid(api: Any, params: dict[str, Any], reason: str, **body: Any) -> dict[str, Any]:
-    created = await create(api, {"prompt": "animate", "duration": 1, **params}, operation="image_to_video", **body)
+async def _fails_with_param_invalid(
+    api: Any, params: dict[str, Any], reason: str, **body: Any
+) -> dict[str, Any]:
+    created = await create(
+        api, {"prompt": "animate", "duration": 1, **params}, operation="image_to_video", **body
+    )
     done = await wait_for(api, created["id"])
     assert done["status"] == "failed", done
     assert done["error"]["code"] == "param_invalid", done["error"]
-    assert done["error"]["message"].startswith("image_url: ") and reason in done["error"]["message"], done["error"]
+    assert done["error"]["message"].startswith("image_url: ") and reason in done["error"]["message"], done[
+        "error"
+    ]
     assert done["credits"]["reserved"] == {} and not done.get("provider_job_id"), done
     return done
 
 
 @pytest.mark.system
-@pytest.mark.parametrize(("url", "reason"), [row[1:] for row in PIPELINE_TABLE],
-                         ids=[row[0] for row in PIPELINE_TABLE])
-async def test_the_pipeline_fails_the_job_for_every_inside_source(pipeline, url, reason, listener, site, connects):
+@pytest.mark.parametrize(
+    ("url", "reason"), [row[1:] for row in PIPELINE_TABLE], ids=[row[0] for row in PIPELINE_TABLE]
+)
+async def test_the_pipeline_fails_the_job_for_every_inside_source(
+    pipeline, url, reason, listener, site, connects
+):
     uploads = len(pipeline.fake.uploads)
     await _fails_with_param_invalid(pipeline.api, {"image_url": _url(url, listener, site)}, reason)
     _nothing_reached(listener, connects)
@@ -274,7 +296,10 @@ async def test_the_pipeline_fails_the_job_for_every_inside_source(pipeline, url,
 @pytest.mark.system
 async def test_a_missing_image_on_an_allowed_host_fails_with_param_invalid_not_outcome_unknown(pipeline):
     done = await _fails_with_param_invalid(
-        pipeline.api, {"image_url": f"{pipeline.fake.url}/v1/files/missing.png"}, "the source answered HTTP 404")
+        pipeline.api,
+        {"image_url": f"{pipeline.fake.url}/v1/files/missing.png"},
+        "the source answered HTTP 404",
+    )
     assert done["error"]["code"] != "submit_outcome_unknown"
 
 
@@ -287,8 +312,14 @@ async def system(site: Site) -> AsyncIterator[Any]:
     fake.start("127.0.0.1", 0)
     try:
         with own_servers() as servers:
-            async with running(servers, fake, db="ssrf", PIXSIM_FETCH_ALLOW_HOSTS=sf.host_port(site.url),
-                               PIXSIM_FETCH_MAX_BYTES=MAX_BYTES, PIXSIM_FETCH_TIMEOUT=DEADLINE_S) as running_system:
+            async with running(
+                servers,
+                fake,
+                db="ssrf",
+                PIXSIM_FETCH_ALLOW_HOSTS=sf.host_port(site.url),
+                PIXSIM_FETCH_MAX_BYTES=MAX_BYTES,
+                PIXSIM_FETCH_TIMEOUT=DEADLINE_S,
+            ) as running_system:
                 yield running_system
     finally:
         fake.stop()
@@ -324,8 +355,9 @@ async def _account_job_fails(system: Any, account_id: str, image_url: str, reaso
 
 @pytest.mark.system
 @pytest.mark.parametrize(("url", "reason"), [row[1:] for row in REDIRECTS], ids=[row[0] for row in REDIRECTS])
-async def test_an_allowed_host_that_redirects_inside_is_refused_at_the_hop(system, account, site, url, reason,
-                                                                         listener, connects):
+async def test_an_allowed_host_that_redirects_inside_is_refused_at_the_hop(
+    system, account, site, url, reason, listener, connects
+):
     await _account_job_fails(system, account, _url(url, listener, site), reason)
     _nothing_reached(listener, connects, site.server_address[1])
 
@@ -337,7 +369,9 @@ async def test_an_allowed_host_that_redirects_inside_is_refused_at_the_hop(syste
     ("/big.png", f"over the {MAX_BYTES} byte limit"),
     ("/endless.png", f"over the {MAX_BYTES} byte limit"),
 ])  # fmt: skip
-async def test_a_bad_source_ends_the_job_and_returns_the_slot_and_the_hold(system, account, site, path, reason):
+async def test_a_bad_source_ends_the_job_and_returns_the_slot_and_the_hold(
+    system, account, site, path, reason
+):
     await _account_job_fails(system, account, site.url + path, reason)
 
 
@@ -350,7 +384,8 @@ async def test_an_unsupported_scheme_ends_the_job_and_returns_the_slot_and_the_h
 async def test_a_source_trickling_a_byte_every_half_second_is_cut_at_the_deadline(system, account, site):
     started = time.monotonic()
     job = asyncio.create_task(
-        _account_job_fails(system, account, f"{site.url}/slow.png", f"within the {DEADLINE_S:g} s deadline"))
+        _account_job_fails(system, account, f"{site.url}/slow.png", f"within the {DEADLINE_S:g} s deadline")
+    )
     await system.wait_account(account, lambda view: view["slots_in_use"] == 1)  # held while it fetches...
     assert (await system.get(account))["balances"]["sim"]["available"] < 10
     await job  # ...and given back when the deadline cuts it
@@ -367,8 +402,11 @@ async def test_the_sdk_cuts_a_trickling_source_at_the_deadline(site):
 
 async def test_the_sdk_enforces_the_size_cap_the_content_type_and_the_redirect_limit(site):
     policy = FetchPolicy(max_bytes=MAX_BYTES).allowing(sf.host_port(site.url))
-    for path, reason in (("/big.png", "over the 65536 byte limit"), ("/endless.png", "over the 65536 byte limit"),
-                         ("/page.html", "the source is text/html, not image")):
+    for path, reason in (
+        ("/big.png", "over the 65536 byte limit"),
+        ("/endless.png", "over the 65536 byte limit"),
+        ("/page.html", "the source is text/html, not image"),
+    ):
         with pytest.raises(SourceRejected, match=f"image_url: .*{reason}"):
             await resolve_source(site.url + path, None, ".png", param="image_url", policy=policy)
     with pytest.raises(SourceRejected, match="video_url: the source is image/png, not video"):
@@ -377,7 +415,9 @@ async def test_the_sdk_enforces_the_size_cap_the_content_type_and_the_redirect_l
     for _ in range(3):
         hops = f"/redirect?to={quote(hops)}"
     path, temps = await resolve_source(site.url + hops, None, ".png", policy=policy)
-    assert Path(path).read_bytes() == PNG and temps == [path]  # three redirects within an allowed site are fine
+    assert Path(path).read_bytes() == PNG and temps == [
+        path
+    ]  # three redirects within an allowed site are fine
     Path(path).unlink()
     with pytest.raises(SourceRejected, match="source: more than 3 redirects"):
         await resolve_source(f"{site.url}/redirect?to={quote(hops)}", None, ".png", policy=policy)
@@ -395,8 +435,9 @@ def _broken_registry(fake_url: str) -> Registry:
 
 
 @pytest.mark.system
-async def test_a_provider_bug_in_preparation_fails_the_job_instead_of_outcome_unknown(fresh_servers, site,
-                                                                                   monkeypatch):
+async def test_a_provider_bug_in_preparation_fails_the_job_instead_of_outcome_unknown(
+    fresh_servers, site, monkeypatch
+):
     monkeypatch.setattr(kit, "registry", _broken_registry)
     fake = AccountsFake(latency=0.3)
     fake.start("127.0.0.1", 0)
@@ -404,8 +445,12 @@ async def test_a_provider_bug_in_preparation_fails_the_job_instead_of_outcome_un
         async with running(fresh_servers, fake, db="ssrf_bug") as broken:
             account_id = (await broken.account("tok-bug", credits={"sim": 10}, concurrency_limit=1))["id"]
             await broken.wait_account(account_id, _holds_nothing)
-            created = await create(broken.api, {"prompt": "x", "duration": 1, "image_url": f"{site.url}/a.png"},
-                                   provider="acct", operation="image_to_video")
+            created = await create(
+                broken.api,
+                {"prompt": "x", "duration": 1, "image_url": f"{site.url}/a.png"},
+                provider="acct",
+                operation="image_to_video",
+            )
             done = await wait_for(broken.api, created["id"])
             assert done["status"] == "failed" and done["error"]["code"] == "param_invalid", done
             assert "KeyError" in done["error"]["message"] and "missing" in done["error"]["message"]
@@ -416,7 +461,11 @@ async def test_a_provider_bug_in_preparation_fails_the_job_instead_of_outcome_un
 
 @pytest.mark.system
 async def test_a_good_source_still_runs_on_the_account(system, account, site):
-    created = await create(system.api, {"prompt": "x", "duration": 1, "image_url": f"{site.url}/a.png"},
-                           provider="acct", operation="image_to_video")
+    created = await create(
+        system.api,
+        {"prompt": "x", "duration": 1, "image_url": f"{site.url}/a.png"},
+        provider="acct",
+        operation="image_to_video",
+    )
     done = await wait_for(system.api, created["id"])
     assert done["status"] == "completed" and done["account_id"] == account, done

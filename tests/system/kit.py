@@ -26,8 +26,10 @@ KILLED_AFTER_ACCEPT = {"PIXSIM_FAULT_POINT": "dispatcher.after_execute"}
 async def start_service(module: str, env: dict[str, str], *, ready: bool = True) -> subprocess.Popen:
     """`python -m <module>` as a real process (to SIGKILL), once its /readyz answers (unless `ready=False`)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", module],  # noqa: ASYNC220 - a real process, to SIGKILL
-                            env={**os.environ, **env, "PIXSIM_HTTP_PORT": str(port)})
+    proc = subprocess.Popen(  # noqa: ASYNC220 - a real process, to SIGKILL
+        [sys.executable, "-m", module],
+        env={**os.environ, **env, "PIXSIM_HTTP_PORT": str(port)},
+    )
     if not ready:
         return proc
     async with httpx.AsyncClient() as client:
@@ -74,8 +76,10 @@ def apps_with_an_impatient_dispatcher(settings: dict, provider_id: str) -> list[
     tp = TracerProvider()
     adapter = impatient(provider_id)
     registry = Registry([LoadedProvider(adapter.manifest, adapter, f"tests (impatient {provider_id})")])
-    return [*build_apps(settings, tp, roles=("gateway", "poller", "billing")),
-            dispatcher(DispatcherSettings(**settings), tracer_provider=tp, registry=registry)]
+    return [
+        *build_apps(settings, tp, roles=("gateway", "poller", "billing")),
+        dispatcher(DispatcherSettings(**settings), tracer_provider=tp, registry=registry),
+    ]
 
 
 async def charged_once(mongo_url: str, db: str, gid: str) -> None:

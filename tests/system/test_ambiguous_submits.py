@@ -22,6 +22,7 @@ from system.kit import (
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 
+
 async def test_a_dispatcher_killed_after_the_provider_accepted_continues_the_job(fresh_servers, sim_fake):
     settings = service_settings(fresh_servers, db="lost_submit", PIXSIM_DISPATCH_ACK_WAIT=3)
     env = {k: str(v) for k, v in settings.items()}
@@ -30,7 +31,9 @@ async def test_a_dispatcher_killed_after_the_provider_accepted_continues_the_job
         apps = build_apps(settings, TracerProvider(), roles=("gateway", "poller", "billing"))
         async with serve(*apps) as served, api_client(served[0].url) as api:
             procs.append(doomed := await start_service("pixsim_dispatcher", {**env, **KILLED_AFTER_ACCEPT}))
-            job = await create(api, {"prompt": "accepted, then the dispatcher died", "duration": 2, "latency": 1})
+            job = await create(
+                api, {"prompt": "accepted, then the dispatcher died", "duration": 2, "latency": 1}
+            )
             await killed_at_its_fault_point(doomed)
             assert len(sim_fake.jobs_with_reference(job["id"])) == 1  # the provider has it; we never said so
             procs.append(await start_service("pixsim_dispatcher", env))

@@ -37,23 +37,30 @@ def pixverse_fake(monkeypatch):
 
 
 async def _account(api: Any, fake: Any) -> str:
-    resp = await api.post("/api/v1/accounts", json={"provider_id": "pixverse", "raw_data": fake.valid_raw_data(),
-                                                    "concurrency_limit": 4})
+    resp = await api.post(
+        "/api/v1/accounts",
+        json={"provider_id": "pixverse", "raw_data": fake.valid_raw_data(), "concurrency_limit": 4},
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()["id"]
 
 
 async def _generate(api: Any, account: str, prompt: str) -> str:
-    resp = await api.post("/api/v1/generations", json={
-        "provider_id": "pixverse", "operation_type": "text_to_video", "account_id": account,
-        "params": {"prompt": prompt, "duration": 5}})
+    resp = await api.post(
+        "/api/v1/generations",
+        json={
+            "provider_id": "pixverse",
+            "operation_type": "text_to_video",
+            "account_id": account,
+            "params": {"prompt": prompt, "duration": 5},
+        },
+    )
     assert resp.status_code == 202, resp.text
     return resp.json()["id"]
 
 
 def _videos(fake: Any, prompt: str) -> list[Any]:
     return [j for j in fake.jobs.values() if j.prompt == prompt]
-
 
 
 async def test_a_dispatcher_killed_after_pixverse_accepted_continues_the_job(fresh_servers, pixverse_fake):

@@ -35,8 +35,12 @@ def _png(width: int = 32, height: int = 24) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
     raw = b"".join(b"\x00" + b"\x80\x40\x20" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture
@@ -56,16 +60,24 @@ def photo_url(sim_fake) -> str:
 
 
 async def _account(api: Any, fake: Any) -> str:
-    resp = await api.post("/api/v1/accounts", json={"provider_id": "remaker", "raw_data": fake.valid_raw_data(),
-                                                    "concurrency_limit": 1})
+    resp = await api.post(
+        "/api/v1/accounts",
+        json={"provider_id": "remaker", "raw_data": fake.valid_raw_data(), "concurrency_limit": 1},
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()["id"]
 
 
 async def _generate(api: Any, account: str, prompt: str, image_url: str) -> str:
-    resp = await api.post("/api/v1/generations", json={
-        "provider_id": "remaker", "operation_type": "image_to_image", "account_id": account,
-        "params": {"prompt": prompt, "image_url": image_url}})
+    resp = await api.post(
+        "/api/v1/generations",
+        json={
+            "provider_id": "remaker",
+            "operation_type": "image_to_image",
+            "account_id": account,
+            "params": {"prompt": prompt, "image_url": image_url},
+        },
+    )
     assert resp.status_code == 202, resp.text
     return resp.json()["id"]
 
@@ -88,8 +100,9 @@ async def _ends_outcome_unknown(api: Any, fake: Any, prompt: str, mongo_url: str
     assert "charged" not in {e["kind"] for e in await ledger_for(mongo_url, db, gid)}
 
 
-async def test_a_dispatcher_killed_after_remaker_accepted_does_not_submit_again(fresh_servers, remaker_fake,
-                                                                                photo_url):
+async def test_a_dispatcher_killed_after_remaker_accepted_does_not_submit_again(
+    fresh_servers, remaker_fake, photo_url
+):
     settings = service_settings(fresh_servers, db="remaker_lost", PIXSIM_DISPATCH_ACK_WAIT=3, **GIVE_UP_SOON)
     env = {k: str(v) for k, v in settings.items()}
     procs: list[subprocess.Popen] = []
@@ -103,14 +116,17 @@ async def test_a_dispatcher_killed_after_remaker_accepted_does_not_submit_again(
             await killed_at_its_fault_point(doomed)
             assert len(_jobs(remaker_fake, prompt)) == 1  # Remaker has it; we never recorded it
             procs.append(await start_service("pixsim_dispatcher", env))
-            await _ends_outcome_unknown(api, remaker_fake, prompt, fresh_servers.mongo_url, "remaker_lost", gid)
+            await _ends_outcome_unknown(
+                api, remaker_fake, prompt, fresh_servers.mongo_url, "remaker_lost", gid
+            )
     finally:
         stop(procs)
 
 
 @pytest.mark.parametrize("fault", ["accept_then_stall", "accept_then_drop"])
-async def test_a_create_job_whose_answer_was_lost_is_not_submitted_again(fresh_servers, remaker_fake, photo_url,
-                                                                         fault):
+async def test_a_create_job_whose_answer_was_lost_is_not_submitted_again(
+    fresh_servers, remaker_fake, photo_url, fault
+):
     db = f"remaker_{fault}"
     settings = service_settings(fresh_servers, db=db, **GIVE_UP_SOON)
     apps = apps_with_an_impatient_dispatcher(settings, "remaker")

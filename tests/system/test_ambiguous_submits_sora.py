@@ -36,16 +36,24 @@ def sora_fake(monkeypatch):
 
 
 async def _account(api: Any, fake: Any) -> str:
-    resp = await api.post("/api/v1/accounts", json={"provider_id": "sora", "raw_data": fake.valid_raw_data(),
-                                                    "concurrency_limit": 4})
+    resp = await api.post(
+        "/api/v1/accounts",
+        json={"provider_id": "sora", "raw_data": fake.valid_raw_data(), "concurrency_limit": 4},
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()["id"]
 
 
 async def _generate(api: Any, account: str, prompt: str) -> str:
-    resp = await api.post("/api/v1/generations", json={
-        "provider_id": "sora", "operation_type": "text_to_video", "account_id": account,
-        "params": {"prompt": prompt}})
+    resp = await api.post(
+        "/api/v1/generations",
+        json={
+            "provider_id": "sora",
+            "operation_type": "text_to_video",
+            "account_id": account,
+            "params": {"prompt": prompt},
+        },
+    )
     assert resp.status_code == 202, resp.text
     return resp.json()["id"]
 
@@ -54,10 +62,12 @@ def _videos(fake: Any, prompt: str) -> list[Any]:
     return [v for v in fake.videos.values() if v.prompt == prompt]
 
 
-
 async def test_a_dispatcher_killed_after_sora_accepted_continues_the_job(fresh_servers, sora_fake):
     settings = service_settings(fresh_servers, db="sora_lost", PIXSIM_DISPATCH_ACK_WAIT=3)
-    env = {**{k: str(v) for k, v in settings.items()}, "PIXSIM_SORA_BASE_URL": os.environ["PIXSIM_SORA_BASE_URL"]}
+    env = {
+        **{k: str(v) for k, v in settings.items()},
+        "PIXSIM_SORA_BASE_URL": os.environ["PIXSIM_SORA_BASE_URL"],
+    }
     procs: list[subprocess.Popen] = []
     prompt = "a lighthouse, accepted, then the dispatcher died"
     try:

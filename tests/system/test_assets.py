@@ -38,8 +38,11 @@ async def test_an_uploaded_image_reaches_the_provider_byte_for_byte(pipeline):
     assert asset["filename"] == "frame.png"
     assert (await pipeline.api.get(f"/api/v1/assets/{asset['id']}")).json() == asset
 
-    gen = await create(pipeline.api, {"image_url": asset["url"], "prompt": "it moves", "duration": 1},
-                       operation="image_to_video")
+    gen = await create(
+        pipeline.api,
+        {"image_url": asset["url"], "prompt": "it moves", "duration": 1},
+        operation="image_to_video",
+    )
     done = await wait_for(pipeline.api, gen["id"])
     assert done["status"] == "completed", done
     assert data in [body for body, _ in pipeline.fake.uploads.values()]
@@ -53,16 +56,22 @@ async def test_the_type_comes_from_the_bytes_not_the_claim(pipeline):
 
 
 async def test_a_missing_asset_or_the_wrong_kind_is_refused_before_anything_runs(pipeline):
-    missing = await pipeline.api.post("/api/v1/generations", json={
-        "provider_id": "sim", "operation_type": "image_to_video",
-        "params": {"image_url": "asset://nope", "prompt": "x", "duration": 1}})
+    missing = await pipeline.api.post(
+        "/api/v1/generations",
+        json={
+            "provider_id": "sim",
+            "operation_type": "image_to_video",
+            "params": {"image_url": "asset://nope", "prompt": "x", "duration": 1},
+        },
+    )
     assert missing.status_code == 422 and missing.json()["error"]["code"] == "asset_not_found"
     assert (await pipeline.api.get("/api/v1/assets/nope")).status_code == 404
 
     video = (await upload(pipeline.api, bytes(4) + b"ftypisom" + bytes(64), filename="clip.mp4")).json()
     assert video["content_type"] == "video/mp4"
-    gen = await create(pipeline.api, {"image_url": video["url"], "prompt": "x", "duration": 1},
-                       operation="image_to_video")
+    gen = await create(
+        pipeline.api, {"image_url": video["url"], "prompt": "x", "duration": 1}, operation="image_to_video"
+    )
     done = await wait_for(pipeline.api, gen["id"])
     assert done["status"] == "failed" and done["error"]["code"] == "param_invalid", done
     assert "not an image" in done["error"]["message"]
@@ -72,13 +81,21 @@ async def test_the_dispatcher_refuses_another_users_asset_from_upstream(pipeline
     """An upstream publisher bypasses the gateway's check: the dispatcher checks the owner again."""
     asset = (await upload(pipeline.api, png())).json()  # the admin's
     gid = f"upstream-asset-{uuid.uuid4().hex[:8]}"
-    event = GenerationRequested(event_id=f"{gid}.requested", generation_id=gid, provider_id="sim",
-                                operation_type=OperationType.IMAGE_TO_VIDEO, user_id="mallory",
-                                params={"image_url": asset["url"], "prompt": "x", "duration": 1})
+    event = GenerationRequested(
+        event_id=f"{gid}.requested",
+        generation_id=gid,
+        provider_id="sim",
+        operation_type=OperationType.IMAGE_TO_VIDEO,
+        user_id="mallory",
+        params={"image_url": asset["url"], "prompt": "x", "duration": 1},
+    )
     nc = await nats.connect(pipeline.servers.nats_url)
     try:
-        await nc.jetstream().publish(subjects.generation(gid, "requested"), event.model_dump_json().encode(),
-                                     headers={"Nats-Msg-Id": gid})
+        await nc.jetstream().publish(
+            subjects.generation(gid, "requested"),
+            event.model_dump_json().encode(),
+            headers={"Nats-Msg-Id": gid},
+        )
     finally:
         await nc.close()
     for _ in range(200):

@@ -30,11 +30,13 @@ async def test_credentialed_results_are_fetched_with_the_account(pipeline, monke
     sora = discover(PROVIDERS, include_entry_points=False).get("sora")  # the instance the services share
     await sora.aclose()  # rebuild its client on the fake's URL
     try:
-        account = await pipeline.api.post("/api/v1/accounts", json={"provider_id": "sora",
-                                                                     "raw_data": fake.valid_raw_data()})
+        account = await pipeline.api.post(
+            "/api/v1/accounts", json={"provider_id": "sora", "raw_data": fake.valid_raw_data()}
+        )
         assert account.status_code == 201, account.text
-        created = await create(pipeline.api, {"prompt": "a fox on the moon"}, provider="sora",
-                               account_id=account.json()["id"])
+        created = await create(
+            pipeline.api, {"prompt": "a fox on the moon"}, provider="sora", account_id=account.json()["id"]
+        )
         done = await wait_for(pipeline.api, created["id"])
         assert done["status"] == "completed", done
         direct = await httpx.AsyncClient().get(done["result"]["video_url"])

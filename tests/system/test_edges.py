@@ -24,9 +24,15 @@ pytestmark = pytest.mark.system
 
 def _png(path: Path) -> None:
     raw = b"".join(b"\x00" + b"\x80\x40\x20" * 4 for _ in range(4))
-    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    chunk = lambda kind, data: (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    )
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 async def test_image_to_video_prepares_the_file_and_cleans_it_up(pipeline, tmp_path):
@@ -35,8 +41,11 @@ async def test_image_to_video_prepares_the_file_and_cleans_it_up(pipeline, tmp_p
     name = f"start-{new_id()}.png"
     pipeline.fake.uploads[name] = (image.read_bytes(), "image/png")  # the fake serves it (an allowed host)
     before = set(glob.glob(f"{tempfile.gettempdir()}/pixsim-src-*"))
-    created = await create(pipeline.api, {"prompt": "animate", "image_url": f"{pipeline.fake.url}/v1/files/{name}",
-                                          "duration": 1}, operation="image_to_video")
+    created = await create(
+        pipeline.api,
+        {"prompt": "animate", "image_url": f"{pipeline.fake.url}/v1/files/{name}", "duration": 1},
+        operation="image_to_video",
+    )
     done = await wait_for(pipeline.api, created["id"])
     assert done["status"] == "completed", done
     uploads = [r for r in pipeline.fake.requests if r[0] == "POST" and r[1] == "/v1/uploads"]
@@ -75,13 +84,21 @@ async def test_job_past_its_deadline_fails_with_provider_timeout(fresh_servers, 
 
 
 async def test_billing_refuses_a_credit_type_the_manifest_does_not_declare(pipeline):
-    event = CreditsCharged(generation_id=new_id(), provider_id="sim", account_id="acc-x", credit_type="gold",
-                           amount=5, reserved=0)
+    event = CreditsCharged(
+        generation_id=new_id(),
+        provider_id="sim",
+        account_id="acc-x",
+        credit_type="gold",
+        amount=5,
+        reserved=0,
+    )
     nc = await nats.connect(pipeline.servers.nats_url)
     try:
         js = nc.jetstream()
         since = (await js.stream_info(subjects.DLQ_STREAM)).state.last_seq
-        await js.publish(event.subject, event.model_dump_json().encode(), headers={"Nats-Msg-Id": event.event_id})
+        await js.publish(
+            event.subject, event.model_dump_json().encode(), headers={"Nats-Msg-Id": event.event_id}
+        )
         sub = await js.subscribe(subjects.dlq("billing"), ordered_consumer=True)
         deadline, letter = time.monotonic() + 10, None
         while letter is None and time.monotonic() < deadline:
@@ -105,13 +122,16 @@ async def test_health_and_readiness_probes(pipeline):
 
 
 async def test_list_is_newest_first_with_a_cursor(pipeline):
-    ids = [(await create(pipeline.api, {"prompt": f"page {i}", "duration": 1}, user_id="pager"))["id"]
-           for i in range(3)]
+    ids = [
+        (await create(pipeline.api, {"prompt": f"page {i}", "duration": 1}, user_id="pager"))["id"]
+        for i in range(3)
+    ]
     await asyncio.gather(*(wait_for(pipeline.api, gid) for gid in ids))
     first = (await pipeline.api.get("/api/v1/generations", params={"limit": 2})).json()
     assert [g["id"] for g in first["items"]] == ids[::-1][:2] and first["next_cursor"]
-    second = (await pipeline.api.get("/api/v1/generations",
-                                     params={"limit": 2, "cursor": first["next_cursor"]})).json()
+    second = (
+        await pipeline.api.get("/api/v1/generations", params={"limit": 2, "cursor": first["next_cursor"]})
+    ).json()
     assert second["items"][0]["id"] == ids[0]
     bad = await pipeline.api.get("/api/v1/generations", params={"cursor": "garbage"})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_cursor"

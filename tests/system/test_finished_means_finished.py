@@ -45,7 +45,9 @@ class GarbledPolls(SimProvider):  # type: ignore[misc, valid-type]
     async def check_status(self, account, provider_job_id, operation_type=None):
         type(self).polls += 1
         if self.polls % 2:
-            raise ProviderError("sim: answered HTTP 200 with half a JSON body", error_code="provider_bad_response")
+            raise ProviderError(
+                "sim: answered HTTP 200 with half a JSON body", error_code="provider_bad_response"
+            )
         raise KeyError("status")
 
 
@@ -91,9 +93,11 @@ async def _system(servers: Any, db: str, poller_cls: type | None, **extra: Any) 
 
     settings = service_settings(servers, db=db, **extra)
     tp = TracerProvider()
-    apps = [gateway(GatewaySettings(**settings), tracer_provider=tp, registry=_registry(SimProvider)),
-            dispatcher(DispatcherSettings(**settings), tracer_provider=tp, registry=_registry(SimProvider)),
-            billing(BillingSettings(**settings), tracer_provider=tp, registry=_registry(SimProvider))]
+    apps = [
+        gateway(GatewaySettings(**settings), tracer_provider=tp, registry=_registry(SimProvider)),
+        dispatcher(DispatcherSettings(**settings), tracer_provider=tp, registry=_registry(SimProvider)),
+        billing(BillingSettings(**settings), tracer_provider=tp, registry=_registry(SimProvider)),
+    ]
     if poller_cls is not None:
         apps.append(_poller(settings, poller_cls, tp))
     async with serve(*apps) as served, api_client(served[0].url) as api:
@@ -111,14 +115,18 @@ async def test_a_failing_hook_never_loses_a_finished_result(fresh_servers, sim_f
     caplog.set_level(logging.ERROR, logger="pixsim_poller")
     async with _system(fresh_servers, "hooks", BrokenHooks) as (api, _):
         done = await create(api, {"prompt": "finished", "duration": 3, "latency": 0.2})
-        filtered = await create(api, {"prompt": "filtered", "duration": 2, "latency": 0.2, "outcome": "filter"})
+        filtered = await create(
+            api, {"prompt": "filtered", "duration": 2, "latency": 0.2, "outcome": "filter"}
+        )
         body = await wait_for(api, done["id"])
         assert body["status"] == "completed", body
         assert body["result"]["video_url"] and body["credits"]["charged"] == {"sim": 3}
         assert (await wait_for(api, filtered["id"]))["status"] == "filtered"
         for gid, amount in ((done["id"], 3), (filtered["id"], 2)):
             entries = await wait_ledger(fresh_servers.mongo_url, "hooks", gid, {"reserved", "charged"})
-            assert [(e["kind"], e["amount"]) for e in entries if e["kind"] != "reserved"] == [("charged", amount)]
+            assert [(e["kind"], e["amount"]) for e in entries if e["kind"] != "reserved"] == [
+                ("charged", amount)
+            ]
     logged = caplog.text
     assert "provider sim: hook compute_actual_credits failed" in logged
     assert "provider sim: hook charges_filtered_jobs failed" in logged

@@ -11,16 +11,20 @@ pytestmark = pytest.mark.system
 
 async def _account(pipeline) -> str:
     """An account of our own, so this test's balance is not shared with other tests."""
-    resp = await pipeline.api.post("/api/v1/accounts", json={"provider_id": "sim", "raw_data": {"token": "tok-123"},
-                                                              "email": "a@example.com"})
+    resp = await pipeline.api.post(
+        "/api/v1/accounts",
+        json={"provider_id": "sim", "raw_data": {"token": "tok-123"}, "email": "a@example.com"},
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()["id"]
 
 
 async def _balance(pipeline, account_id: str) -> dict:
     from support import mongo_db
+
     return await mongo_db(pipeline.servers.mongo_url, pipeline.db_name)["balances"].find_one(
-        {"_id": f"{account_id}:sim"})
+        {"_id": f"{account_id}:sim"}
+    )
 
 
 async def test_generation_completes_with_progress_result_and_credits(pipeline):
@@ -43,7 +47,9 @@ async def test_generation_completes_with_progress_result_and_credits(pipeline):
     video = await httpx.AsyncClient().get(done["result"]["video_url"])
     assert video.status_code == 200 and video.headers["content-type"].startswith("video/") and video.content
 
-    entries = await wait_ledger(pipeline.servers.mongo_url, pipeline.db_name, created["id"], {"reserved", "charged"})
+    entries = await wait_ledger(
+        pipeline.servers.mongo_url, pipeline.db_name, created["id"], {"reserved", "charged"}
+    )
     assert [(e["kind"], e["amount"]) for e in entries] == [("reserved", 3), ("charged", 3)]
     done = await wait_for(pipeline.api, created["id"])
     assert done["credits"]["reserved"] == {"sim": 3} and done["credits"]["charged"] == {"sim": 3}
@@ -52,16 +58,22 @@ async def test_generation_completes_with_progress_result_and_credits(pipeline):
     assert sum(e["delta_spent"] for e in entries) == balance["spent"]
 
 
-@pytest.mark.parametrize(("outcome", "status", "code"), [("fail", "failed", None), ("filter", "filtered", "content_")])
+@pytest.mark.parametrize(
+    ("outcome", "status", "code"), [("fail", "failed", None), ("filter", "filtered", "content_")]
+)
 async def test_failed_and_filtered_jobs_release_their_credits(pipeline, outcome, status, code):
     account = await _account(pipeline)
-    created = await create(pipeline.api, {"prompt": "a storm", "duration": 2, "outcome": outcome}, account_id=account)
+    created = await create(
+        pipeline.api, {"prompt": "a storm", "duration": 2, "outcome": outcome}, account_id=account
+    )
     done = await wait_for(pipeline.api, created["id"])
     assert done["status"] == status
     assert done["error"]["code"] and done["error"]["message"] is not None
     if code:
         assert done["error"]["code"].startswith(code)
-    entries = await wait_ledger(pipeline.servers.mongo_url, pipeline.db_name, created["id"], {"reserved", "released"})
+    entries = await wait_ledger(
+        pipeline.servers.mongo_url, pipeline.db_name, created["id"], {"reserved", "released"}
+    )
     assert [(e["kind"], e["amount"]) for e in entries] == [("reserved", 2), ("released", 2)]
     balance = await _balance(pipeline, account)
     assert (balance["reserved"], balance["spent"]) == (0, 0)
@@ -75,7 +87,9 @@ async def test_cancel_stops_a_running_job_and_releases_credits(pipeline):
     assert resp.status_code == 202
     done = await wait_for(pipeline.api, created["id"])
     assert done["status"] == "cancelled"
-    entries = await wait_ledger(pipeline.servers.mongo_url, pipeline.db_name, created["id"], {"reserved", "released"})
+    entries = await wait_ledger(
+        pipeline.servers.mongo_url, pipeline.db_name, created["id"], {"reserved", "released"}
+    )
     assert sum(e["delta_reserved"] for e in entries) == 0
     again = await pipeline.api.post(f"/api/v1/generations/{created['id']}/cancel")
     assert again.status_code == 409 and again.json()["error"]["code"] == "already_finished"

@@ -26,20 +26,34 @@ CREDITS = 100
 async def _system(servers: Any, db: str, **overrides: Any) -> AsyncIterator[tuple[Any, Any, str]]:
     """Gateway, poller and billing, and a dispatcher whose sim adapter gives up after 1 s; one sim account
     with tracked credits. Yields (api, db, account id)."""
-    settings = service_settings(servers, db=db, PIXSIM_ORPHAN_SWEEP_INTERVAL=0.5, PIXSIM_FIND_ATTEMPTS=1,
-                                **overrides)
+    settings = service_settings(
+        servers, db=db, PIXSIM_ORPHAN_SWEEP_INTERVAL=0.5, PIXSIM_FIND_ATTEMPTS=1, **overrides
+    )
     apps = apps_with_an_impatient_dispatcher(settings, "sim")
     async with serve(*apps) as served, api_client(served[0].url) as api:
-        resp = await api.post("/api/v1/accounts", json={"provider_id": "sim", "raw_data": {"token": f"tok-{db}"},
-                                                        "credits": {"sim": CREDITS}, "concurrency_limit": 4})
+        resp = await api.post(
+            "/api/v1/accounts",
+            json={
+                "provider_id": "sim",
+                "raw_data": {"token": f"tok-{db}"},
+                "credits": {"sim": CREDITS},
+                "concurrency_limit": 4,
+            },
+        )
         assert resp.status_code == 201, resp.text
         yield api, mongo_db(servers.mongo_url, db), resp.json()["id"]
 
 
 async def _generate(api: Any, account: str, prompt: str) -> str:
-    resp = await api.post("/api/v1/generations", json={
-        "provider_id": "sim", "operation_type": "text_to_video", "account_id": account,
-        "params": {"prompt": prompt, "duration": 2, "latency": 0.5}})
+    resp = await api.post(
+        "/api/v1/generations",
+        json={
+            "provider_id": "sim",
+            "operation_type": "text_to_video",
+            "account_id": account,
+            "params": {"prompt": prompt, "duration": 2, "latency": 0.5},
+        },
+    )
     assert resp.status_code == 202, resp.text
     return resp.json()["id"]
 
@@ -104,7 +118,9 @@ async def test_the_sweep_releases_a_job_the_provider_never_created(fresh_servers
         assert await ledger_for(fresh_servers.mongo_url, "sweep_releases", gid) == []  # never reserved
 
 
-async def test_a_job_nobody_can_tell_about_gives_its_credits_back_after_the_give_up_time(fresh_servers, sim_fake):
+async def test_a_job_nobody_can_tell_about_gives_its_credits_back_after_the_give_up_time(
+    fresh_servers, sim_fake
+):
     async with _system(fresh_servers, "sweep_gives_up", PIXSIM_UNKNOWN_GIVE_UP=3) as (api, db, account):
         sim_fake.drop_submits, sim_fake.fail_lookups = 1, 10_000  # and the index never comes back
         gid = await _generate(api, account, "nobody will ever know")

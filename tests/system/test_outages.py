@@ -61,24 +61,33 @@ async def test_nats_and_mongodb_outages_are_waited_out(sim_fake, caplog):
     servers = Servers(nats_server.url_as("admin"), mongo_server.url, credentials)
     # 2 attempts, 0.1 s first backoff: the retry budget is a fraction of a second.
     # MongoDB calls give up after 1 s, so an outage fails many deliveries.
-    settings = service_settings(servers, db=DB, PIXSIM_MAX_ATTEMPTS=2, PIXSIM_MONGO_TIMEOUT=1,
-                                PIXSIM_ORPHAN_EVENT_WAIT=120)
+    settings = service_settings(
+        servers, db=DB, PIXSIM_MAX_ATTEMPTS=2, PIXSIM_MONGO_TIMEOUT=1, PIXSIM_ORPHAN_EVENT_WAIT=120
+    )
     try:
         async with serve(*build_apps(settings, TracerProvider())) as served, api_client(served[0].url) as api:
-            ids = [(await create(api, {"prompt": f"before {i}", "duration": 1 + i % 3, "latency": 2}))["id"]
-                   for i in range(12)]
+            ids = [
+                (await create(api, {"prompt": f"before {i}", "duration": 1 + i % 3, "latency": 2}))["id"]
+                for i in range(12)
+            ]
 
             nats_server.stop(signal.SIGKILL)  # NATS away, mid-dispatch, for longer than any publish timeout
             await asyncio.sleep(1)
             assert {await _ready(s.url) for s in served} == {503}
             await asyncio.sleep(14)
-            nats_server = local_servers.start_nats(port=nats_port, store_dir=work / "js", credentials=credentials)
+            nats_server = local_servers.start_nats(
+                port=nats_port, store_dir=work / "js", credentials=credentials
+            )
             await _until(lambda: _all_ready(served), "every service to be ready after NATS came back", 60)
-            ids += [(await create(api, {"prompt": f"between {i}", "duration": 1, "latency": 2}))["id"]
-                    for i in range(8)]
+            ids += [
+                (await create(api, {"prompt": f"between {i}", "duration": 1, "latency": 2}))["id"]
+                for i in range(8)
+            ]
             await asyncio.sleep(1)
 
-            mongo_server.stop(signal.SIGTERM)  # MongoDB away for 30 s, with jobs in flight and new ones coming
+            mongo_server.stop(
+                signal.SIGTERM
+            )  # MongoDB away for 30 s, with jobs in flight and new ones coming
             await asyncio.sleep(1)
             assert {await _ready(s.url) for s in served} == {503}
             ids += await _publish_upstream(nats_server.url_as("upstream"), 8)
@@ -100,7 +109,9 @@ async def test_nats_and_mongodb_outages_are_waited_out(sim_fake, caplog):
             await nc.close()
         assert dead == 0, "a legitimate message was dead-lettered during an outage"
         waited = [r.getMessage() for r in caplog.records if "(not counted)" in r.getMessage()]
-        assert any("ServerSelectionTimeoutError" in m for m in waited), [r.getMessage()[:200] for r in caplog.records][-30:]
+        assert any("ServerSelectionTimeoutError" in m for m in waited), [
+            r.getMessage()[:200] for r in caplog.records
+        ][-30:]
         db = mongo_db(mongo_server.url, DB)
         charged = await db["ledger"].count_documents({"kind": "charged"})
         assert charged == len(ids)
@@ -117,11 +128,18 @@ async def _publish_upstream(url: str, n: int) -> list[str]:
     try:
         js = nc.jetstream()
         for i in range(n):
-            event = GenerationRequested(generation_id=new_id(), provider_id="sim",
-                                        operation_type=OperationType.TEXT_TO_VIDEO,
-                                        params={"prompt": f"upstream {i}", "duration": 1, "latency": 1})
-            await js.publish(event.subject, event.model_dump_json().encode(),
-                             headers={"Nats-Msg-Id": event.generation_id}, timeout=10)
+            event = GenerationRequested(
+                generation_id=new_id(),
+                provider_id="sim",
+                operation_type=OperationType.TEXT_TO_VIDEO,
+                params={"prompt": f"upstream {i}", "duration": 1, "latency": 1},
+            )
+            await js.publish(
+                event.subject,
+                event.model_dump_json().encode(),
+                headers={"Nats-Msg-Id": event.generation_id},
+                timeout=10,
+            )
             ids.append(event.generation_id)
     finally:
         await nc.close()

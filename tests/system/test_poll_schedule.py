@@ -107,7 +107,10 @@ async def pollers(servers: Any, db: str, registries: list[Registry], **extra: An
     from pixsim_poller.app import PollerSettings, create_app
 
     settings = service_settings(servers, db=db, **extra)
-    apps = [create_app(PollerSettings(**settings), tracer_provider=TracerProvider(), registry=r) for r in registries]
+    apps = [
+        create_app(PollerSettings(**settings), tracer_provider=TracerProvider(), registry=r)
+        for r in registries
+    ]
     async with serve(*apps):
         yield settings
 
@@ -128,21 +131,31 @@ class Submitter:
         await self.http.aclose()
         await self.nc.close()
 
-    async def submit(self, fake: Any, provider_id: str = "sim", *, latency: float | None = None,
-                     duration: int = 2) -> tuple[str, str]:
+    async def submit(
+        self, fake: Any, provider_id: str = "sim", *, latency: float | None = None, duration: int = 2
+    ) -> tuple[str, str]:
         params: dict[str, Any] = {"prompt": "a fox", "duration": duration, "quality": "720p"}
         if latency is not None:
             params["latency"] = latency
-        resp = await self.http.post(f"{fake.url}/v1/jobs", json={"operation": "text_to_video", **params},
-                                    headers={"Authorization": f"Bearer {SYSTEM_TOKEN}"})
+        resp = await self.http.post(
+            f"{fake.url}/v1/jobs",
+            json={"operation": "text_to_video", **params},
+            headers={"Authorization": f"Bearer {SYSTEM_TOKEN}"},
+        )
         assert resp.status_code == 201, resp.text
         job_id = resp.json()["id"]
         event = GenerationSubmitted(
-            generation_id=new_id(), provider_id=provider_id, operation_type=OperationType.TEXT_TO_VIDEO,
-            account_id=f"system-{provider_id}", provider_job_id=job_id, params=params,
-            deadline_at=datetime.now(UTC) + timedelta(minutes=10))
-        await self.nc.jetstream().publish(event.subject, event.model_dump_json().encode(),
-                                          headers={"Nats-Msg-Id": event.event_id})
+            generation_id=new_id(),
+            provider_id=provider_id,
+            operation_type=OperationType.TEXT_TO_VIDEO,
+            account_id=f"system-{provider_id}",
+            provider_job_id=job_id,
+            params=params,
+            deadline_at=datetime.now(UTC) + timedelta(minutes=10),
+        )
+        await self.nc.jetstream().publish(
+            event.subject, event.model_dump_json().encode(), headers={"Nats-Msg-Id": event.event_id}
+        )
         self.submitted_at[event.generation_id] = time.monotonic()
         return event.generation_id, job_id
 
@@ -178,9 +191,18 @@ async def test_more_jobs_in_flight_than_max_ack_pending_are_all_polled(fresh_ser
     fake, log = sim_fake(latency=1.0), CallLog()
     registry = Registry([provider(recording(SimProvider, log), SIM, fake.url)])
     try:
-        async with pollers(fresh_servers, "acks", [registry], PIXSIM_POLL_MAX_ACK_PENDING=20, PIXSIM_POLL_BATCH=10,
-                           PIXSIM_POLL_PROGRESS_INTERVAL=30, PIXSIM_POLL_MAX_INTERVAL=30), \
-                Submitter(fresh_servers) as jobs:
+        async with (
+            pollers(
+                fresh_servers,
+                "acks",
+                [registry],
+                PIXSIM_POLL_MAX_ACK_PENDING=20,
+                PIXSIM_POLL_BATCH=10,
+                PIXSIM_POLL_PROGRESS_INTERVAL=30,
+                PIXSIM_POLL_MAX_INTERVAL=30,
+            ),
+            Submitter(fresh_servers) as jobs,
+        ):
             submitted = [await jobs.submit(fake, latency=6) for _ in range(60)]
             gids = [gid for gid, _ in submitted]
             await scheduled(fresh_servers, "acks", gids)
@@ -196,7 +218,9 @@ async def test_more_jobs_in_flight_than_max_ack_pending_are_all_polled(fresh_ser
                 await asyncio.sleep(0.05)
             assert (info.num_ack_pending, info.num_pending) == (0, 0), info
             await ended(fresh_servers, "acks", gids)
-        assert all(1 <= gets(fake, job_id) <= 2 for _, job_id in submitted), [gets(fake, j) for _, j in submitted]
+        assert all(1 <= gets(fake, job_id) <= 2 for _, job_id in submitted), [
+            gets(fake, j) for _, j in submitted
+        ]
     finally:
         fake.stop()
 
@@ -204,13 +228,22 @@ async def test_more_jobs_in_flight_than_max_ack_pending_are_all_polled(fresh_ser
 async def test_a_job_of_known_duration_is_polled_once_at_its_end_and_durations_are_learned(fresh_servers):
     fake = sim_fake(latency=2.0)  # the remote's own default, for jobs that do not say
     registry = Registry([provider(SimProvider, SIM, fake.url)])
-    production_like = {"PIXSIM_POLL_MIN_INTERVAL": 0.5, "PIXSIM_POLL_INTERVAL": 1.0,
-                       "PIXSIM_POLL_PROGRESS_INTERVAL": 15, "PIXSIM_POLL_MAX_INTERVAL": 30}
+    production_like = {
+        "PIXSIM_POLL_MIN_INTERVAL": 0.5,
+        "PIXSIM_POLL_INTERVAL": 1.0,
+        "PIXSIM_POLL_PROGRESS_INTERVAL": 15,
+        "PIXSIM_POLL_MAX_INTERVAL": 30,
+    }
     try:
-        async with pollers(fresh_servers, "known", [registry], **production_like), Submitter(fresh_servers) as jobs:
+        async with (
+            pollers(fresh_servers, "known", [registry], **production_like),
+            Submitter(fresh_servers) as jobs,
+        ):
             known = [await jobs.submit(fake, latency=latency) for latency in (1.5, 3, 4.5)]
             unknown = [await jobs.submit(fake) for _ in range(3)]
-            docs = {d["_id"]: d for d in await scheduled(fresh_servers, "known", [g for g, _ in known + unknown])}
+            docs = {
+                d["_id"]: d for d in await scheduled(fresh_servers, "known", [g for g, _ in known + unknown])
+            }
             assert {docs[g]["estimate"] for g, _ in known} == {"hook"}
             assert {docs[g]["estimate"] for g, _ in unknown} == {None}
             await ended(fresh_servers, "known", [g for g, _ in known + unknown])
@@ -220,13 +253,13 @@ async def test_a_job_of_known_duration_is_polled_once_at_its_end_and_durations_a
 
             learned = await jobs.submit(fake)  # the same operation and params: their durations are known now
             (doc,) = await scheduled(fresh_servers, "known", [learned[0]])
-            assert doc["estimate"] == "learned" and 1.0 <= doc["expected_s"] <= 3.5, doc  # the remote takes 2 s
+            assert doc["estimate"] == "learned" and 1.0 <= doc["expected_s"] <= 3.5, (
+                doc
+            )  # the remote takes 2 s
             await ended(fresh_servers, "known", [learned[0]])
             assert gets(fake, learned[1]) <= 2
     finally:
         fake.stop()
-
-
 
 
 async def test_jobs_of_a_killed_poller_are_polled_on_time_by_another(fresh_servers):
@@ -253,8 +286,17 @@ async def test_jobs_of_a_killed_poller_are_polled_on_time_by_another(fresh_serve
             await scheduled(fresh_servers, "killed", [gid])
             polls = mongo_db(fresh_servers.mongo_url, "killed")["polls"]
             lease_end = time.time() + 5
-            taken = await polls.update_one({"_id": gid, "holder": ""}, {"$set": {
-                "holder": "dead-replica", "lease_id": "theirs", "lease_until": lease_end, "next_poll_at": lease_end}})
+            taken = await polls.update_one(
+                {"_id": gid, "holder": ""},
+                {
+                    "$set": {
+                        "holder": "dead-replica",
+                        "lease_id": "theirs",
+                        "lease_until": lease_end,
+                        "next_poll_at": lease_end,
+                    }
+                },
+            )
             assert taken.matched_count == 1
             done = await ended(fresh_servers, "killed", [gid])
             assert done[gid]["ended_at"] >= lease_end and gets(fake, job_id) == 1
@@ -266,11 +308,15 @@ async def test_jobs_of_a_killed_poller_are_polled_on_time_by_another(fresh_serve
 
 async def test_replicas_share_the_work_and_never_poll_one_job_at_the_same_moment(fresh_servers):
     fake, log = sim_fake(latency=3.0), CallLog()
-    registries = [Registry([provider(recording(SimProvider, log, f"replica-{i}", slow_s=0.2), SIM, fake.url)])
-                  for i in range(3)]
+    registries = [
+        Registry([provider(recording(SimProvider, log, f"replica-{i}", slow_s=0.2), SIM, fake.url)])
+        for i in range(3)
+    ]
     # no expected duration (polled every 0.3 s), a lease of 1 s: renewed while a poll runs
-    async with pollers(fresh_servers, "shared", registries, PIXSIM_POLL_ACK_WAIT=1), \
-            Submitter(fresh_servers) as jobs:
+    async with (
+        pollers(fresh_servers, "shared", registries, PIXSIM_POLL_ACK_WAIT=1),
+        Submitter(fresh_servers) as jobs,
+    ):
         submitted = [await jobs.submit(fake) for _ in range(24)]
         await ended(fresh_servers, "shared", [g for g, _ in submitted])
     assert log.overlaps == 0, "two replicas polled one job at the same moment"
@@ -285,21 +331,34 @@ def _second_provider(tmp_path: Path, provider_id: str) -> tuple[type, Any]:
     folder = tmp_path / "providers" / provider_id
     shutil.copytree(PROVIDERS / "sim", folder, ignore=shutil.ignore_patterns("__pycache__", "test_*"))
     manifest = folder / "manifest.py"
-    manifest.write_text(manifest.read_text().replace('id="sim"', f'id="{provider_id}"').replace(
-        'domains=["sim.pixsim.local"]', f'domains=["{provider_id}.example"]'))
+    manifest.write_text(
+        manifest.read_text()
+        .replace('id="sim"', f'id="{provider_id}"')
+        .replace('domains=["sim.pixsim.local"]', f'domains=["{provider_id}.example"]')
+    )
     loaded = discover(tmp_path / "providers", include_entry_points=False, only=[provider_id])
     return type(loaded.get(provider_id)), loaded.manifest(provider_id)
 
 
 async def test_short_jobs_are_polled_on_their_own_schedule_behind_a_flood_of_another_provider(
-        fresh_servers, tmp_path):
+    fresh_servers, tmp_path
+):
     lumen_cls, lumen = _second_provider(tmp_path, "lumen")
     sim_api, lumen_api, log = sim_fake(latency=60.0), sim_fake(latency=60.0), CallLog()
     # sim answers slowly and has far more due polls than this replica can make: a standing backlog
-    registry = Registry([provider(recording(SimProvider, log, "sim", slow_s=0.25), SIM, sim_api.url),
-                         provider(recording(lumen_cls, log, "lumen"), lumen, lumen_api.url)])
-    extra = {"PIXSIM_POLL_BATCH": 4, "PIXSIM_POLL_MIN_INTERVAL": 0.2, "PIXSIM_POLL_INTERVAL": 0.5,
-             "PIXSIM_POLL_PROGRESS_INTERVAL": 5, "PIXSIM_POLL_MAX_INTERVAL": 5}
+    registry = Registry(
+        [
+            provider(recording(SimProvider, log, "sim", slow_s=0.25), SIM, sim_api.url),
+            provider(recording(lumen_cls, log, "lumen"), lumen, lumen_api.url),
+        ]
+    )
+    extra = {
+        "PIXSIM_POLL_BATCH": 4,
+        "PIXSIM_POLL_MIN_INTERVAL": 0.2,
+        "PIXSIM_POLL_INTERVAL": 0.5,
+        "PIXSIM_POLL_PROGRESS_INTERVAL": 5,
+        "PIXSIM_POLL_MAX_INTERVAL": 5,
+    }
     try:
         async with pollers(fresh_servers, "flood", [registry], **extra), Submitter(fresh_servers) as jobs:
             for _ in range(40):  # no expected duration: each is due every 0.5 s, 80 polls/s wanted, 16 made
@@ -321,11 +380,19 @@ async def test_short_jobs_are_polled_on_their_own_schedule_behind_a_flood_of_ano
         lumen_api.stop()
 
 
-async def test_short_jobs_are_polled_on_their_own_schedule_behind_long_ones_of_the_same_provider(fresh_servers):
+async def test_short_jobs_are_polled_on_their_own_schedule_behind_long_ones_of_the_same_provider(
+    fresh_servers,
+):
     fake, log = sim_fake(latency=60.0), CallLog()
     registry = Registry([provider(recording(SimProvider, log, slow_s=0.05), SIM, fake.url)])
-    extra = {"PIXSIM_POLL_BATCH": 4, "PIXSIM_POLL_MIN_INTERVAL": 0.2, "PIXSIM_POLL_INTERVAL": 0.5,
-             "PIXSIM_POLL_PROGRESS_INTERVAL": 2, "PIXSIM_POLL_MAX_INTERVAL": 5, "PIXSIM_POLL_PROGRESS_RATE": 0}
+    extra = {
+        "PIXSIM_POLL_BATCH": 4,
+        "PIXSIM_POLL_MIN_INTERVAL": 0.2,
+        "PIXSIM_POLL_INTERVAL": 0.5,
+        "PIXSIM_POLL_PROGRESS_INTERVAL": 2,
+        "PIXSIM_POLL_MAX_INTERVAL": 5,
+        "PIXSIM_POLL_PROGRESS_RATE": 0,
+    }
     try:
         async with pollers(fresh_servers, "same", [registry], **extra), Submitter(fresh_servers) as jobs:
             long = [await jobs.submit(fake, latency=60) for _ in range(40)]  # polled for progress every 2 s
@@ -349,8 +416,14 @@ async def test_end_polls_come_before_progress_polls_when_a_replica_is_short_of_c
     # poll every second: 100/s. Ordered by due time alone, each job waits its turn in a cycle of about 10 s,
     # and so would the short jobs' end polls, behind every progress poll due before them.
     registry = Registry([provider(recording(SimProvider, log, slow_s=0.4), SIM, fake.url)])
-    extra = {"PIXSIM_POLL_BATCH": 4, "PIXSIM_POLL_MIN_INTERVAL": 0.2, "PIXSIM_POLL_INTERVAL": 0.5,
-             "PIXSIM_POLL_PROGRESS_INTERVAL": 1, "PIXSIM_POLL_MAX_INTERVAL": 5, "PIXSIM_POLL_PROGRESS_RATE": 0}
+    extra = {
+        "PIXSIM_POLL_BATCH": 4,
+        "PIXSIM_POLL_MIN_INTERVAL": 0.2,
+        "PIXSIM_POLL_INTERVAL": 0.5,
+        "PIXSIM_POLL_PROGRESS_INTERVAL": 1,
+        "PIXSIM_POLL_MAX_INTERVAL": 5,
+        "PIXSIM_POLL_PROGRESS_RATE": 0,
+    }
     try:
         async with pollers(fresh_servers, "ends", [registry], **extra), Submitter(fresh_servers) as jobs:
             long = [await jobs.submit(fake, latency=60) for _ in range(100)]
@@ -370,8 +443,14 @@ async def test_progress_polls_stay_within_their_budget_and_end_polls_are_not_hel
     fake, log = sim_fake(latency=60.0), CallLog()
     registry = Registry([provider(recording(SimProvider, log), SIM, fake.url)])
     # 40 long jobs due for progress every second would be 40 calls/s; the budget allows 2/s.
-    extra = {"PIXSIM_POLL_BATCH": 8, "PIXSIM_POLL_MIN_INTERVAL": 0.2, "PIXSIM_POLL_INTERVAL": 0.5,
-             "PIXSIM_POLL_PROGRESS_INTERVAL": 1, "PIXSIM_POLL_MAX_INTERVAL": 5, "PIXSIM_POLL_PROGRESS_RATE": 2}
+    extra = {
+        "PIXSIM_POLL_BATCH": 8,
+        "PIXSIM_POLL_MIN_INTERVAL": 0.2,
+        "PIXSIM_POLL_INTERVAL": 0.5,
+        "PIXSIM_POLL_PROGRESS_INTERVAL": 1,
+        "PIXSIM_POLL_MAX_INTERVAL": 5,
+        "PIXSIM_POLL_PROGRESS_RATE": 2,
+    }
     try:
         async with pollers(fresh_servers, "budget", [registry], **extra), Submitter(fresh_servers) as jobs:
             long = {job_id for _, job_id in [await jobs.submit(fake, latency=60) for _ in range(40)]}
@@ -382,7 +461,10 @@ async def test_progress_polls_stay_within_their_budget_and_end_polls_are_not_hel
             await asyncio.sleep(max(0.0, start + 6 - time.monotonic()))
             window = time.monotonic() - start
             progress_calls = [t for job_id, _, t in log.calls if job_id in long and t >= start]
-            assert len(progress_calls) <= 2 * window + 3, (len(progress_calls), window)  # the budget, + a burst
+            assert len(progress_calls) <= 2 * window + 3, (
+                len(progress_calls),
+                window,
+            )  # the budget, + a burst
             assert len(progress_calls) >= window, "progress polls stopped altogether"
             for (gid, job_id), latency in short:
                 late = log.last_poll(job_id) - jobs.submitted_at[gid] - latency

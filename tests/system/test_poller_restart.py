@@ -15,8 +15,6 @@ from system.kit import start_service
 pytestmark = pytest.mark.system
 
 
-
-
 async def test_poller_killed_mid_flight_loses_no_job_and_charges_once(fresh_servers, sim_fake):
     settings = service_settings(fresh_servers, db="restart", PIXSIM_POLL_ACK_WAIT=2)
     env = {**os.environ, **{k: str(v) for k, v in settings.items()}}
@@ -26,9 +24,14 @@ async def test_poller_killed_mid_flight_loses_no_job_and_charges_once(fresh_serv
         async with serve(*apps) as served, api_client(served[0].url) as api:
             ids = []
             for i in range(6):
-                resp = await api.post("/api/v1/generations", json={
-                    "provider_id": "sim", "operation_type": "text_to_video",
-                    "params": {"prompt": f"restart {i}", "duration": 2, "latency": 3}})
+                resp = await api.post(
+                    "/api/v1/generations",
+                    json={
+                        "provider_id": "sim",
+                        "operation_type": "text_to_video",
+                        "params": {"prompt": f"restart {i}", "duration": 2, "latency": 3},
+                    },
+                )
                 ids.append(resp.json()["id"])
             for gid in ids:  # in flight: submitted, and the poller is already reporting progress
                 await wait_for(api, gid, {"processing"})
@@ -43,7 +46,9 @@ async def test_poller_killed_mid_flight_loses_no_job_and_charges_once(fresh_serv
             for gid in ids:
                 kinds = sorted(e["kind"] for e in await ledger.find({"generation_id": gid}).to_list())
                 assert kinds == ["charged", "reserved"], (gid, kinds)
-            balance = await mongo_db(fresh_servers.mongo_url, "restart")["balances"].find_one({"_id": "system-sim:sim"})
+            balance = await mongo_db(fresh_servers.mongo_url, "restart")["balances"].find_one(
+                {"_id": "system-sim:sim"}
+            )
             assert (balance["reserved"], balance["spent"]) == (0, 2 * len(ids))
     finally:
         poller.send_signal(signal.SIGTERM)

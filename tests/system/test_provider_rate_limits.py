@@ -28,30 +28,43 @@ def _worst_excess(times: list[float], rate: float, burst: int, jitter: float = J
     """How far the calls exceed GCRA's bound (at most `burst + rate * (span + jitter)` calls in any span of
     time); <= 0 means they kept to the rate."""
     times = sorted(times)
-    return max((j - i + 1) - (burst + rate * (times[j] - times[i] + jitter))
-               for i in range(len(times)) for j in range(i, len(times)))
+    return max(
+        (j - i + 1) - (burst + rate * (times[j] - times[i] + jitter))
+        for i in range(len(times))
+        for j in range(i, len(times))
+    )
 
 
 async def test_a_burst_never_calls_the_provider_faster_than_its_limits(fresh_servers, sim_fake, monkeypatch):
     monkeypatch.setenv("PIXSIM_SIM_RATE_LIMITS", json.dumps(RATES))
     settings = service_settings(fresh_servers, db="provider_rates")
     roles = ("gateway", "dispatcher", "dispatcher", "poller", "poller", "billing")
-    async with serve(*build_apps(settings, TracerProvider(), roles=roles)) as served, \
-            api_client(served[0].url) as api:
+    async with (
+        serve(*build_apps(settings, TracerProvider(), roles=roles)) as served,
+        api_client(served[0].url) as api,
+    ):
         tokens = [f"tok-rate-{i}" for i in range(ACCOUNTS)]
         accounts = []
         for token in tokens:
-            resp = await api.post("/api/v1/accounts", json={"provider_id": "sim", "raw_data": {"token": token},
-                                                            "concurrency_limit": 20})
+            resp = await api.post(
+                "/api/v1/accounts",
+                json={"provider_id": "sim", "raw_data": {"token": token}, "concurrency_limit": 20},
+            )
             assert resp.status_code == 201, resp.text
             accounts.append(resp.json()["id"])
         start = len(sim_fake.requests)
         gids = []
         for n in range(JOBS_EACH):
             for account in accounts:
-                resp = await api.post("/api/v1/generations", json={
-                    "provider_id": "sim", "operation_type": "text_to_video", "account_id": account,
-                    "params": {"prompt": f"burst {n}", "duration": 1, "latency": 1.5}})
+                resp = await api.post(
+                    "/api/v1/generations",
+                    json={
+                        "provider_id": "sim",
+                        "operation_type": "text_to_video",
+                        "account_id": account,
+                        "params": {"prompt": f"burst {n}", "duration": 1, "latency": 1.5},
+                    },
+                )
                 assert resp.status_code == 202, resp.text
                 gids.append(resp.json()["id"])
         done = await asyncio.gather(*(wait_for(api, gid, timeout=120) for gid in gids))

@@ -18,10 +18,15 @@ async def _finished_generation(pipeline, prompt: str) -> tuple[dict, list]:
     created = await create(pipeline.api, {"prompt": prompt, "duration": 1})
     await wait_for(pipeline.api, created["id"])
     await wait_ledger(pipeline.servers.mongo_url, pipeline.db_name, created["id"], {"reserved", "charged"})
-    for _ in range(200):  # the last consumer spans end just after their acks; the server span after its response
+    for _ in range(
+        200
+    ):  # the last consumer spans end just after their acks; the server span after its response
         spans = list(pipeline.spans.get_finished_spans())
-        if any(s.name == "pixsim.generations.*.completed process" and
-               s.attributes.get(names.ATTR_GENERATION_ID) == created["id"] for s in spans):
+        if any(
+            s.name == "pixsim.generations.*.completed process"
+            and s.attributes.get(names.ATTR_GENERATION_ID) == created["id"]
+            for s in spans
+        ):
             break
         await asyncio.sleep(0.05)
     return created, spans
@@ -32,16 +37,19 @@ async def test_one_trace_from_post_to_billing(pipeline):
     gid = created["id"]
     # the HTTP call: its server span or, where that one has not been exported yet, its receive span
     # (a child of the server span, in the same trace)
-    roots = [s for s in spans if s.kind is SpanKind.SERVER and s.name == "POST /api/v1/generations"] or \
-        [s for s in spans if s.name == "POST /api/v1/generations http receive"]
+    roots = [s for s in spans if s.kind is SpanKind.SERVER and s.name == "POST /api/v1/generations"] or [
+        s for s in spans if s.name == "POST /api/v1/generations http receive"
+    ]
     assert roots, [s.name for s in spans]
     trace_id = roots[-1].context.trace_id
     in_trace = [s for s in spans if s.context.trace_id == trace_id]
     names_ = [s.name for s in in_trace]
 
     def has(kind: SpanKind, name: str, **attrs: str) -> bool:
-        return any(s.kind is kind and s.name == name and all(s.attributes.get(k) == v for k, v in attrs.items())
-                   for s in in_trace)
+        return any(
+            s.kind is kind and s.name == name and all(s.attributes.get(k) == v for k, v in attrs.items())
+            for s in in_trace
+        )
 
     gen = {names.ATTR_GENERATION_ID: gid}
     assert has(SpanKind.PRODUCER, "pixsim.generations.*.requested publish"), names_
@@ -51,7 +59,9 @@ async def test_one_trace_from_post_to_billing(pipeline):
     assert has(SpanKind.CONSUMER, "pixsim.generations.*.submitted process", **gen), names_  # poller
     assert has(SpanKind.INTERNAL, "provider.check_status"), names_
     assert has(SpanKind.CONSUMER, "pixsim.credits.sim.charged process", **gen), names_  # billing
-    assert has(SpanKind.CONSUMER, "pixsim.generations.*.completed process", **{**gen, names.ATTR_STATUS: "completed"})
+    assert has(
+        SpanKind.CONSUMER, "pixsim.generations.*.completed process", **{**gen, names.ATTR_STATUS: "completed"}
+    )
     assert not any(gid in s.name for s in spans), "ids belong in attributes, not in span names"
 
 

@@ -26,31 +26,54 @@ async def _upstream(servers):
 async def test_duplicate_upstream_publish_gives_one_generation(pipeline):
     gid = new_id()
     prompt = f"upstream {gid}"
-    event = GenerationRequested(generation_id=gid, provider_id="sim", operation_type="text_to_video",
-                                params={"prompt": prompt, "duration": 1})
+    event = GenerationRequested(
+        generation_id=gid,
+        provider_id="sim",
+        operation_type="text_to_video",
+        params={"prompt": prompt, "duration": 1},
+    )
     nc = await _upstream(pipeline.servers)
     try:
         js = nc.jetstream()
-        first = await js.publish(subjects.generation(gid, "requested"), event.model_dump_json().encode(),
-                                 headers={"Nats-Msg-Id": gid})
-        again = await js.publish(subjects.generation(gid, "requested"), event.model_dump_json().encode(),
-                                 headers={"Nats-Msg-Id": gid})
+        first = await js.publish(
+            subjects.generation(gid, "requested"),
+            event.model_dump_json().encode(),
+            headers={"Nats-Msg-Id": gid},
+        )
+        again = await js.publish(
+            subjects.generation(gid, "requested"),
+            event.model_dump_json().encode(),
+            headers={"Nats-Msg-Id": gid},
+        )
     finally:
         await nc.close()
     assert not first.duplicate and again.duplicate
     done = await wait_for(pipeline.api, gid)
     assert done["status"] == "completed"
-    submits = [r for r in pipeline.fake.requests if r[0] == "POST" and r[1] == "/v1/jobs"
-               and (r[3] or {}).get("prompt") == prompt]
+    submits = [
+        r
+        for r in pipeline.fake.requests
+        if r[0] == "POST" and r[1] == "/v1/jobs" and (r[3] or {}).get("prompt") == prompt
+    ]
     assert len(submits) == 1
 
 
-@pytest.mark.parametrize("body", [
-    b"this is not json",
-    json.dumps({"type": "generation.requested", "generation_id": "g-bad", "provider_id": "sim"}).encode(),
-    json.dumps({"type": "generation.requested", "generation_id": "g-bad2", "provider_id": "sim",
-                "operation_type": "make_coffee", "params": {}}).encode(),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"this is not json",
+        json.dumps({"type": "generation.requested", "generation_id": "g-bad", "provider_id": "sim"}).encode(),
+        json.dumps(
+            {
+                "type": "generation.requested",
+                "generation_id": "g-bad2",
+                "provider_id": "sim",
+                "operation_type": "make_coffee",
+                "params": {},
+            }
+        ).encode(),
+    ],
+)
 async def test_malformed_upstream_event_is_dead_lettered_and_consumer_keeps_working(pipeline, body):
     nc = await nats.connect(pipeline.servers.nats_url)  # the tests' own user reads the dead letters
     up = await _upstream(pipeline.servers)
@@ -58,7 +81,9 @@ async def test_malformed_upstream_event_is_dead_lettered_and_consumer_keeps_work
         js = nc.jetstream()
         since = await _last_seq(js)
         marker = new_id()
-        await up.jetstream().publish(subjects.generation(marker, "requested"), body, headers={"Nats-Msg-Id": marker})
+        await up.jetstream().publish(
+            subjects.generation(marker, "requested"), body, headers={"Nats-Msg-Id": marker}
+        )
         deadline = time.monotonic() + 10
         letters: list[dict] = []
         while time.monotonic() < deadline:
@@ -75,24 +100,31 @@ async def test_malformed_upstream_event_is_dead_lettered_and_consumer_keeps_work
     if b"make_coffee" in body:
         assert "operation_type" in letters[0]["reason"]
     # the consumer moved on: a valid request right after still completes
-    ok = GenerationRequested(generation_id=new_id(), provider_id="sim", operation_type="text_to_video",
-                             params={"prompt": "after the bad one", "duration": 1})
+    ok = GenerationRequested(
+        generation_id=new_id(),
+        provider_id="sim",
+        operation_type="text_to_video",
+        params={"prompt": "after the bad one", "duration": 1},
+    )
     nc = await _upstream(pipeline.servers)
     try:
-        await nc.jetstream().publish(ok.subject, ok.model_dump_json().encode(),
-                                     headers={"Nats-Msg-Id": ok.generation_id})
+        await nc.jetstream().publish(
+            ok.subject, ok.model_dump_json().encode(), headers={"Nats-Msg-Id": ok.generation_id}
+        )
     finally:
         await nc.close()
     assert (await wait_for(pipeline.api, ok.generation_id))["status"] == "completed"
 
 
 async def test_upstream_request_for_unknown_provider_fails_cleanly(pipeline):
-    event = GenerationRequested(generation_id=new_id(), provider_id="nobody", operation_type="text_to_video",
-                                params={"prompt": "x"})
+    event = GenerationRequested(
+        generation_id=new_id(), provider_id="nobody", operation_type="text_to_video", params={"prompt": "x"}
+    )
     nc = await _upstream(pipeline.servers)
     try:
-        await nc.jetstream().publish(event.subject, event.model_dump_json().encode(),
-                                     headers={"Nats-Msg-Id": event.generation_id})
+        await nc.jetstream().publish(
+            event.subject, event.model_dump_json().encode(), headers={"Nats-Msg-Id": event.generation_id}
+        )
     finally:
         await nc.close()
     done = await wait_for(pipeline.api, event.generation_id)

@@ -67,8 +67,12 @@ async def until(check, timeout: float = 20) -> None:
 
 async def test_every_delivery_is_signed_and_the_filter_is_honoured(pipeline):
     receiver = Receiver(await secret(pipeline.api))
-    gen = await create(pipeline.api, {"prompt": "a fox", "duration": 1}, webhook_url=receiver.url,
-                       webhook_events_filter=["start", "progress", "completed"])
+    gen = await create(
+        pipeline.api,
+        {"prompt": "a fox", "duration": 1},
+        webhook_url=receiver.url,
+        webhook_events_filter=["start", "progress", "completed"],
+    )
     assert (await wait_for(pipeline.api, gen["id"]))["status"] == "completed"
     await until(lambda: any(p["type"] == "generation.completed" for _, p in receiver.accepted))
     types = [p["type"] for _, p in receiver.accepted]
@@ -86,25 +90,45 @@ async def test_every_delivery_is_signed_and_the_filter_is_honoured(pipeline):
 
 async def test_a_receiver_that_fails_three_times_gets_the_event_once_with_the_same_id(pipeline):
     receiver = Receiver(await secret(pipeline.api), fail=3)
-    gen = await create(pipeline.api, {"prompt": "a fox", "duration": 1}, webhook_url=receiver.url,
-                       webhook_events_filter=["completed"])
+    gen = await create(
+        pipeline.api,
+        {"prompt": "a fox", "duration": 1},
+        webhook_url=receiver.url,
+        webhook_events_filter=["completed"],
+    )
     await wait_for(pipeline.api, gen["id"])
     await until(lambda: receiver.accepted)
     await asyncio.sleep(0.5)  # nothing more arrives
     assert [p["type"] for _, p in receiver.accepted] == ["generation.completed"]
     assert len(receiver.attempts) == 4 and len({h["webhook-id"] for h in receiver.attempts}) == 1
-    deliveries = (await pipeline.api.get(f"/api/v1/generations/{gen['id']}/webhook-deliveries")).json()["items"]
+    deliveries = (await pipeline.api.get(f"/api/v1/generations/{gen['id']}/webhook-deliveries")).json()[
+        "items"
+    ]
     assert len(deliveries) == 1 and deliveries[0]["status"] == "delivered"
     assert deliveries[0]["id"] == receiver.accepted[0][0]
     assert [a["status_code"] for a in deliveries[0]["attempts"]] == [500, 500, 500, 204]
     receiver.server.shutdown()
 
 
-@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data", "http://10.0.0.7/hook",
-                                 "http://[::1]:9/hook", "file:///etc/passwd", "http://localhost/hook"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.7/hook",
+        "http://[::1]:9/hook",
+        "file:///etc/passwd",
+        "http://localhost/hook",
+    ],
+)
 async def test_an_internal_webhook_url_is_refused(pipeline, url):
-    resp = await pipeline.api.post("/api/v1/generations", json={
-        "provider_id": "sim", "operation_type": "text_to_video", "params": {"prompt": "x", "duration": 1},
-        "webhook_url": url})
+    resp = await pipeline.api.post(
+        "/api/v1/generations",
+        json={
+            "provider_id": "sim",
+            "operation_type": "text_to_video",
+            "params": {"prompt": "x", "duration": 1},
+            "webhook_url": url,
+        },
+    )
     assert resp.status_code == 422, resp.text
     assert resp.json()["error"]["code"] == "webhook_url_refused"

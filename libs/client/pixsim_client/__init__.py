@@ -21,8 +21,24 @@ from ._models import Asset, Event, Generation, GenerationPage
 from ._sync import PixSim
 
 __all__ = [
-    "APIConnectionError", "APIStatusError", "APITimeoutError", "Asset", "AsyncPixSim", "AuthenticationError",
-    "BadRequestError", "ConflictError", "Event", "Generation", "GenerationError", "GenerationPage",
-    "InternalServerError", "NotFoundError", "PermissionDeniedError", "PixSim", "PixSimError", "RateLimitError",
-    "RequestTooLargeError", "UnprocessableEntityError",
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "Asset",
+    "AsyncPixSim",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "Event",
+    "Generation",
+    "GenerationError",
+    "GenerationPage",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PixSim",
+    "PixSimError",
+    "RateLimitError",
+    "RequestTooLargeError",
+    "UnprocessableEntityError",
 ]

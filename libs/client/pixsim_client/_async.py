@@ -23,9 +23,15 @@ class AsyncPixSim:
     Requests that fail with 408/429/5xx or a connection error are retried `max_retries` times, waiting as
     the server's `Retry-After` says (else with exponential backoff)."""
 
-    def __init__(self, api_key: str | None = None, *, base_url: str | None = None,
-                 timeout: float | httpx.Timeout = _base.DEFAULT_TIMEOUT,
-                 max_retries: int = _base.DEFAULT_MAX_RETRIES, http_client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout = _base.DEFAULT_TIMEOUT,
+        max_retries: int = _base.DEFAULT_MAX_RETRIES,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
         self._config = Config(api_key, base_url, max_retries)
         self.base_url = self._config.base_url
         self._client = http_client or httpx.AsyncClient(timeout=timeout)
@@ -44,8 +50,15 @@ class AsyncPixSim:
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def run(self, provider: str, operation: str, params: dict[str, Any] | None = None, *,
-            idempotency_key: str | None = None, **options: Any) -> Generation:
+    async def run(
+        self,
+        provider: str,
+        operation: str,
+        params: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> Generation:
         """Submit a generation and wait for it to end; the finished generation. Raises `GenerationError`
         when it ends failed, filtered or cancelled. A retried submission never makes a second generation:
         every call sends an `Idempotency-Key` (a new one unless you give yours)."""
@@ -93,32 +106,59 @@ class Generations:
     def __init__(self, client: AsyncPixSim) -> None:
         self._client = client
 
-    async def create(self, provider: str, operation: str, params: dict[str, Any] | None = None, *,
-               idempotency_key: str | None = None, **options: Any) -> Generation:
+    async def create(
+        self,
+        provider: str,
+        operation: str,
+        params: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> Generation:
         """Request a generation (202). `options`: `account_id`, `priority`, `webhook_url`,
         `webhook_events_filter`, ... A new `Idempotency-Key` is sent unless you give one."""
         headers = {"Idempotency-Key": idempotency_key or f"create-{uuid.uuid4()}"}
         body = _base.generation_body(provider, operation, params, options)
-        return Generation.from_json((await self._client.request("POST", "/generations", json=body,
-                                                         headers=headers)).json())
+        return Generation.from_json(
+            (await self._client.request("POST", "/generations", json=body, headers=headers)).json()
+        )
 
     async def get(self, generation_id: str) -> Generation:
-        return Generation.from_json((await self._client.request("GET", f"/generations/{generation_id}")).json())
+        return Generation.from_json(
+            (await self._client.request("GET", f"/generations/{generation_id}")).json()
+        )
 
-    async def list(self, *, status: str | None = None, provider_id: str | None = None, limit: int | None = None,
-             cursor: str | None = None) -> GenerationPage:
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        provider_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> GenerationPage:
         """One page, newest first; pass `next_cursor` back as `cursor` for the next."""
-        body = (await self._client.request("GET", "/generations",
-                                    params=_base.list_query(status, provider_id, limit, cursor))).json()
+        body = (
+            await self._client.request(
+                "GET", "/generations", params=_base.list_query(status, provider_id, limit, cursor)
+            )
+        ).json()
         return GenerationPage([Generation.from_json(g) for g in body["items"]], body.get("next_cursor"))
 
     async def cancel(self, generation_id: str) -> Generation:
-        return Generation.from_json((await self._client.request("POST", f"/generations/{generation_id}/cancel")).json())
+        return Generation.from_json(
+            (await self._client.request("POST", f"/generations/{generation_id}/cancel")).json()
+        )
 
     async def content(self, generation_id: str, variant: str = "result") -> bytes:
         """The result's (or thumbnail's) bytes."""
-        return (await self._client.request("GET", f"/generations/{generation_id}/content", params={"variant": variant},
-                                    follow_redirects=True)).content
+        return (
+            await self._client.request(
+                "GET",
+                f"/generations/{generation_id}/content",
+                params={"variant": variant},
+                follow_redirects=True,
+            )
+        ).content
 
     async def wait(self, generation_id: str, *, timeout: float = 30.0, interval: float = 0.2) -> Generation:
         """The generation once it has ended (polling)."""
@@ -133,9 +173,14 @@ class Generations:
         client, failures = self._client, 0
         path = f"{_base.API_PREFIX}/generations/{generation_id}/events"
         while True:
-            headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last_event_id} if last_event_id else {})}
+            headers = {
+                "Accept": "text/event-stream",
+                **({"Last-Event-ID": last_event_id} if last_event_id else {}),
+            }
             try:
-                async with client._client.stream("GET", path, headers=headers, timeout=_base.STREAM_TIMEOUT) as resp:
+                async with client._client.stream(
+                    "GET", path, headers=headers, timeout=_base.STREAM_TIMEOUT
+                ) as resp:
                     if resp.status_code >= 400:
                         await resp.aread()
                         if not (_base.should_retry(resp) and failures < client._config.max_retries):
@@ -166,7 +211,9 @@ class Assets:
     def __init__(self, client: AsyncPixSim) -> None:
         self._client = client
 
-    async def upload(self, file: FileInput, *, filename: str | None = None, content_type: str | None = None) -> Asset:
+    async def upload(
+        self, file: FileInput, *, filename: str | None = None, content_type: str | None = None
+    ) -> Asset:
         """Upload an image, video or audio file (a path, bytes or a binary file); use `asset.url`
         (`asset://<id>`) as a media parameter of your generations."""
         part = _base.file_part(file, filename, content_type)

@@ -49,7 +49,9 @@ def retry_delay(attempt: int, response: httpx.Response | None = None) -> float:
             return min(max(float(after), 0.0), MAX_RETRY_AFTER_S)
         except ValueError:
             try:
-                return min(max(parsedate_to_datetime(after).timestamp() - time.time(), 0.0), MAX_RETRY_AFTER_S)
+                return min(
+                    max(parsedate_to_datetime(after).timestamp() - time.time(), 0.0), MAX_RETRY_AFTER_S
+                )
             except (TypeError, ValueError):
                 pass
     return min(0.5 * 2 ** (attempt - 1), 8.0) * (0.75 + random.random() / 2)
@@ -59,8 +61,9 @@ def should_retry(response: httpx.Response) -> bool:
     return response.status_code in RETRY_STATUSES
 
 
-def generation_body(provider: str, operation: str, params: dict[str, Any] | None,
-                    extra: dict[str, Any]) -> dict[str, Any]:
+def generation_body(
+    provider: str, operation: str, params: dict[str, Any] | None, extra: dict[str, Any]
+) -> dict[str, Any]:
     body = {"provider_id": provider, "operation_type": operation, "params": params or {}}
     body.update({k: v for k, v in extra.items() if v is not None})
     return body
@@ -82,7 +85,8 @@ def file_part(file: FileInput, filename: str | None, content_type: str | None) -
     return filename, data, content_type or guessed or "application/octet-stream"
 
 
-def list_query(status: str | None, provider_id: str | None, limit: int | None,
-               cursor: str | None) -> dict[str, Any]:
+def list_query(
+    status: str | None, provider_id: str | None, limit: int | None, cursor: str | None
+) -> dict[str, Any]:
     query = {"status": status, "provider_id": provider_id, "limit": limit, "cursor": cursor}
     return {k: v for k, v in query.items() if v is not None}

@@ -42,12 +42,24 @@ from .generations import (
 from .providers import CallRates, OperationType, ProviderKind, ProviderManifest, ProviderStatus
 
 GENERATION_EVENT_TYPES = (
-    GenerationRequested, GenerationSubmitted, GenerationProgressed, GenerationCompleted,
-    GenerationFailed, GenerationFiltered, GenerationCancelRequested, GenerationCancelled,
+    GenerationRequested,
+    GenerationSubmitted,
+    GenerationProgressed,
+    GenerationCompleted,
+    GenerationFailed,
+    GenerationFiltered,
+    GenerationCancelRequested,
+    GenerationCancelled,
 )
 CREDIT_EVENT_TYPES = (CreditsReserved, CreditsCharged, CreditsReleased, CreditsGranted, CreditsSynced)
-ACCOUNT_EVENT_TYPES = (AccountCreated, AccountUpdated, AccountDeleted, AccountCreditsLow, AccountExhausted,
-                       AccountStatusChanged)
+ACCOUNT_EVENT_TYPES = (
+    AccountCreated,
+    AccountUpdated,
+    AccountDeleted,
+    AccountCreditsLow,
+    AccountExhausted,
+    AccountStatusChanged,
+)
 ALL_EVENT_TYPES = GENERATION_EVENT_TYPES + CREDIT_EVENT_TYPES + ACCOUNT_EVENT_TYPES
 
 

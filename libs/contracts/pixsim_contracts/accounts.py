@@ -39,7 +39,9 @@ class AccountCreated(AccountEvent):
     """pixsim.accounts.<account_id>.created: an account was added (credentials stored apart, encrypted)."""
 
     type: Literal["account.created"] = "account.created"
-    owner_id: ExternalId | None = Field(default=None, description="The user who owns it; their jobs may run on it")
+    owner_id: ExternalId | None = Field(
+        default=None, description="The user who owns it; their jobs may run on it"
+    )
     shared: StrictBool = Field(default=False, description="Runs every user's jobs (set by an admin)")
     email: ShortText | None = None
     credits: CreditMap = Field(default_factory=dict)
@@ -90,6 +92,8 @@ class AccountStatusChanged(AccountEvent):
     status: AccountStatus
     previous_status: AccountStatus | None = None
     reason: Text = Field(description="Why, for a human; never contains credentials")
-    error_code: ShortText | None = Field(default=None, description="The provider error that caused it, if any")
+    error_code: ShortText | None = Field(
+        default=None, description="The provider error that caused it, if any"
+    )
     cooldown_until: datetime | None = Field(default=None, description="Set when status is `cooling_down`")
     generation_id: Id | None = Field(default=None, description="The job that revealed it, if any")

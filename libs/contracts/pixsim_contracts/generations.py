@@ -32,13 +32,17 @@ class ErrorInfo(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    code: ShortText = Field(description="Stable machine-readable code, e.g. `provider_quota`, `content_filtered`")
+    code: ShortText = Field(
+        description="Stable machine-readable code, e.g. `provider_quota`, `content_filtered`"
+    )
     message: Text = Field(description="What went wrong, for a human")
     retryable: StrictBool = False
 
 
 class GenerationEvent(Event):
-    generation_id: Id = Field(description="The aggregate id: `[A-Za-z0-9_-]{1,128}`, also the subject's token")
+    generation_id: Id = Field(
+        description="The aggregate id: `[A-Za-z0-9_-]{1,128}`, also the subject's token"
+    )
 
     @property
     def subject(self) -> str:
@@ -55,8 +59,10 @@ class GenerationRequested(GenerationEvent):
     type: Literal["generation.requested"] = "generation.requested"
     provider_id: Token
     operation_type: OperationType
-    params: JsonObject = Field(default_factory=dict, description="Canonical parameters (see the provider's spec); "
-                               "at most 64 KiB as JSON")
+    params: JsonObject = Field(
+        default_factory=dict,
+        description="Canonical parameters (see the provider's spec); at most 64 KiB as JSON",
+    )
     account_id: Id | None = Field(default=None, description="Pin the job to this account")
     user_id: ExternalId | None = None
     priority: Priority = 0

@@ -36,7 +36,9 @@ EventId = Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
 #: A provider id or credit type: a plain subject token.
 Token = Annotated[str, StringConstraints(pattern=TOKEN_PATTERN)]
 #: An id from outside PixSim (a user, a provider's job): printable, bounded.
-ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SHORT_TEXT, pattern=PRINTABLE_PATTERN)]
+ExternalId = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_SHORT_TEXT, pattern=PRINTABLE_PATTERN)
+]
 ShortText = Annotated[str, StringConstraints(max_length=MAX_SHORT_TEXT)]
 
 Credits = Annotated[int, Strict(), Field(ge=0, le=MAX_CREDITS)]
@@ -52,6 +54,7 @@ CreditMap = Annotated[dict[Token, Credits], Field(max_length=MAX_CREDIT_TYPES)]
 def _cut(limit: int):
     def cut(value: Any) -> Any:
         return value[:limit] if isinstance(value, str) and len(value) > limit else value
+
     return cut
 
 

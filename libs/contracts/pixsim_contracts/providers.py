@@ -54,11 +54,18 @@ class CallRates(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    submit_per_s: float = Field(default=0.0, ge=0, le=10_000, description="Submits per second, whole provider")
-    status_per_s: float = Field(default=0.0, ge=0, le=10_000, description="Status calls per second, whole provider")
-    account_submit_per_s: float = Field(default=0.0, ge=0, le=10_000, description="Submits per second, per account")
-    account_status_per_s: float = Field(default=0.0, ge=0, le=10_000,
-                                        description="Status calls per second, per account")
+    submit_per_s: float = Field(
+        default=0.0, ge=0, le=10_000, description="Submits per second, whole provider"
+    )
+    status_per_s: float = Field(
+        default=0.0, ge=0, le=10_000, description="Status calls per second, whole provider"
+    )
+    account_submit_per_s: float = Field(
+        default=0.0, ge=0, le=10_000, description="Submits per second, per account"
+    )
+    account_status_per_s: float = Field(
+        default=0.0, ge=0, le=10_000, description="Status calls per second, per account"
+    )
     burst: int = Field(default=1, ge=1, le=1000, description="Calls admitted at once after a quiet spell")
 
 
@@ -81,7 +88,9 @@ class ProviderManifest(BaseModel):
     credit_types: list[str] = Field(
         default_factory=lambda: ["web"], description="The only credit types billing accepts for this provider"
     )
-    status_mapping_notes: str | None = Field(default=None, description="How raw provider codes map to statuses")
+    status_mapping_notes: str | None = Field(
+        default=None, description="How raw provider codes map to statuses"
+    )
     rate_limits: CallRates = Field(
         default_factory=CallRates,
         description="Calls per second the provider allows; `PIXSIM_<ID>_RATE_LIMITS` (JSON) overrides fields",
@@ -93,5 +102,7 @@ class ProviderManifest(BaseModel):
         # Credit types become a NATS subject token (pixsim.credits.<credit_type>.<event>).
         for credit_type in value:
             if not credit_type or any(c in credit_type for c in ".*> \t"):
-                raise ValueError(f"credit type {credit_type!r} must be a plain token (no '.', '*', '>' or spaces)")
+                raise ValueError(
+                    f"credit type {credit_type!r} must be a plain token (no '.', '*', '>' or spaces)"
+                )
         return value

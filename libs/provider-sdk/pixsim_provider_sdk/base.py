@@ -29,7 +29,14 @@ class ResolveSourceFn(Protocol):
     default guessed from `param` and `default_suffix`. Raises `SourceRejected` (`param_invalid`)."""
 
     def __call__(
-        self, source: str, user_id: str | None, default_suffix: str, /, *, param: str = ..., expect: str | None = ...
+        self,
+        source: str,
+        user_id: str | None,
+        default_suffix: str,
+        /,
+        *,
+        param: str = ...,
+        expect: str | None = ...,
     ) -> Awaitable[tuple[str, list[str]]]: ...
 
 
@@ -54,7 +61,9 @@ class Provider(ABC):
     @property
     def manifest(self) -> ProviderManifest:
         if self._manifest is None:
-            raise RuntimeError(f"{type(self).__name__} has no manifest attached; load it through the registry")
+            raise RuntimeError(
+                f"{type(self).__name__} has no manifest attached; load it through the registry"
+            )
         return self._manifest
 
     def attach_manifest(self, manifest: ProviderManifest) -> None:
@@ -116,7 +125,11 @@ class Provider(ABC):
 
     # -- optional -------------------------------------------------------------------------------
     async def find_job(
-        self, account: ProviderAccount, reference: str, operation_type: OperationType, params: dict[str, Any],
+        self,
+        account: ProviderAccount,
+        reference: str,
+        operation_type: OperationType,
+        params: dict[str, Any],
         since: float | None = None,
     ) -> str | None:
         """The provider's job id of the job submitted with this reference (`execute`'s `_reference`), or
@@ -164,7 +177,9 @@ class Provider(ABC):
         them after `execute`, whatever happens."""
         return mapped_params
 
-    def estimate_credits(self, operation_type: OperationType, params: dict[str, Any]) -> dict[str, int] | None:
+    def estimate_credits(
+        self, operation_type: OperationType, params: dict[str, Any]
+    ) -> dict[str, int] | None:
         """Credits per credit type this job should cost, reserved at submit. None: free/unknown.
 
         `params` are the CANONICAL params with the spec's defaults filled in (not `map_parameters`' output).
@@ -203,7 +218,9 @@ class Provider(ABC):
         download them directly. The gateway serves this at `GET /generations/{id}/content`."""
         return None
 
-    async def extract_account_data(self, raw_data: dict[str, Any], *, fallback_email: str | None = None) -> dict:
+    async def extract_account_data(
+        self, raw_data: dict[str, Any], *, fallback_email: str | None = None
+    ) -> dict:
         """Turn browser-captured `raw_data` (cookies, tokens, API keys) into `{email, credentials: {...}}`."""
         raise NotImplementedError(f"provider {self.provider_id!r} does not accept browser-captured accounts")
 
@@ -211,7 +228,9 @@ class Provider(ABC):
         """Upload a local file to the provider; returns the provider's media id/url."""
         raise NotImplementedError(f"provider {self.provider_id!r} has no uploads")
 
-    async def extract_embedded_assets(self, provider_video_id: str, metadata: dict | None = None) -> list[dict]:
+    async def extract_embedded_assets(
+        self, provider_video_id: str, metadata: dict | None = None
+    ) -> list[dict]:
         """The source assets (images, prompts) a provider video was built from."""
         return []
 

@@ -18,8 +18,14 @@ class ProviderError(Exception):
     #: (connection refused, DNS failure, a 4xx that says so, 429/503 before acceptance).
     maybe_accepted: bool = False
 
-    def __init__(self, message: str, *, error_code: str | None = None, retryable: bool | None = None,
-                 maybe_accepted: bool | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_code: str | None = None,
+        retryable: bool | None = None,
+        maybe_accepted: bool | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if error_code is not None:
@@ -100,8 +106,9 @@ class ProviderUnreachableError(ProviderUnavailableError):
         slot) never sent the request; anything later (read/write timeouts, resets) may have."""
         import httpx
 
-        never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
-                                | httpx.UnsupportedProtocol)
+        never_sent = isinstance(
+            exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.UnsupportedProtocol
+        )
         return cls(message, maybe_received=not never_sent)
 
 

@@ -26,7 +26,11 @@ if TYPE_CHECKING:
     from .results import GenerationContext
 
 #: Words in a parameter's name that say which media family it wants.
-_FAMILY_WORDS = {"video": ("video",), "image": ("image", "mask", "photo", "frame", "img"), "audio": ("audio",)}
+_FAMILY_WORDS = {
+    "video": ("video",),
+    "image": ("image", "mask", "photo", "frame", "img"),
+    "audio": ("audio",),
+}
 
 
 def expected_family(param: str, default_suffix: str) -> str | None:
@@ -96,7 +100,9 @@ async def prepare_source_param(
     source = mapped_params.get(param)
     if not source:
         return mapped_params
-    local_path, temp_paths = await resolve_source_fn(source, user_id, default_suffix, param=param, expect=expect)
+    local_path, temp_paths = await resolve_source_fn(
+        source, user_id, default_suffix, param=param, expect=expect
+    )
     return {
         **mapped_params,
         local_key: local_path,
@@ -135,14 +141,23 @@ class ImageUrlSource:
         self, generation: GenerationContext, mapped_params: dict[str, Any], resolve_source_fn: ResolveSourceFn
     ) -> dict[str, Any]:
         return await prepare_image_source(
-            self.provider_id, generation, mapped_params, resolve_source_fn, needed_by=self.image_url_required_by
+            self.provider_id,
+            generation,
+            mapped_params,
+            resolve_source_fn,
+            needed_by=self.image_url_required_by,
         )
 
 
 @asynccontextmanager
 async def local_source(
-    provider_id: str, source: str | None, local_path: str | None, *, param: str = "image_url",
-    default_suffix: str = ".png", needed_by: str = "this operation",
+    provider_id: str,
+    source: str | None,
+    local_path: str | None,
+    *,
+    param: str = "image_url",
+    default_suffix: str = ".png",
+    needed_by: str = "this operation",
 ) -> AsyncIterator[str]:
     """The local file of a source parameter: the one `prepare_execution_params` fetched (`local_path`), or,
     when `execute` is called directly with unprepared params, `source` fetched here (`SourceRejected` if

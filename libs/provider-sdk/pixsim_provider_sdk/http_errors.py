@@ -97,8 +97,9 @@ def may_have_created(status: int) -> bool:
     return status >= 500 and status != 503
 
 
-def unreachable(provider_id: str, base_url: str, exc: Exception, secrets: Iterable[str | None] = ()
-                ) -> ProviderUnreachableError:
+def unreachable(
+    provider_id: str, base_url: str, exc: Exception, secrets: Iterable[str | None] = ()
+) -> ProviderUnreachableError:
     """The error for an httpx transport error (timeouts included), its message scrubbed."""
     message = f"{provider_id}: cannot reach {base_url}: {type(exc).__name__}: {exc}"
     return ProviderUnreachableError.from_transport(exc, scrub(message, secrets))

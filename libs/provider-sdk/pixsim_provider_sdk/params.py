@@ -24,17 +24,43 @@ import math
 from typing import Any
 
 SPEC_TYPES = ("string", "integer", "number", "boolean", "array", "object")
-SPEC_KEYS = frozenset({"name", "type", "required", "enum", "default", "min", "max", "max_length", "min_items",
-                       "max_items", "description", "label", "group", "placeholder", "step", "media", "format"})
+SPEC_KEYS = frozenset(
+    {
+        "name",
+        "type",
+        "required",
+        "enum",
+        "default",
+        "min",
+        "max",
+        "max_length",
+        "min_items",
+        "max_items",
+        "description",
+        "label",
+        "group",
+        "placeholder",
+        "step",
+        "media",
+        "format",
+    }
+)
 #: Which type each bound applies to (a bound on another type would be silently ignored, so it is refused).
-_BOUND_TYPES = {"min": ("integer", "number"), "max": ("integer", "number"), "max_length": ("string",),
-                "min_items": ("array",), "max_items": ("array",)}
+_BOUND_TYPES = {
+    "min": ("integer", "number"),
+    "max": ("integer", "number"),
+    "max_length": ("string",),
+    "min_items": ("array",),
+    "max_items": ("array",),
+}
 
 
 def spec_problems(spec: Any, operations: list[str]) -> list[str]:
     """Every way a provider's `get_operation_parameter_spec()` is malformed, for these supported operations."""
     if not isinstance(spec, dict):
-        return [f"the parameter spec must be a dict of operation -> {{'parameters': [...]}}, not {type(spec).__name__}"]
+        return [
+            f"the parameter spec must be a dict of operation -> {{'parameters': [...]}}, not {type(spec).__name__}"
+        ]
     wanted = set(operations)
     problems = [f"no parameter spec for supported operation {op!r}" for op in sorted(wanted - set(spec))]
     problems += [f"parameter spec for unsupported operation {op!r}" for op in sorted(set(spec) - wanted)]
@@ -44,7 +70,10 @@ def spec_problems(spec: Any, operations: list[str]) -> list[str]:
             problems.append(f"{op}: the spec must be {{'parameters': [...]}}")
             continue
         names = [f.get("name") for f in fields if isinstance(f, dict)]
-        problems += [f"{op}: parameter {n!r} is declared twice" for n in sorted({n for n in names if names.count(n) > 1})]
+        problems += [
+            f"{op}: parameter {n!r} is declared twice"
+            for n in sorted({n for n in names if names.count(n) > 1})
+        ]
         for field in fields:
             problems += [f"{op}: {p}" for p in field_problems(field)]
     return problems
@@ -52,11 +81,17 @@ def spec_problems(spec: Any, operations: list[str]) -> list[str]:
 
 def field_problems(field: Any) -> list[str]:
     """One parameter spec entry: known keys only, a type, and bounds that fit it (see the module's table)."""
-    if not isinstance(field, dict) or not isinstance(field.get("name"), str) or not field["name"].isidentifier():
+    if (
+        not isinstance(field, dict)
+        or not isinstance(field.get("name"), str)
+        or not field["name"].isidentifier()
+    ):
         return [f"parameter {field!r} needs a 'name' that is an identifier"]
     name, kind = field["name"], field.get("type")
-    problems = [f"parameter {name!r}: unknown key {key!r} (known: {', '.join(sorted(SPEC_KEYS))})"
-                for key in sorted(set(field) - SPEC_KEYS)]
+    problems = [
+        f"parameter {name!r}: unknown key {key!r} (known: {', '.join(sorted(SPEC_KEYS))})"
+        for key in sorted(set(field) - SPEC_KEYS)
+    ]
     if kind not in SPEC_TYPES:
         problems.append(f"parameter {name!r} needs a 'type', one of {SPEC_TYPES} (got {kind!r})")
     if not isinstance(field.get("required", False), bool):
@@ -68,11 +103,16 @@ def field_problems(field: Any) -> list[str]:
     for bound in ("min", "max"):
         if bound in field and (isinstance(field[bound], bool) or not isinstance(field[bound], int | float)):
             problems.append(f"parameter {name!r}: '{bound}' must be a number")
-    if isinstance(field.get("min"), int | float) and isinstance(field.get("max"), int | float) \
-            and field["min"] > field["max"]:
+    if (
+        isinstance(field.get("min"), int | float)
+        and isinstance(field.get("max"), int | float)
+        and field["min"] > field["max"]
+    ):
         problems.append(f"parameter {name!r}: min {field['min']} is above max {field['max']}")
     for bound in ("min_items", "max_items"):
-        if bound in field and (not isinstance(field[bound], int) or isinstance(field[bound], bool) or field[bound] < 0):
+        if bound in field and (
+            not isinstance(field[bound], int) or isinstance(field[bound], bool) or field[bound] < 0
+        ):
             problems.append(f"parameter {name!r}: '{bound}' must be a non-negative integer")
     if not problems and field.get("min_items", 0) > field.get("max_items", math.inf):
         problems.append(f"parameter {name!r}: min_items is above max_items")
@@ -84,10 +124,17 @@ def field_problems(field: Any) -> list[str]:
             problems.append(f"parameter {name!r}: 'enum' must be a non-empty list")
         else:
             bare = {k: v for k, v in field.items() if k != "enum"}
-            problems += [f"enum value {v!r}: {p}" for v in enum for p in validate_params({"parameters": [bare]}, {name: v})]
+            problems += [
+                f"enum value {v!r}: {p}"
+                for v in enum
+                for p in validate_params({"parameters": [bare]}, {name: v})
+            ]
     if field.get("default") is not None and not problems:
-        problems += [f"default: {p}" for p in validate_params({"parameters": [field]}, {name: field["default"]})]
+        problems += [
+            f"default: {p}" for p in validate_params({"parameters": [field]}, {name: field["default"]})
+        ]
     return problems
+
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),

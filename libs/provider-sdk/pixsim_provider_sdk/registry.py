@@ -229,13 +229,18 @@ def _load(module: types.ModuleType, origin: str) -> LoadedProvider:
     if not isinstance(manifest, ProviderManifest):
         raise ProviderLoadError(f"{origin}: manifest.py must define `manifest = ProviderManifest(...)`")
     if not isinstance(provider, Provider):
-        raise ProviderLoadError(f"{origin}: manifest.py must define `provider`, an instance of a Provider subclass")
+        raise ProviderLoadError(
+            f"{origin}: manifest.py must define `provider`, an instance of a Provider subclass"
+        )
     provider.attach_manifest(manifest)
     try:
-        problems = spec_problems(provider.get_operation_parameter_spec(),
-                                 [op.value for op in provider.supported_operations])
+        problems = spec_problems(
+            provider.get_operation_parameter_spec(), [op.value for op in provider.supported_operations]
+        )
     except Exception as exc:
-        raise ProviderLoadError(f"{origin}: get_operation_parameter_spec / supported_operations raised {exc!r}") from exc
+        raise ProviderLoadError(
+            f"{origin}: get_operation_parameter_spec / supported_operations raised {exc!r}"
+        ) from exc
     if problems:
         raise ProviderLoadError(f"{origin}: invalid parameter spec: " + "; ".join(problems))
     return LoadedProvider(manifest=manifest, provider=provider, origin=origin)

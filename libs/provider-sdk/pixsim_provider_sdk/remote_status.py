@@ -10,12 +10,16 @@ from pixsim_contracts import ProviderStatus
 from .errors import ProviderError
 
 
-def status_of(provider_id: str, table: Mapping[Any, ProviderStatus], remote: Any, what: str = "job") -> ProviderStatus:
+def status_of(
+    provider_id: str, table: Mapping[Any, ProviderStatus], remote: Any, what: str = "job"
+) -> ProviderStatus:
     """`table[remote]`; a status the table does not know is `provider_bad_response` (the adapter is behind
     the API: polling again will not help), named in the message."""
     status = table.get(remote)
     if status is None:
-        raise ProviderError(f"{provider_id}: unknown {what} status {remote!r}", error_code="provider_bad_response")
+        raise ProviderError(
+            f"{provider_id}: unknown {what} status {remote!r}", error_code="provider_bad_response"
+        )
     return status
 
 

@@ -240,7 +240,8 @@ async def _fetch(url: httpx.URL, dest: Path, param: str, expect: str | None, pol
         for _ in range(policy.max_redirects + 1):
             address = await checked_address(url, param, policy)
             request = client.build_request(
-                "GET", url.copy_with(host=address),
+                "GET",
+                url.copy_with(host=address),
                 headers={"Host": url.netloc.decode("ascii"), "Accept-Encoding": "identity"},
                 extensions={"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else None,
             )
@@ -273,7 +274,9 @@ def _check_response(response: httpx.Response, param: str, expect: str | None, po
         raise SourceRejected(f"{param}: the source is {found}, not {expect or 'media'}")
     length = response.headers.get("content-length", "")
     if length.isdigit() and int(length) > policy.max_bytes:
-        raise SourceRejected(f"{param}: the source is {int(length)} bytes, over the {policy.max_bytes} byte limit")
+        raise SourceRejected(
+            f"{param}: the source is {int(length)} bytes, over the {policy.max_bytes} byte limit"
+        )
     return content_type
 
 

@@ -13,7 +13,11 @@ def cookie_map(cookies: Any) -> dict[str, Any]:
     """Captured cookies as `{name: value}`: given so, or as the `[{"name", "value", "domain", ...}]` list
     browser extensions export; `{}` for anything else."""
     if isinstance(cookies, list):
-        return {c["name"]: c.get("value") for c in cookies if isinstance(c, dict) and isinstance(c.get("name"), str)}
+        return {
+            c["name"]: c.get("value")
+            for c in cookies
+            if isinstance(c, dict) and isinstance(c.get("name"), str)
+        }
     return dict(cookies) if isinstance(cookies, dict) else {}
 
 

@@ -48,10 +48,23 @@ TRANSITIONS = {
     "disabled": {"active"},
 }
 #: The fields events own; everything else in the document is operational.
-AGGREGATE_FIELDS = ("provider_id", "owner_id", "shared", "email", "credentials", "enabled", "priority",
-                    "concurrency_limit",
-                    "status", "status_reason", "status_code", "status_since", "cooldown_until",
-                    "created_at", "updated_at")
+AGGREGATE_FIELDS = (
+    "provider_id",
+    "owner_id",
+    "shared",
+    "email",
+    "credentials",
+    "enabled",
+    "priority",
+    "concurrency_limit",
+    "status",
+    "status_reason",
+    "status_code",
+    "status_since",
+    "cooldown_until",
+    "created_at",
+    "updated_at",
+)
 MAX_CONFLICTS = 50
 
 
@@ -105,16 +118,45 @@ async def load_account(
 
 
 # -- the aggregate ----------------------------------------------------------------------------------
-def new_account(account_id: str, *, provider_id: str, email: str | None, credentials: str, priority: int,
-                concurrency_limit: int, now: datetime, owner_id: str | None = None,
-                shared: bool = False) -> dict[str, Any]:
+def new_account(
+    account_id: str,
+    *,
+    provider_id: str,
+    email: str | None,
+    credentials: str,
+    priority: int,
+    concurrency_limit: int,
+    now: datetime,
+    owner_id: str | None = None,
+    shared: bool = False,
+) -> dict[str, Any]:
     """A new account document (version 0: `AccountCreated` is folded in by the caller)."""
-    return {"_id": account_id, "provider_id": provider_id, "owner_id": owner_id, "shared": shared,
-            "email": email, "credentials": credentials,
-            "enabled": True, "priority": priority, "concurrency_limit": concurrency_limit, "status": "active",
-            "status_reason": "created", "status_code": None, "status_since": ts(now), "cooldown_until": None,
-            "created_at": now, "updated_at": ts(now), "last_used_at": None, "version": 0, "outbox": [],
-            "leases": {}, "slots_used": 0, "available": {}, "tracked": [], "cooldown_streak": 0}
+    return {
+        "_id": account_id,
+        "provider_id": provider_id,
+        "owner_id": owner_id,
+        "shared": shared,
+        "email": email,
+        "credentials": credentials,
+        "enabled": True,
+        "priority": priority,
+        "concurrency_limit": concurrency_limit,
+        "status": "active",
+        "status_reason": "created",
+        "status_code": None,
+        "status_since": ts(now),
+        "cooldown_until": None,
+        "created_at": now,
+        "updated_at": ts(now),
+        "last_used_at": None,
+        "version": 0,
+        "outbox": [],
+        "leases": {},
+        "slots_used": 0,
+        "available": {},
+        "tracked": [],
+        "cooldown_streak": 0,
+    }
 
 
 def fold(doc: dict[str, Any], event: Event) -> dict[str, Any]:
@@ -123,43 +165,76 @@ def fold(doc: dict[str, Any], event: Event) -> dict[str, Any]:
     doc = dict(doc)
     match event:
         case AccountCreated():
-            doc.update(provider_id=event.provider_id, owner_id=event.owner_id, shared=event.shared,
-                       email=event.email, created_at=event.occurred_at,
-                       priority=event.priority, concurrency_limit=event.concurrency_limit, enabled=True,
-                       status="active", status_reason="created", status_since=ts(event.occurred_at))
+            doc.update(
+                provider_id=event.provider_id,
+                owner_id=event.owner_id,
+                shared=event.shared,
+                email=event.email,
+                created_at=event.occurred_at,
+                priority=event.priority,
+                concurrency_limit=event.concurrency_limit,
+                enabled=True,
+                status="active",
+                status_reason="created",
+                status_since=ts(event.occurred_at),
+            )
         case AccountUpdated():
-            doc.update({k: v for k, v in event.changes.items() if k in AGGREGATE_FIELDS and k != "credentials"})
+            doc.update(
+                {k: v for k, v in event.changes.items() if k in AGGREGATE_FIELDS and k != "credentials"}
+            )
         case AccountStatusChanged():
-            doc.update(status=event.status, status_reason=event.reason, status_code=event.error_code,
-                       status_since=ts(event.occurred_at), cooldown_until=ts(event.cooldown_until))
+            doc.update(
+                status=event.status,
+                status_reason=event.reason,
+                status_code=event.error_code,
+                status_since=ts(event.occurred_at),
+                cooldown_until=ts(event.cooldown_until),
+            )
         case _:  # billing's announcements (credits_low, exhausted) and deletion change no field
             return doc
     doc["updated_at"] = ts(event.occurred_at)
     return doc
 
 
-def status_change(doc: dict[str, Any], status: str, reason: str, *, error_code: str | None = None,
-                  cooldown_until: datetime | None = None, generation_id: str | None = None,
-                  ) -> AccountStatusChanged | None:
+def status_change(
+    doc: dict[str, Any],
+    status: str,
+    reason: str,
+    *,
+    error_code: str | None = None,
+    cooldown_until: datetime | None = None,
+    generation_id: str | None = None,
+) -> AccountStatusChanged | None:
     """The event that moves the account to `status`, or None when that move is not allowed now
     (a disabled account is not put in cooldown) or changes nothing (a shorter cooldown)."""
     current = doc.get("status", "active")
     if status not in TRANSITIONS.get(current, set()):
         return None
-    if status == current == "cooling_down" and cooldown_until and doc.get("cooldown_until") \
-            and ts(cooldown_until) <= doc["cooldown_until"]:
+    if (
+        status == current == "cooling_down"
+        and cooldown_until
+        and doc.get("cooldown_until")
+        and ts(cooldown_until) <= doc["cooldown_until"]
+    ):
         return None
-    return AccountStatusChanged(account_id=doc["_id"], provider_id=doc["provider_id"], status=status,
-                                previous_status=current, reason=reason, error_code=error_code,
-                                cooldown_until=cooldown_until if status == "cooling_down" else None,
-                                generation_id=generation_id)
+    return AccountStatusChanged(
+        account_id=doc["_id"],
+        provider_id=doc["provider_id"],
+        status=status,
+        previous_status=current,
+        reason=reason,
+        error_code=error_code,
+        cooldown_until=cooldown_until if status == "cooling_down" else None,
+        generation_id=generation_id,
+    )
 
 
 Decide = Callable[[dict[str, Any]], list[Event]]
 
 
-async def record(db: AsyncDatabase, broker: NatsBroker, account_id: str, decide: Decide,
-                 also: dict[str, Any] | None = None) -> list[Event]:
+async def record(
+    db: AsyncDatabase, broker: NatsBroker, account_id: str, decide: Decide, also: dict[str, Any] | None = None
+) -> list[Event]:
     """Append the events `decide(current document)` returns, then publish them.
 
     `decide` sees the latest document and may return nothing. `also` is an extra operational
@@ -198,8 +273,9 @@ async def flush_outbox(db: AsyncDatabase, broker: NatsBroker, doc: dict[str, Any
     await outbox.flush(db[ACCOUNTS], broker, doc)
 
 
-async def set_status(db: AsyncDatabase, broker: NatsBroker, account_id: str, status: str, reason: str,
-                     **kwargs: Any) -> AccountStatusChanged | None:
+async def set_status(
+    db: AsyncDatabase, broker: NatsBroker, account_id: str, status: str, reason: str, **kwargs: Any
+) -> AccountStatusChanged | None:
     """Move the account to `status` if that is allowed now; returns the event, or None."""
     also = kwargs.pop("also", None)
 

@@ -28,7 +28,9 @@ def make_broker(settings: BaseServiceSettings, tracer_provider: TracerProvider |
         security=NatsUserPassword(user, password) if password is not None else None,
         inbox_prefix=inbox,
         # Consume and publish spans cost ~8% of a generation's CPU; without an exporter they are left out.
-        middlewares=[PixsimTelemetryMiddleware(tracer_provider=tracer_provider)] if traced(tracer_provider) else [],
+        middlewares=[PixsimTelemetryMiddleware(tracer_provider=tracer_provider)]
+        if traced(tracer_provider)
+        else [],
         # Per-message access logs cost ~30% throughput (measured); errors are logged by our consumers.
         log_level=logging.DEBUG,
         max_reconnect_attempts=-1,

@@ -43,10 +43,16 @@ USERS = (*SERVICES, "setup", "upstream", "admin")
 #: The durable consumers each service owns, (stream, durable). A test checks these are exactly the
 #: subscribers the services register, so a new subscriber cannot silently lack its permissions.
 DURABLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "gateway": ((GENERATIONS, "gateway-generations"), (CREDITS, "gateway-credits"),
-                (GENERATIONS, "gateway-archiver"), (GENERATIONS, "gateway-webhooks")),
-    "dispatcher": ((GENERATIONS, "dispatcher"),
-                   *((GENERATIONS, f"dispatcher-slots-{end}") for end in TERMINAL_GENERATION_EVENTS)),
+    "gateway": (
+        (GENERATIONS, "gateway-generations"),
+        (CREDITS, "gateway-credits"),
+        (GENERATIONS, "gateway-archiver"),
+        (GENERATIONS, "gateway-webhooks"),
+    ),
+    "dispatcher": (
+        (GENERATIONS, "dispatcher"),
+        *((GENERATIONS, f"dispatcher-slots-{end}") for end in TERMINAL_GENERATION_EVENTS),
+    ),
     "poller": ((GENERATIONS, "poller"), (GENERATIONS, "poller-cancels")),
     "billing": ((CREDITS, "billing"),),
 }
@@ -57,13 +63,25 @@ _RECORDED = tuple(subjects.account_events(e) for e in ("created", "updated", "st
 
 #: The event subjects each service emits (its dead letters are added below).
 EMITS: dict[str, tuple[str, ...]] = {
-    "gateway": (subjects.generation_events("requested"), subjects.generation_events("cancel_requested"),
-                subjects.credit_events("granted"), subjects.credit_events("synced"),
-                *_RECORDED, subjects.account_events("deleted")),
-    "dispatcher": (*(subjects.generation_events(e) for e in ("submitted", "failed", "filtered")),
-                   subjects.credit_events("reserved"), *_RECORDED),
-    "poller": (*(subjects.generation_events(e) for e in ("progressed", *TERMINAL_GENERATION_EVENTS)),
-               subjects.credit_events("charged"), subjects.credit_events("released"), *_RECORDED),
+    "gateway": (
+        subjects.generation_events("requested"),
+        subjects.generation_events("cancel_requested"),
+        subjects.credit_events("granted"),
+        subjects.credit_events("synced"),
+        *_RECORDED,
+        subjects.account_events("deleted"),
+    ),
+    "dispatcher": (
+        *(subjects.generation_events(e) for e in ("submitted", "failed", "filtered")),
+        subjects.credit_events("reserved"),
+        *_RECORDED,
+    ),
+    "poller": (
+        *(subjects.generation_events(e) for e in ("progressed", *TERMINAL_GENERATION_EVENTS)),
+        subjects.credit_events("charged"),
+        subjects.credit_events("released"),
+        *_RECORDED,
+    ),
     "billing": (*_RECORDED, subjects.account_events("credits_low"), subjects.account_events("exhausted")),
 }
 
@@ -81,9 +99,14 @@ class Permissions:
 
     def conf(self) -> str:
         """The `permissions` map of a user in nats-server's configuration syntax."""
-        lines = ["{", f"  publish: {{ allow: {_list(self.publish)}"
-                 + (f", deny: {_list(self.deny_publish)}" if self.deny_publish else "") + " }",
-                 f"  subscribe: {{ allow: {_list(self.subscribe)} }}", "}"]
+        lines = [
+            "{",
+            f"  publish: {{ allow: {_list(self.publish)}"
+            + (f", deny: {_list(self.deny_publish)}" if self.deny_publish else "")
+            + " }",
+            f"  subscribe: {{ allow: {_list(self.subscribe)} }}",
+            "}",
+        ]
         return "\n".join(lines)
 
 
@@ -102,9 +125,13 @@ def _js(*parts: str) -> str:
 
 def _durable(stream: str, durable: str) -> list[str]:
     """What a service needs to create, bind, fetch from and ack one durable pull consumer."""
-    return [_js("CONSUMER.INFO", stream, durable), _js("CONSUMER.CREATE", stream, durable),
-            _js("CONSUMER.CREATE", stream, durable, ">"), _js("CONSUMER.MSG.NEXT", stream, durable),
-            f"$JS.ACK.{stream}.{durable}.>"]
+    return [
+        _js("CONSUMER.INFO", stream, durable),
+        _js("CONSUMER.CREATE", stream, durable),
+        _js("CONSUMER.CREATE", stream, durable, ">"),
+        _js("CONSUMER.MSG.NEXT", stream, durable),
+        f"$JS.ACK.{stream}.{durable}.>",
+    ]
 
 
 def _ephemeral(stream: str) -> list[str]:
@@ -114,9 +141,14 @@ def _ephemeral(stream: str) -> list[str]:
     Never the name-less `CONSUMER.CREATE.<stream>` (nats-py's ordered consumers): there the name travels
     in the body, and a client could re-configure another service's durable under its name. With the name
     in the subject, `_not_durables` can deny the services' durable names."""
-    return [_js("CONSUMER.CREATE", stream, "*", ">"), _js("CONSUMER.INFO", stream, "*"),
-            _js("CONSUMER.MSG.NEXT", stream, "*"), _js("CONSUMER.DELETE", stream, "*"),
-            f"$JS.ACK.{stream}.*.>", _js("STREAM.NAMES")]
+    return [
+        _js("CONSUMER.CREATE", stream, "*", ">"),
+        _js("CONSUMER.INFO", stream, "*"),
+        _js("CONSUMER.MSG.NEXT", stream, "*"),
+        _js("CONSUMER.DELETE", stream, "*"),
+        f"$JS.ACK.{stream}.*.>",
+        _js("STREAM.NAMES"),
+    ]
 
 
 def _not_durables(owner: str | None) -> tuple[str, ...]:
@@ -126,9 +158,13 @@ def _not_durables(owner: str | None) -> tuple[str, ...]:
         if service == owner:
             continue
         for stream, durable in owned:
-            out += [_js("CONSUMER.CREATE", stream, durable), _js("CONSUMER.CREATE", stream, durable, ">"),
-                    _js("CONSUMER.MSG.NEXT", stream, durable), _js("CONSUMER.DELETE", stream, durable),
-                    f"$JS.ACK.{stream}.{durable}.>"]
+            out += [
+                _js("CONSUMER.CREATE", stream, durable),
+                _js("CONSUMER.CREATE", stream, durable, ">"),
+                _js("CONSUMER.MSG.NEXT", stream, durable),
+                _js("CONSUMER.DELETE", stream, durable),
+                f"$JS.ACK.{stream}.{durable}.>",
+            ]
     return tuple(out)
 
 
@@ -149,9 +185,11 @@ def permissions() -> dict[str, Permissions]:
     """Every NATS user and what it may do."""
     users = {name: _service(name) for name in SERVICES}
     users["setup"] = Permissions(
-        (*(_js(op, s) for s in STREAMS for op in ("STREAM.INFO", "STREAM.CREATE", "STREAM.UPDATE")),
-         *(_js("CONSUMER.INFO", s, "*") for s in STREAMS),
-         *(_js("CONSUMER.CREATE", s, ">") for s in STREAMS)),
+        (
+            *(_js(op, s) for s in STREAMS for op in ("STREAM.INFO", "STREAM.CREATE", "STREAM.UPDATE")),
+            *(_js("CONSUMER.INFO", s, "*") for s in STREAMS),
+            *(_js("CONSUMER.CREATE", s, ">") for s in STREAMS),
+        ),
         (f"{inbox_prefix('setup')}.>",),
     )
     users["upstream"] = Permissions(
@@ -172,8 +210,10 @@ def server_authorization(password_of: Callable[[str], str]) -> str:
         rendered = password if password.startswith("$") else f'"{password}"'
         body = perms.conf().replace("\n", "\n    ")
         entries.append(f'  {{\n    user: "{user}"\n    password: {rendered}\n    permissions: {body}\n  }}')
-    return "# Rendered by pixsim_runtime.bus_auth: do not edit by hand.\n" \
-           "authorization {\n  users: [\n" + "\n".join(entries) + "\n  ]\n}\n"
+    return (
+        "# Rendered by pixsim_runtime.bus_auth: do not edit by hand.\n"
+        "authorization {\n  users: [\n" + "\n".join(entries) + "\n  ]\n}\n"
+    )
 
 
 def k8s_authorization() -> str:
@@ -250,8 +290,15 @@ def read_password(directory: str | os.PathLike[str], user: str) -> str | None:
 
 def _k8s_secret(namespace: str) -> str:
     """A Secret manifest with a fresh random password per user (pipe it to `kubectl apply -f -`)."""
-    lines = ["apiVersion: v1", "kind: Secret", "metadata:", "  name: pixsim-nats", f"  namespace: {namespace}",
-             "type: Opaque", "stringData:"]
+    lines = [
+        "apiVersion: v1",
+        "kind: Secret",
+        "metadata:",
+        "  name: pixsim-nats",
+        f"  namespace: {namespace}",
+        "type: Opaque",
+        "stringData:",
+    ]
     lines += [f"  {user}: {secrets.token_urlsafe(24)}" for user in USERS]
     return "\n".join(lines) + "\n"
 
@@ -262,8 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("auth-conf", help="the authorization block with $NATS_PASSWORD_<USER> references (k8s)")
     secret = sub.add_parser("k8s-secret", help="a Secret `pixsim-nats` with fresh random passwords")
     secret.add_argument("--namespace", "-n", default="pixsim")
-    local = sub.add_parser("server-conf", help="create (or read) a credentials directory and print the "
-                                               "authorization block with its passwords, for your own nats-server")
+    local = sub.add_parser(
+        "server-conf",
+        help="create (or read) a credentials directory and print the "
+        "authorization block with its passwords, for your own nats-server",
+    )
     local.add_argument("directory")
     args = parser.parse_args(argv)
     if args.command == "auth-conf":

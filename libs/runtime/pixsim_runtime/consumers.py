@@ -108,15 +108,20 @@ MAX_DLQ_HEADER_BYTES = 512
 def check_event(adapter: TypeAdapter[Any], subject: str, body: bytes) -> tuple[Any, str | None]:
     """Validate a message as the event `adapter` describes: (event, None), or (None, the reason)."""
     if len(body) > MAX_EVENT_MESSAGE_BYTES:
-        return None, f"invalid event: body of {len(body)} bytes is over the {MAX_EVENT_MESSAGE_BYTES}-byte limit"
+        return (
+            None,
+            f"invalid event: body of {len(body)} bytes is over the {MAX_EVENT_MESSAGE_BYTES}-byte limit",
+        )
     try:
         event = adapter.validate_json(body)
     except ValidationError as exc:
         return None, f"invalid event: {_short(exc)}"
     expected = event.subject
     if subject != expected:
-        return None, (f"subject does not match the body: the message came on {subject[:256]!r}, the event "
-                      f"belongs on {expected!r} ({_aggregate(event)}, type {event.type})")
+        return None, (
+            f"subject does not match the body: the message came on {subject[:256]!r}, the event "
+            f"belongs on {expected!r} ({_aggregate(event)}, type {event.type})"
+        )
     return event, None
 
 
@@ -149,8 +154,10 @@ def subscribe(
     `max_ack_pending`: the most messages handed out and not yet acked, over all replicas (see the
     module's docstring); at least `batch_size`, and best well above replicas x `batch_size`."""
     if max_ack_pending < batch_size:
-        raise ValueError(f"{service}:{durable}: max_ack_pending {max_ack_pending} is below the batch size "
-                         f"{batch_size}: a fetch could never be filled")
+        raise ValueError(
+            f"{service}:{durable}: max_ack_pending {max_ack_pending} is below the batch size "
+            f"{batch_size}: a fetch could never be filled"
+        )
     adapter = event_type if isinstance(event_type, TypeAdapter) else TypeAdapter(event_type)
 
     async def consume(msg: NatsMessage) -> None:
@@ -176,8 +183,9 @@ def subscribe(
                     await _wait_out(service, msg, f"{type(exc).__name__}: {exc}", retry, holds)
         except PollAgain as again:
             if attempt >= retry.deliveries:
-                await _dead_letter(broker, service, msg, f"still not finished after {attempt} deliveries", attempt,
-                                   retry)
+                await _dead_letter(
+                    broker, service, msg, f"still not finished after {attempt} deliveries", attempt, retry
+                )
             else:
                 await msg.nack(delay=again.delay)
             return
@@ -188,10 +196,24 @@ def subscribe(
             reason = f"{type(exc).__name__}: {exc}"
             attempt -= OUTAGE_DELIVERIES.get(_key(msg), 0)
             if attempt >= retry.max_attempts:
-                log.error("%s: giving up on %s after %d attempts: %s", service, msg.raw_message.subject, attempt, reason)
-                await _dead_letter(broker, service, msg, f"{reason} (after {attempt} attempts)", attempt, retry)
+                log.error(
+                    "%s: giving up on %s after %d attempts: %s",
+                    service,
+                    msg.raw_message.subject,
+                    attempt,
+                    reason,
+                )
+                await _dead_letter(
+                    broker, service, msg, f"{reason} (after {attempt} attempts)", attempt, retry
+                )
             else:
-                log.warning("%s: attempt %d on %s failed, will retry: %s", service, attempt, msg.raw_message.subject, reason)
+                log.warning(
+                    "%s: attempt %d on %s failed, will retry: %s",
+                    service,
+                    attempt,
+                    msg.raw_message.subject,
+                    reason,
+                )
                 await msg.nack(delay=retry.delay(attempt))
             return
         finally:
@@ -221,7 +243,9 @@ def subscribe(
         # slow provider call held up every message fetched with it).
         max_workers=batch_size,
         # Bounded by us (to dead-letter with a reason), and by the server as a backstop.
-        config=ConsumerConfig(max_deliver=retry.max_deliver, ack_wait=ack_wait_s, max_ack_pending=max_ack_pending),
+        config=ConsumerConfig(
+            max_deliver=retry.max_deliver, ack_wait=ack_wait_s, max_ack_pending=max_ack_pending
+        ),
         ack_policy=AckPolicy.MANUAL,
         inbox_prefix=inbox_of(broker),  # this service's NATS user may read only its own inboxes
         title=f"{service}:{durable}",
@@ -246,8 +270,13 @@ async def _wait_out(service: str, msg: NatsMessage, reason: str, retry: RetryPol
     outage of any length costs no delivery, so the finite `max_deliver` backstop never runs out on a
     legitimate message; if NATS itself is down, the message comes back once, after the ack wait."""
     delay = min(retry.delay(holds), OUTAGE_MAX_DELAY_S)
-    log.warning("%s: NATS or MongoDB unavailable on %s, will retry in %.1fs (not counted): %s",
-                service, msg.raw_message.subject, delay, reason)
+    log.warning(
+        "%s: NATS or MongoDB unavailable on %s, will retry in %.1fs (not counted): %s",
+        service,
+        msg.raw_message.subject,
+        delay,
+        reason,
+    )
     deadline = asyncio.get_running_loop().time() + delay
     while (left := deadline - asyncio.get_running_loop().time()) > 0:
         try:
@@ -267,7 +296,9 @@ async def _keep_alive(msg: NatsMessage, every_s: float) -> None:
 
 
 def _short(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:10])[:2000]
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:10])[
+        :2000
+    ]
 
 
 def _cut(text: str, limit: int) -> str:
@@ -275,8 +306,16 @@ def _cut(text: str, limit: int) -> str:
     return text if len(raw) <= limit else raw[:limit].decode("utf-8", errors="ignore")
 
 
-def dead_letter_record(service: str, subject: str, stream: str, seq: int, attempt: int, reason: str,
-                       headers: dict[str, str] | None, body: bytes) -> bytes:
+def dead_letter_record(
+    service: str,
+    subject: str,
+    stream: str,
+    seq: int,
+    attempt: int,
+    reason: str,
+    headers: dict[str, str] | None,
+    body: bytes,
+) -> bytes:
     """The dead letter of a message, always under the dead-letter stream's message limit: an excerpt of
     the body (all of it when short) with the body's size and SHA-256, and bounded headers."""
     kept: dict[str, str] = {}
@@ -300,26 +339,41 @@ def dead_letter_record(service: str, subject: str, stream: str, seq: int, attemp
     }
     # JSON escapes can make even these bounds grow (a control byte is 6 characters): shed the headers,
     # then most of the excerpt, until it fits; the size and hash always stay.
-    for shrink in ({}, {"headers": {}}, {"body": excerpt[:512].decode("utf-8", errors="replace")}, {"body": ""}):
+    for shrink in (
+        {},
+        {"headers": {}},
+        {"body": excerpt[:512].decode("utf-8", errors="replace")},
+        {"body": ""},
+    ):
         record.update(shrink)
         record["body_truncated"] = len(record["body"].encode("utf-8", errors="replace")) < len(body) or (
-            len(body) > len(excerpt))
+            len(body) > len(excerpt)
+        )
         encoded = json.dumps(record, ensure_ascii=False).encode("utf-8", errors="replace")
         if len(encoded) <= DLQ_MAX_MESSAGE_BYTES - 1024:  # room for the publish's headers
             break
     return encoded
 
 
-async def _dead_letter(broker: NatsBroker, service: str, msg: NatsMessage, reason: str, attempt: int,
-                       retry: RetryPolicy) -> None:
+async def _dead_letter(
+    broker: NatsBroker, service: str, msg: NatsMessage, reason: str, attempt: int, retry: RetryPolicy
+) -> None:
     """Copy the message to `pixsim.dlq.<service>` with the reason, then ack the original.
 
     If the dead letter cannot be published, the message is tried again later, and after
     `retry.deliveries` deliveries it is terminated (logged, never redelivered)."""
     meta = msg.raw_message.metadata
     subject = msg.raw_message.subject
-    record = dead_letter_record(service, subject, meta.stream, meta.sequence.stream, attempt, reason,
-                                msg.raw_message.headers, msg.body)
+    record = dead_letter_record(
+        service,
+        subject,
+        meta.stream,
+        meta.sequence.stream,
+        attempt,
+        reason,
+        msg.raw_message.headers,
+        msg.body,
+    )
     try:
         await broker.publish(
             record,
@@ -330,13 +384,27 @@ async def _dead_letter(broker: NatsBroker, service: str, msg: NatsMessage, reaso
         )
     except Exception as exc:  # noqa: BLE001 - whatever the failure, the message must not loop for ever
         if attempt >= retry.deliveries:
-            log.error("%s: could not dead-letter %s (seq %s) after %d attempts, terminating it: %s: %s; "
-                      "reason was: %s", service, subject, meta.sequence.stream, attempt, type(exc).__name__, exc,
-                      reason)
+            log.error(
+                "%s: could not dead-letter %s (seq %s) after %d attempts, terminating it: %s: %s; "
+                "reason was: %s",
+                service,
+                subject,
+                meta.sequence.stream,
+                attempt,
+                type(exc).__name__,
+                exc,
+                reason,
+            )
             await msg.reject()
         else:
-            log.warning("%s: could not dead-letter %s (seq %s), will retry: %s: %s", service, subject,
-                        meta.sequence.stream, type(exc).__name__, exc)
+            log.warning(
+                "%s: could not dead-letter %s (seq %s), will retry: %s: %s",
+                service,
+                subject,
+                meta.sequence.stream,
+                type(exc).__name__,
+                exc,
+            )
             await msg.nack(delay=retry.delay(attempt))
         return
     log.error("%s: dead-lettered %s (seq %s): %s", service, subject, meta.sequence.stream, reason)

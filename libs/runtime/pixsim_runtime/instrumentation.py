@@ -30,11 +30,13 @@ from pixsim_provider_sdk import Provider, ProviderError
 from . import observability as names
 
 _meter = metrics.get_meter("pixsim")  # a proxy until the process sets its MeterProvider
-_generations = _meter.create_counter(names.METRIC_GENERATIONS, unit="{event}",
-                                     description="Generation state changes published")
+_generations = _meter.create_counter(
+    names.METRIC_GENERATIONS, unit="{event}", description="Generation state changes published"
+)
 _credits = _meter.create_counter(names.METRIC_CREDITS, unit="{credit}", description="Credits by kind")
-_call_duration = _meter.create_histogram(names.METRIC_PROVIDER_CALL_DURATION, unit="s",
-                                         description="Provider API calls")
+_call_duration = _meter.create_histogram(
+    names.METRIC_PROVIDER_CALL_DURATION, unit="s", description="Provider API calls"
+)
 _pending: dict[tuple[str, str], int] = {}
 
 
@@ -42,8 +44,12 @@ def _observe_pending(_: CallbackOptions) -> Iterable[Observation]:
     return [Observation(n, {"stream": s, "consumer": c}) for (s, c), n in _pending.items()]
 
 
-_meter.create_observable_gauge(names.METRIC_CONSUMER_PENDING, callbacks=[_observe_pending], unit="{message}",
-                               description="Messages a durable consumer has not acknowledged yet")
+_meter.create_observable_gauge(
+    names.METRIC_CONSUMER_PENDING,
+    callbacks=[_observe_pending],
+    unit="{message}",
+    description="Messages a durable consumer has not acknowledged yet",
+)
 
 _AGGREGATE = re.compile(r"^(pixsim\.(?:generations|accounts))\.[^.]+\.")
 
@@ -94,21 +100,39 @@ def annotate_current_span(event: Event) -> None:
 def count_published(event: Event) -> None:
     kind = event.type.split(".", 1)[1]
     if event.type.startswith("generation.") and kind not in ("progressed", "cancel_requested"):
-        _generations.add(1, {"provider": getattr(event, "provider_id", "") or "",
-                             "operation": getattr(getattr(event, "operation_type", None), "value", "") or "",
-                             "status": kind})
+        _generations.add(
+            1,
+            {
+                "provider": getattr(event, "provider_id", "") or "",
+                "operation": getattr(getattr(event, "operation_type", None), "value", "") or "",
+                "status": kind,
+            },
+        )
     elif event.type.startswith("credits.") and (amount := getattr(event, "amount", 0) or 0) > 0:
         # Counters only go up: grants, reservations, charges and releases; sync differences are
         # in the ledger, not here.
-        _credits.add(amount, {"provider": event.provider_id,  # type: ignore[attr-defined]
-                              "credit_type": event.credit_type, "kind": kind})  # type: ignore[attr-defined]
+        _credits.add(
+            amount,
+            {
+                "provider": event.provider_id,  # type: ignore[attr-defined]
+                "credit_type": event.credit_type,
+                "kind": kind,
+            },
+        )  # type: ignore[attr-defined]
 
 
 def set_pending(stream: str, consumer: str, pending: int) -> None:
     _pending[(stream, consumer)] = pending
 
 
-_CALLS = ("execute", "check_status", "cancel", "prepare_execution_params", "upload_asset", "extract_account_data")
+_CALLS = (
+    "execute",
+    "check_status",
+    "cancel",
+    "prepare_execution_params",
+    "upload_asset",
+    "extract_account_data",
+)
 
 
 def instrument_provider(provider: Provider) -> None:
@@ -116,10 +140,14 @@ def instrument_provider(provider: Provider) -> None:
 
     A provider instance is shared by every app built in one process, so the tracer is looked up from
     the process's (global) TracerProvider at call time, not bound to whichever app came first."""
-    wrap_calls(provider, "_pixsim_instrumented", _CALLS, lambda call, original: _traced(provider, call, original))
+    wrap_calls(
+        provider, "_pixsim_instrumented", _CALLS, lambda call, original: _traced(provider, call, original)
+    )
 
 
-def wrap_calls(provider: Provider, marker: str, calls: Iterable[str], wrap: Callable[[str, Any], Any]) -> None:
+def wrap_calls(
+    provider: Provider, marker: str, calls: Iterable[str], wrap: Callable[[str, Any], Any]
+) -> None:
     """Replace each of `calls` on this provider instance by `wrap(call, original)`, once per instance
     (`marker` names the flag that says it was done)."""
     if getattr(provider, marker, False):
@@ -144,8 +172,9 @@ def _traced(provider: Provider, call: str, original: Any) -> Any:
         account = account_argument(args, kwargs)
         if account is not None:
             attributes[names.ATTR_ACCOUNT_ID] = account.id
-        with tracer.start_as_current_span(f"{names.PROVIDER_SPAN_PREFIX}{call}", kind=SpanKind.INTERNAL,
-                                          attributes=attributes) as span:
+        with tracer.start_as_current_span(
+            f"{names.PROVIDER_SPAN_PREFIX}{call}", kind=SpanKind.INTERNAL, attributes=attributes
+        ) as span:
             started, outcome = time.perf_counter(), "ok"
             try:
                 return await original(*args, **kwargs)
@@ -158,7 +187,9 @@ def _traced(provider: Provider, call: str, original: Any) -> Any:
                 span.set_status(Status(StatusCode.ERROR, outcome))
                 raise
             finally:
-                _call_duration.record(time.perf_counter() - started,
-                                      {"provider": provider.provider_id, "call": call, "outcome": outcome})
+                _call_duration.record(
+                    time.perf_counter() - started,
+                    {"provider": provider.provider_id, "call": call, "outcome": outcome},
+                )
 
     return wrapper

@@ -79,8 +79,11 @@ class LocalServer:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_nats(port: int | None = None, store_dir: str | os.PathLike[str] | None = None,
-               credentials: BusCredentials | None = None) -> LocalServer:
+def start_nats(
+    port: int | None = None,
+    store_dir: str | os.PathLike[str] | None = None,
+    credentials: BusCredentials | None = None,
+) -> LocalServer:
     """nats-server with JetStream on loopback; `port=None` lets the server pick (no bind race).
 
     Authorization is on: `credentials` (default: fresh random passwords in the server's temporary
@@ -94,8 +97,24 @@ def start_nats(port: int | None = None, store_dir: str | os.PathLike[str] | None
     conf = workdir / "nats.conf"
     conf.touch(mode=0o600)
     conf.write_text(server_authorization(credentials.password))
-    cmd = [_binary("nats-server"), "-c", str(conf), "-js", "-sd", str(store), "-a", "127.0.0.1",
-           "-p", str(port if port else -1), "-m", "-1", "--ports_file_dir", str(workdir), "-l", str(log)]
+    cmd = [
+        _binary("nats-server"),
+        "-c",
+        str(conf),
+        "-js",
+        "-sd",
+        str(store),
+        "-a",
+        "127.0.0.1",
+        "-p",
+        str(port if port else -1),
+        "-m",
+        "-1",
+        "--ports_file_dir",
+        str(workdir),
+        "-l",
+        str(log),
+    ]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
     ports_file = workdir / f"nats-server_{proc.pid}.ports"
 
@@ -104,7 +123,9 @@ def start_nats(port: int | None = None, store_dir: str | os.PathLike[str] | None
             return False
         try:
             ports = json.loads(ports_file.read_text())
-            with urllib.request.urlopen(f"{ports['monitoring'][0]}/healthz?js-enabled-only=true", timeout=1) as r:
+            with urllib.request.urlopen(
+                f"{ports['monitoring'][0]}/healthz?js-enabled-only=true", timeout=1
+            ) as r:
                 return r.status == 200
         except (OSError, ValueError, KeyError):
             return False
@@ -119,9 +140,22 @@ def start_mongo(port: int | None = None, db_path: str | os.PathLike[str] | None 
     workdir = Path(tempfile.mkdtemp(prefix="pixsim-mongo-"))
     port = port or free_port()
     log = workdir / "nx.log"
-    cmd = [_binary("nx-27017"), "--db", str(db_path) if db_path else "memory", "--host", "127.0.0.1",
-           "-p", str(port), "--pid-file", str(workdir / "nx.pid"), "--log-file", str(log)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    cmd = [
+        _binary("nx-27017"),
+        "--db",
+        str(db_path) if db_path else "memory",
+        "--host",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "--pid-file",
+        str(workdir / "nx.pid"),
+        "--log-file",
+        str(log),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
 
     def ready() -> bool:
         try:

@@ -10,5 +10,7 @@ from .settings import BaseServiceSettings
 
 
 def make_mongo(settings: BaseServiceSettings) -> tuple[AsyncMongoClient, AsyncDatabase]:
-    client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=int(settings.mongo_timeout_s * 1000))
+    client: AsyncMongoClient = AsyncMongoClient(
+        settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=int(settings.mongo_timeout_s * 1000)
+    )
     return client, client[settings.mongo_db]

@@ -17,8 +17,15 @@ ATTR_STATUS = "pixsim.status"  # the state the event moves the generation to
 ATTR_EVENT_TYPE = "pixsim.event.type"
 ATTR_PROVIDER_CALL = "pixsim.provider.call"  # execute, check_status, cancel, ...
 
-SPAN_ATTRIBUTES = (ATTR_GENERATION_ID, ATTR_PROVIDER_ID, ATTR_ACCOUNT_ID, ATTR_OPERATION, ATTR_STATUS,
-                   ATTR_EVENT_TYPE, ATTR_PROVIDER_CALL)
+SPAN_ATTRIBUTES = (
+    ATTR_GENERATION_ID,
+    ATTR_PROVIDER_ID,
+    ATTR_ACCOUNT_ID,
+    ATTR_OPERATION,
+    ATTR_STATUS,
+    ATTR_EVENT_TYPE,
+    ATTR_PROVIDER_CALL,
+)
 
 #: One INTERNAL span per provider call is named `provider.<call>`, e.g. `provider.execute`.
 PROVIDER_SPAN_PREFIX = "provider."

@@ -15,9 +15,15 @@ import nats.js.errors
 from pymongo.errors import ConnectionFailure, OperationFailure
 
 _NATS = (
-    nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError, nats.errors.ConnectionReconnectingError,
-    nats.errors.NoServersError, nats.errors.StaleConnectionError, nats.errors.OutboundBufferLimitError,
-    nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.FlushTimeoutError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.NoServersError,
+    nats.errors.StaleConnectionError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.FlushTimeoutError,
     nats.js.errors.ServiceUnavailableError,
 )
 #: MongoDB server errors that mean "not now" (a primary stepping down or a server shutting down).
@@ -30,7 +36,9 @@ def is_outage(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (ConnectionFailure, *_NATS)):  # ConnectionFailure: AutoReconnect, timeouts, ...
+        if isinstance(
+            current, (ConnectionFailure, *_NATS)
+        ):  # ConnectionFailure: AutoReconnect, timeouts, ...
             return True
         if isinstance(current, OperationFailure) and current.code in _MONGO_NOT_NOW:
             return True

@@ -30,7 +30,10 @@ def encode(events: Iterable[Event]) -> list[str]:
 
 
 def decode(entries: Iterable[str | dict[str, Any]] | None) -> list[Event]:
-    return [AnyEvent.validate_json(e) if isinstance(e, str) else AnyEvent.validate_python(e) for e in entries or ()]
+    return [
+        AnyEvent.validate_json(e) if isinstance(e, str) else AnyEvent.validate_python(e)
+        for e in entries or ()
+    ]
 
 
 async def flush(collection: AsyncCollection, broker: NatsBroker, doc: dict[str, Any]) -> None:

@@ -39,11 +39,17 @@ class Gcra:
         tolerance = max(burst, 1) * period
         for _ in range(3):
             now = time.time()
-            if (await self.buckets.update_one({"_id": key, "tat": {"$lte": now}},
-                                              {"$set": {"tat": now + period}})).matched_count:
+            if (
+                await self.buckets.update_one(
+                    {"_id": key, "tat": {"$lte": now}}, {"$set": {"tat": now + period}}
+                )
+            ).matched_count:
                 return None
-            if (await self.buckets.update_one({"_id": key, "tat": {"$lte": now + tolerance - period}},
-                                              {"$inc": {"tat": period}})).matched_count:
+            if (
+                await self.buckets.update_one(
+                    {"_id": key, "tat": {"$lte": now + tolerance - period}}, {"$inc": {"tat": period}}
+                )
+            ).matched_count:
                 return None
             doc = await self.buckets.find_one({"_id": key})
             if doc is None:
@@ -77,7 +83,9 @@ def call_rates(provider: Provider, environ: dict[str, str] | None = None) -> Cal
             override = json.loads(raw)
             rates = CallRates.model_validate({**rates.model_dump(), **override})
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"{name} must be a JSON object of {sorted(CallRates.model_fields)}: {exc}") from exc
+            raise ValueError(
+                f"{name} must be a JSON object of {sorted(CallRates.model_fields)}: {exc}"
+            ) from exc
     return rates
 
 
@@ -99,7 +107,9 @@ class ProviderPacer:
         per_account = rates.account_submit_per_s if kind == "submit" else rates.account_status_per_s
         waited = 0.0
         if account_id is not None and per_account > 0:
-            waited += await self.gcra.wait_turn(f"account:{provider_id}:{account_id}:{kind}", per_account, rates.burst)
+            waited += await self.gcra.wait_turn(
+                f"account:{provider_id}:{account_id}:{kind}", per_account, rates.burst
+            )
         if per_provider > 0:  # the provider-wide turn comes last, right before the call, so it holds strictly
             waited += await self.gcra.wait_turn(f"provider:{provider_id}:{kind}", per_provider, rates.burst)
         if waited > 1:

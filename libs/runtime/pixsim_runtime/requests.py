@@ -44,7 +44,12 @@ def find_provider(registry: Registry, provider_id: str) -> Provider:
 
 
 def check_request(
-    registry: Registry, provider_id: str, operation_type: str, params: dict[str, Any], *, partial: bool = False
+    registry: Registry,
+    provider_id: str,
+    operation_type: str,
+    params: dict[str, Any],
+    *,
+    partial: bool = False,
 ) -> CheckedRequest:
     """The provider and spec for this request, or `RequestRejected`. With `partial`, required parameters
     may be missing (an estimate for a form not yet complete); what is given must still be valid."""
@@ -52,8 +57,10 @@ def check_request(
     operation = getattr(operation_type, "value", operation_type)
     supported = [op.value for op in provider.supported_operations]
     if operation not in supported:
-        raise RequestRejected(UNSUPPORTED_OPERATION, f"provider {provider_id!r} does not support {operation!r} "
-                              f"(supported: {', '.join(supported)})")
+        raise RequestRejected(
+            UNSUPPORTED_OPERATION,
+            f"provider {provider_id!r} does not support {operation!r} (supported: {', '.join(supported)})",
+        )
     spec = provider.get_operation_parameter_spec().get(operation)
     rules = spec
     if partial and spec:

@@ -23,7 +23,9 @@ class CredentialCipher:
         try:
             return json.loads(self._fernet.decrypt(token.encode()))
         except InvalidToken:
-            raise ValueError("stored credentials cannot be decrypted: PIXSIM_CREDENTIALS_KEY changed?") from None
+            raise ValueError(
+                "stored credentials cannot be decrypted: PIXSIM_CREDENTIALS_KEY changed?"
+            ) from None
 
     def __repr__(self) -> str:
         return "CredentialCipher(<key hidden>)"

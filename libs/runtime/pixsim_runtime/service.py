@@ -85,8 +85,12 @@ def build_service(
         await broker.start()
         lag = asyncio.create_task(_watch_consumer_lag(broker))
         loops = [asyncio.create_task(loop(ctx)) for loop in background]
-        log.info("%s started (providers: %s%s)", settings.service_name, ", ".join(registry.ids()) or "none",
-                 "".join(f"; disabled: {d.id} ({d.origin})" for d in registry.disabled))
+        log.info(
+            "%s started (providers: %s%s)",
+            settings.service_name,
+            ", ".join(registry.ids()) or "none",
+            "".join(f"; disabled: {d.id} ({d.origin})" for d in registry.disabled),
+        )
         try:
             yield
         finally:

@@ -19,24 +19,32 @@ class BaseServiceSettings(BaseSettings):
     nats_user: str | None = Field(default=None, alias="NATS_USER", description="Default: the service's name")
     nats_password: SecretStr | None = Field(default=None, alias="NATS_PASSWORD")
     nats_credentials_dir: str | None = Field(
-        default=None, alias="PIXSIM_NATS_CREDENTIALS_DIR",
+        default=None,
+        alias="PIXSIM_NATS_CREDENTIALS_DIR",
         description="A directory with one file per NATS user holding its password; the service reads its own",
     )
     mongo_url: str = Field(default="mongodb://127.0.0.1:27017/?directConnection=true", alias="MONGO_URL")
     mongo_db: str = Field(default="pixsim", alias="PIXSIM_MONGO_DB")
     mongo_timeout_s: float = Field(
-        default=10.0, alias="PIXSIM_MONGO_TIMEOUT",
+        default=10.0,
+        alias="PIXSIM_MONGO_TIMEOUT",
         description="Seconds a MongoDB call waits for a server before it fails (and is retried: an outage "
-                    "never dead-letters a message)",
+        "never dead-letters a message)",
     )
     providers_dir: str = Field(default="providers", alias="PIXSIM_PROVIDERS_DIR")
     http_host: str = Field(default="127.0.0.1", alias="PIXSIM_HTTP_HOST")
-    http_port: int = Field(default=0, alias="PIXSIM_HTTP_PORT", description="Health/API port; 0 picks a free one")
+    http_port: int = Field(
+        default=0, alias="PIXSIM_HTTP_PORT", description="Health/API port; 0 picks a free one"
+    )
     stream_replicas: int = Field(default=1, alias="PIXSIM_STREAM_REPLICAS", description="3 in a NATS cluster")
     max_attempts: int = Field(
-        default=5, alias="PIXSIM_MAX_ATTEMPTS", description="Deliveries of a failing message before dead-lettering"
+        default=5,
+        alias="PIXSIM_MAX_ATTEMPTS",
+        description="Deliveries of a failing message before dead-lettering",
     )
-    retry_backoff: float = Field(default=0.5, alias="PIXSIM_RETRY_BACKOFF", description="First retry delay (s)")
+    retry_backoff: float = Field(
+        default=0.5, alias="PIXSIM_RETRY_BACKOFF", description="First retry delay (s)"
+    )
     log_level: str = Field(default="INFO", alias="PIXSIM_LOG_LEVEL")
 
     service_name: str = "pixsim"

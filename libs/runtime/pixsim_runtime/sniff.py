@@ -10,7 +10,7 @@ __all__ = ["SNIFF_BYTES", "a_kind", "family", "sniff"]
 
 
 def a_kind(family: str) -> str:
-    """"an image", "a video", "an audio file": for messages."""
+    """ "an image", "a video", "an audio file": for messages."""
     return {"image": "an image", "video": "a video", "audio": "an audio file"}.get(family, f"a {family} file")
 
 

@@ -28,21 +28,33 @@ class StorageSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
-    storage_url: str = Field(default="file://.pixsim/storage", alias="PIXSIM_STORAGE_URL",
-                             description="file://<dir> or s3://<bucket>")
-    s3_endpoint: str | None = Field(default=None, alias="PIXSIM_S3_ENDPOINT",
-                                    description="An S3-compatible server (MinIO, R2, ...); unset for AWS")
+    storage_url: str = Field(
+        default="file://.pixsim/storage",
+        alias="PIXSIM_STORAGE_URL",
+        description="file://<dir> or s3://<bucket>",
+    )
+    s3_endpoint: str | None = Field(
+        default=None,
+        alias="PIXSIM_S3_ENDPOINT",
+        description="An S3-compatible server (MinIO, R2, ...); unset for AWS",
+    )
     s3_region: str = Field(default="us-east-1", alias="PIXSIM_S3_REGION")
     s3_access_key_id: str | None = Field(default=None, alias="AWS_ACCESS_KEY_ID")
     s3_secret_access_key: str | None = Field(default=None, alias="AWS_SECRET_ACCESS_KEY", repr=False)
     storage_presign_s: float = Field(
-        default=900.0, ge=0, alias="PIXSIM_STORAGE_PRESIGN",
-        description="S3: /content redirects to a URL presigned for this long (0: serve the bytes through the API)")
+        default=900.0,
+        ge=0,
+        alias="PIXSIM_STORAGE_PRESIGN",
+        description="S3: /content redirects to a URL presigned for this long (0: serve the bytes through the API)",
+    )
     upload_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, alias="PIXSIM_UPLOAD_MAX_BYTES")
     result_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024, alias="PIXSIM_RESULT_MAX_BYTES")
     result_retention_days: float = Field(
-        default=0.0, ge=0, alias="PIXSIM_RESULT_RETENTION_DAYS",
-        description="Archived results (and uploads) older than this are deleted; 0 keeps them")
+        default=0.0,
+        ge=0,
+        alias="PIXSIM_RESULT_RETENTION_DAYS",
+        description="Archived results (and uploads) older than this are deleted; 0 keeps them",
+    )
 
 
 @dataclass(frozen=True)
@@ -78,7 +90,9 @@ class Storage:
             if s.s3_access_key_id and s.s3_secret_access_key:
                 config.update(access_key_id=s.s3_access_key_id, secret_access_key=s.s3_secret_access_key)
             options = {"allow_http": True} if (s.s3_endpoint or "").startswith("http://") else {}
-            return cls(S3Store(bucket, client_options=options, **config), is_s3=True, presign_s=s.storage_presign_s)
+            return cls(
+                S3Store(bucket, client_options=options, **config), is_s3=True, presign_s=s.storage_presign_s
+            )
         raise ValueError(f"PIXSIM_STORAGE_URL must be file://<dir> or s3://<bucket>, not {url!r}")
 
     async def put(self, key: str, chunks: AsyncIterable[bytes], content_type: str, max_bytes: int) -> Stored:

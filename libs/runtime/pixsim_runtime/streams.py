@@ -33,18 +33,20 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
     configs = []
     for name, subject in subjects.STREAM_SUBJECTS.items():
         dlq = name == subjects.DLQ_STREAM
-        configs.append(StreamConfig(
-            name=name,
-            subjects=[subject],
-            retention=RetentionPolicy.LIMITS,  # the event log: kept, replayable, shared by many consumers
-            storage=StorageType.FILE,
-            discard=DiscardPolicy.OLD,
-            duplicate_window=DUPLICATE_WINDOW_S,
-            num_replicas=replicas,
-            max_msg_size=DLQ_MAX_MESSAGE_BYTES if dlq else MAX_EVENT_MESSAGE_BYTES,
-            max_age=DLQ_MAX_AGE_S if dlq else None,
-            max_bytes=DLQ_MAX_BYTES if dlq else None,
-        ))
+        configs.append(
+            StreamConfig(
+                name=name,
+                subjects=[subject],
+                retention=RetentionPolicy.LIMITS,  # the event log: kept, replayable, shared by many consumers
+                storage=StorageType.FILE,
+                discard=DiscardPolicy.OLD,
+                duplicate_window=DUPLICATE_WINDOW_S,
+                num_replicas=replicas,
+                max_msg_size=DLQ_MAX_MESSAGE_BYTES if dlq else MAX_EVENT_MESSAGE_BYTES,
+                max_age=DLQ_MAX_AGE_S if dlq else None,
+                max_bytes=DLQ_MAX_BYTES if dlq else None,
+            )
+        )
     return configs
 
 

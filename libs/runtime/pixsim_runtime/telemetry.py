@@ -17,8 +17,9 @@ _httpx_instrumented = False
 _meter_provider: MeterProvider | None = None
 
 
-def init_telemetry(service_name: str, exporter: SpanExporter | None = None, *,
-                   processor: SpanProcessor | None = None) -> TracerProvider:
+def init_telemetry(
+    service_name: str, exporter: SpanExporter | None = None, *, processor: SpanProcessor | None = None
+) -> TracerProvider:
     """A TracerProvider for this process, also set as the global one, with httpx traced.
 
     `exporter` (batched) or `processor` win (tests pass an in-memory one). Otherwise `OTEL_TRACES_EXPORTER` decides:

@@ -30,34 +30,50 @@ def create_app(
             if is_system_account(event.account_id):
                 manifest = ctx.registry.manifest(event.provider_id)
                 if event.account_id != system_account_id(event.provider_id) or manifest.requires_credentials:
-                    raise DeadLetter(f"{event.account_id!r} is not a system account of provider "
-                                     f"{event.provider_id!r}")
+                    raise DeadLetter(
+                        f"{event.account_id!r} is not a system account of provider {event.provider_id!r}"
+                    )
                 return
             doc = await ctx.db[ACCOUNTS].find_one({"_id": event.account_id}, {"provider_id": 1})
             if doc is None:
                 raise DeadLetter(f"unknown account {event.account_id!r}")
             if doc.get("provider_id") != event.provider_id:
-                raise DeadLetter(f"account {event.account_id!r} belongs to provider {doc.get('provider_id')!r}, "
-                                 f"not {event.provider_id!r}")
+                raise DeadLetter(
+                    f"account {event.account_id!r} belongs to provider {doc.get('provider_id')!r}, "
+                    f"not {event.provider_id!r}"
+                )
 
         async def on_credit_event(event: CreditEvent, _msg: Any) -> None:
             if event.provider_id not in ctx.registry:
                 raise DeadLetter(f"unknown provider {event.provider_id!r}")
             declared = ctx.registry.manifest(event.provider_id).credit_types
             if event.credit_type not in declared:
-                raise DeadLetter(f"credit type {event.credit_type!r} is not declared by provider "
-                                 f"{event.provider_id!r} (declared: {', '.join(declared)})")
+                raise DeadLetter(
+                    f"credit type {event.credit_type!r} is not declared by provider "
+                    f"{event.provider_id!r} (declared: {', '.join(declared)})"
+                )
             await check_account(event)
             entry = await ledger.apply(ctx.db, event)
             if not is_system_account(event.account_id):
                 # Also on a redelivery (entry None): a crash may have come between booking and announcing.
                 kind = entry["kind"] if entry else ledger.KINDS[type(event)]
-                await notices.check(ctx.db, ctx.broker, ledger.balance_id(event.account_id, event.credit_type),
-                                    kind, settings.credits_low_threshold)
+                await notices.check(
+                    ctx.db,
+                    ctx.broker,
+                    ledger.balance_id(event.account_id, event.credit_type),
+                    kind,
+                    settings.credits_low_threshold,
+                )
 
         subscribe(
-            ctx.broker, service="billing", subject=subjects.CREDIT_SUBJECTS, stream=subjects.CREDITS_STREAM,
-            durable="billing", event_type=AnyCreditEvent, handler=on_credit_event, retry=ctx.retry,
+            ctx.broker,
+            service="billing",
+            subject=subjects.CREDIT_SUBJECTS,
+            stream=subjects.CREDITS_STREAM,
+            durable="billing",
+            event_type=AnyCreditEvent,
+            handler=on_credit_event,
+            retry=ctx.retry,
             ack_wait_s=settings.ack_wait_s,
         )
 

@@ -41,7 +41,9 @@ async def check_account(db: AsyncDatabase, account_id: str) -> list[str]:
         for seq in range(1, count + 1):
             eid = by_seq.get(claim_id(key, seq))
             if eid is None or eid not in entries:
-                problems.append(f"{key}: claim {seq} {'missing' if eid is None else f'names no entry ({eid})'}")
+                problems.append(
+                    f"{key}: claim {seq} {'missing' if eid is None else f'names no entry ({eid})'}"
+                )
                 continue
             folded.append(entries[eid])
         if len(claims) != count:
@@ -50,7 +52,9 @@ async def check_account(db: AsyncDatabase, account_id: str) -> list[str]:
         for eid, n in Counter(ids).items():
             if n > 1:
                 problems.append(f"{key}: entry {eid} folded {n} times")
-        problems += [f"{key}: entry {e['_id']} folded but not marked applied" for e in folded if not e.get("applied")]
+        problems += [
+            f"{key}: entry {e['_id']} folded but not marked applied" for e in folded if not e.get("applied")
+        ]
         waiting = [eid for eid, e in entries.items() if e.get("balance_id") == key and eid not in set(ids)]
         problems += [f"{key}: entry {eid} not booked" for eid in sorted(waiting)]
         for field in ("balance", "reserved", "spent"):
@@ -81,8 +85,9 @@ def _holds(key: str, balance: dict[str, Any], folded: list[dict[str, Any]]) -> l
         elif e["kind"] in SETTLEMENTS:
             settled[gid] += 1
             if gid in reserved and -int(e.get("delta_reserved") or 0) != reserved[gid]:
-                problems.append(f"{key}: {gid} settled {-int(e.get('delta_reserved') or 0)} of a "
-                                f"{reserved[gid]} hold")
+                problems.append(
+                    f"{key}: {gid} settled {-int(e.get('delta_reserved') or 0)} of a {reserved[gid]} hold"
+                )
     problems += [f"{key}: {gid} reserved {n} times" for gid, n in reservations.items() if n > 1]
     problems += [f"{key}: {gid} settled {n} times (charged twice)" for gid, n in settled.items() if n > 1]
     open_holds = sum(amount for gid, amount in reserved.items() if not settled[gid])
@@ -91,8 +96,9 @@ def _holds(key: str, balance: dict[str, Any], folded: list[dict[str, Any]]) -> l
     return problems
 
 
-def _available(account: dict[str, Any], balances: list[dict[str, Any]],
-               booked_reservations: set[tuple[str, str]]) -> list[str]:
+def _available(
+    account: dict[str, Any], balances: list[dict[str, Any]], booked_reservations: set[tuple[str, str]]
+) -> list[str]:
     """`available` = balance - reserved - holds the dispatcher took that billing has not booked yet."""
     problems: list[str] = []
     unbooked: Counter[str] = Counter()
@@ -106,6 +112,8 @@ def _available(account: dict[str, Any], balances: list[dict[str, Any]],
         b = by_type.get(credit_type, {})
         expected = int(b.get("balance", 0)) - int(b.get("reserved", 0)) - unbooked[credit_type]
         if int(available.get(credit_type, 0)) != expected:
-            problems.append(f"{account['_id']}:{credit_type}: available {available.get(credit_type, 0)} != "
-                            f"balance - reserved - unbooked holds = {expected}")
+            problems.append(
+                f"{account['_id']}:{credit_type}: available {available.get(credit_type, 0)} != "
+                f"balance - reserved - unbooked holds = {expected}"
+            )
     return problems

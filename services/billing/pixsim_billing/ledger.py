@@ -57,13 +57,24 @@ from pymongo.errors import DuplicateKeyError
 LEDGER = "ledger"
 BALANCES = "balances"
 CLAIMS = "ledger_seq"
-KINDS = {CreditsGranted: "grant", CreditsReserved: "reserved", CreditsCharged: "charged",
-         CreditsReleased: "released", CreditsSynced: "adjustment"}
+KINDS = {
+    CreditsGranted: "grant",
+    CreditsReserved: "reserved",
+    CreditsCharged: "charged",
+    CreditsReleased: "released",
+    CreditsSynced: "adjustment",
+}
 #: Kinds after which a balance is known (tracked) and new credits may revive an exhausted account.
 FUNDING = {"grant", "adjustment"}
 #: The points between billing's writes where a test can kill it (`PIXSIM_FAULT_POINT`).
-FAULT_POINTS = ("billing.after_entry", "billing.after_claim_intent", "billing.after_claim",
-                "billing.after_balance", "billing.after_marked", "billing.after_account")
+FAULT_POINTS = (
+    "billing.after_entry",
+    "billing.after_claim_intent",
+    "billing.after_claim",
+    "billing.after_balance",
+    "billing.after_marked",
+    "billing.after_account",
+)
 
 #: One booking at a time per balance in this process: correctness never depends on it (the writes
 #: above are safe from any number of processes), but concurrent deliveries for one balance would
@@ -85,8 +96,12 @@ def deltas(event: CreditEvent, balance: dict[str, Any] | None = None) -> dict[st
     if isinstance(event, CreditsReserved):
         return {"balance": 0, "reserved": event.amount, "spent": 0, "available": 0}
     if isinstance(event, CreditsCharged):
-        return {"balance": -event.amount, "reserved": -event.reserved, "spent": event.amount,
-                "available": event.reserved - event.amount}
+        return {
+            "balance": -event.amount,
+            "reserved": -event.reserved,
+            "spent": event.amount,
+            "available": event.reserved - event.amount,
+        }
     if isinstance(event, CreditsReleased):
         return {"balance": 0, "reserved": -event.amount, "spent": 0, "available": event.amount}
     if isinstance(event, CreditsSynced):
@@ -111,21 +126,36 @@ def claim_id(key: str, seq: int) -> str:
 def _entry(event: CreditEvent, key: str) -> dict[str, Any]:
     kind = KINDS[type(event)]
     booked = datetime.now(UTC)
-    entry = {"kind": kind, "generation_id": event.generation_id, "provider_id": event.provider_id,
-             "account_id": event.account_id, "credit_type": event.credit_type, "amount": None,
-             "reason": getattr(event, "reason", None), "occurred_at": event.occurred_at, "booked_at": booked,
-             "balance_id": key,
-             # Newest-first paging sorts and compares this string, not the datetime: nx-27017 cannot
-             # range-compare datetimes or date-like strings. Microseconds since the epoch, then the event id.
-             "sort_key": f"b{round(booked.timestamp() * 1e6):017d}:{event.event_id}",
-             "applied": False, "seq": None}
+    entry = {
+        "kind": kind,
+        "generation_id": event.generation_id,
+        "provider_id": event.provider_id,
+        "account_id": event.account_id,
+        "credit_type": event.credit_type,
+        "amount": None,
+        "reason": getattr(event, "reason", None),
+        "occurred_at": event.occurred_at,
+        "booked_at": booked,
+        "balance_id": key,
+        # Newest-first paging sorts and compares this string, not the datetime: nx-27017 cannot
+        # range-compare datetimes or date-like strings. Microseconds since the epoch, then the event id.
+        "sort_key": f"b{round(booked.timestamp() * 1e6):017d}:{event.event_id}",
+        "applied": False,
+        "seq": None,
+    }
     if isinstance(event, CreditsSynced):  # its figures are known only when it takes its place: see _fold
-        entry.update(reason=f"provider reports {event.provider_balance}", provider_balance=event.provider_balance)
+        entry.update(
+            reason=f"provider reports {event.provider_balance}", provider_balance=event.provider_balance
+        )
         return entry
     change = deltas(event)
-    entry.update(amount=event.amount, delta_balance=change["balance"],  # type: ignore[attr-defined]
-                 delta_reserved=change["reserved"], delta_spent=change["spent"],
-                 delta_available=change["available"])
+    entry.update(
+        amount=event.amount,
+        delta_balance=change["balance"],  # type: ignore[attr-defined]
+        delta_reserved=change["reserved"],
+        delta_spent=change["spent"],
+        delta_available=change["available"],
+    )
     return entry
 
 
@@ -138,8 +168,11 @@ async def apply(db: AsyncDatabase, event: CreditEvent) -> dict[str, Any] | None:
         fresh = _entry(event, key)
         created = await ledger.update_one({"_id": event.event_id}, {"$setOnInsert": fresh}, upsert=True)
         await fault_point("billing.after_entry")
-        entry = {"_id": event.event_id, **fresh} if created.upserted_id is not None else \
-            await ledger.find_one({"_id": event.event_id})
+        entry = (
+            {"_id": event.event_id, **fresh}
+            if created.upserted_id is not None
+            else await ledger.find_one({"_id": event.event_id})
+        )
         if entry is None:
             raise RuntimeError(f"ledger entry {event.event_id} vanished")
         booked_now = not entry.get("applied")
@@ -150,7 +183,9 @@ async def apply(db: AsyncDatabase, event: CreditEvent) -> dict[str, Any] | None:
             if not await _fold(db, key, seq, known):  # another delivery folded it and died before marking it
                 await ledger.update_one({"_id": event.event_id}, {"$set": {"applied": True}})
         else:
-            _VERSIONS.pop(_cached(db, key), None)  # a redelivery: read the balance, to finish what a crash left
+            _VERSIONS.pop(
+                _cached(db, key), None
+            )  # a redelivery: read the balance, to finish what a crash left
         if not is_system_account(event.account_id):  # system accounts have no document and no gate
             await _fold_account(db, key, event.account_id, event.credit_type, known)
     return entry if booked_now else None
@@ -166,10 +201,20 @@ async def _balance(db: AsyncDatabase, key: str, event: CreditEvent) -> dict[str,
     if doc is None:
         await balances.update_one(
             {"_id": key},
-            {"$setOnInsert": {"account_id": event.account_id, "provider_id": event.provider_id,
-                              "credit_type": event.credit_type, "balance": 0, "reserved": 0, "spent": 0,
-                              "entries": 0, "tracked": False}},
-            upsert=True)
+            {
+                "$setOnInsert": {
+                    "account_id": event.account_id,
+                    "provider_id": event.provider_id,
+                    "credit_type": event.credit_type,
+                    "balance": 0,
+                    "reserved": 0,
+                    "spent": 0,
+                    "entries": 0,
+                    "tracked": False,
+                }
+            },
+            upsert=True,
+        )
         doc = await balances.find_one({"_id": key})
     if doc is None:
         raise RuntimeError(f"balance {key} could not be created")
@@ -206,7 +251,9 @@ async def _claim(db: AsyncDatabase, key: str, entry: dict[str, Any], event: Cred
             noted = (current or {}).get("seq")
 
 
-async def _claimed_entry(db: AsyncDatabase, key: str, seq: int, known: dict[int, dict[str, Any]]) -> dict[str, Any]:
+async def _claimed_entry(
+    db: AsyncDatabase, key: str, seq: int, known: dict[int, dict[str, Any]]
+) -> dict[str, Any]:
     if seq in known:
         return known[seq]
     holder = await db[CLAIMS].find_one({"_id": claim_id(key, seq)})
@@ -238,15 +285,27 @@ async def _fold(db: AsyncDatabase, key: str, upto: int, known: dict[int, dict[st
                 version = None
                 continue
             change = sync_deltas(int(entry["provider_balance"]), balance)
-            figures = {"amount": change["balance"], "delta_balance": change["balance"], "delta_reserved": 0,
-                       "delta_spent": 0, "delta_available": change["available"]}
+            figures = {
+                "amount": change["balance"],
+                "delta_balance": change["balance"],
+                "delta_reserved": 0,
+                "delta_spent": 0,
+                "delta_available": change["available"],
+            }
             # The same figures whoever computes them: the balance at `version` is always the same.
             await ledger.update_one({"_id": entry["_id"]}, {"$set": figures})
             entry.update(figures)
         update: dict[str, Any] = {
-            "$inc": {"balance": entry["delta_balance"], "reserved": entry["delta_reserved"],
-                     "spent": entry["delta_spent"], "entries": 1},
-            "$set": {"updated_at": datetime.now(UTC), **({"tracked": True} if entry["kind"] in FUNDING else {})},
+            "$inc": {
+                "balance": entry["delta_balance"],
+                "reserved": entry["delta_reserved"],
+                "spent": entry["delta_spent"],
+                "entries": 1,
+            },
+            "$set": {
+                "updated_at": datetime.now(UTC),
+                **({"tracked": True} if entry["kind"] in FUNDING else {}),
+            },
         }
         if not (await balances.update_one({"_id": key, "entries": version}, update)).matched_count:
             version = None  # the guess was stale, or another replica folded it: read again
@@ -261,8 +320,9 @@ async def _fold(db: AsyncDatabase, key: str, upto: int, known: dict[int, dict[st
         balance = None
 
 
-async def _fold_account(db: AsyncDatabase, key: str, account_id: str, credit_type: str,
-                        known: dict[int, dict[str, Any]]) -> None:
+async def _fold_account(
+    db: AsyncDatabase, key: str, account_id: str, credit_type: str, known: dict[int, dict[str, Any]]
+) -> None:
     """Bring the account's `available.<credit type>` up to date with the balance's folded entries."""
     accounts = db[ACCOUNTS]
     field, cached = f"billed.{credit_type}", (*_cached(db, account_id), credit_type)
@@ -284,8 +344,10 @@ async def _fold_account(db: AsyncDatabase, key: str, account_id: str, credit_typ
             return
         entry = await _claimed_entry(db, key, done + 1, known)
         guard: dict[str, Any] = {"_id": account_id, field: done if done else {"$exists": False}}
-        update: dict[str, Any] = {"$inc": {f"available.{credit_type}": entry["delta_available"]},
-                                  "$set": {field: done + 1}}
+        update: dict[str, Any] = {
+            "$inc": {f"available.{credit_type}": entry["delta_available"]},
+            "$set": {field: done + 1},
+        }
         if entry["kind"] in FUNDING:
             update["$addToSet"] = {"tracked": credit_type}
         if (await accounts.update_one(guard, update)).matched_count:

@@ -26,8 +26,10 @@ def _crossing(doc: dict[str, Any], flag: str, below: bool, event: Event) -> tupl
     notified = bool(doc.get(flag))
     if below and not notified:
         # `$nin`, not `$ne`: nx-27017's updates never match `$ne` on a missing field.
-        return ({"_id": doc["_id"], flag: {"$nin": [True]}},
-                {"$set": {flag: True}, "$push": {outbox.OUTBOX: outbox.encode([event])[0]}})
+        return (
+            {"_id": doc["_id"], flag: {"$nin": [True]}},
+            {"$set": {flag: True}, "$push": {outbox.OUTBOX: outbox.encode([event])[0]}},
+        )
     if not below and notified:
         return {"_id": doc["_id"], flag: True}, {"$set": {flag: False}}
     return None
@@ -42,11 +44,17 @@ async def check(db: AsyncDatabase, broker: NatsBroker, balance_id: str, kind: st
     if doc.get("tracked"):
         balance = int(doc.get("balance", 0))
         seq = int(doc.get("entries", 0))  # the event ids name the entry that caused them
-        base = {"account_id": doc["account_id"], "provider_id": doc["provider_id"], "credit_type": doc["credit_type"]}
+        base = {
+            "account_id": doc["account_id"],
+            "provider_id": doc["provider_id"],
+            "credit_type": doc["credit_type"],
+        }
         low = AccountCreditsLow(event_id=f"{balance_id}.low.{seq}", balance=balance, **base)
         exhausted = AccountExhausted(event_id=f"{balance_id}.exhausted.{seq}", **base)
-        for flag, below, event in (("low_notified", balance <= threshold, low),
-                                   ("exhausted_notified", balance <= 0, exhausted)):
+        for flag, below, event in (
+            ("low_notified", balance <= threshold, low),
+            ("exhausted_notified", balance <= 0, exhausted),
+        ):
             step = _crossing(doc, flag, below, event)
             if step is not None:
                 await balances.update_one(*step)
@@ -67,5 +75,10 @@ async def _status(db: AsyncDatabase, broker: NatsBroker, doc: dict[str, Any], ki
     elif kind in FUNDING:  # only new credits revive an account, never a routine charge or release
         account = await db[ACCOUNTS].find_one({"_id": account_id}, {"status": 1})
         if account and account.get("status") == "exhausted":
-            await set_status(db, broker, account_id, "active",
-                             f"credits available again ({doc['credit_type']}={doc['balance']})")
+            await set_status(
+                db,
+                broker,
+                account_id,
+                "active",
+                f"credits available again ({doc['credit_type']}={doc['balance']})",
+            )

@@ -22,8 +22,12 @@ from .settings import DispatcherSettings
 
 MAX_DISPATCH_DELIVERIES = 10_000
 #: The events that end a job, so its account slot comes back.
-ENDINGS = (("completed", GenerationCompleted), ("failed", GenerationFailed), ("filtered", GenerationFiltered),
-           ("cancelled", GenerationCancelled))
+ENDINGS = (
+    ("completed", GenerationCompleted),
+    ("failed", GenerationFailed),
+    ("filtered", GenerationFiltered),
+    ("cancelled", GenerationCancelled),
+)
 
 
 def create_app(
@@ -38,20 +42,35 @@ def create_app(
         dispatcher = ctx.extras["dispatcher"] = Dispatcher(ctx, settings, cipher_from_env())
         # A job waiting for an account is redelivered on a schedule bounded by PIXSIM_DISPATCH_TIMEOUT;
         # the delivery cap is only a backstop above anything that schedule can reach.
-        waits = RetryPolicy(max_attempts=ctx.retry.max_attempts, first_delay=ctx.retry.first_delay,
-                            max_deliveries=MAX_DISPATCH_DELIVERIES)
+        waits = RetryPolicy(
+            max_attempts=ctx.retry.max_attempts,
+            first_delay=ctx.retry.first_delay,
+            max_deliveries=MAX_DISPATCH_DELIVERIES,
+        )
         subscribe(
-            ctx.broker, service="dispatcher", subject=subjects.generation_events("requested"),
-            stream=subjects.GENERATIONS_STREAM, durable="dispatcher", event_type=GenerationRequested,
-            handler=dispatcher.on_requested, retry=waits, batch_size=settings.batch_size,
+            ctx.broker,
+            service="dispatcher",
+            subject=subjects.generation_events("requested"),
+            stream=subjects.GENERATIONS_STREAM,
+            durable="dispatcher",
+            event_type=GenerationRequested,
+            handler=dispatcher.on_requested,
+            retry=waits,
+            batch_size=settings.batch_size,
             ack_wait_s=settings.ack_wait_s,
             keep_alive_s=min(10.0, settings.ack_wait_s / 3),  # a slow submit keeps its message meanwhile
         )
         for event, event_type in ENDINGS:
             subscribe(
-                ctx.broker, service="dispatcher", subject=subjects.generation_events(event),
-                stream=subjects.GENERATIONS_STREAM, durable=f"dispatcher-slots-{event}", event_type=event_type,
-                handler=dispatcher.on_generation_ended, retry=ctx.retry, batch_size=settings.batch_size,
+                ctx.broker,
+                service="dispatcher",
+                subject=subjects.generation_events(event),
+                stream=subjects.GENERATIONS_STREAM,
+                durable=f"dispatcher-slots-{event}",
+                event_type=event_type,
+                handler=dispatcher.on_generation_ended,
+                retry=ctx.retry,
+                batch_size=settings.batch_size,
             )
 
     async def on_startup(ctx: ServiceContext) -> None:
@@ -60,5 +79,11 @@ def create_app(
     async def orphan_sweep(ctx: ServiceContext) -> None:
         await ctx.extras["dispatcher"].sweep_forever()
 
-    return build_service(settings, setup=setup, on_startup=on_startup, background=[orphan_sweep],
-                         tracer_provider=tracer_provider, registry=registry)
+    return build_service(
+        settings,
+        setup=setup,
+        on_startup=on_startup,
+        background=[orphan_sweep],
+        tracer_provider=tracer_provider,
+        registry=registry,
+    )

@@ -70,7 +70,9 @@ class Decision:
 
     events: list[Event]
     lease: Lease | None = None
-    submitted: bool = False  # the provider has the job: billing settles the hold, the slot lasts until it ends
+    submitted: bool = (
+        False  # the provider has the job: billing settles the hold, the slot lasts until it ends
+    )
     lease_expires_at: float | None = None  # epoch seconds
     #: Nobody knows yet whether the provider has the job (why): it stays pending, slot and hold kept, and
     #: the orphan sweep asks the provider again (`Dispatcher.sweep`).
@@ -84,12 +86,22 @@ class Dispatcher:
         self.cipher = cipher
         self.dispatches = ctx.db[DISPATCHES]
         holder = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
-        self.pool = AccountPool(ctx.db, ctx.broker, holder=holder, lease_ttl_s=settings.lease_ttl_s,
-                                is_submitted=self._is_submitted)
-        policy = FetchPolicy(parse_allow_hosts(settings.fetch_allow_hosts), settings.fetch_max_bytes,
-                             settings.fetch_timeout_s)
-        self.resolve_source = functools.partial(resolve_source, policy=policy)  # the providers' resolve_source_fn
-        self.resolve_source = AssetSources(ctx.db, Storage.from_settings(settings), self.resolve_source)  # asset://
+        self.pool = AccountPool(
+            ctx.db,
+            ctx.broker,
+            holder=holder,
+            lease_ttl_s=settings.lease_ttl_s,
+            is_submitted=self._is_submitted,
+        )
+        policy = FetchPolicy(
+            parse_allow_hosts(settings.fetch_allow_hosts), settings.fetch_max_bytes, settings.fetch_timeout_s
+        )
+        self.resolve_source = functools.partial(
+            resolve_source, policy=policy
+        )  # the providers' resolve_source_fn
+        self.resolve_source = AssetSources(
+            ctx.db, Storage.from_settings(settings), self.resolve_source
+        )  # asset://
 
     async def on_requested(self, request: GenerationRequested, msg: Any) -> None:
         record = await self._claim(request)
@@ -118,35 +130,56 @@ class Dispatcher:
         if account_id and not is_system_account(account_id):
             await self.pool.release(account_id, event.generation_id)
 
-    async def _dispatch(self, request: GenerationRequested, record: dict[str, Any], deliveries: int) -> Decision:
+    async def _dispatch(
+        self, request: GenerationRequested, record: dict[str, Any], deliveries: int
+    ) -> Decision:
         try:
-            checked = check_request(self.ctx.registry, request.provider_id, request.operation_type, request.params)
+            checked = check_request(
+                self.ctx.registry, request.provider_id, request.operation_type, request.params
+            )
         except RequestRejected as exc:
             return Decision([rejected_event(request, ErrorInfo(code=exc.code, message=exc.message))])
         provider, spec = checked.provider, checked.spec
         params = apply_defaults(spec, request.params)
-        estimate = {ct: int(n) for ct, n in (provider.estimate_credits(request.operation_type, params) or {}).items()}
+        estimate = {
+            ct: int(n) for ct, n in (provider.estimate_credits(request.operation_type, params) or {}).items()
+        }
         undeclared = sorted(set(estimate) - set(provider.manifest.credit_types))
         if undeclared:
-            error = ErrorInfo(code="credit_type_not_declared", message=f"{request.provider_id} estimated credit "
-                              f"types {undeclared} its manifest does not declare")
+            error = ErrorInfo(
+                code="credit_type_not_declared",
+                message=f"{request.provider_id} estimated credit "
+                f"types {undeclared} its manifest does not declare",
+            )
             return Decision([rejected_event(request, error)])
         manifest = provider.manifest
         if not manifest.requires_credentials and request.account_id in (None, system_account(manifest).id):
-            decision = await self._submit(provider, request, record, params, system_account(manifest), estimate)
+            decision = await self._submit(
+                provider, request, record, params, system_account(manifest), estimate
+            )
             assert decision is not None  # the system account is never rotated away from
             return decision
         return await self._with_accounts(provider, request, record, params, estimate, deliveries)
 
-    async def _with_accounts(self, provider: Provider, request: GenerationRequested, record: dict[str, Any],
-                             params: dict[str, Any], estimate: dict[str, int], deliveries: int) -> Decision:
+    async def _with_accounts(
+        self,
+        provider: Provider,
+        request: GenerationRequested,
+        record: dict[str, Any],
+        params: dict[str, Any],
+        estimate: dict[str, int],
+        deliveries: int,
+    ) -> Decision:
         """Lease the best account and submit; on an account-level refusal, mark it and try the next."""
         while True:
             now = datetime.now(UTC)
-            choice = await self.pool.acquire(provider.manifest, request.generation_id, estimate,
-                                             request.account_id, now, request.user_id)
+            choice = await self.pool.acquire(
+                provider.manifest, request.generation_id, estimate, request.account_id, now, request.user_id
+            )
             if isinstance(choice, Unavailable):
-                return Decision([rejected_event(request, ErrorInfo(code=choice.code, message=choice.message))])
+                return Decision(
+                    [rejected_event(request, ErrorInfo(code=choice.code, message=choice.message))]
+                )
             if isinstance(choice, Wait):
                 return self._wait(request, record, choice, now, deliveries)
             assert isinstance(choice, Acquired)
@@ -155,13 +188,17 @@ class Dispatcher:
             if decision is not None:
                 return decision
 
-    def _wait(self, request: GenerationRequested, record: dict[str, Any], wait: Wait, now: datetime,
-              deliveries: int) -> Decision:
+    def _wait(
+        self, request: GenerationRequested, record: dict[str, Any], wait: Wait, now: datetime, deliveries: int
+    ) -> Decision:
         """Ask to see the request again later, unless its dispatch deadline has come."""
         deadline = record["deadline_at"]
         if now >= deadline:
-            error = ErrorInfo(code="no_account_available", retryable=True,
-                              message=f"no account could take the job before its deadline: {wait.reason}")
+            error = ErrorInfo(
+                code="no_account_available",
+                retryable=True,
+                message=f"no account could take the job before its deadline: {wait.reason}",
+            )
             return Decision([rejected_event(request, error)])
         s = self.settings
         delay = min(s.account_wait_s * 1.5 ** max(deliveries - 1, 0), s.account_wait_max_s)
@@ -169,9 +206,16 @@ class Dispatcher:
             delay = max((wait.until - now).total_seconds() + 0.01, 0.01)
         raise PollAgain(min(delay, max((deadline - now).total_seconds(), 0.01)))
 
-    async def _submit(self, provider: Provider, request: GenerationRequested, record: dict[str, Any],
-                      params: dict[str, Any], account: ProviderAccount, estimate: dict[str, int],
-                      choice: Acquired | None = None) -> Decision | None:
+    async def _submit(
+        self,
+        provider: Provider,
+        request: GenerationRequested,
+        record: dict[str, Any],
+        params: dict[str, Any],
+        account: ProviderAccount,
+        estimate: dict[str, int],
+        choice: Acquired | None = None,
+    ) -> Decision | None:
         """Prepare, then execute on this account. None: the account refused the job for reasons of its own;
         try another."""
         lease = choice.lease if choice else None
@@ -179,21 +223,32 @@ class Dispatcher:
             mapped = await self._prepare(provider, request, params, account)
         except (ProviderError, ValueError, TypeError, KeyError) as exc:
             if not isinstance(exc, ProviderError):
-                exc = InvalidParametersError(f"{request.provider_id} cannot use these params: "
-                                             f"{type(exc).__name__}: {exc}")
+                exc = InvalidParametersError(
+                    f"{request.provider_id} cannot use these params: {type(exc).__name__}: {exc}"
+                )
             return await self._not_submitted(request, record, exc, account, choice)
         mapped[REFERENCE_PARAM] = request.generation_id  # the provider's idempotency key / client reference
         try:
             since = datetime.now(UTC).timestamp()
-            await self._mark(request.generation_id, state="executing", account_id=account.id,
-                             lease=lease.ref() if lease else None, dispatcher=self.pool.holder, executing_at=since)
+            await self._mark(
+                request.generation_id,
+                state="executing",
+                account_id=account.id,
+                lease=lease.ref() if lease else None,
+                dispatcher=self.pool.holder,
+                executing_at=since,
+            )
             try:
                 result = await self._execute(provider, request, mapped, account)
             except ProviderError as exc:
                 if not exc.maybe_accepted:
                     return await self._not_submitted(request, record, exc, account, choice)
-                log.warning("submit of %s ended ambiguously (%s); asking %s whether it has the job",
-                            request.generation_id, exc.error_code, request.provider_id)
+                log.warning(
+                    "submit of %s ended ambiguously (%s); asking %s whether it has the job",
+                    request.generation_id,
+                    exc.error_code,
+                    request.provider_id,
+                )
                 found = await self._find(provider, request, account, mapped, since)
                 if found is False:  # provably not there: an ordinary failed submit
                     return await self._not_submitted(request, record, exc, account, choice)
@@ -205,46 +260,77 @@ class Dispatcher:
             cleanup_temp_paths(mapped.get("_temp_paths"))  # whatever happened, the prepared files go
         return self._submitted(request, account.id, result, estimate, params, lease)
 
-    def _submitted(self, request: GenerationRequested, account_id: str, result: GenerationResult,
-                   estimate: dict[str, int], params: dict[str, Any], lease: Lease | None) -> Decision:
+    def _submitted(
+        self,
+        request: GenerationRequested,
+        account_id: str,
+        result: GenerationResult,
+        estimate: dict[str, int],
+        params: dict[str, Any],
+        lease: Lease | None,
+    ) -> Decision:
         now = datetime.now(UTC)
-        events = submitted_events(request, account_id, result, estimate, now, self.settings.job_timeout_s, params)
+        events = submitted_events(
+            request, account_id, result, estimate, now, self.settings.job_timeout_s, params
+        )
         expires = now + timedelta(seconds=self.settings.job_timeout_s + self.settings.lease_grace_s)
         return Decision(events, lease, submitted=True, lease_expires_at=expires.timestamp())
 
-    def _unknown(self, request: GenerationRequested, record: dict[str, Any], account_id: str | None,
-                 lease: Lease | None, why: str) -> Decision:
+    def _unknown(
+        self,
+        request: GenerationRequested,
+        record: dict[str, Any],
+        account_id: str | None,
+        lease: Lease | None,
+        why: str,
+    ) -> Decision:
         """The provider cannot say whether it accepted the job. Until `unknown_give_up_s` has passed since
         that was first seen, the job stays pending with its slot and hold (the sweep asks again); then it
         fails `submit_outcome_unknown` and the hold comes back."""
         since = record.get("unknown_since")  # epoch seconds, like every time this record `$set`s
         if since is None or time.time() - since < self.settings.unknown_give_up_s:
             return Decision([], lease, unresolved=why)
-        error = ErrorInfo(code="submit_outcome_unknown", message=f"the provider could not say whether it "
-                          f"accepted the job ({why}) for {self.settings.unknown_give_up_s:.0f} s; it was not "
-                          "submitted again, to avoid running it twice")
+        error = ErrorInfo(
+            code="submit_outcome_unknown",
+            message=f"the provider could not say whether it "
+            f"accepted the job ({why}) for {self.settings.unknown_give_up_s:.0f} s; it was not "
+            "submitted again, to avoid running it twice",
+        )
         return Decision([rejected_event(request, error, account_id)], lease)
 
-    async def _find(self, provider: Provider, request: GenerationRequested, account: ProviderAccount,
-                    mapped: dict[str, Any], since: float | None) -> str | bool | None:
+    async def _find(
+        self,
+        provider: Provider,
+        request: GenerationRequested,
+        account: ProviderAccount,
+        mapped: dict[str, Any],
+        since: float | None,
+    ) -> str | bool | None:
         """Ask the provider a few times for the job with this generation's reference: its job id, False
         when it proves there is none, None when it cannot say."""
         for attempt in range(self.settings.find_attempts):
             try:
                 await self.ctx.pacer.turn(request.provider_id, "status", account.id)
-                found = await provider.find_job(account, request.generation_id, request.operation_type, mapped,
-                                                since=since)
+                found = await provider.find_job(
+                    account, request.generation_id, request.operation_type, mapped, since=since
+                )
                 return found if found else False
             except NotImplementedError:
                 return None
             except Exception as exc:  # noqa: BLE001 - any failure to answer means "cannot say (yet)"
-                log.warning("looking up %s at %s failed (%s); %d tries left", request.generation_id,
-                            request.provider_id, exc, self.settings.find_attempts - attempt - 1)
+                log.warning(
+                    "looking up %s at %s failed (%s); %d tries left",
+                    request.generation_id,
+                    request.provider_id,
+                    exc,
+                    self.settings.find_attempts - attempt - 1,
+                )
                 await asyncio.sleep(backoff(attempt, self.settings.retry_backoff))
         return None
 
-    async def _after_lost_submit(self, request: GenerationRequested, record: dict[str, Any], *,
-                                 sweeping: bool = False) -> Decision | None:
+    async def _after_lost_submit(
+        self, request: GenerationRequested, record: dict[str, Any], *, sweeping: bool = False
+    ) -> Decision | None:
         """A redelivery that finds `executing` (or the sweep, for a job left `unknown`): the job if the
         provider has it; None if it provably does not, so it is dispatched again (the sweep, whose request
         was acked long ago, fails it retryable instead, giving the hold back); else still unknown."""
@@ -256,7 +342,9 @@ class Dispatcher:
             return self._unknown(request, record, account_id, lease, "provider no longer loaded")
         spec = provider.get_operation_parameter_spec().get(request.operation_type.value)
         params = apply_defaults(spec, request.params)
-        estimate = {ct: int(n) for ct, n in (provider.estimate_credits(request.operation_type, params) or {}).items()}
+        estimate = {
+            ct: int(n) for ct, n in (provider.estimate_credits(request.operation_type, params) or {}).items()
+        }
         if lease is not None:
             estimate = dict(lease.credits)  # what was held is what is reserved
         account = await self._account(provider, account_id)
@@ -268,19 +356,35 @@ class Dispatcher:
             mapped = {}
         found = await self._find(provider, request, account, mapped, record.get("executing_at"))
         if isinstance(found, str):
-            log.warning("dispatch of %s was interrupted after %s accepted it; continuing as submitted",
-                        request.generation_id, request.provider_id)
-            return self._submitted(request, account.id, GenerationResult(provider_job_id=found), estimate, params,
-                                   lease)
+            log.warning(
+                "dispatch of %s was interrupted after %s accepted it; continuing as submitted",
+                request.generation_id,
+                request.provider_id,
+            )
+            return self._submitted(
+                request, account.id, GenerationResult(provider_job_id=found), estimate, params, lease
+            )
         if found is None:
-            return self._unknown(request, record, account.id, lease, record.get("unknown_why")
-                                 or "dispatcher stopped while submitting")
+            return self._unknown(
+                request,
+                record,
+                account.id,
+                lease,
+                record.get("unknown_why") or "dispatcher stopped while submitting",
+            )
         if sweeping:
-            error = ErrorInfo(code="submit_not_accepted", retryable=True, message=f"{request.provider_id} never "
-                              "created the job (its answer to the submit was lost); nothing was charged")
+            error = ErrorInfo(
+                code="submit_not_accepted",
+                retryable=True,
+                message=f"{request.provider_id} never "
+                "created the job (its answer to the submit was lost); nothing was charged",
+            )
             return Decision([rejected_event(request, error, account.id)], lease)
-        log.warning("dispatch of %s was interrupted before %s accepted it; dispatching again",
-                    request.generation_id, request.provider_id)
+        log.warning(
+            "dispatch of %s was interrupted before %s accepted it; dispatching again",
+            request.generation_id,
+            request.provider_id,
+        )
         if lease is not None:
             await self.pool.release(lease.account_id, lease.generation_id, return_credits=True)
         await self._mark(request.generation_id, state="pending", lease=None)
@@ -298,7 +402,8 @@ class Dispatcher:
             record = await self.dispatches.find_one_and_update(
                 {"state": "unknown", "sweep_at": {"$lte": now}},
                 {"$set": {"sweep_at": now + self.settings.sweep_interval_s}},
-                return_document=ReturnDocument.AFTER)
+                return_document=ReturnDocument.AFTER,
+            )
             if record is None:
                 return looked
             looked += 1
@@ -324,41 +429,73 @@ class Dispatcher:
         doc = await self.ctx.db[ACCOUNTS].find_one({"_id": account_id})
         return to_provider_account(doc, self.cipher) if doc else None
 
-    async def _not_submitted(self, request: GenerationRequested, record: dict[str, Any], exc: ProviderError,
-                             account: ProviderAccount, choice: Acquired | None) -> Decision | None:
+    async def _not_submitted(
+        self,
+        request: GenerationRequested,
+        record: dict[str, Any],
+        exc: ProviderError,
+        account: ProviderAccount,
+        choice: Acquired | None,
+    ) -> Decision | None:
         """It never reached the provider: the slot and the hold come back now."""
         if choice is not None:
             await self.pool.release(choice.lease.account_id, choice.lease.generation_id, return_credits=True)
         return await self._on_provider_error(request, record, exc, account, choice)
 
-    async def _on_provider_error(self, request: GenerationRequested, record: dict[str, Any], exc: ProviderError,
-                                 account: ProviderAccount, choice: Acquired | None) -> Decision | None:
+    async def _on_provider_error(
+        self,
+        request: GenerationRequested,
+        record: dict[str, Any],
+        exc: ProviderError,
+        account: ProviderAccount,
+        choice: Acquired | None,
+    ) -> Decision | None:
         gid = request.generation_id
         message = scrub(exc.message, account.credentials)  # in case the provider echoed a secret back
         now = datetime.now(UTC)
         s = self.settings
         reaction = health.Reaction()
         if choice is not None:
-            reaction = health.react(exc, now=now, streak=choice.doc.get("cooldown_streak") or 0,
-                                    base_s=s.cooldown_base_s, max_s=s.cooldown_max_s)
+            reaction = health.react(
+                exc,
+                now=now,
+                streak=choice.doc.get("cooldown_streak") or 0,
+                base_s=s.cooldown_base_s,
+                max_s=s.cooldown_max_s,
+            )
         if reaction.status:
             also = {"$inc": {"cooldown_streak": 1}} if reaction.status == "cooling_down" else None
-            await set_status(self.ctx.db, self.ctx.broker, account.id, reaction.status,
-                             scrub(health.describe(exc), account.credentials), error_code=exc.error_code,
-                             cooldown_until=reaction.cooldown_until, generation_id=gid, also=also)
+            await set_status(
+                self.ctx.db,
+                self.ctx.broker,
+                account.id,
+                reaction.status,
+                scrub(health.describe(exc), account.credentials),
+                error_code=exc.error_code,
+                cooldown_until=reaction.cooldown_until,
+                generation_id=gid,
+                also=also,
+            )
         if reaction.rotate:
             tried = [*(record.get("tried") or []), {"account_id": account.id, "code": exc.error_code}]
             record["tried"] = tried
             await self._mark(gid, state="pending", tried=tried, lease=None)
-            log.warning("submit of %s refused by account %s (%s); trying another", gid, account.id, exc.error_code)
+            log.warning(
+                "submit of %s refused by account %s (%s); trying another", gid, account.id, exc.error_code
+            )
             if request.account_id and reaction.permanent:
                 reason = scrub(health.describe(exc), account.credentials)
-                error = ErrorInfo(code="pinned_account_unavailable", message=f"pinned account {account.id}: {reason}")
+                error = ErrorInfo(
+                    code="pinned_account_unavailable", message=f"pinned account {account.id}: {reason}"
+                )
                 return Decision([rejected_event(request, error)])
             if len(tried) >= s.max_account_attempts:
                 codes = ", ".join(f"{t['account_id']}: {t['code']}" for t in tried)
-                error = ErrorInfo(code="no_account_available", message=f"gave up after {len(tried)} accounts "
-                                  f"refused the job ({codes})", retryable=True)
+                error = ErrorInfo(
+                    code="no_account_available",
+                    message=f"gave up after {len(tried)} accounts refused the job ({codes})",
+                    retryable=True,
+                )
                 return Decision([rejected_event(request, error)])
             return None
         attempts = record.get("attempts", 0) + 1
@@ -371,17 +508,23 @@ class Dispatcher:
         error = error_info(exc).model_copy(update={"message": message})
         return Decision([rejected_event(request, error, account.id)])
 
-    async def _prepare(self, provider: Provider, request: GenerationRequested, params: dict,
-                       account: ProviderAccount) -> dict[str, Any]:
+    async def _prepare(
+        self, provider: Provider, request: GenerationRequested, params: dict, account: ProviderAccount
+    ) -> dict[str, Any]:
         """Map the params and fetch the sources (safely: `pixsim_provider_sdk.safe_fetch`)."""
         generation = GenerationContext(
-            id=request.generation_id, provider_id=request.provider_id, operation_type=request.operation_type,
-            params=params, user_id=request.user_id, account_id=account.id,
+            id=request.generation_id,
+            provider_id=request.provider_id,
+            operation_type=request.operation_type,
+            params=params,
+            user_id=request.user_id,
+            account_id=account.id,
         )
         return await map_and_prepare(provider, generation, self.resolve_source)
 
-    async def _execute(self, provider: Provider, request: GenerationRequested, mapped: dict,
-                       account: ProviderAccount) -> Any:
+    async def _execute(
+        self, provider: Provider, request: GenerationRequested, mapped: dict, account: ProviderAccount
+    ) -> Any:
         await self.ctx.pacer.turn(request.provider_id, "submit", account.id)
         result = await provider.execute(request.operation_type, account, mapped)
         if not result.provider_job_id:
@@ -391,14 +534,22 @@ class Dispatcher:
     # -- the dispatch record --------------------------------------------------------------------
     async def _claim(self, request: GenerationRequested) -> dict[str, Any]:
         now = datetime.now(UTC)
-        doc = {"_id": request.generation_id, "state": "pending", "attempts": 0, "outbox": None, "created_at": now,
-               "deadline_at": now + timedelta(seconds=self.settings.dispatch_timeout_s)}
+        doc = {
+            "_id": request.generation_id,
+            "state": "pending",
+            "attempts": 0,
+            "outbox": None,
+            "created_at": now,
+            "deadline_at": now + timedelta(seconds=self.settings.dispatch_timeout_s),
+        }
         try:
             await self.dispatches.insert_one(doc)
             return doc
         except DuplicateKeyError:
             found = await self.dispatches.find_one({"_id": request.generation_id})
-            found.setdefault("deadline_at", found["created_at"] + timedelta(seconds=self.settings.dispatch_timeout_s))
+            found.setdefault(
+                "deadline_at", found["created_at"] + timedelta(seconds=self.settings.dispatch_timeout_s)
+            )
             return found
 
     async def _is_submitted(self, generation_id: str) -> bool:
@@ -408,32 +559,52 @@ class Dispatcher:
     async def _mark(self, generation_id: str, **fields: Any) -> None:
         await self.dispatches.update_one({"_id": generation_id}, {"$set": fields})
 
-    async def _decide(self, request: GenerationRequested, decision: Decision,
-                      record: dict[str, Any] | None = None) -> None:
+    async def _decide(
+        self, request: GenerationRequested, decision: Decision, record: dict[str, Any] | None = None
+    ) -> None:
         """Record the outcome first (the outbox), then settle the lease, then publish."""
         if decision.unresolved is not None:
             await self._hold_unresolved(request, decision, record or {})
             return
-        record = {"state": "decided", "outbox": outbox.encode(decision.events),
-                  "submitted": decision.submitted, "lease_expires_at": decision.lease_expires_at,
-                  "lease": decision.lease.ref() if decision.lease else None}
+        record = {
+            "state": "decided",
+            "outbox": outbox.encode(decision.events),
+            "submitted": decision.submitted,
+            "lease_expires_at": decision.lease_expires_at,
+            "lease": decision.lease.ref() if decision.lease else None,
+        }
         await self._mark(request.generation_id, **record)
         await self._settle_lease(request.generation_id, record)
         await self._publish(decision.events)
 
-    async def _hold_unresolved(self, request: GenerationRequested, decision: Decision, record: dict[str, Any]) -> None:
+    async def _hold_unresolved(
+        self, request: GenerationRequested, decision: Decision, record: dict[str, Any]
+    ) -> None:
         """Keep the job pending with its slot and hold until the sweep knows more (or gives up)."""
         s = self.settings
         now = time.time()  # epoch seconds: nx-27017 gives `$set` datetimes back as strings
         since = record.get("unknown_since") or now
         if decision.lease is not None:  # the slot and hold outlive the sweep's last try, not the lease TTL
-            await self.pool.extend(decision.lease, since + s.unknown_give_up_s + s.sweep_interval_s + s.lease_grace_s)
-        await self._mark(request.generation_id, state="unknown", unknown_since=since, unknown_why=decision.unresolved,
-                         request=request.model_dump(mode="json"),
-                         lease=decision.lease.ref() if decision.lease else None, sweep_at=now + s.sweep_interval_s)
+            await self.pool.extend(
+                decision.lease, since + s.unknown_give_up_s + s.sweep_interval_s + s.lease_grace_s
+            )
+        await self._mark(
+            request.generation_id,
+            state="unknown",
+            unknown_since=since,
+            unknown_why=decision.unresolved,
+            request=request.model_dump(mode="json"),
+            lease=decision.lease.ref() if decision.lease else None,
+            sweep_at=now + s.sweep_interval_s,
+        )
         if since == now:
-            log.warning("%s could not say whether it accepted %s (%s); holding its credits, the orphan sweep "
-                        "will ask again", request.provider_id, request.generation_id, decision.unresolved)
+            log.warning(
+                "%s could not say whether it accepted %s (%s); holding its credits, the orphan sweep "
+                "will ask again",
+                request.provider_id,
+                request.generation_id,
+                decision.unresolved,
+            )
 
     async def _settle_lease(self, generation_id: str, record: dict[str, Any]) -> None:
         if not record.get("lease"):
@@ -446,4 +617,3 @@ class Dispatcher:
 
     async def _publish(self, events: list[Event]) -> None:
         await publish_events(self.ctx.broker, events)
-

@@ -56,6 +56,10 @@ def react(exc: ProviderError, *, now: datetime, streak: int, base_s: float, max_
 
 def describe(exc: ProviderError) -> str:
     """The account event's reason: what the provider said (adapters keep credentials out of it)."""
-    kind = {"provider_auth": "credentials rejected", "provider_quota": "provider reports no credits left",
-            "provider_rate_limit": "rate limited", "provider_concurrent_limit": "too many jobs at once"}
+    kind = {
+        "provider_auth": "credentials rejected",
+        "provider_quota": "provider reports no credits left",
+        "provider_rate_limit": "rate limited",
+        "provider_concurrent_limit": "too many jobs at once",
+    }
     return f"{kind.get(exc.error_code, exc.error_code)}: {exc.message}"

@@ -67,8 +67,15 @@ class Unavailable:
 
 
 class AccountPool:
-    def __init__(self, db: AsyncDatabase, broker: NatsBroker, *, holder: str, lease_ttl_s: float,
-                 is_submitted: Callable[[str], Awaitable[bool]]) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase,
+        broker: NatsBroker,
+        *,
+        holder: str,
+        lease_ttl_s: float,
+        is_submitted: Callable[[str], Awaitable[bool]],
+    ) -> None:
         self.db = db
         self.broker = broker
         self.accounts = db[ACCOUNTS]
@@ -76,8 +83,15 @@ class AccountPool:
         self.lease_ttl = timedelta(seconds=lease_ttl_s)
         self.is_submitted = is_submitted
 
-    async def acquire(self, manifest: ProviderManifest, generation_id: str, estimate: dict[str, int],
-                      pinned: str | None, now: datetime, user_id: str | None) -> Acquired | Wait | Unavailable:
+    async def acquire(
+        self,
+        manifest: ProviderManifest,
+        generation_id: str,
+        estimate: dict[str, int],
+        pinned: str | None,
+        now: datetime,
+        user_id: str | None,
+    ) -> Acquired | Wait | Unavailable:
         """A lease on the best eligible account, or why there is none (worth waiting for, or not).
         Only accounts that may run this user's jobs are considered: the user's own, and shared ones;
         another user's pinned account looks exactly like a missing one."""
@@ -85,12 +99,16 @@ class AccountPool:
         for _ in range(RACE_PASSES):
             docs = [doc for doc in await self.accounts.find(query).to_list() if may_run_jobs_of(doc, user_id)]
             if pinned is not None and (not docs or docs[0].get("provider_id") != manifest.id):
-                return Unavailable("pinned_account_unavailable",
-                                   f"account {pinned!r} does not exist for provider {manifest.id!r}")
+                return Unavailable(
+                    "pinned_account_unavailable",
+                    f"account {pinned!r} does not exist for provider {manifest.id!r}",
+                )
             for doc in docs:  # a lease this job already holds (a delivery that died before noting it)
                 held = (doc.get("leases") or {}).get(generation_id)
                 if held:
-                    return Acquired(doc, Lease(doc["_id"], generation_id, held["token"], held.get("credits") or {}))
+                    return Acquired(
+                        doc, Lease(doc["_id"], generation_id, held["token"], held.get("credits") or {})
+                    )
             docs = [await self._refresh(doc, now) for doc in docs]
             verdicts = [assess(doc, estimate, now) for doc in docs]
             eligible = [doc for doc, verdict in zip(docs, verdicts, strict=True) if verdict.kind == "ok"]
@@ -104,7 +122,9 @@ class AccountPool:
         return Wait("every eligible account was just taken by other jobs")
 
     @staticmethod
-    def _why_not(verdicts: list[Verdict], manifest: ProviderManifest, pinned: str | None) -> Wait | Unavailable:
+    def _why_not(
+        verdicts: list[Verdict], manifest: ProviderManifest, pinned: str | None
+    ) -> Wait | Unavailable:
         waits = [v for v in verdicts if v.kind == "wait"]
         if waits:
             until = min((v.until for v in waits if v.until), default=None)
@@ -113,12 +133,19 @@ class AccountPool:
         reasons = "; ".join(v.reason for v in verdicts)
         return Unavailable(code, reasons or f"provider {manifest.id!r} has no accounts")
 
-    async def _take(self, doc: dict[str, Any], gid: str, estimate: dict[str, int], now: datetime) -> Lease | None:
+    async def _take(
+        self, doc: dict[str, Any], gid: str, estimate: dict[str, int], now: datetime
+    ) -> Lease | None:
         limit = int(doc.get("concurrency_limit") or 1)
         tracked = set(doc.get("tracked") or [])
-        guard: dict[str, Any] = {"_id": doc["_id"], "status": "active", "enabled": True,
-                                 "concurrency_limit": doc.get("concurrency_limit"), "slots_used": {"$lt": limit},
-                                 f"leases.{gid}": {"$exists": False}}
+        guard: dict[str, Any] = {
+            "_id": doc["_id"],
+            "status": "active",
+            "enabled": True,
+            "concurrency_limit": doc.get("concurrency_limit"),
+            "slots_used": {"$lt": limit},
+            f"leases.{gid}": {"$exists": False},
+        }
         untracked = sorted(ct for ct in estimate if ct not in tracked)
         if untracked:  # a balance that became known since our read must be checked: read again
             guard["tracked"] = {"$nin": untracked}
@@ -126,10 +153,18 @@ class AccountPool:
             if credit_type in tracked:
                 guard[f"available.{credit_type}"] = {"$gte": needed}
         token = new_id()
-        lease = {"token": token, "holder": self.holder, "acquired_at": now.timestamp(),
-                 "expires_at": (now + self.lease_ttl).timestamp(), "credits": dict(estimate), "settled": False}
-        update = {"$set": {f"leases.{gid}": lease, "last_used_at": now.timestamp()},
-                  "$inc": {"slots_used": 1, **{f"available.{ct}": -n for ct, n in estimate.items() if n}}}
+        lease = {
+            "token": token,
+            "holder": self.holder,
+            "acquired_at": now.timestamp(),
+            "expires_at": (now + self.lease_ttl).timestamp(),
+            "credits": dict(estimate),
+            "settled": False,
+        }
+        update = {
+            "$set": {f"leases.{gid}": lease, "last_used_at": now.timestamp()},
+            "$inc": {"slots_used": 1, **{f"available.{ct}": -n for ct, n in estimate.items() if n}},
+        }
         if (await self.accounts.update_one(guard, update)).matched_count:
             return Lease(doc["_id"], gid, token, dict(estimate))
         return None
@@ -138,8 +173,10 @@ class AccountPool:
         """The document after reclaiming its expired leases and ending an expired cooldown."""
         changed = False
         if "slots_used" not in doc:  # an account stored before leases existed
-            await self.accounts.update_one({"_id": doc["_id"], "slots_used": {"$exists": False}},
-                                           {"$set": {"slots_used": 0, "leases": {}}})
+            await self.accounts.update_one(
+                {"_id": doc["_id"], "slots_used": {"$exists": False}},
+                {"$set": {"slots_used": 0, "leases": {}}},
+            )
             changed = True
         for gid, lease in list((doc.get("leases") or {}).items()):
             if lease["expires_at"] <= now.timestamp():
@@ -152,7 +189,9 @@ class AccountPool:
             return doc
         return await self.accounts.find_one({"_id": doc["_id"]}) or doc
 
-    async def release(self, account_id: str, generation_id: str, *, return_credits: bool | None = None) -> bool:
+    async def release(
+        self, account_id: str, generation_id: str, *, return_credits: bool | None = None
+    ) -> bool:
         """End the job's lease; its credits come back unless billing settles them (`settled`)."""
         doc = await self.accounts.find_one({"_id": account_id})
         lease = ((doc or {}).get("leases") or {}).get(generation_id)
@@ -165,8 +204,10 @@ class AccountPool:
         inc = {"slots_used": -1}
         if give_back:
             inc.update({f"available.{ct}": n for ct, n in (lease.get("credits") or {}).items() if n})
-        result = await self.accounts.update_one({"_id": account_id, f"leases.{gid}.token": lease["token"]},
-                                                {"$unset": {f"leases.{gid}": ""}, "$inc": inc})
+        result = await self.accounts.update_one(
+            {"_id": account_id, f"leases.{gid}.token": lease["token"]},
+            {"$unset": {f"leases.{gid}": ""}, "$inc": inc},
+        )
         return bool(result.matched_count)
 
     async def extend(self, lease: Lease, expires_at: float) -> None:
@@ -178,8 +219,10 @@ class AccountPool:
         if not held or held["token"] != lease.token or held.get("settled"):
             return
         # The whole lease is rewritten, not single fields: see pixsim_runtime.accounts on nx-27017.
-        await self.accounts.update_one({"_id": lease.account_id, f"leases.{gid}.token": lease.token},
-                                       {"$set": {f"leases.{gid}": {**held, "expires_at": expires_at}}})
+        await self.accounts.update_one(
+            {"_id": lease.account_id, f"leases.{gid}.token": lease.token},
+            {"$set": {f"leases.{gid}": {**held, "expires_at": expires_at}}},
+        )
 
     async def settle_by_billing(self, lease: Lease, expires_at: float) -> None:
         """The job was submitted: its hold is billing's to settle; the slot lasts until the job ends
@@ -192,4 +235,10 @@ class AccountPool:
         # The whole lease is rewritten, not single fields: see pixsim_runtime.accounts on nx-27017.
         await self.accounts.update_one(
             {"_id": lease.account_id, f"leases.{gid}.token": lease.token},
-            {"$set": {f"leases.{gid}": {**held, "settled": True, "expires_at": expires_at}, "cooldown_streak": 0}})
+            {
+                "$set": {
+                    f"leases.{gid}": {**held, "settled": True, "expires_at": expires_at},
+                    "cooldown_streak": 0,
+                }
+            },
+        )

@@ -26,8 +26,11 @@ from typing import Any, Literal
 from pixsim_runtime.accounts import from_ts
 
 #: Status of an account that can never take a job until a person or new credits change it.
-BLOCKING = {"disabled": "is disabled", "auth_failed": "has rejected credentials",
-            "exhausted": "has no credits left"}
+BLOCKING = {
+    "disabled": "is disabled",
+    "auth_failed": "has rejected credentials",
+    "exhausted": "has no credits left",
+}
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,11 @@ class Verdict:
 
 def live_leases(doc: dict[str, Any], now: datetime) -> dict[str, dict[str, Any]]:
     """The leases whose holder may still be working (times in account documents are epoch seconds)."""
-    return {gid: lease for gid, lease in (doc.get("leases") or {}).items() if lease["expires_at"] > now.timestamp()}
+    return {
+        gid: lease
+        for gid, lease in (doc.get("leases") or {}).items()
+        if lease["expires_at"] > now.timestamp()
+    }
 
 
 def free_slots(doc: dict[str, Any], now: datetime) -> int:
@@ -60,7 +67,9 @@ def assess(doc: dict[str, Any], estimate: dict[str, int], now: datetime) -> Verd
     if status in BLOCKING:
         return Verdict("never", f"{name} {BLOCKING[status]} ({doc.get('status_reason') or status})")
     if status == "cooling_down" and not cooldown_over(doc, now):
-        return Verdict("wait", f"{name} is cooling down ({doc.get('status_reason')})", from_ts(doc["cooldown_until"]))
+        return Verdict(
+            "wait", f"{name} is cooling down ({doc.get('status_reason')})", from_ts(doc["cooldown_until"])
+        )
     if free_slots(doc, now) <= 0:
         return Verdict("wait", f"{name} has no free slot ({doc.get('concurrency_limit')} in use)")
     tracked = set(doc.get("tracked") or [])
@@ -68,7 +77,9 @@ def assess(doc: dict[str, Any], estimate: dict[str, int], now: datetime) -> Verd
     for credit_type, needed in sorted(estimate.items()):
         if credit_type not in tracked or available.get(credit_type, 0) >= needed:
             continue
-        held = sum((lease.get("credits") or {}).get(credit_type, 0) for lease in (doc.get("leases") or {}).values())
+        held = sum(
+            (lease.get("credits") or {}).get(credit_type, 0) for lease in (doc.get("leases") or {}).values()
+        )
         shortfall = f"{name} has {available.get(credit_type, 0)} {credit_type} credits available, the job needs {needed}"
         if held and available.get(credit_type, 0) + held >= needed:
             return Verdict("wait", f"{shortfall} ({held} held by running jobs)")
@@ -86,9 +97,15 @@ def headroom(doc: dict[str, Any], estimate: dict[str, int]) -> float:
 
 def rank(docs: list[dict[str, Any]], estimate: dict[str, int], now: datetime) -> list[dict[str, Any]]:
     """Best first: priority, then headroom (credits, then free slots), then least recently used."""
+
     def key(doc: dict[str, Any]) -> tuple:
         last = doc.get("last_used_at")
-        return (-int(doc.get("priority") or 0), -headroom(doc, estimate), -free_slots(doc, now),
-                last if last is not None else -math.inf, doc["_id"])
+        return (
+            -int(doc.get("priority") or 0),
+            -headroom(doc, estimate),
+            -free_slots(doc, now),
+            last if last is not None else -math.inf,
+            doc["_id"],
+        )
 
     return sorted(docs, key=key)

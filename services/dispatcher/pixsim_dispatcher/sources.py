@@ -30,8 +30,15 @@ class AssetSources:
         self.storage = storage
         self.fallback = fallback
 
-    async def __call__(self, source: object, user_id: str | None, default_suffix: str, *,
-                       param: str = "source", expect: str | None = None) -> tuple[str, list[str]]:
+    async def __call__(
+        self,
+        source: object,
+        user_id: str | None,
+        default_suffix: str,
+        *,
+        param: str = "source",
+        expect: str | None = None,
+    ) -> tuple[str, list[str]]:
         if not (isinstance(source, str) and source.startswith(ASSET_SCHEME)):
             return await self.fallback(source, user_id, default_suffix, param=param, expect=expect)
         asset_id = source.removeprefix(ASSET_SCHEME)

@@ -49,7 +49,12 @@ def digest(token: str) -> str:
 
 
 def key_document(
-    key: NewKey, *, owner: str, role: Role, name: str, limits: dict[str, float] | None = None,
+    key: NewKey,
+    *,
+    owner: str,
+    role: Role,
+    name: str,
+    limits: dict[str, float] | None = None,
     expires_at: float | None = None,
 ) -> dict[str, Any]:
     return {

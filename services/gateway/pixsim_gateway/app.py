@@ -38,8 +38,11 @@ def create_app(
     registry: Registry | None = None,
 ) -> FastAPI:
     settings = settings or GatewaySettings()
-    app = FastAPI(title="PixSim API", version="0.1.0",
-                  description="One API for AI video and image generation across many providers.")
+    app = FastAPI(
+        title="PixSim API",
+        version="0.1.0",
+        description="One API for AI video and image generation across many providers.",
+    )
     install_error_handlers(app)
 
     def setup(ctx: ServiceContext) -> None:
@@ -62,42 +65,105 @@ def create_app(
         # delivery cap is only a backstop.
         scheduled = replace(ctx.retry, max_deliveries=SCHEDULED_DELIVERIES)
         for durable, subject, stream, event_type in (
-            ("gateway-generations", subjects.GENERATION_SUBJECTS, subjects.GENERATIONS_STREAM, AnyGenerationEvent),
+            (
+                "gateway-generations",
+                subjects.GENERATION_SUBJECTS,
+                subjects.GENERATIONS_STREAM,
+                AnyGenerationEvent,
+            ),
             ("gateway-credits", subjects.CREDIT_SUBJECTS, subjects.CREDITS_STREAM, AnyCreditEvent),
         ):
-            subscribe(ctx.broker, service="gateway", subject=subject, stream=stream, durable=durable,
-                      event_type=event_type, handler=project, retry=scheduled,
-                      max_ack_pending=PROJECTION_MAX_ACK_PENDING)
+            subscribe(
+                ctx.broker,
+                service="gateway",
+                subject=subject,
+                stream=stream,
+                durable=durable,
+                event_type=event_type,
+                handler=project,
+                retry=scheduled,
+                max_ack_pending=PROJECTION_MAX_ACK_PENDING,
+            )
         cipher = cipher_from_env()
         storage = ctx.extras["storage"] = Storage.from_settings(settings)
-        archiver = Archiver(ctx, storage, cipher, max_bytes=settings.result_max_bytes,
-                            retention_days=settings.result_retention_days, retry_s=settings.archive_retry_s,
-                            retry_max_s=settings.archive_retry_max_s, retry_for_s=settings.archive_retry_for_s)
-        subscribe(ctx.broker, service="gateway", subject=subjects.generation_events("completed"),
-                  stream=subjects.GENERATIONS_STREAM, durable="gateway-archiver", event_type=GenerationCompleted,
-                  handler=archiver.on_completed, retry=scheduled, batch_size=4, ack_wait_s=300.0)
+        archiver = Archiver(
+            ctx,
+            storage,
+            cipher,
+            max_bytes=settings.result_max_bytes,
+            retention_days=settings.result_retention_days,
+            retry_s=settings.archive_retry_s,
+            retry_max_s=settings.archive_retry_max_s,
+            retry_for_s=settings.archive_retry_for_s,
+        )
+        subscribe(
+            ctx.broker,
+            service="gateway",
+            subject=subjects.generation_events("completed"),
+            stream=subjects.GENERATIONS_STREAM,
+            durable="gateway-archiver",
+            event_type=GenerationCompleted,
+            handler=archiver.on_completed,
+            retry=scheduled,
+            batch_size=4,
+            ack_wait_s=300.0,
+        )
         limits = settings.role_limits()
         secrets = Secrets(ctx.db, cipher)
-        api.include_routers(app, ctx, settings, projector=projector, cipher=cipher, storage=storage, secrets=secrets)
-        sender = Sender(ctx.db, secrets, retry_s=settings.webhook_retry_s, retry_max_s=settings.webhook_retry_max_s,
-                        retry_for_s=settings.webhook_retry_for_s)
-        subscribe(ctx.broker, service="gateway", subject=subjects.GENERATION_SUBJECTS, stream=subjects.GENERATIONS_STREAM,
-                  durable="gateway-webhooks", event_type=AnyGenerationEvent, handler=sender.on_event, retry=scheduled,
-                  ack_wait_s=120.0)
+        api.include_routers(
+            app, ctx, settings, projector=projector, cipher=cipher, storage=storage, secrets=secrets
+        )
+        sender = Sender(
+            ctx.db,
+            secrets,
+            retry_s=settings.webhook_retry_s,
+            retry_max_s=settings.webhook_retry_max_s,
+            retry_for_s=settings.webhook_retry_for_s,
+        )
+        subscribe(
+            ctx.broker,
+            service="gateway",
+            subject=subjects.GENERATION_SUBJECTS,
+            stream=subjects.GENERATIONS_STREAM,
+            durable="gateway-webhooks",
+            event_type=AnyGenerationEvent,
+            handler=sender.on_event,
+            retry=scheduled,
+            ack_wait_s=120.0,
+        )
         console.mount(app, ctx.db, cipher, oidc=settings.oidc() is not None)  # the web console, at /
         # Outermost last: a request meets authentication (and its rate limit) first, then the body cap.
-        app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
-                           per_path={path: settings.upload_max_bytes + 64 * 1024  # + multipart framing
-                                     for path in ("/api/v1/assets", console.UPLOAD_PATH)})
+        app.add_middleware(
+            BodyLimitMiddleware,
+            max_bytes=settings.max_body_bytes,
+            per_path={
+                path: settings.upload_max_bytes + 64 * 1024  # + multipart framing
+                for path in ("/api/v1/assets", console.UPLOAD_PATH)
+            },
+        )
         oidc = settings.oidc()
-        app.add_middleware(AuthMiddleware, authenticator=Authenticator(ctx.db, OidcVerifier(oidc, refresh_min_s=settings.oidc_jwks_refresh_s) if oidc else None),
-                           limiter=RateLimiter(ctx.db), limits=limits)
+        app.add_middleware(
+            AuthMiddleware,
+            authenticator=Authenticator(
+                ctx.db, OidcVerifier(oidc, refresh_min_s=settings.oidc_jwks_refresh_s) if oidc else None
+            ),
+            limiter=RateLimiter(ctx.db),
+            limits=limits,
+        )
 
     async def on_startup(ctx: ServiceContext) -> None:
         await ctx.db[GENERATIONS].create_index([("created_at", -1)])
         await ctx.db[GENERATIONS].create_index([("user_id", 1), ("status", 1)])
         if settings.bootstrap_admin_key:
-            await api_keys.ensure_bootstrap_key(ctx.db, settings.bootstrap_admin_key, settings.bootstrap_admin_user)
+            await api_keys.ensure_bootstrap_key(
+                ctx.db, settings.bootstrap_admin_key, settings.bootstrap_admin_user
+            )
 
-    return build_service(settings, setup=setup, on_startup=on_startup, tracer_provider=tracer_provider,
-                         registry=registry, app=app)
+    return build_service(
+        settings,
+        setup=setup,
+        on_startup=on_startup,
+        tracer_provider=tracer_provider,
+        registry=registry,
+        app=app,
+    )

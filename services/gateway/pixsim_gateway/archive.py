@@ -79,8 +79,18 @@ async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
 
 
 class Archiver:
-    def __init__(self, ctx: ServiceContext, storage: Storage, cipher: Any, *, max_bytes: int,
-                 retention_days: float, retry_s: float, retry_max_s: float, retry_for_s: float) -> None:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        storage: Storage,
+        cipher: Any,
+        *,
+        max_bytes: int,
+        retention_days: float,
+        retry_s: float,
+        retry_max_s: float,
+        retry_for_s: float,
+    ) -> None:
         self.ctx = ctx
         self.archives = ctx.db[ARCHIVES]
         self.storage = storage
@@ -119,13 +129,23 @@ class Archiver:
         except ArchiveFailed as exc:
             attempts = (record.get("attempts") or 0) + 1
             gave_up = (now - _aware(first)).total_seconds() >= self.retry_for_s
-            log.warning("archiving %s failed (attempt %d%s): %s", gid, attempts, ", giving up" if gave_up else "", exc)
-            record.update(status="failed" if gave_up else "pending", attempts=attempts,
-                          archive_error=str(exc)[:500], last_attempt_at=now)
+            log.warning(
+                "archiving %s failed (attempt %d%s): %s", gid, attempts, ", giving up" if gave_up else "", exc
+            )
+            record.update(
+                status="failed" if gave_up else "pending",
+                attempts=attempts,
+                archive_error=str(exc)[:500],
+                last_attempt_at=now,
+            )
             await self.archives.replace_one({"_id": gid}, record)
             return None if gave_up else backoff(attempts - 1, self.retry_s, self.retry_max_s)
-        record.update(status="archived", archive_error=None, archived_at=now,
-                      expires_at=now + self.retention if self.retention else None)
+        record.update(
+            status="archived",
+            archive_error=None,
+            archived_at=now,
+            expires_at=now + self.retention if self.retention else None,
+        )
         await self.archives.replace_one({"_id": gid}, record)
         return None
 
@@ -146,11 +166,13 @@ class Archiver:
                 chunks = file_chunks(tmp)
             content_type = sniff(head)
             if content_type is None or family(content_type) != expect:
-                raise ArchiveFailed(f"{variant}: the content is {content_type or 'of an unknown type'}, "
-                                    f"not {a_kind(expect)}")
+                raise ArchiveFailed(
+                    f"{variant}: the content is {content_type or 'of an unknown type'}, not {a_kind(expect)}"
+                )
             ext = mimetypes.guess_extension(content_type) or ""
-            stored = await self.storage.put(f"results/{event.generation_id}/{variant}{ext}", chunks,
-                                            content_type, self.max_bytes)
+            stored = await self.storage.put(
+                f"results/{event.generation_id}/{variant}{ext}", chunks, content_type, self.max_bytes
+            )
         except (SourceRejected, ProviderError) as exc:
             raise ArchiveFailed(f"{variant}: {exc}") from None
         except TooLarge:
@@ -162,8 +184,12 @@ class Archiver:
         finally:
             if tmp:
                 os.unlink(tmp)
-        return {"key": stored.key, "size": stored.size, "sha256": stored.sha256,
-                "content_type": stored.content_type}
+        return {
+            "key": stored.key,
+            "size": stored.size,
+            "sha256": stored.sha256,
+            "content_type": stored.content_type,
+        }
 
     async def _fetch_with_account(self, event: GenerationCompleted, variant: str) -> tuple[bytes, str] | None:
         """The bytes from the provider itself, for providers whose result URLs need the account."""
@@ -196,7 +222,9 @@ class Archiver:
         async for record in self.archives.find({"status": "archived", "expires_at": {"$lte": now}}):
             for obj in (record.get("objects") or {}).values():
                 await self.storage.delete(obj["key"])
-            await self.archives.replace_one({"_id": record["_id"]}, {**record, "status": "expired", "objects": {}})
+            await self.archives.replace_one(
+                {"_id": record["_id"]}, {**record, "status": "expired", "objects": {}}
+            )
             expired += 1
         return expired
 
@@ -209,7 +237,15 @@ def public_archive(record: dict[str, Any] | None) -> dict[str, Any] | None:
     """The generation's `archive` field in the API."""
     if record is None:
         return None
-    objects = {v: {k: o[k] for k in ("size", "sha256", "content_type")} for v, o in (record.get("objects") or {}).items()}
-    return {"status": record.get("status"), "objects": objects, "error": record.get("archive_error"),
-            "attempts": record.get("attempts", 0), "archived_at": record.get("archived_at"),
-            "expires_at": record.get("expires_at")}
+    objects = {
+        v: {k: o[k] for k in ("size", "sha256", "content_type")}
+        for v, o in (record.get("objects") or {}).items()
+    }
+    return {
+        "status": record.get("status"),
+        "objects": objects,
+        "error": record.get("archive_error"),
+        "attempts": record.get("attempts", 0),
+        "archived_at": record.get("archived_at"),
+        "expires_at": record.get("expires_at"),
+    }

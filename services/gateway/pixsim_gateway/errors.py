@@ -87,7 +87,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+            exc.status_code, "http_error"
+        )
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # Starlette names only the first route's methods; a path may have several
             headers["Allow"] = ", ".join(allowed_methods(request))
@@ -98,5 +100,8 @@ def allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this request's path (asked of the router itself, so routes
     included from sub-routers count too)."""
     routes = request.app.router.routes
-    return [method for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)]
+    return [
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]

@@ -35,7 +35,12 @@ from pymongo.errors import DuplicateKeyError
 
 GENERATIONS = "generations"
 
-STATUS_RANK = {"requested": 0, "submitted": 1, "processing": 2, **dict.fromkeys(TERMINAL_GENERATION_EVENTS, 3)}
+STATUS_RANK = {
+    "requested": 0,
+    "submitted": 1,
+    "processing": 2,
+    **dict.fromkeys(TERMINAL_GENERATION_EVENTS, 3),
+}
 
 
 class UnknownGeneration(Exception):
@@ -44,11 +49,24 @@ class UnknownGeneration(Exception):
 
 def new_document(generation_id: str, at: datetime) -> dict[str, Any]:
     return {
-        "_id": generation_id, "provider_id": None, "operation_type": None, "params": {}, "status": "requested",
-        "progress": 0.0, "provider_job_id": None, "account_id": None, "user_id": None, "priority": 0,
-        "result": None, "error": None, "cancel_requested": False,
+        "_id": generation_id,
+        "provider_id": None,
+        "operation_type": None,
+        "params": {},
+        "status": "requested",
+        "progress": 0.0,
+        "provider_job_id": None,
+        "account_id": None,
+        "user_id": None,
+        "priority": 0,
+        "result": None,
+        "error": None,
+        "cancel_requested": False,
         "credits": {"reserved": {}, "charged": {}, "released": {}},
-        "created_at": at, "updated_at": at, "version": 0, "applied": [],
+        "created_at": at,
+        "updated_at": at,
+        "version": 0,
+        "applied": [],
     }
 
 
@@ -66,21 +84,35 @@ def apply_event(doc: dict[str, Any] | None, event: Event) -> dict[str, Any] | No
     gid = event.generation_id  # type: ignore[attr-defined]
     if doc is None:
         if not isinstance(event, GenerationRequested):
-            raise UnknownGeneration(f"no generation {gid!r}: its `requested` event was never seen ({event.type})")
+            raise UnknownGeneration(
+                f"no generation {gid!r}: its `requested` event was never seen ({event.type})"
+            )
         doc = new_document(gid, event.occurred_at)
     elif event.event_id in doc["applied"] or isinstance(event, GenerationRequested):
         return None  # a repeat, or another request under an id already taken: the first one stands
     else:  # a copy: the caller's document (maybe the projector's cached one) stays as it was
-        doc = {**doc, "credits": {k: dict(v) for k, v in doc["credits"].items()}, "applied": list(doc["applied"])}
+        doc = {
+            **doc,
+            "credits": {k: dict(v) for k, v in doc["credits"].items()},
+            "applied": list(doc["applied"]),
+        }
     match event:
         case GenerationRequested():
-            doc.update(provider_id=event.provider_id, operation_type=event.operation_type.value,
-                       params=event.params, account_id=doc["account_id"] or event.account_id,
-                       user_id=event.user_id, priority=event.priority)
+            doc.update(
+                provider_id=event.provider_id,
+                operation_type=event.operation_type.value,
+                params=event.params,
+                account_id=doc["account_id"] or event.account_id,
+                user_id=event.user_id,
+                priority=event.priority,
+            )
             doc["created_at"] = min(doc["created_at"], event.occurred_at)
         case GenerationSubmitted():
-            doc.update(provider_id=event.provider_id, provider_job_id=event.provider_job_id,
-                       account_id=event.account_id)
+            doc.update(
+                provider_id=event.provider_id,
+                provider_job_id=event.provider_job_id,
+                account_id=event.account_id,
+            )
             _advance(doc, "submitted")
         case GenerationProgressed():
             doc["progress"] = max(doc["progress"], event.progress)

@@ -13,9 +13,11 @@ class GatewaySettings(BaseServiceSettings, StorageSettings):
         default=15.0, alias="PIXSIM_SSE_KEEPALIVE", description="SSE comment interval"
     )
     orphan_event_wait_s: float = Field(
-        default=600.0, alias="PIXSIM_ORPHAN_EVENT_WAIT", ge=0,
+        default=600.0,
+        alias="PIXSIM_ORPHAN_EVENT_WAIT",
+        ge=0,
         description="How long (s, from the event's time) an event may wait for its generation's `requested` "
-                    "to be projected before it is dead-lettered (the two travel on different consumers)",
+        "to be projected before it is dead-lettered (the two travel on different consumers)",
     )
 
     # -- who may call ---------------------------------------------------------------------------
@@ -36,22 +38,40 @@ class GatewaySettings(BaseServiceSettings, StorageSettings):
     )
     oidc_algorithms: str = Field(default="RS256,ES256", alias="PIXSIM_OIDC_ALGORITHMS")
     oidc_jwks_refresh_s: float = Field(
-        default=30.0, ge=0, alias="PIXSIM_OIDC_JWKS_REFRESH",
+        default=30.0,
+        ge=0,
+        alias="PIXSIM_OIDC_JWKS_REFRESH",
         description="Least seconds between JWKS fetches caused by unknown key ids (rotation)",
     )
 
     # -- archiving results into PixSim's storage (see archive.py) ------------------------------
-    archive_retry_s: float = Field(default=5.0, gt=0, alias="PIXSIM_ARCHIVE_RETRY",
-                                   description="First delay before a failed copy is tried again (doubles)")
+    archive_retry_s: float = Field(
+        default=5.0,
+        gt=0,
+        alias="PIXSIM_ARCHIVE_RETRY",
+        description="First delay before a failed copy is tried again (doubles)",
+    )
     archive_retry_max_s: float = Field(default=600.0, gt=0, alias="PIXSIM_ARCHIVE_RETRY_MAX")
-    archive_retry_for_s: float = Field(default=86400.0, ge=0, alias="PIXSIM_ARCHIVE_RETRY_FOR",
-                                       description="How long a failing copy is retried before it is given up")
+    archive_retry_for_s: float = Field(
+        default=86400.0,
+        ge=0,
+        alias="PIXSIM_ARCHIVE_RETRY_FOR",
+        description="How long a failing copy is retried before it is given up",
+    )
 
-    webhook_retry_s: float = Field(default=5.0, gt=0, alias="PIXSIM_WEBHOOK_RETRY",
-                                   description="First delay before a failed webhook delivery is retried (doubles)")
+    webhook_retry_s: float = Field(
+        default=5.0,
+        gt=0,
+        alias="PIXSIM_WEBHOOK_RETRY",
+        description="First delay before a failed webhook delivery is retried (doubles)",
+    )
     webhook_retry_max_s: float = Field(default=3600.0, gt=0, alias="PIXSIM_WEBHOOK_RETRY_MAX")
-    webhook_retry_for_s: float = Field(default=86400.0, ge=0, alias="PIXSIM_WEBHOOK_RETRY_FOR",
-                                       description="How long a failing delivery is retried (default 24 h)")
+    webhook_retry_for_s: float = Field(
+        default=86400.0,
+        ge=0,
+        alias="PIXSIM_WEBHOOK_RETRY_FOR",
+        description="How long a failing delivery is retried (default 24 h)",
+    )
 
     # -- limits (0 = none) ----------------------------------------------------------------------
     user_rate: float = Field(default=20.0, ge=0, alias="PIXSIM_USER_RATE", description="requests/s per user")

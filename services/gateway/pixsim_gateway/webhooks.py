@@ -35,8 +35,14 @@ SUBSCRIPTIONS = "webhook_subscriptions"  # {_id: generation_id, user_id, url, ev
 DELIVERIES = "webhook_deliveries"
 SECRETS = "webhook_secrets"  # {_id: user_id, secret: <encrypted>}
 #: Filter names -> the generation event kinds they select (like Replicate's `webhook_events_filter`).
-EVENTS = {"start": "submitted", "progress": "progressed", "completed": "completed", "failed": "failed",
-          "filtered": "filtered", "cancelled": "cancelled"}
+EVENTS = {
+    "start": "submitted",
+    "progress": "progressed",
+    "completed": "completed",
+    "failed": "failed",
+    "filtered": "filtered",
+    "cancelled": "cancelled",
+}
 DEFAULT_EVENTS = ["start", *TERMINAL_GENERATION_EVENTS]
 TIMEOUT_S = 10.0
 
@@ -72,8 +78,9 @@ class Secrets:
 
 
 class Sender:
-    def __init__(self, db: AsyncDatabase, secrets_: Secrets, *, retry_s: float, retry_max_s: float,
-                 retry_for_s: float) -> None:
+    def __init__(
+        self, db: AsyncDatabase, secrets_: Secrets, *, retry_s: float, retry_max_s: float, retry_for_s: float
+    ) -> None:
         self.subscriptions = db[SUBSCRIPTIONS]
         self.deliveries = db[DELIVERIES]
         self.secrets = secrets_
@@ -96,55 +103,86 @@ class Sender:
         now = datetime.now(UTC)
         record = await self.deliveries.find_one({"_id": webhook_id})
         if record is None:
-            record = {"_id": webhook_id, "generation_id": event.generation_id, "user_id": sub["user_id"],
-                      "url": sub["url"], "event_type": event.type, "status": "pending", "attempts": [],
-                      "created_at": now}
+            record = {
+                "_id": webhook_id,
+                "generation_id": event.generation_id,
+                "user_id": sub["user_id"],
+                "url": sub["url"],
+                "event_type": event.type,
+                "status": "pending",
+                "attempts": [],
+                "created_at": now,
+            }
             try:
                 await self.deliveries.insert_one(record)
             except DuplicateKeyError:
                 record = await self.deliveries.find_one({"_id": webhook_id}) or record
         if record["status"] != "pending":
             return None
-        payload = json.dumps({"type": event.type, "timestamp": now.isoformat(),
-                              "data": json.loads(event.model_dump_json())}, separators=(",", ":"))
+        payload = json.dumps(
+            {"type": event.type, "timestamp": now.isoformat(), "data": json.loads(event.model_dump_json())},
+            separators=(",", ":"),
+        )
         secret = await self.secrets.get(sub["user_id"])
         status_code, error = await self._post(sub["url"], webhook_id, payload, secret, now)
         attempt = {"at": now, "status_code": status_code, "error": error}
         delivered = status_code is not None and 200 <= status_code < 300
-        created = record["created_at"] if record["created_at"].tzinfo else record["created_at"].replace(tzinfo=UTC)
+        created = (
+            record["created_at"] if record["created_at"].tzinfo else record["created_at"].replace(tzinfo=UTC)
+        )
         gave_up = not delivered and (now - created).total_seconds() >= self.retry_for_s
         status = "delivered" if delivered else "failed" if gave_up else "pending"
         # A whole-document write: nx-27017 stores a datetime (or document) given to $set/$push as a string.
-        await self.deliveries.replace_one({"_id": webhook_id}, {
-            **record, "attempts": [*record["attempts"], attempt], "status": status, "updated_at": now})
+        await self.deliveries.replace_one(
+            {"_id": webhook_id},
+            {**record, "attempts": [*record["attempts"], attempt], "status": status, "updated_at": now},
+        )
         if status != "pending":
             return None
         return backoff(len(record["attempts"]), self.retry_s, self.retry_max_s)
 
-    async def _post(self, url: str, webhook_id: str, payload: str, secret: str,
-                    now: datetime) -> tuple[int | None, str | None]:
+    async def _post(
+        self, url: str, webhook_id: str, payload: str, secret: str, now: datetime
+    ) -> tuple[int | None, str | None]:
         try:
             checked = check_url(url, "webhook_url")
             address = await checked_address(checked, "webhook_url", FetchPolicy.from_env())
         except SourceRejected as exc:
             return None, str(exc)
-        headers = {"webhook-id": webhook_id, "webhook-timestamp": str(int(now.timestamp())),
-                   "webhook-signature": Webhook(secret).sign(webhook_id, now, payload),
-                   "content-type": "application/json", "user-agent": "PixSim-Webhooks/1.0",
-                   "Host": checked.netloc.decode("ascii")}
+        headers = {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(secret).sign(webhook_id, now, payload),
+            "content-type": "application/json",
+            "user-agent": "PixSim-Webhooks/1.0",
+            "Host": checked.netloc.decode("ascii"),
+        }
         # Connect to the address that was checked (no second DNS answer), the name kept in Host and TLS.
         async with httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=TIMEOUT_S) as client:
             try:
                 response = await client.post(
-                    checked.copy_with(host=address), content=payload.encode(), headers=headers,
-                    extensions={"sni_hostname": checked.raw_host.decode("ascii")} if checked.scheme == "https" else None)
+                    checked.copy_with(host=address),
+                    content=payload.encode(),
+                    headers=headers,
+                    extensions={"sni_hostname": checked.raw_host.decode("ascii")}
+                    if checked.scheme == "https"
+                    else None,
+                )
             except httpx.HTTPError as exc:
                 return None, f"{type(exc).__name__}: {str(exc)[:200]}"
         return response.status_code, None if response.is_success else response.text[:200]
 
 
 def delivery_view(doc: dict[str, Any]) -> dict[str, Any]:
-    return {"id": doc["_id"], "generation_id": doc["generation_id"], "url": doc["url"],
-            "event_type": doc["event_type"], "status": doc["status"], "created_at": doc["created_at"].isoformat(),
-            "attempts": [{"at": a["at"].isoformat(), "status_code": a["status_code"], "error": a["error"]}
-                         for a in doc["attempts"]]}
+    return {
+        "id": doc["_id"],
+        "generation_id": doc["generation_id"],
+        "url": doc["url"],
+        "event_type": doc["event_type"],
+        "status": doc["status"],
+        "created_at": doc["created_at"].isoformat(),
+        "attempts": [
+            {"at": a["at"].isoformat(), "status_code": a["status_code"], "error": a["error"]}
+            for a in doc["attempts"]
+        ],
+    }

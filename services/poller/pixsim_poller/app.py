@@ -38,25 +38,41 @@ def create_app(
         # from the days when redeliveries were the schedule may come with many deliveries already: it is
         # scheduled, not dead-lettered (`max_deliveries`); a failing handler still is, after max_attempts.
         batch = min(settings.batch_size, settings.max_ack_pending)
-        retry = RetryPolicy(max_attempts=settings.max_attempts, first_delay=settings.retry_backoff,
-                            max_deliveries=LEGACY_DELIVERIES)
+        retry = RetryPolicy(
+            max_attempts=settings.max_attempts,
+            first_delay=settings.retry_backoff,
+            max_deliveries=LEGACY_DELIVERIES,
+        )
         subscribe(
-            ctx.broker, service="poller", subject=subjects.generation_events("submitted"),
-            stream=subjects.GENERATIONS_STREAM, durable="poller", event_type=GenerationSubmitted,
-            handler=poller.on_submitted, retry=retry, batch_size=batch, ack_wait_s=settings.lease_s,
+            ctx.broker,
+            service="poller",
+            subject=subjects.generation_events("submitted"),
+            stream=subjects.GENERATIONS_STREAM,
+            durable="poller",
+            event_type=GenerationSubmitted,
+            handler=poller.on_submitted,
+            retry=retry,
+            batch_size=batch,
+            ack_wait_s=settings.lease_s,
             max_ack_pending=settings.max_ack_pending,
         )
         subscribe(
-            ctx.broker, service="poller", subject=subjects.generation_events("cancel_requested"),
-            stream=subjects.GENERATIONS_STREAM, durable="poller-cancels", event_type=GenerationCancelRequested,
-            handler=poller.on_cancel_requested, retry=ctx.retry,
+            ctx.broker,
+            service="poller",
+            subject=subjects.generation_events("cancel_requested"),
+            stream=subjects.GENERATIONS_STREAM,
+            durable="poller-cancels",
+            event_type=GenerationCancelRequested,
+            handler=poller.on_cancel_requested,
+            retry=ctx.retry,
         )
 
     async def on_startup(_: ServiceContext) -> None:
         await pollers[0].store.create_indexes()
 
-    app = build_service(settings, setup=setup, on_startup=on_startup, tracer_provider=tracer_provider,
-                        registry=registry)
+    app = build_service(
+        settings, setup=setup, on_startup=on_startup, tracer_provider=tracer_provider, registry=registry
+    )
     served = app.router.lifespan_context
 
     @asynccontextmanager

@@ -38,7 +38,9 @@ CACHE_S = 30.0
 
 def duration_key(job: GenerationSubmitted) -> str:
     """`<provider>:<operation>[:param=value,...]`, e.g. `sim:text_to_video:duration=5,quality=720p`."""
-    coarse = ",".join(f"{p}={_short(job.params[p])}" for p in DURATION_PARAMS if job.params.get(p) is not None)
+    coarse = ",".join(
+        f"{p}={_short(job.params[p])}" for p in DURATION_PARAMS if job.params.get(p) is not None
+    )
     return f"{job.provider_id}:{job.operation_type.value}" + (f":{coarse}" if coarse else "")
 
 
@@ -64,24 +66,39 @@ class Durations:
         self.coll = db[DURATIONS]
         self._cache: dict[str, tuple[float, float | None]] = {}
 
-    async def expect(self, provider: Provider | None, job: GenerationSubmitted) -> tuple[float | None, str | None]:
+    async def expect(
+        self, provider: Provider | None, job: GenerationSubmitted
+    ) -> tuple[float | None, str | None]:
         """(seconds, where from: `hook` or `learned`), or (None, None)."""
         if provider is not None:
             try:
                 hinted = provider.expected_duration_s(job.operation_type, dict(job.params))
             except Exception as exc:  # noqa: BLE001 - a hook bug costs only a better schedule
-                log.error("provider %s: hook expected_duration_s failed for %s (%s: %s); using past jobs",
-                          job.provider_id, job.generation_id, type(exc).__name__, exc)
+                log.error(
+                    "provider %s: hook expected_duration_s failed for %s (%s: %s); using past jobs",
+                    job.provider_id,
+                    job.generation_id,
+                    type(exc).__name__,
+                    exc,
+                )
                 hinted = None
-            if isinstance(hinted, int | float) and not isinstance(hinted, bool) and 0 <= hinted < float("inf"):
+            if (
+                isinstance(hinted, int | float)
+                and not isinstance(hinted, bool)
+                and 0 <= hinted < float("inf")
+            ):
                 return float(hinted), "hook"
         seconds = await self._learned(duration_key(job))
         return (seconds, "learned") if seconds is not None else (None, None)
 
     async def learn(self, key: str, seconds: float) -> None:
         doc = await self.coll.find_one_and_update(
-            {"_id": key}, {"$push": {"recent": {"$each": [round(seconds, 3)], "$slice": -WINDOW}}},
-            upsert=True, projection={"recent": 1}, return_document=ReturnDocument.AFTER)
+            {"_id": key},
+            {"$push": {"recent": {"$each": [round(seconds, 3)], "$slice": -WINDOW}}},
+            upsert=True,
+            projection={"recent": 1},
+            return_document=ReturnDocument.AFTER,
+        )
         self._cache[key] = (time.monotonic() + CACHE_S, learned(list((doc or {}).get("recent") or [])))
 
     async def _learned(self, key: str) -> float | None:

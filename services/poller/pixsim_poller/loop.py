@@ -73,9 +73,19 @@ class Budget:
 
 
 class Scheduler:
-    def __init__(self, store: PollStore, provider_ids: list[str], poll: PollFn, *, concurrency: int,
-                 lease_s: float, keep_alive_s: float, retry_s: float, retry_max_s: float,
-                 progress_rate: float = 0.0) -> None:
+    def __init__(
+        self,
+        store: PollStore,
+        provider_ids: list[str],
+        poll: PollFn,
+        *,
+        concurrency: int,
+        lease_s: float,
+        keep_alive_s: float,
+        retry_s: float,
+        retry_max_s: float,
+        progress_rate: float = 0.0,
+    ) -> None:
         self.store = store
         self.parts = partitions(provider_ids)
         self._by_provider = {p.name: p for p in self.parts[:-1]}
@@ -136,7 +146,9 @@ class Scheduler:
                 record = await self._claim_next()
             except Exception as exc:  # noqa: BLE001 - MongoDB away (or worse): wait, never die
                 slots.release()
-                log.warning("poller: claiming failed, retrying in %.1fs: %s: %s", pause, type(exc).__name__, exc)
+                log.warning(
+                    "poller: claiming failed, retrying in %.1fs: %s: %s", pause, type(exc).__name__, exc
+                )
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, IDLE_S * 5)
                 continue
@@ -185,7 +197,9 @@ class Scheduler:
     async def _doze(self, part: Partition, now: float) -> None:
         nxt = await self.store.earliest(part)
         # a job due already belongs to a replica that claimed it just now, or is claimable next round
-        self._asleep_until[part.name] = now + IDLE_S if nxt is None else min(max(nxt, now + 0.01), now + IDLE_S)
+        self._asleep_until[part.name] = (
+            now + IDLE_S if nxt is None else min(max(nxt, now + 0.01), now + IDLE_S)
+        )
 
     async def _sleep(self) -> None:
         self._wake.clear()
@@ -205,11 +219,20 @@ class Scheduler:
             failures = int(record.get("failures") or 0)
             delay = backoff(failures, self.retry_s, self.retry_max_s)
             if is_outage(exc):
-                log.warning("poll of %s did not finish (NATS or MongoDB away), polling it again in %.1fs: %s: %s",
-                            record["_id"], delay, type(exc).__name__, exc)
+                log.warning(
+                    "poll of %s did not finish (NATS or MongoDB away), polling it again in %.1fs: %s: %s",
+                    record["_id"],
+                    delay,
+                    type(exc).__name__,
+                    exc,
+                )
             else:
-                log.exception("poll of %s failed %d times in a row, polling it again in %.1fs", record["_id"],
-                              failures + 1, delay)
+                log.exception(
+                    "poll of %s failed %d times in a row, polling it again in %.1fs",
+                    record["_id"],
+                    failures + 1,
+                    delay,
+                )
             at = time.time() + delay
             with contextlib.suppress(Exception):  # if MongoDB is away too, the lease runs out instead
                 await self.store.release(record, at, failed=True)

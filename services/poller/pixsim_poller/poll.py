@@ -80,13 +80,24 @@ class Poller:
         self.cipher = cipher
         self.store = PollStore(ctx.db)
         self.durations = Durations(ctx.db)
-        self.policy = Policy(min_interval=settings.poll_min_interval, interval=settings.poll_interval,
-                             progress_interval=settings.poll_progress_interval,
-                             max_interval=settings.poll_max_interval, backoff=settings.poll_backoff)
-        self.scheduler = Scheduler(self.store, ctx.registry.ids(), self.poll, concurrency=settings.batch_size,
-                                   lease_s=settings.lease_s, keep_alive_s=min(settings.keep_alive_s, settings.lease_s / 3),
-                                   retry_s=settings.poll_min_interval, retry_max_s=settings.poll_max_interval,
-                                   progress_rate=settings.poll_progress_rate)
+        self.policy = Policy(
+            min_interval=settings.poll_min_interval,
+            interval=settings.poll_interval,
+            progress_interval=settings.poll_progress_interval,
+            max_interval=settings.poll_max_interval,
+            backoff=settings.poll_backoff,
+        )
+        self.scheduler = Scheduler(
+            self.store,
+            ctx.registry.ids(),
+            self.poll,
+            concurrency=settings.batch_size,
+            lease_s=settings.lease_s,
+            keep_alive_s=min(settings.keep_alive_s, settings.lease_s / 3),
+            retry_s=settings.poll_min_interval,
+            retry_max_s=settings.poll_max_interval,
+            progress_rate=settings.poll_progress_rate,
+        )
         self._tracer = ctx.tracer_provider.get_tracer("pixsim.poller")
         self._accounts: dict[str, tuple[float, ProviderAccount]] = {}
 
@@ -100,16 +111,35 @@ class Poller:
         expected, source = await self.durations.expect(provider, job)
         now = time.time()
         started = job.occurred_at.timestamp()
-        first = 0.0 if provider is None else next_delay(
-            self.policy, elapsed=max(now - started, 0.0), polls=0, expected_s=expected,
-            until_deadline=job.deadline_at.timestamp() - now)
+        first = (
+            0.0
+            if provider is None
+            else next_delay(
+                self.policy,
+                elapsed=max(now - started, 0.0),
+                polls=0,
+                expected_s=expected,
+                until_deadline=job.deadline_at.timestamp() - now,
+            )
+        )
         trace: dict[str, str] = {}
         propagate.inject(trace)
-        doc = await self.store.add(job.generation_id, {
-            "provider_id": job.provider_id, "job": job.model_dump(mode="json"), "trace": trace,
-            "started_at": started, "expected_s": expected, "estimate": source, "duration_key": duration_key(job),
-            "next_poll_at": now + first, "ends_from": ends_from(started, job.deadline_at.timestamp(), expected),
-            "polls": 0, "bad_polls": 0})
+        doc = await self.store.add(
+            job.generation_id,
+            {
+                "provider_id": job.provider_id,
+                "job": job.model_dump(mode="json"),
+                "trace": trace,
+                "started_at": started,
+                "expected_s": expected,
+                "estimate": source,
+                "duration_key": duration_key(job),
+                "next_poll_at": now + first,
+                "ends_from": ends_from(started, job.deadline_at.timestamp(), expected),
+                "polls": 0,
+                "bad_polls": 0,
+            },
+        )
         if doc is None:
             return  # scheduled already: a redelivery
         if doc.get("cancel_requested"):  # the cancel came first
@@ -129,10 +159,17 @@ class Poller:
     async def poll(self, record: dict[str, Any]) -> float | None:
         """Poll one leased job; when it is due next, or None when it left the schedule."""
         job = AnyEvent.validate_python(record["job"])  # the `generation.submitted` it was scheduled from
-        attributes = {names.ATTR_GENERATION_ID: job.generation_id, names.ATTR_PROVIDER_ID: job.provider_id,
-                      names.ATTR_ACCOUNT_ID: job.account_id}
-        with self._tracer.start_as_current_span("poller.poll", context=propagate.extract(record.get("trace") or {}),
-                                                kind=SpanKind.INTERNAL, attributes=attributes):
+        attributes = {
+            names.ATTR_GENERATION_ID: job.generation_id,
+            names.ATTR_PROVIDER_ID: job.provider_id,
+            names.ATTR_ACCOUNT_ID: job.account_id,
+        }
+        with self._tracer.start_as_current_span(
+            "poller.poll",
+            context=propagate.extract(record.get("trace") or {}),
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+        ):
             if record.get("outbox") is not None:  # decided before a crash: publish it (again)
                 await self._publish(outbox.decode(record["outbox"]))
                 await self.store.close(record)
@@ -141,21 +178,41 @@ class Poller:
             now = time.time()
             elapsed = now - float(record["started_at"])
             events = await self._poll_once(job, state)
-            fields = {k: state[k] for k in ("progress", "seen_progress", "seen_at", "bad_polls") if k in state}
+            fields = {
+                k: state[k] for k in ("progress", "seen_progress", "seen_at", "bad_polls") if k in state
+            }
             fields["last_poll_at"] = elapsed
             if events is None:
                 return await self._again(job, record, state, fields, now, elapsed)
             await self._end(job, record, events, fields, now, elapsed)
             return None
 
-    async def _again(self, job: GenerationSubmitted, record: dict[str, Any], state: dict[str, Any],
-                     fields: dict[str, Any], now: float, elapsed: float) -> float | None:
+    async def _again(
+        self,
+        job: GenerationSubmitted,
+        record: dict[str, Any],
+        state: dict[str, Any],
+        fields: dict[str, Any],
+        now: float,
+        elapsed: float,
+    ) -> float | None:
         at = now + next_delay(
-            self.policy, elapsed=elapsed, polls=int(record.get("polls") or 1), expected_s=record.get("expected_s"),
-            progress=state.get("seen_progress"), progress_at=state.get("seen_at"),
-            until_deadline=job.deadline_at.timestamp() - now, retry_after=state.get("retry_after"))
-        fields["ends_from"] = ends_from(float(record["started_at"]), job.deadline_at.timestamp(),
-                                        record.get("expected_s"), state.get("seen_progress"), state.get("seen_at"))
+            self.policy,
+            elapsed=elapsed,
+            polls=int(record.get("polls") or 1),
+            expected_s=record.get("expected_s"),
+            progress=state.get("seen_progress"),
+            progress_at=state.get("seen_at"),
+            until_deadline=job.deadline_at.timestamp() - now,
+            retry_after=state.get("retry_after"),
+        )
+        fields["ends_from"] = ends_from(
+            float(record["started_at"]),
+            job.deadline_at.timestamp(),
+            record.get("expected_s"),
+            state.get("seen_progress"),
+            state.get("seen_at"),
+        )
         doc = await self.store.reschedule(record, at, fields)
         if doc is None:
             log.warning("poll of %s: lease lost to another replica; its result is theirs", job.generation_id)
@@ -165,17 +222,28 @@ class Poller:
             return time.time()
         return at
 
-    async def _end(self, job: GenerationSubmitted, record: dict[str, Any], events: list[Event],
-                   fields: dict[str, Any], now: float, elapsed: float) -> None:
+    async def _end(
+        self,
+        job: GenerationSubmitted,
+        record: dict[str, Any],
+        events: list[Event],
+        fields: dict[str, Any],
+        now: float,
+        elapsed: float,
+    ) -> None:
         if not await self.store.record_outcome(record, outbox.encode(events), fields, now):
-            log.warning("poll of %s: lease lost to another replica before its outcome was kept", job.generation_id)
+            log.warning(
+                "poll of %s: lease lost to another replica before its outcome was kept", job.generation_id
+            )
             return
         await self._publish(events)
         await self.store.close(record)
         if events[-1].type == "generation.completed" and record.get("estimate") != "hook":
             try:
-                await self.durations.learn(record.get("duration_key") or duration_key(job),
-                                           observed(elapsed, record.get("last_poll_at")))
+                await self.durations.learn(
+                    record.get("duration_key") or duration_key(job),
+                    observed(elapsed, record.get("last_poll_at")),
+                )
             except Exception as exc:  # noqa: BLE001 - learning is a bonus; the job is done
                 log.warning("could not learn the duration of %s: %s", job.generation_id, exc)
 
@@ -187,8 +255,9 @@ class Poller:
             return outcomes.failed(job, ErrorInfo(code=exc.code, message=exc.message))
         account = await self._account(provider, job.account_id)
         if account is None:
-            return outcomes.failed(job, ErrorInfo(code="account_not_found",
-                                                  message=f"account {job.account_id} no longer exists"))
+            return outcomes.failed(
+                job, ErrorInfo(code="account_not_found", message=f"account {job.account_id} no longer exists")
+            )
         if state.get("cancel_requested"):
             await self._try_cancel(provider, account, job)
             return outcomes.cancelled(job)
@@ -201,20 +270,37 @@ class Poller:
             if isinstance(exc, RateLimitError) and exc.retry_after:
                 state["retry_after"] = exc.retry_after
             if exc.retryable:
-                return await self._bad_poll(provider, account, job, state, exc.error_code, message,
-                                            counts=not isinstance(exc, (ProviderUnreachableError, RateLimitError)))
+                return await self._bad_poll(
+                    provider,
+                    account,
+                    job,
+                    state,
+                    exc.error_code,
+                    message,
+                    counts=not isinstance(exc, (ProviderUnreachableError, RateLimitError)),
+                )
             if isinstance(exc, AuthenticationError):
                 self._accounts.pop(account.id, None)
                 if not account.is_system:
                     # The account's credentials stopped working: no new job should be sent to it either.
-                    await set_status(self.ctx.db, self.ctx.broker, account.id, "auth_failed",
-                                     f"credentials rejected while polling: {message}", error_code=exc.error_code,
-                                     generation_id=job.generation_id)
+                    await set_status(
+                        self.ctx.db,
+                        self.ctx.broker,
+                        account.id,
+                        "auth_failed",
+                        f"credentials rejected while polling: {message}",
+                        error_code=exc.error_code,
+                        generation_id=job.generation_id,
+                    )
             return outcomes.failed(job, ErrorInfo(code=exc.error_code, message=message))
         except Exception as exc:  # noqa: BLE001 - an adapter that cannot read the answer: a bad answer too
             message = scrub(f"{type(exc).__name__}: {exc}", account.credentials)
-            log.error("provider %s: check_status of %s raised %s", job.provider_id, job.generation_id, message)
-            return await self._bad_poll(provider, account, job, state, "provider_bad_response", message, counts=True)
+            log.error(
+                "provider %s: check_status of %s raised %s", job.provider_id, job.generation_id, message
+            )
+            return await self._bad_poll(
+                provider, account, job, state, "provider_bad_response", message, counts=True
+            )
         state["bad_polls"] = 0
         events = await self._decide(provider, job, state, status)
         if events is None and self._past_deadline(job):
@@ -239,24 +325,40 @@ class Poller:
         message = f"no result before the deadline {job.deadline_at.isoformat()}{detail}"
         return outcomes.failed(job, ErrorInfo(code="provider_timeout", message=message))
 
-    async def _bad_poll(self, provider, account, job: GenerationSubmitted, state: dict[str, Any], code: str,
-                        message: str, *, counts: bool) -> list[Event] | None:
+    async def _bad_poll(
+        self,
+        provider,
+        account,
+        job: GenerationSubmitted,
+        state: dict[str, Any],
+        code: str,
+        message: str,
+        *,
+        counts: bool,
+    ) -> list[Event] | None:
         """A poll without a usable answer. Unusable answers in a row end the job with their own code; a
         provider that cannot be reached (or asks us to slow down) is waited for until the deadline."""
         if counts:
             bad = int(state.get("bad_polls") or 0) + 1
             state["bad_polls"] = bad
             if bad >= self.settings.max_bad_polls:
-                log.error("poll of %s: %d bad answers in a row (%s); failing it", job.generation_id, bad, code)
-                return outcomes.failed(job, ErrorInfo(
-                    code=code, message=f"{bad} bad answers in a row while polling; the last: {message}"))
+                log.error(
+                    "poll of %s: %d bad answers in a row (%s); failing it", job.generation_id, bad, code
+                )
+                return outcomes.failed(
+                    job,
+                    ErrorInfo(
+                        code=code, message=f"{bad} bad answers in a row while polling; the last: {message}"
+                    ),
+                )
         if self._past_deadline(job):
             return await self._time_out(provider, account, job, f"; the last poll failed: {code}: {message}")
         log.warning("poll of %s failed (%s); will poll again", job.generation_id, code)
         return None
 
-    async def _decide(self, provider, job: GenerationSubmitted, state: dict[str, Any],
-                      status: ProviderStatusResult) -> list[Event] | None:
+    async def _decide(
+        self, provider, job: GenerationSubmitted, state: dict[str, Any], status: ProviderStatusResult
+    ) -> list[Event] | None:
         if status.status in (ProviderStatus.PENDING, ProviderStatus.PROCESSING):
             await self._report_progress(job, state, status)
             return None
@@ -270,34 +372,53 @@ class Poller:
             try:
                 charges = provider.charges_filtered_jobs()
             except Exception as exc:  # noqa: BLE001 - as below: the estimate, never a lost outcome
-                log.error("provider %s: hook charges_filtered_jobs failed for %s (%s: %s); charging the estimate",
-                          job.provider_id, job.generation_id, type(exc).__name__, exc)
+                log.error(
+                    "provider %s: hook charges_filtered_jobs failed for %s (%s: %s); charging the estimate",
+                    job.provider_id,
+                    job.generation_id,
+                    type(exc).__name__,
+                    exc,
+                )
                 return outcomes.filtered(job, error, dict(job.credits_reserved))
-            return outcomes.filtered(job, error, self._actual_credits(provider, job, status) if charges else None)
+            return outcomes.filtered(
+                job, error, self._actual_credits(provider, job, status) if charges else None
+            )
         if status.status is ProviderStatus.CANCELLED:
             return outcomes.cancelled(job)
         return outcomes.failed(job, error)
 
-    def _actual_credits(self, provider, job: GenerationSubmitted, status: ProviderStatusResult) -> dict[str, int]:
+    def _actual_credits(
+        self, provider, job: GenerationSubmitted, status: ProviderStatusResult
+    ) -> dict[str, int]:
         estimate = dict(job.credits_reserved)
         try:
             actual = provider.compute_actual_credits(self._context(job), status, dict(estimate))
             return {str(ct): int(n) for ct, n in (actual or {}).items()}
         except Exception as exc:  # noqa: BLE001 - an adapter bug must not lose a finished result
-            log.error("provider %s: hook compute_actual_credits failed for %s (%s: %s); charging the estimate %s",
-                      job.provider_id, job.generation_id, type(exc).__name__, exc, estimate)
+            log.error(
+                "provider %s: hook compute_actual_credits failed for %s (%s: %s); charging the estimate %s",
+                job.provider_id,
+                job.generation_id,
+                type(exc).__name__,
+                exc,
+                estimate,
+            )
             return estimate
 
-    async def _report_progress(self, job: GenerationSubmitted, state: dict[str, Any],
-                               status: ProviderStatusResult) -> None:
+    async def _report_progress(
+        self, job: GenerationSubmitted, state: dict[str, Any], status: ProviderStatusResult
+    ) -> None:
         if status.progress is None:
             return
         progress = round(min(max(status.progress, 0.0), 1.0), 2)
         state["seen_progress"], state["seen_at"] = progress, time.time() - float(state["started_at"])
         if progress <= state.get("progress", -1.0):
             return  # nothing changed: no event
-        event = GenerationProgressed(event_id=f"{job.generation_id}.progressed.{int(progress * 100)}",
-                                     generation_id=job.generation_id, progress=progress)
+        event = GenerationProgressed(
+            event_id=f"{job.generation_id}.progressed.{int(progress * 100)}",
+            generation_id=job.generation_id,
+            progress=progress,
+        )
         await publish_event(self.ctx.broker, event)
         state["progress"] = progress  # kept by the write-back; a crash before it re-publishes the same id
 
@@ -309,9 +430,14 @@ class Poller:
 
     @staticmethod
     def _context(job: GenerationSubmitted) -> GenerationContext:
-        return GenerationContext(id=job.generation_id, provider_id=job.provider_id,
-                                 operation_type=job.operation_type, params=job.params, user_id=job.user_id,
-                                 account_id=job.account_id)
+        return GenerationContext(
+            id=job.generation_id,
+            provider_id=job.provider_id,
+            operation_type=job.operation_type,
+            params=job.params,
+            user_id=job.user_id,
+            account_id=job.account_id,
+        )
 
     async def _publish(self, events: list[Event]) -> None:
         await publish_events(self.ctx.broker, events)

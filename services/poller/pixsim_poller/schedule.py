@@ -62,14 +62,26 @@ def expected_end(expected_s: float | None, progress: float | None, progress_at: 
     return progress * by_progress + (1 - progress) * expected_s  # type: ignore[operator]
 
 
-def next_delay(policy: Policy, *, elapsed: float, polls: int, expected_s: float | None = None,
-               progress: float | None = None, progress_at: float | None = None,
-               until_deadline: float | None = None, retry_after: float | None = None) -> float:
+def next_delay(
+    policy: Policy,
+    *,
+    elapsed: float,
+    polls: int,
+    expected_s: float | None = None,
+    progress: float | None = None,
+    progress_at: float | None = None,
+    until_deadline: float | None = None,
+    retry_after: float | None = None,
+) -> float:
     """Seconds from now until the job's next poll. `polls`: polls made so far (0 before the first)."""
     interval = policy.clamp(policy.interval)
     eta = expected_end(expected_s, progress, progress_at)
     if eta is None:
-        gap = interval if elapsed < UNKNOWN_PATIENCE_S else max(interval, _backing_off(policy, elapsed - UNKNOWN_PATIENCE_S))
+        gap = (
+            interval
+            if elapsed < UNKNOWN_PATIENCE_S
+            else max(interval, _backing_off(policy, elapsed - UNKNOWN_PATIENCE_S))
+        )
     elif (left := eta - elapsed) > 0:
         far = policy.clamp(policy.progress_interval)
         gap = left / math.ceil(left / far)
@@ -89,8 +101,13 @@ def _backing_off(policy: Policy, overdue: float) -> float:
     return policy.clamp((policy.backoff - 1) * overdue)
 
 
-def ends_from(started: float, deadline: float, expected_s: float | None, progress: float | None = None,
-              progress_at: float | None = None) -> float:
+def ends_from(
+    started: float,
+    deadline: float,
+    expected_s: float | None,
+    progress: float | None = None,
+    progress_at: float | None = None,
+) -> float:
     """Epoch seconds from which a job's polls are end polls, claimed before progress polls: its expected
     end (`started` when nothing is known), at the latest its deadline."""
     eta = expected_end(expected_s, progress, progress_at)

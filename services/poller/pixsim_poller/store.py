@@ -47,8 +47,10 @@ class Partition:
 
 
 def partitions(provider_ids: list[str]) -> list[Partition]:
-    return [*(Partition(p, {"provider_id": p}) for p in provider_ids),
-            Partition("(others)", {"provider_id": {"$nin": list(provider_ids)}})]
+    return [
+        *(Partition(p, {"provider_id": p}) for p in provider_ids),
+        Partition("(others)", {"provider_id": {"$nin": list(provider_ids)}}),
+    ]
 
 
 class PollStore:
@@ -65,8 +67,12 @@ class PollStore:
         created first is completed, keeping its `cancel_requested`: returned so the caller sees it."""
         try:
             doc = await self.polls.find_one_and_update(
-                {"_id": gid, "job": {"$exists": False}}, {"$set": {**fields, **_FREE}}, upsert=True,
-                projection={"cancel_requested": 1}, return_document=ReturnDocument.AFTER)
+                {"_id": gid, "job": {"$exists": False}},
+                {"$set": {**fields, **_FREE}},
+                upsert=True,
+                projection={"cancel_requested": 1},
+                return_document=ReturnDocument.AFTER,
+            )
         except DuplicateKeyError:  # MongoDB: the job is there already
             return None
         # nx-27017 answers None instead of raising DuplicateKeyError when the upsert's _id exists.
@@ -77,7 +83,9 @@ class PollStore:
         provider's id."""
         made_due = await self.polls.find_one_and_update(
             {"_id": gid, "lease_until": {"$lte": now}, "next_poll_at": {"$gt": now}},
-            {"$set": {"cancel_requested": True, "next_poll_at": now, "ends_from": now}}, projection={"provider_id": 1})
+            {"$set": {"cancel_requested": True, "next_poll_at": now, "ends_from": now}},
+            projection={"provider_id": 1},
+        )
         if made_due is not None:
             return str(made_due.get("provider_id") or "")
         # leased (its write-back sees the flag), due already, or not submitted yet
@@ -85,12 +93,14 @@ class PollStore:
         return None
 
     async def make_due(self, gid: str, now: float) -> None:
-        await self.polls.update_one({"_id": gid, "lease_until": {"$lte": now}},
-                                    {"$set": {"next_poll_at": now, "ends_from": now}})
+        await self.polls.update_one(
+            {"_id": gid, "lease_until": {"$lte": now}}, {"$set": {"next_poll_at": now, "ends_from": now}}
+        )
 
     # -- claims and leases ------------------------------------------------------------------------
-    async def claim_some(self, part: Partition, now: float, lease_s: float, limit: int, *,
-                         ends_only: bool = False) -> list[dict[str, Any]]:
+    async def claim_some(
+        self, part: Partition, now: float, lease_s: float, limit: int, *, ends_only: bool = False
+    ) -> list[dict[str, Any]]:
         """Lease up to `limit` of the partition's earliest due jobs (`ends_only`: only end polls, those
         past their `ends_from`) in three round trips however many: one sorted query for their ids, one
         update of those still due (each document's update is atomic, so a job another replica took in
@@ -100,27 +110,45 @@ class PollStore:
         query: dict[str, Any] = {**part.match, "next_poll_at": {"$lte": now}}
         if ends_only:
             query["ends_from"] = {"$lte": now}
-        due = await self.polls.find(query, {"_id": 1}, sort=[("next_poll_at", ASCENDING)], limit=limit).to_list()
+        due = await self.polls.find(
+            query, {"_id": 1}, sort=[("next_poll_at", ASCENDING)], limit=limit
+        ).to_list()
         if not due:
             return []
         ids = [doc["_id"] for doc in due]
-        until, lease_id = now + lease_s, uuid.uuid4().hex  # unique per job too: a lease is (`_id`, `lease_id`)
+        until, lease_id = (
+            now + lease_s,
+            uuid.uuid4().hex,
+        )  # unique per job too: a lease is (`_id`, `lease_id`)
         await self.polls.update_many(
             {"_id": {"$in": ids}, "next_poll_at": {"$lte": now}},
-            {"$set": {"next_poll_at": until, "lease_until": until, "holder": self.holder, "lease_id": lease_id},
-             "$inc": {"polls": 1}})
+            {
+                "$set": {
+                    "next_poll_at": until,
+                    "lease_until": until,
+                    "holder": self.holder,
+                    "lease_id": lease_id,
+                },
+                "$inc": {"polls": 1},
+            },
+        )
         claimed = await self.polls.find({"_id": {"$in": ids}, "lease_id": lease_id}).to_list()
         order = {gid: i for i, gid in enumerate(ids)}
         return sorted(claimed, key=lambda doc: order[doc["_id"]])
 
     async def earliest(self, part: Partition) -> float | None:
         """When the partition's next job is due (None: it has none)."""
-        doc = await self.polls.find_one({**part.match, "next_poll_at": {"$gte": 0}}, {"next_poll_at": 1},
-                                        sort=[("next_poll_at", ASCENDING)])
+        doc = await self.polls.find_one(
+            {**part.match, "next_poll_at": {"$gte": 0}},
+            {"next_poll_at": 1},
+            sort=[("next_poll_at", ASCENDING)],
+        )
         return None if doc is None else float(doc["next_poll_at"])
 
     async def renew(self, record: dict[str, Any], until: float) -> bool:
-        done = await self.polls.update_one(_held(record), {"$set": {"next_poll_at": until, "lease_until": until}})
+        done = await self.polls.update_one(
+            _held(record), {"$set": {"next_poll_at": until, "lease_until": until}}
+        )
         return bool(done.matched_count)
 
     async def release(self, record: dict[str, Any], at: float, *, failed: bool = False) -> None:
@@ -131,24 +159,34 @@ class PollStore:
             update["$inc"] = {"failures": 1}
         await self.polls.update_one(_held(record), update)
 
-    async def reschedule(self, record: dict[str, Any], at: float, fields: dict[str, Any]) -> dict[str, Any] | None:
+    async def reschedule(
+        self, record: dict[str, Any], at: float, fields: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """After a poll: the next one at `at`, the lease given back. The document's `cancel_requested`
         (a cancel may have come meanwhile), or None when the lease was lost to another replica."""
         return await self.polls.find_one_and_update(
-            _held(record), {"$set": {**fields, "next_poll_at": at, "failures": 0, **_FREE}},
-            projection={"cancel_requested": 1}, return_document=ReturnDocument.AFTER)
+            _held(record),
+            {"$set": {**fields, "next_poll_at": at, "failures": 0, **_FREE}},
+            projection={"cancel_requested": 1},
+            return_document=ReturnDocument.AFTER,
+        )
 
-    async def record_outcome(self, record: dict[str, Any], outbox: list[str], fields: dict[str, Any],
-                             now: float) -> bool:
+    async def record_outcome(
+        self, record: dict[str, Any], outbox: list[str], fields: dict[str, Any], now: float
+    ) -> bool:
         """Keep the final events before publishing them. The job stays leased meanwhile, so if this
         replica dies before `close`, another publishes the same events after the lease."""
-        done = await self.polls.update_one({**_held(record), "outbox": {"$exists": False}},
-                                           {"$set": {**fields, "outbox": outbox, "ended_at": now}})
+        done = await self.polls.update_one(
+            {**_held(record), "outbox": {"$exists": False}},
+            {"$set": {**fields, "outbox": outbox, "ended_at": now}},
+        )
         return bool(done.matched_count)
 
     async def close(self, record: dict[str, Any]) -> None:
         """The final events are out: the job leaves the schedule."""
-        await self.polls.update_one(_held(record), {"$unset": {"next_poll_at": "", **dict.fromkeys(_FREE, "")}})
+        await self.polls.update_one(
+            _held(record), {"$unset": {"next_poll_at": "", **dict.fromkeys(_FREE, "")}}
+        )
 
 
 def _held(record: dict[str, Any]) -> dict[str, Any]:

@@ -125,9 +125,7 @@ class EchoProvider(Provider):
                 error_code="provider_bad_response",
             )
         percent = task.get("percent")
-        result = ProviderStatusResult(
-            status=status, progress=percent_progress(percent)
-        )
+        result = ProviderStatusResult(status=status, progress=percent_progress(percent))
         if status is ProviderStatus.COMPLETED:
             output = task.get("result") or {}
             result.image_url, result.width, result.height = (

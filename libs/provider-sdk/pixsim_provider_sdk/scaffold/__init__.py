@@ -30,8 +30,12 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 KINDS: dict[str, list[OperationType]] = {
     "video": [OperationType.TEXT_TO_VIDEO, OperationType.IMAGE_TO_VIDEO],
     "image": [OperationType.TEXT_TO_IMAGE, OperationType.IMAGE_TO_IMAGE],
-    "both": [OperationType.TEXT_TO_VIDEO, OperationType.IMAGE_TO_VIDEO, OperationType.TEXT_TO_IMAGE,
-             OperationType.IMAGE_TO_IMAGE],
+    "both": [
+        OperationType.TEXT_TO_VIDEO,
+        OperationType.IMAGE_TO_VIDEO,
+        OperationType.TEXT_TO_IMAGE,
+        OperationType.IMAGE_TO_IMAGE,
+    ],
 }
 _KIND_WORDS = {"video": "video", "image": "image", "both": "video and image"}
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -78,10 +82,14 @@ class Names:
 
 def check_id(provider_id: str) -> None:
     if not ID_PATTERN.fullmatch(provider_id) or len(provider_id) > MAX_ID_LENGTH:
-        raise ScaffoldError(f"provider id {provider_id!r} must match {ID_PATTERN.pattern} "
-                            f"(at most {MAX_ID_LENGTH} characters), e.g. 'lumen' or 'my-lumen'")
+        raise ScaffoldError(
+            f"provider id {provider_id!r} must match {ID_PATTERN.pattern} "
+            f"(at most {MAX_ID_LENGTH} characters), e.g. 'lumen' or 'my-lumen'"
+        )
     if keyword.iskeyword(Names(provider_id).module):
-        raise ScaffoldError(f"provider id {provider_id!r} is a Python keyword; its folder could not be imported")
+        raise ScaffoldError(
+            f"provider id {provider_id!r} is a Python keyword; its folder could not be imported"
+        )
 
 
 def used_ids(providers_dir: Path | None) -> dict[str, str]:
@@ -98,8 +106,11 @@ def used_ids(providers_dir: Path | None) -> dict[str, str]:
             manifest = getattr(load(), "manifest", None)
         except Exception:  # noqa: BLE001 - a provider that cannot load still holds its name
             manifest = None
-        provider_id = manifest.id if isinstance(manifest, ProviderManifest) else (
-            manifest.get("id") if isinstance(manifest, dict) else None)
+        provider_id = (
+            manifest.id
+            if isinstance(manifest, ProviderManifest)
+            else (manifest.get("id") if isinstance(manifest, dict) else None)
+        )
         if isinstance(provider_id, str):
             taken.setdefault(provider_id, origin)
     return taken
@@ -107,6 +118,7 @@ def used_ids(providers_dir: Path | None) -> dict[str, str]:
 
 def render(text: str, values: dict[str, str]) -> str:
     """`{{name}}` placeholders replaced; an unknown name is a bug in the templates."""
+
     def value(match: re.Match[str]) -> str:
         if match[1] not in values:
             raise KeyError(f"template placeholder {{{{{match[1]}}}}} has no value")
@@ -123,10 +135,19 @@ def _values(names: Names, kind: str, package: bool, here: str) -> dict[str, str]
     operations = KINDS[kind]
     media = {op: "video" if "video" in op.value else "image" for op in operations}
     values = {
-        "id": names.id, "module": names.module, "name": names.title, "class": names.class_name,
-        "fake_class": names.class_name.removesuffix("Provider") + "FakeApi", "package": names.package,
-        "dist": names.dist, "env_id": names.env_id, "domain": names.domain, "kind": kind,
-        "kind_enum": kind.upper(), "kind_words": _KIND_WORDS[kind], "here": here,
+        "id": names.id,
+        "module": names.module,
+        "name": names.title,
+        "class": names.class_name,
+        "fake_class": names.class_name.removesuffix("Provider") + "FakeApi",
+        "package": names.package,
+        "dist": names.dist,
+        "env_id": names.env_id,
+        "domain": names.domain,
+        "kind": kind,
+        "kind_enum": kind.upper(),
+        "kind_words": _KIND_WORDS[kind],
+        "here": here,
         "unit": "package" if package else "folder",
         "operations": "".join(f'    OperationType.{op.name}: "{media[op]}",\n' for op in operations),
         "operation_values": "{" + ", ".join(f'"{op.value}": "{media[op]}"' for op in operations) + "}",
@@ -140,13 +161,17 @@ def _values(names: Names, kind: str, package: bool, here: str) -> dict[str, str]
         opener, call = "case_for_folder", "case_for_folder(Path(__file__).resolve().parent)"
         imports = "from pathlib import Path\n\n"
     values["opener_call"] = call
-    values["imports"] = (f"{imports}import pytest\nfrom pixsim_provider_sdk import REFERENCE_PARAM, ProviderStatus\n"
-                         f"from pixsim_provider_sdk.testing.conformance import {opener}\n")
+    values["imports"] = (
+        f"{imports}import pytest\nfrom pixsim_provider_sdk import REFERENCE_PARAM, ProviderStatus\n"
+        f"from pixsim_provider_sdk.testing.conformance import {opener}\n"
+    )
     values["protocol"] = _template("protocol.md", values)
     return values
 
 
-def files_for(provider_id: str, kind: str = "video", *, package: bool = False, here: str = ".") -> dict[str, str]:
+def files_for(
+    provider_id: str, kind: str = "video", *, package: bool = False, here: str = "."
+) -> dict[str, str]:
     """The files of a new provider, by path relative to the folder (or package) it goes in. `here` is how
     its README names that folder in commands."""
     if kind not in KINDS:
@@ -156,20 +181,30 @@ def files_for(provider_id: str, kind: str = "video", *, package: bool = False, h
     values = _values(names, kind, package, here)
     code = {name: _template(f"{name}.py", values) for name in ("manifest", "adapter", "fake_api")}
     if not package:
-        return {**{f"{name}.py": text for name, text in code.items()},
-                f"test_{names.module}.py": _template("test_own.py", values),
-                "README.md": _template("README.folder.md", values)}
+        return {
+            **{f"{name}.py": text for name, text in code.items()},
+            f"test_{names.module}.py": _template("test_own.py", values),
+            "README.md": _template("README.folder.md", values),
+        }
     src = f"src/{names.package}"
-    return {"pyproject.toml": _template("pyproject.toml", values), "README.md": _template("README.package.md", values),
-            f"{src}/__init__.py": _template("__init__.py", values),
-            **{f"{src}/{name}.py": text for name, text in code.items()},
-            "tests/test_conformance.py": _template("test_conformance.py", values),
-            f"tests/test_{names.module}.py": _template("test_own.py", values)}
+    return {
+        "pyproject.toml": _template("pyproject.toml", values),
+        "README.md": _template("README.package.md", values),
+        f"{src}/__init__.py": _template("__init__.py", values),
+        **{f"{src}/{name}.py": text for name, text in code.items()},
+        "tests/test_conformance.py": _template("test_conformance.py", values),
+        f"tests/test_{names.module}.py": _template("test_own.py", values),
+    }
 
 
-def new_provider(provider_id: str, kind: str = "video", *, package: bool = False,
-                 directory: str | os.PathLike[str] | None = None,
-                 providers_dir: str | os.PathLike[str] | None = None) -> Path:
+def new_provider(
+    provider_id: str,
+    kind: str = "video",
+    *,
+    package: bool = False,
+    directory: str | os.PathLike[str] | None = None,
+    providers_dir: str | os.PathLike[str] | None = None,
+) -> Path:
     """Write a new provider and return its folder: `<directory>/<id>/` (directory default `providers`), or
     with `package`, `<directory>/pixsim-provider-<id>/` (default: the current directory).
 
@@ -202,4 +237,3 @@ def new_provider(provider_id: str, kind: str = "video", *, package: bool = False
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
-

@@ -167,7 +167,9 @@ class ConformanceCase:
         # The asset server and the fake (whose results feed later operations) are private hosts.
         policy = FetchPolicy.from_env().allowing(host_port(self.assets.url), host_port(self.fake.url))
 
-        async def recording_resolve(source: str, user_id: str | None, suffix: str, **kw: Any) -> tuple[str, list[str]]:
+        async def recording_resolve(
+            source: str, user_id: str | None, suffix: str, **kw: Any
+        ) -> tuple[str, list[str]]:
             path, temp = await resolve_source(source, user_id, suffix, policy=policy, **kw)
             resolved.extend(temp)
             return path, temp

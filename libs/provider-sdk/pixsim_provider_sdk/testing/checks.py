@@ -117,7 +117,9 @@ def _kind_problems(kind: ProviderKind, operations: list[OperationType]) -> list[
 def spec_problems(provider: Provider) -> list[str]:
     """One well-formed parameter spec per supported operation, and no spec for any other (the check
     discovery also makes: `pixsim_provider_sdk.params.spec_problems`)."""
-    return sdk_spec_problems(provider.get_operation_parameter_spec(), [op.value for op in provider.supported_operations])
+    return sdk_spec_problems(
+        provider.get_operation_parameter_spec(), [op.value for op in provider.supported_operations]
+    )
 
 
 def credit_problems(where: str, credits: Any, declared: list[str], *, may_be_none: bool = False) -> list[str]:
@@ -127,10 +129,16 @@ def credit_problems(where: str, credits: Any, declared: list[str], *, may_be_non
         return [] if may_be_none else [f"{where} returned None; return a dict of credit type -> credits"]
     if not isinstance(credits, dict):
         return [f"{where} returned {type(credits).__name__}, not a dict of credit type -> credits"]
-    problems = [f"{where}: credit type {ct!r} is not in the manifest's credit_types {declared}"
-                for ct in credits if ct not in declared]
-    problems += [f"{where}: {ct}={n!r} is not a non-negative integer" for ct, n in credits.items()
-                 if isinstance(n, bool) or not isinstance(n, int) or n < 0]
+    problems = [
+        f"{where}: credit type {ct!r} is not in the manifest's credit_types {declared}"
+        for ct in credits
+        if ct not in declared
+    ]
+    problems += [
+        f"{where}: {ct}={n!r} is not a non-negative integer"
+        for ct, n in credits.items()
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0
+    ]
     return problems
 
 

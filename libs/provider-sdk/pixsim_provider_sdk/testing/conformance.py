@@ -75,7 +75,9 @@ def _hook(problems: list[str], name: str, call: Callable[..., Any], *args: Any) 
     try:
         return call(*args)
     except Exception as exc:  # noqa: BLE001 - whatever the hook raises is the finding
-        hint = " (its signature is (generation, status, estimate))" if name == "compute_actual_credits" else ""
+        hint = (
+            " (its signature is (generation, status, estimate))" if name == "compute_actual_credits" else ""
+        )
         problems.append(f"{name} raised {type(exc).__name__}: {exc}{hint}")
         return None
 
@@ -90,10 +92,17 @@ def _credits_problems(case: ConformanceCase, op: OperationType, final: ProviderS
     problems += credit_problems(f"{op.value}: estimate_credits", estimate, declared, may_be_none=True)
     if problems:
         return problems
-    generation = GenerationContext(id="conformance", provider_id=provider.provider_id, operation_type=op,
-                                   params=params)
-    actual = _hook(problems, "compute_actual_credits", provider.compute_actual_credits, generation, final,
-                   dict(estimate or {}))
+    generation = GenerationContext(
+        id="conformance", provider_id=provider.provider_id, operation_type=op, params=params
+    )
+    actual = _hook(
+        problems,
+        "compute_actual_credits",
+        provider.compute_actual_credits,
+        generation,
+        final,
+        dict(estimate or {}),
+    )
     if not problems:
         problems += credit_problems(f"{op.value}: compute_actual_credits", actual, declared)
     return [f"{op.value}: {p}" if not p.startswith(op.value) else p for p in problems]

@@ -335,7 +335,9 @@ def provider_id_of(provider_folder: str | os.PathLike[str]) -> str:
 
 def _folder_package(folder: Path) -> str:
     safe = re.sub(r"\W", "_", folder.name)
-    return synthetic_package(f"_pixsim_fake_{safe}_{hashlib.sha1(str(folder).encode()).hexdigest()[:10]}", folder)
+    return synthetic_package(
+        f"_pixsim_fake_{safe}_{hashlib.sha1(str(folder).encode()).hexdigest()[:10]}", folder
+    )
 
 
 # -- command line -----------------------------------------------------------------------------------

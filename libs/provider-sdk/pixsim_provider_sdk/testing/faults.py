@@ -73,7 +73,9 @@ class SubmitFaults:
         self.submit_count += 1
         return bool(self.rate_limit_every) and self.submit_count % self.rate_limit_every == 0
 
-    def after_accept(self, response: FakeResponse, *, drop_rate: float = 0.0, stall_rate: float = 0.0) -> str | None:
+    def after_accept(
+        self, response: FakeResponse, *, drop_rate: float = 0.0, stall_rate: float = 0.0
+    ) -> str | None:
         """Fault an accepted submit's answer (the job stands): drop the connection (`accept_then_drop`, or
         one in `drop_rate`), else answer only after `stall_s` (`accept_then_stall`, or one in
         `stall_rate`). Returns the fault applied, "drop" or "stall", or None."""

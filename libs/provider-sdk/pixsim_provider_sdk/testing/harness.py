@@ -58,8 +58,11 @@ def load_provider(folder: str | os.PathLike[str]) -> Provider:
     if name.startswith("_"):
         name = provider_id_of(folder)
         providers_dir = Path(tempfile.mkdtemp(prefix="pixsim-wip-"))
-        shutil.copytree(folder, providers_dir / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "test_*", "conftest.py"))
+        shutil.copytree(
+            folder,
+            providers_dir / name,
+            ignore=shutil.ignore_patterns("__pycache__", "test_*", "conftest.py"),
+        )
     registry = discover(providers_dir, include_entry_points=False)
     (item,) = [i for i in registry if Path(i.origin).name == name]
     return item.provider
@@ -74,7 +77,9 @@ class ProviderKit:
     """One provider folder under test: `provider` (from `discover()`), and the fakes `start_fake` started.
     `close()` stops the fakes, closes the provider and restores the environment it changed."""
 
-    def __init__(self, folder: str | os.PathLike[str], *, latency: float = 0.3, fake_sources: bool = False) -> None:
+    def __init__(
+        self, folder: str | os.PathLike[str], *, latency: float = 0.3, fake_sources: bool = False
+    ) -> None:
         """`latency`: the default `latency` knob of every fake. `fake_sources`: the fakes' URLs may be fetched
         by `resolve_source` (their results are sources of later jobs)."""
         self.folder = Path(folder).resolve()
@@ -115,8 +120,12 @@ class ProviderKit:
     ) -> ProviderAccount:
         """The account `extract_account_data` makes of a capture, as the gateway stores it."""
         data = await self.provider.extract_account_data(raw_data, fallback_email=fallback_email)
-        return ProviderAccount(id=account_id, provider_id=self.provider.provider_id, email=data["email"],
-                               credentials=data["credentials"])
+        return ProviderAccount(
+            id=account_id,
+            provider_id=self.provider.provider_id,
+            email=data["email"],
+            credentials=data["credentials"],
+        )
 
     def _set_env(self, name: str, change: Any) -> None:
         self._saved_env.setdefault(name, os.environ.get(name))
@@ -164,16 +173,31 @@ async def submit(
 
 
 def generation_for(
-    provider: Provider, op: OperationType, params: dict[str, Any], *, generation_id: str = "gen-1",
-    user_id: str | None = "user-1", account_id: str | None = None,
+    provider: Provider,
+    op: OperationType,
+    params: dict[str, Any],
+    *,
+    generation_id: str = "gen-1",
+    user_id: str | None = "user-1",
+    account_id: str | None = None,
 ) -> GenerationContext:
     """The `GenerationContext` the dispatcher hands `prepare_execution_params` for these canonical params."""
-    return GenerationContext(id=generation_id, provider_id=provider.provider_id, operation_type=op,
-                             params=params, user_id=user_id, account_id=account_id)
+    return GenerationContext(
+        id=generation_id,
+        provider_id=provider.provider_id,
+        operation_type=op,
+        params=params,
+        user_id=user_id,
+        account_id=account_id,
+    )
 
 
 async def run_prepared(
-    provider: Provider, account: ProviderAccount, op: OperationType, params: dict[str, Any], *,
+    provider: Provider,
+    account: ProviderAccount,
+    op: OperationType,
+    params: dict[str, Any],
+    *,
     resolve_source_fn: Any = resolve_source,
 ) -> tuple[GenerationResult, dict[str, Any]]:
     """The dispatcher's path for one job: map, prepare (fetch sources with `resolve_source_fn`), execute, then
@@ -187,7 +211,10 @@ async def run_prepared(
 
 
 async def wait_terminal(
-    provider: Provider, account: ProviderAccount, job_id: str, op: OperationType | None = None,
+    provider: Provider,
+    account: ProviderAccount,
+    job_id: str,
+    op: OperationType | None = None,
     timeout: float = 10.0,
 ) -> tuple[ProviderStatusResult, list[ProviderStatusResult]]:
     """Poll until a terminal status; return it and every status seen."""
@@ -195,8 +222,12 @@ async def wait_terminal(
 
 
 async def wait_until(
-    provider: Provider, account: ProviderAccount, job_id: str, op: OperationType | None,
-    until: Callable[[ProviderStatusResult], bool], timeout: float = 10.0,
+    provider: Provider,
+    account: ProviderAccount,
+    job_id: str,
+    op: OperationType | None,
+    until: Callable[[ProviderStatusResult], bool],
+    timeout: float = 10.0,
 ) -> tuple[ProviderStatusResult, list[ProviderStatusResult]]:
     """Poll until `until(status)`; return that status and every status seen."""
     seen: list[ProviderStatusResult] = []

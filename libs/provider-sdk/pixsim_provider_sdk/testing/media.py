@@ -100,9 +100,7 @@ def media_problem(content_type: str | None, body: bytes, family: str | None = No
     return None
 
 
-async def result_problems(
-    status: ProviderStatusResult, op: OperationType, fetch: Any = None
-) -> list[str]:
+async def result_problems(status: ProviderStatusResult, op: OperationType, fetch: Any = None) -> list[str]:
     """A completed job's result (video_url for video operations, image_url for image ones) and thumbnail
     download as real media of the right family. `fetch(variant)` is the provider's `fetch_result` for
     this job: when it returns bytes (result URLs that need the account's credentials), those are

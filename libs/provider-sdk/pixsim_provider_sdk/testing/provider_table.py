@@ -41,4 +41,4 @@ def with_table(text: str, registry: Registry) -> str:
     start, end = text.find(START), text.find(END)
     if start < 0 or end < start:
         return text
-    return text[:start] + pasteable_block(registry).rstrip("\n") + text[end + len(END):]
+    return text[:start] + pasteable_block(registry).rstrip("\n") + text[end + len(END) :]

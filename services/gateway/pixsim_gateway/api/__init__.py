@@ -15,11 +15,22 @@ from ..webhooks import Secrets
 from . import accounts, assets, estimates, generations, keys, providers, webhooks
 
 
-def include_routers(app: FastAPI, ctx: ServiceContext, settings: GatewaySettings, *, projector: Projector,
-                    cipher: CredentialCipher, storage: Storage, secrets: Secrets) -> None:
+def include_routers(
+    app: FastAPI,
+    ctx: ServiceContext,
+    settings: GatewaySettings,
+    *,
+    projector: Projector,
+    cipher: CredentialCipher,
+    storage: Storage,
+    secrets: Secrets,
+) -> None:
     slots = StreamSlots(settings.sse_max_per_user, settings.sse_max_total)
-    app.include_router(generations.router(ctx, projector, settings.sse_keepalive_s, cipher, settings.role_limits(),
-                                          slots, storage))
+    app.include_router(
+        generations.router(
+            ctx, projector, settings.sse_keepalive_s, cipher, settings.role_limits(), slots, storage
+        )
+    )
     app.include_router(providers.router(ctx.registry))
     app.include_router(estimates.router(ctx.registry))
     app.include_router(accounts.router(ctx, cipher))

@@ -96,7 +96,9 @@ def router(ctx: ServiceContext, cipher: CredentialCipher) -> APIRouter:
     api = APIRouter(prefix="/api/v1/accounts", tags=["accounts"], responses=responses(400, 401, 422, 429))
     accounts = ctx.db[ACCOUNTS]
 
-    find = functools.partial(find_owned, accounts, owner_field="owner_id", code="account_not_found", noun="account")
+    find = functools.partial(
+        find_owned, accounts, owner_field="owner_id", code="account_not_found", noun="account"
+    )
 
     def provider_of(provider_id: str) -> Provider:
         return find_provider(ctx.registry, provider_id)

@@ -15,9 +15,23 @@ from pymongo.asynchronous.database import AsyncDatabase
 from . import cursors
 from .generations import jsonable
 
-PUBLIC_FIELDS = ("provider_id", "owner_id", "shared", "email", "status", "status_reason", "status_code", "status_since",
-                 "cooldown_until", "enabled", "priority", "concurrency_limit", "created_at", "updated_at",
-                 "last_used_at")
+PUBLIC_FIELDS = (
+    "provider_id",
+    "owner_id",
+    "shared",
+    "email",
+    "status",
+    "status_reason",
+    "status_code",
+    "status_since",
+    "cooldown_until",
+    "enabled",
+    "priority",
+    "concurrency_limit",
+    "created_at",
+    "updated_at",
+    "last_used_at",
+)
 TIME_FIELDS = ("status_since", "cooldown_until", "updated_at", "last_used_at")  # stored as epoch seconds
 LEDGER_FIELDS = ("kind", "credit_type", "amount", "generation_id", "reason", "occurred_at", "booked_at")
 
@@ -31,22 +45,33 @@ def balances_of(doc: dict[str, Any], balance_docs: list[dict[str, Any]]) -> dict
     for b in sorted(balance_docs, key=lambda b: b["credit_type"]):
         known = b["credit_type"] in tracked or bool(b.get("tracked"))
         out[b["credit_type"]] = {
-            "balance": b.get("balance", 0) if known else None, "reserved": b.get("reserved", 0),
-            "available": available.get(b["credit_type"], 0) if known else None, "spent": b.get("spent", 0),
+            "balance": b.get("balance", 0) if known else None,
+            "reserved": b.get("reserved", 0),
+            "available": available.get(b["credit_type"], 0) if known else None,
+            "spent": b.get("spent", 0),
             "tracked": bool(known),
         }
     for credit_type in sorted(tracked - set(out)):  # granted, not booked yet: the dispatcher's figure
-        out[credit_type] = {"balance": None, "reserved": 0, "available": available.get(credit_type, 0),
-                            "spent": 0, "tracked": True}
+        out[credit_type] = {
+            "balance": None,
+            "reserved": 0,
+            "available": available.get(credit_type, 0),
+            "spent": 0,
+            "tracked": True,
+        }
     return out
 
 
 def public(doc: dict[str, Any], balance_docs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     now = datetime.now(UTC).timestamp()
     leases = {gid: lease for gid, lease in (doc.get("leases") or {}).items() if lease["expires_at"] > now}
-    view = {"id": doc["_id"], **{k: doc.get(k) for k in PUBLIC_FIELDS},
-            "slots_in_use": len(leases), "running_jobs": sorted(leases),
-            "balances": balances_of(doc, balance_docs or [])}
+    view = {
+        "id": doc["_id"],
+        **{k: doc.get(k) for k in PUBLIC_FIELDS},
+        "slots_in_use": len(leases),
+        "running_jobs": sorted(leases),
+        "balances": balances_of(doc, balance_docs or []),
+    }
     view["enabled"] = bool(view["enabled"])  # some servers hand a stored bool back as 0/1
     view["shared"] = bool(view["shared"])
     for field in TIME_FIELDS:
@@ -67,13 +92,19 @@ async def accounts_view(db: AsyncDatabase, docs: list[dict[str, Any]]) -> list[d
 
 
 def ledger_entry(entry: dict[str, Any]) -> dict[str, Any]:
-    return jsonable({"id": entry["_id"], **{k: entry.get(k) for k in LEDGER_FIELDS},
-                     "balance_change": entry.get("delta_balance", -entry.get("delta_spent", 0)),
-                     "reserved_change": entry.get("delta_reserved", 0)})
+    return jsonable(
+        {
+            "id": entry["_id"],
+            **{k: entry.get(k) for k in LEDGER_FIELDS},
+            "balance_change": entry.get("delta_balance", -entry.get("delta_spent", 0)),
+            "reserved_change": entry.get("delta_reserved", 0),
+        }
+    )
 
 
-async def ledger_page(db: AsyncDatabase, account_id: str, limit: int, cursor: str | None,
-                      credit_type: str | None) -> dict[str, Any]:
+async def ledger_page(
+    db: AsyncDatabase, account_id: str, limit: int, cursor: str | None, credit_type: str | None
+) -> dict[str, Any]:
     """Booked entries, newest first; `next_cursor` continues after the last one."""
     query: dict[str, Any] = {"account_id": account_id, "applied": True}
     if credit_type:
@@ -83,4 +114,7 @@ async def ledger_page(db: AsyncDatabase, account_id: str, limit: int, cursor: st
     docs = await db["ledger"].find(query).sort("sort_key", -1).limit(limit + 1).to_list()
     page = docs[:limit]
     more = len(docs) > limit and page
-    return {"items": [ledger_entry(e) for e in page], "next_cursor": cursors.encode("ledger", page[-1]["sort_key"]) if more else None}
+    return {
+        "items": [ledger_entry(e) for e in page],
+        "next_cursor": cursors.encode("ledger", page[-1]["sort_key"]) if more else None,
+    }

@@ -28,14 +28,23 @@ from ..errors import ApiError, responses
 from .owned import find_owned
 
 AssetId = Annotated[str, Path(pattern=ID_PATTERN, description="The asset's id")]
-Upload = Annotated[UploadFile, File(description="An image, video or audio file (PIXSIM_UPLOAD_MAX_BYTES at most)")]
+Upload = Annotated[
+    UploadFile, File(description="An image, video or audio file (PIXSIM_UPLOAD_MAX_BYTES at most)")
+]
 CHUNK = 1024 * 1024
 
 
 def view(doc: dict[str, Any]) -> dict[str, Any]:
-    return {"id": doc["_id"], "url": f"{ASSET_SCHEME}{doc['_id']}", "owner": doc["owner"],
-            "content_type": doc["content_type"], "size": doc["size"], "sha256": doc["sha256"],
-            "filename": doc.get("filename"), "created_at": doc["created_at"].isoformat()}
+    return {
+        "id": doc["_id"],
+        "url": f"{ASSET_SCHEME}{doc['_id']}",
+        "owner": doc["owner"],
+        "content_type": doc["content_type"],
+        "size": doc["size"],
+        "sha256": doc["sha256"],
+        "filename": doc.get("filename"),
+        "created_at": doc["created_at"].isoformat(),
+    }
 
 
 def now_ms() -> datetime:
@@ -54,7 +63,11 @@ def clean_filename(name: str | None) -> str | None:
 async def check_references(db: AsyncDatabase, params: dict[str, Any], owner: str) -> None:
     """422 when `params` name an asset that does not exist or is not `owner`'s."""
     for param, asset_id in asset_references(params):
-        doc = await db[ASSETS].find_one({"_id": asset_id}, {"owner": 1}) if re.match(ID_PATTERN, asset_id) else None
+        doc = (
+            await db[ASSETS].find_one({"_id": asset_id}, {"owner": 1})
+            if re.match(ID_PATTERN, asset_id)
+            else None
+        )
         if doc is None or doc["owner"] != owner:
             raise ApiError(422, "asset_not_found", f"{param}: no asset {asset_id!r} of user {owner!r}")
 
@@ -74,8 +87,11 @@ def router(db: AsyncDatabase, storage: Storage, max_bytes: int) -> APIRouter:
         first = await file.read(CHUNK)
         content_type = sniff(first[:SNIFF_BYTES])
         if content_type is None:
-            raise ApiError(415, "unsupported_media_type",
-                           "not a PNG, JPEG, GIF, WebP, MP4, QuickTime, WebM, MP3 or WAV file")
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "not a PNG, JPEG, GIF, WebP, MP4, QuickTime, WebM, MP3 or WAV file",
+            )
         asset_id = new_id()
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -88,9 +104,16 @@ def router(db: AsyncDatabase, storage: Storage, max_bytes: int) -> APIRouter:
             stored = await storage.put(f"assets/{asset_id}", chunks(), content_type, max_bytes)
         except TooLarge:
             raise ApiError(413, "body_too_large", f"uploads are limited to {max_bytes} bytes") from None
-        doc = {"_id": asset_id, "owner": principal.user_id, "key": stored.key, "content_type": content_type,
-               "size": stored.size, "sha256": stored.sha256, "filename": clean_filename(file.filename),
-               "created_at": now_ms()}
+        doc = {
+            "_id": asset_id,
+            "owner": principal.user_id,
+            "key": stored.key,
+            "content_type": content_type,
+            "size": stored.size,
+            "sha256": stored.sha256,
+            "filename": clean_filename(file.filename),
+            "created_at": now_ms(),
+        }
         await assets.insert_one(doc)
         return JSONResponse(view(doc), status_code=201)
 

@@ -29,8 +29,12 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     else:
         start, end = max(size - int(last), 0), size - 1
     if start >= size or size == 0 or (not first and int(last) == 0):
-        raise ApiError(416, "range_not_satisfiable", f"the object has {size} bytes",
-                       headers={"Content-Range": f"bytes */{size}"})
+        raise ApiError(
+            416,
+            "range_not_satisfiable",
+            f"the object has {size} bytes",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
     return start, end
 
 
@@ -38,13 +42,26 @@ async def serve(storage: Storage, obj: dict[str, Any], range_header: str | None)
     if (url := await storage.presigned_get(obj["key"])) is not None:
         return RedirectResponse(url, status_code=307)
     size = obj["size"]
-    headers = {"Accept-Ranges": "bytes", "ETag": f'"{obj["sha256"]}"', "Cache-Control": "private, max-age=3600"}
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{obj["sha256"]}"',
+        "Cache-Control": "private, max-age=3600",
+    }
     wanted = byte_range(range_header, size)
     if wanted is None:
-        return StreamingResponse(storage.stream(obj["key"]), media_type=obj["content_type"],
-                                 headers={**headers, "Content-Length": str(size)})
+        return StreamingResponse(
+            storage.stream(obj["key"]),
+            media_type=obj["content_type"],
+            headers={**headers, "Content-Length": str(size)},
+        )
     start, end = wanted
-    return StreamingResponse(storage.stream(obj["key"], start, end + 1), status_code=206,
-                             media_type=obj["content_type"],
-                             headers={**headers, "Content-Range": f"bytes {start}-{end}/{size}",
-                                      "Content-Length": str(end - start + 1)})
+    return StreamingResponse(
+        storage.stream(obj["key"], start, end + 1),
+        status_code=206,
+        media_type=obj["content_type"],
+        headers={
+            **headers,
+            "Content-Range": f"bytes {start}-{end}/{size}",
+            "Content-Length": str(end - start + 1),
+        },
+    )

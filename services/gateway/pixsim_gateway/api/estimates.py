@@ -34,7 +34,8 @@ class Estimate(BaseModel):
     operation_type: str
     credits: dict[str, int] | None = Field(
         description="Credits per credit type the job would reserve (the provider's own estimate); "
-        "null when the provider gives none")
+        "null when the provider gives none"
+    )
 
 
 class Me(BaseModel):
@@ -56,12 +57,17 @@ def router(registry: Registry) -> APIRouter:
         checked = check_request(registry, body.provider_id, body.operation_type, body.params, partial=True)
         provider = checked.provider
         try:
-            credits = provider.estimate_credits(checked.operation_type, apply_defaults(checked.spec, body.params))
+            credits = provider.estimate_credits(
+                checked.operation_type, apply_defaults(checked.spec, body.params)
+            )
         except (ProviderError, ValueError, TypeError, KeyError) as exc:
             log.info("estimate for %s %s refused: %s", body.provider_id, body.operation_type, exc)
             raise ApiError(422, "cannot_estimate", f"{body.provider_id}: {exc}"[:2000]) from None
-        return Estimate(provider_id=body.provider_id, operation_type=body.operation_type,
-                        credits={str(k): int(v) for k, v in credits.items()} if credits is not None else None)
+        return Estimate(
+            provider_id=body.provider_id,
+            operation_type=body.operation_type,
+            credits={str(k): int(v) for k, v in credits.items()} if credits is not None else None,
+        )
 
     @api.get("/me", tags=["keys"])
     async def me(principal: Caller) -> Me:

@@ -41,9 +41,22 @@ from .sse import generation_event_stream
 
 IDEMPOTENCY = "idempotency_keys"
 #: What `/content` may answer with (the sniffed types of stored results; see pixsim_runtime.sniff).
-MEDIA_CONTENT = {t: {"schema": {"type": "string", "format": "binary"}} for t in (
-    "video/mp4", "video/quicktime", "video/webm", "image/png", "image/jpeg", "image/gif", "image/webp",
-    "audio/mpeg", "audio/wav", "audio/mp4", "application/octet-stream")}
+MEDIA_CONTENT = {
+    t: {"schema": {"type": "string", "format": "binary"}}
+    for t in (
+        "video/mp4",
+        "video/quicktime",
+        "video/webm",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "audio/mpeg",
+        "audio/wav",
+        "audio/mp4",
+        "application/octet-stream",
+    )
+}
 GenerationId = Annotated[str, Path(pattern=ID_PATTERN, description="The generation's id")]
 WebhookEvent = Literal["start", "progress", "completed", "failed", "filtered", "cancelled"]
 Status = Literal["requested", "submitted", "processing", "completed", "failed", "filtered", "cancelled"]
@@ -58,10 +71,14 @@ class GenerationCreate(BaseModel):
     account_id: Id | None = None
     user_id: UserId | None = Field(default=None, description="Admins only: create on behalf of this user")
     priority: Priority = 0
-    webhook_url: str | None = Field(default=None, max_length=2000,
-                                    description="POST this generation's events here (signed; see the README)")
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="POST this generation's events here (signed; see the README)",
+    )
     webhook_events_filter: list[WebhookEvent] | None = Field(
-        default=None, max_length=6, description=f"Which events to send (default: {', '.join(DEFAULT_EVENTS)})")
+        default=None, max_length=6, description=f"Which events to send (default: {', '.join(DEFAULT_EVENTS)})"
+    )
 
 
 class SlotStreamingResponse(StreamingResponse):
@@ -93,13 +110,16 @@ def router(
     def check(body: GenerationCreate) -> OperationType:
         return check_request(ctx.registry, body.provider_id, body.operation_type, body.params).operation_type
 
-    find = functools.partial(find_owned, generations, owner_field="user_id", code="generation_not_found",
-                             noun="generation")
+    find = functools.partial(
+        find_owned, generations, owner_field="user_id", code="generation_not_found", noun="generation"
+    )
 
     async def with_archives(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The API view of each generation, with its archive (PixSim's stored copy) if there is one."""
         ids = [d["_id"] for d in docs if d.get("status") == "completed"]
-        records = {r["_id"]: r for r in await ctx.db[ARCHIVES].find({"_id": {"$in": ids}}).to_list()} if ids else {}
+        records = (
+            {r["_id"]: r for r in await ctx.db[ARCHIVES].find({"_id": {"$in": ids}}).to_list()} if ids else {}
+        )
         views = []
         for doc in docs:
             view = to_api(doc)
@@ -148,8 +168,14 @@ def router(
         if keys:
             event = await keys.remember(event)
         if webhook_url and event.generation_id == gid:  # before the request exists: no event is missed
-            await ctx.db[SUBSCRIPTIONS].insert_one({"_id": gid, "user_id": owner, "url": webhook_url,
-                                                    "events": sorted(set(body.webhook_events_filter or DEFAULT_EVENTS))})
+            await ctx.db[SUBSCRIPTIONS].insert_one(
+                {
+                    "_id": gid,
+                    "user_id": owner,
+                    "url": webhook_url,
+                    "events": sorted(set(body.webhook_events_filter or DEFAULT_EVENTS)),
+                }
+            )
         return JSONResponse(jsonable(to_api(await submit(event))), status_code=202)
 
     @api.get("/generations/{generation_id}", responses=responses(404))
@@ -206,10 +232,15 @@ def router(
 
     @api.get(
         "/generations/{generation_id}/content",
-        responses={**responses(404, 409, 416, 502),
-                   200: {"description": "The bytes", "content": MEDIA_CONTENT},
-                   206: {"description": "The requested byte range of PixSim's stored copy", "content": MEDIA_CONTENT},
-                   307: {"description": "Redirect to a presigned storage URL, or to the provider's public URL"}},
+        responses={
+            **responses(404, 409, 416, 502),
+            200: {"description": "The bytes", "content": MEDIA_CONTENT},
+            206: {
+                "description": "The requested byte range of PixSim's stored copy",
+                "content": MEDIA_CONTENT,
+            },
+            307: {"description": "Redirect to a presigned storage URL, or to the provider's public URL"},
+        },
     )
     async def generation_content(
         principal: Caller,
@@ -226,7 +257,11 @@ def router(
                 409, "not_completed", f"generation {generation_id} is {doc['status']}, not completed"
             )
         record = await ctx.db[ARCHIVES].find_one({"_id": generation_id})
-        stored = ((record or {}).get("objects") or {}).get(variant) if (record or {}).get("status") != "expired" else None
+        stored = (
+            ((record or {}).get("objects") or {}).get(variant)
+            if (record or {}).get("status") != "expired"
+            else None
+        )
         if stored:
             return await content.serve(storage, stored, range)
         result = doc.get("result") or {}
@@ -257,9 +292,13 @@ def router(
         "/generations/{generation_id}/events", responses=responses(404), response_class=StreamingResponse
     )
     async def generation_events(
-        principal: Caller, request: Request, generation_id: GenerationId,
-        last_event_id: Annotated[str | None, Header(max_length=200, pattern=r"^[\x21-\x7e]+$",
-                                                    description="Resume after this event id")] = None,
+        principal: Caller,
+        request: Request,
+        generation_id: GenerationId,
+        last_event_id: Annotated[
+            str | None,
+            Header(max_length=200, pattern=r"^[\x21-\x7e]+$", description="Resume after this event id"),
+        ] = None,
     ) -> StreamingResponse:
         """Server-Sent Events: the generation's events from the start (or after `Last-Event-ID`), then
         live, until it ends.

@@ -10,8 +10,9 @@ from ..auth import Principal
 from ..errors import ApiError
 
 
-async def find_owned(collection: AsyncCollection, doc_id: str, principal: Principal, *, owner_field: str,
-                     code: str, noun: str) -> dict[str, Any]:
+async def find_owned(
+    collection: AsyncCollection, doc_id: str, principal: Principal, *, owner_field: str, code: str, noun: str
+) -> dict[str, Any]:
     """The document if the caller may see it; otherwise 404 `code`, the same as for a missing one, so no
     caller learns that somebody else's id exists."""
     doc = await collection.find_one({"_id": doc_id})

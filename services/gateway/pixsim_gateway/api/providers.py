@@ -43,7 +43,9 @@ def router(registry: Registry) -> APIRouter:
         except ProviderNotFoundError as exc:
             why = next((d.reason for d in registry.disabled if d.id == provider_id), None)
             if why is not None:
-                raise ApiError(404, "provider_disabled", f"provider {provider_id!r} is disabled: {why}") from None
+                raise ApiError(
+                    404, "provider_disabled", f"provider {provider_id!r} is disabled: {why}"
+                ) from None
             raise ApiError(404, "provider_not_found", str(exc)) from None
 
     return api

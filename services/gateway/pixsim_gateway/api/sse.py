@@ -43,15 +43,24 @@ def sse_frame(event: str, data: str, event_id: str | None = None) -> bytes:
 
 
 async def generation_event_stream(
-    broker: NatsBroker, generation_id: str, request: Request, keepalive_s: float,
+    broker: NatsBroker,
+    generation_id: str,
+    request: Request,
+    keepalive_s: float,
     last_event_id: str | None = None,
 ) -> AsyncIterator[bytes]:
     js = broker.connection.jetstream()
     stream, name = subjects.GENERATIONS_STREAM, f"sse-{secrets.token_hex(8)}"
     # Gone by itself soon after its client if the delete below never runs (the gateway died).
-    config = ConsumerConfig(name=name, filter_subject=subjects.generation(generation_id),
-                            deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE, mem_storage=True,
-                            num_replicas=1, inactive_threshold=max(60.0, 4 * keepalive_s))
+    config = ConsumerConfig(
+        name=name,
+        filter_subject=subjects.generation(generation_id),
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.NONE,
+        mem_storage=True,
+        num_replicas=1,
+        inactive_threshold=max(60.0, 4 * keepalive_s),
+    )
     await js.add_consumer(stream, config)
     sub = await js.pull_subscribe_bind(consumer=name, stream=stream, inbox_prefix=inbox_of(broker))
     try:
@@ -63,8 +72,9 @@ async def generation_event_stream(
             await js.delete_consumer(stream, name)
 
 
-async def _frames(sub: Any, generation_id: str, request: Request, keepalive_s: float,
-                  last_event_id: str | None) -> AsyncIterator[bytes]:
+async def _frames(
+    sub: Any, generation_id: str, request: Request, keepalive_s: float, last_event_id: str | None
+) -> AsyncIterator[bytes]:
     requested = False
     while True:
         try:
@@ -80,8 +90,13 @@ async def _frames(sub: Any, generation_id: str, request: Request, keepalive_s: f
                 invalid = "a second request for this generation (the first one stands)" if requested else None
                 requested = True
             if invalid is not None:  # the consumers dead-letter it; here it is only skipped
-                log.warning("SSE for %s: skipped message %s on %s: %s", generation_id,
-                            msg.metadata.sequence.stream, msg.subject, invalid)
+                log.warning(
+                    "SSE for %s: skipped message %s on %s: %s",
+                    generation_id,
+                    msg.metadata.sequence.stream,
+                    msg.subject,
+                    invalid,
+                )
                 continue
             terminal = event.type.split(".", 1)[1] in TERMINAL_GENERATION_EVENTS
             if last_event_id is not None:  # a resumed stream: skip what the client already has

@@ -35,8 +35,13 @@ def router(db: AsyncDatabase, secrets: Secrets) -> APIRouter:
         doc = await db[GENERATIONS].find_one({"_id": generation_id}, {"user_id": 1})
         if doc is None or not principal.owns(doc.get("user_id")):
             raise ApiError(404, "generation_not_found", f"no generation with id {generation_id!r}")
-        found: list[dict[str, Any]] = await db[DELIVERIES].find(
-            {"generation_id": generation_id}).sort("created_at", 1).limit(1000).to_list()
+        found: list[dict[str, Any]] = (
+            await db[DELIVERIES]
+            .find({"generation_id": generation_id})
+            .sort("created_at", 1)
+            .limit(1000)
+            .to_list()
+        )
         return JSONResponse({"items": [delivery_view(d) for d in found]})
 
     return api

@@ -11,15 +11,25 @@ import typer
 from . import accounts, generations, keys, providers
 from .common import DEFAULT_API, Api, api_key, parse_params
 
-app = typer.Typer(help="PixSim: run AI video and image generations from the command line.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="PixSim: run AI video and image generations from the command line.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 
 def main(
     ctx: typer.Context,
     api: Annotated[str, typer.Option(envvar="PIXSIM_API_URL", help="Base URL of the gateway")] = DEFAULT_API,
-    key: Annotated[str | None, typer.Option("--api-key", envvar="PIXSIM_API_KEY", show_default=False,
-                                            help="PixSim API key (default: .pixsim/admin.key from make run)")] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="PIXSIM_API_KEY",
+            show_default=False,
+            help="PixSim API key (default: .pixsim/admin.key from make run)",
+        ),
+    ] = None,
 ) -> None:
     ctx.obj = Api(api, api_key(key))
 

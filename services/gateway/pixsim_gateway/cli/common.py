@@ -69,8 +69,11 @@ class Api:
             self.unreachable(exc.__cause__ or exc)
 
     def unreachable(self, exc: BaseException) -> NoReturn:
-        err.print(f"error: cannot reach the PixSim API at {self.base_url} ({exc.__class__.__name__}): "
-                  "is PixSim running? start it with make run", soft_wrap=True)
+        err.print(
+            f"error: cannot reach the PixSim API at {self.base_url} ({exc.__class__.__name__}): "
+            "is PixSim running? start it with make run",
+            soft_wrap=True,
+        )
         raise typer.Exit(2)
 
 

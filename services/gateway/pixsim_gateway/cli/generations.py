@@ -62,7 +62,9 @@ def report(gen: dict[str, Any], api_url: str | None = None) -> int:
         for line in result_urls(gen.get("result")):
             out.print(line, soft_wrap=True, highlight=False)
         if api_url:  # PixSim's own copy (served from the provider's URL until the archiver has it)
-            out.print(f"content: {api_url}/api/v1/generations/{gen['id']}/content", soft_wrap=True, highlight=False)
+            out.print(
+                f"content: {api_url}/api/v1/generations/{gen['id']}/content", soft_wrap=True, highlight=False
+            )
         out.print(f"credits charged: {fmt(gen['credits'].get('charged'))}")
         return 0
     error = gen.get("error") or {}
@@ -74,13 +76,23 @@ def report(gen: dict[str, Any], api_url: str | None = None) -> int:
 def generate(
     ctx: typer.Context,
     provider: Annotated[str, typer.Option("--provider", "-p", help="Provider id")] = "sim",
-    operation: Annotated[str | None, typer.Option(
-        "--operation", "-o", help="Operation type (default: text_to_video, image_to_video with --image)")] = None,
-    image: Annotated[str | None, typer.Option(
-        help="Source image: a local file (uploaded first), an http(s) URL or asset://<id>; sets -P image_url")] = None,
+    operation: Annotated[
+        str | None,
+        typer.Option(
+            "--operation", "-o", help="Operation type (default: text_to_video, image_to_video with --image)"
+        ),
+    ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="Source image: a local file (uploaded first), an http(s) URL or asset://<id>; sets -P image_url"
+        ),
+    ] = None,
     prompt: Annotated[str | None, typer.Option(help="Shortcut for -P prompt=...")] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", "-P", metavar="KEY=VALUE",
-                                                    help="JSON value or string; repeatable")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-P", metavar="KEY=VALUE", help="JSON value or string; repeatable"),
+    ] = None,
     account: Annotated[str | None, typer.Option(help="Pin the job to this account id")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Sent as the Idempotency-Key header")] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the id and return at once")] = False,
@@ -105,8 +117,11 @@ def generate(
 
 
 # -- reading --------------------------------------------------------------------------------------
-def status(ctx: typer.Context, generation_id: str,
-           as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON")] = False) -> None:
+def status(
+    ctx: typer.Context,
+    generation_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON")] = False,
+) -> None:
     """Show one generation."""
     gen = ctx.obj.call("GET", f"/generations/{generation_id}")
     if as_json:
@@ -114,13 +129,18 @@ def status(ctx: typer.Context, generation_id: str,
         return
     grid = Table.grid(Column(style="bold"), Column(overflow="fold"), padding=(0, 2))
     error = gen.get("error")
-    rows = {"status": gen["status"], "progress": f"{(gen.get('progress') or 0):.0%}",
-            "provider": f"{gen['provider_id']} / {gen['operation_type']}",
-            "account": fmt(gen.get("account_id")), "provider job": fmt(gen.get("provider_job_id")),
-            "result": "\n".join(result_urls(gen.get("result"))),
-            "error": f"{error['code']}: {error['message']}" if error else "-",
-            **{f"credits {k}": fmt(v) for k, v in gen["credits"].items()},
-            "created": gen["created_at"], "updated": gen["updated_at"]}
+    rows = {
+        "status": gen["status"],
+        "progress": f"{(gen.get('progress') or 0):.0%}",
+        "provider": f"{gen['provider_id']} / {gen['operation_type']}",
+        "account": fmt(gen.get("account_id")),
+        "provider job": fmt(gen.get("provider_job_id")),
+        "result": "\n".join(result_urls(gen.get("result"))),
+        "error": f"{error['code']}: {error['message']}" if error else "-",
+        **{f"credits {k}": fmt(v) for k, v in gen["credits"].items()},
+        "created": gen["created_at"],
+        "updated": gen["updated_at"],
+    }
     for key, value in rows.items():
         grid.add_row(key, value or "-")
     out.print(Panel(grid, title=f"generation {gen['id']}", expand=False))
@@ -135,16 +155,38 @@ def list_generations(
     """List recent generations, newest first."""
     query = {k: v for k, v in {"status": status_, "provider_id": provider, "limit": limit}.items() if v}
     page = ctx.obj.call("GET", "/generations", params=query)
-    table = Table(Column("id", no_wrap=True), "status", "provider / operation", "%", "created (UTC)",
-                  box=box.SIMPLE, pad_edge=False)
+    table = Table(
+        Column("id", no_wrap=True),
+        "status",
+        "provider / operation",
+        "%",
+        "created (UTC)",
+        box=box.SIMPLE,
+        pad_edge=False,
+    )
     for gen in page["items"]:
-        table.add_row(gen["id"], gen["status"], f"{gen['provider_id']} {gen['operation_type']}",
-                      f"{(gen.get('progress') or 0) * 100:.0f}", gen["created_at"][5:19].replace("T", " "))
+        table.add_row(
+            gen["id"],
+            gen["status"],
+            f"{gen['provider_id']} {gen['operation_type']}",
+            f"{(gen.get('progress') or 0) * 100:.0f}",
+            gen["created_at"][5:19].replace("T", " "),
+        )
     out.print(table)
 
 
-EVENT_FIELDS = ("provider_id", "operation_type", "account_id", "provider_job_id", "progress", "result",
-                "credits_reserved", "credits_charged", "error", "reason")
+EVENT_FIELDS = (
+    "provider_id",
+    "operation_type",
+    "account_id",
+    "provider_job_id",
+    "progress",
+    "result",
+    "credits_reserved",
+    "credits_charged",
+    "error",
+    "reason",
+)
 
 
 def events(ctx: typer.Context, generation_id: str) -> None:

@@ -37,8 +37,12 @@ def list_keys(
     page = ctx.obj.call("GET", "/keys", params={"owner": owner} if owner else None)
     for k in page["items"]:  # one line per key: the full id stays copyable on a narrow terminal
         state = "REVOKED" if k["revoked"] else f"last used {minute(k['last_used_at'])}"
-        out.print(f"{k['id']}  {k['role']:<5}  {k['owner']}  {k['name']!r}  created {minute(k['created_at'])}, "
-                  f"{state}", highlight=False, soft_wrap=True)
+        out.print(
+            f"{k['id']}  {k['role']:<5}  {k['owner']}  {k['name']!r}  created {minute(k['created_at'])}, "
+            f"{state}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def minute(iso: str | None) -> str:

@@ -26,13 +26,28 @@ class Kind(StrEnum):
 
 @app.command("new")
 def new(
-    provider_id: Annotated[str, typer.Argument(metavar="ID", help="The provider's id: lower-case letters, "
-                                                 "digits, '-' and '_', starting with a letter")],
+    provider_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID",
+            help="The provider's id: lower-case letters, digits, '-' and '_', starting with a letter",
+        ),
+    ],
     kind: Annotated[Kind, typer.Option(help="What it generates")] = Kind.video,
-    package: Annotated[bool, typer.Option("--package", help="A pip-installable package with the "
-                                          "pixsim.providers entry point, instead of a providers/ folder")] = False,
-    directory: Annotated[Path | None, typer.Option("--dir", show_default=False, help="Where to write it "
-                                                   "(default: providers, or . with --package)")] = None,
+    package: Annotated[
+        bool,
+        typer.Option(
+            "--package",
+            help="A pip-installable package with the "
+            "pixsim.providers entry point, instead of a providers/ folder",
+        ),
+    ] = False,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", show_default=False, help="Where to write it (default: providers, or . with --package)"
+        ),
+    ] = None,
 ) -> None:
     """Write a provider (manifest, adapter, fake API, tests) that passes the conformance suite and runs
     generations against its fake as it is; then fill in each TODO(provider author)."""
@@ -43,27 +58,42 @@ def new(
         raise typer.Exit(2) from None
     files = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
     out.print(f"wrote {target}/: {', '.join(files)}", soft_wrap=True, highlight=False)
-    out.print(f'next: fill in each TODO(provider author): grep -rn "TODO(provider author)" {target}',
-              soft_wrap=True, highlight=False)
+    out.print(
+        f'next: fill in each TODO(provider author): grep -rn "TODO(provider author)" {target}',
+        soft_wrap=True,
+        highlight=False,
+    )
     if package:
-        out.print(f"      cd {target} && pip install -e '.[test]' && pytest tests", soft_wrap=True, highlight=False)
+        out.print(
+            f"      cd {target} && pip install -e '.[test]' && pytest tests", soft_wrap=True, highlight=False
+        )
     else:
-        out.print(f"      uv run pytest {target} tests/providers/test_conformance.py -k {target.name}",
-                  soft_wrap=True, highlight=False)
+        out.print(
+            f"      uv run pytest {target} tests/providers/test_conformance.py -k {target.name}",
+            soft_wrap=True,
+            highlight=False,
+        )
         out.print(f"      make docs   # adds {provider_id} to the README's provider table", highlight=False)
     out.print("guide: docs/adding-providers.md", highlight=False)
 
 
-def providers(ctx: typer.Context,
-              provider_id: Annotated[str | None, typer.Argument(help="Show this one")] = None) -> None:
+def providers(
+    ctx: typer.Context, provider_id: Annotated[str | None, typer.Argument(help="Show this one")] = None
+) -> None:
     """List the installed providers, or show one provider's parameters per operation."""
     if provider_id:
         show_provider(ctx.obj.call("GET", f"/providers/{provider_id}"))
         return
     table = Table("id", "name", "kind", "operations", "credit types", "domains")
     for p in ctx.obj.call("GET", "/providers")["items"]:
-        table.add_row(p["id"], p["name"], fmt(p.get("kind")), fmt(p["operations"]),
-                      fmt(p.get("credit_types")), fmt(p.get("domains")))
+        table.add_row(
+            p["id"],
+            p["name"],
+            fmt(p.get("kind")),
+            fmt(p["operations"]),
+            fmt(p.get("credit_types")),
+            fmt(p.get("domains")),
+        )
     out.print(table)
 
 
@@ -73,6 +103,12 @@ def show_provider(p: dict[str, Any]) -> None:
         table = Table("name", "type", "required", "default", "constraints", "description", title=operation)
         for prm in spec.get("parameters", []):
             limits = {k: prm[k] for k in ("min", "max", "enum", "max_length") if k in prm}
-            table.add_row(prm["name"], prm.get("type", ""), "yes" if prm.get("required") else "",
-                          fmt(prm.get("default")), fmt(limits), prm.get("description", ""))
+            table.add_row(
+                prm["name"],
+                prm.get("type", ""),
+                "yes" if prm.get("required") else "",
+                fmt(prm.get("default")),
+                fmt(limits),
+                prm.get("description", ""),
+            )
         out.print(table)

@@ -34,8 +34,16 @@ def mount(app: FastAPI, db: Any, cipher: Any, *, oidc: bool, session_ttl_s: floa
 
     @app.exception_handler(Refused)
     async def _refused(request: Request, _exc: Refused):  # type: ignore[no-untyped-def]
-        return secure(console.page(request, "error.html", None, 403, title="Refused",
-                                   message="This request did not come from a console page of this session. "
-                                           "Reload the page and try again."))
+        return secure(
+            console.page(
+                request,
+                "error.html",
+                None,
+                403,
+                title="Refused",
+                message="This request did not come from a console page of this session. "
+                "Reload the page and try again.",
+            )
+        )
 
     return console

@@ -33,10 +33,14 @@ def router(console: Console) -> APIRouter:
         signed_in = await console.store.load(request.cookies.get("pixsim_console")) is not None
         return RedirectResponse("/generations" if signed_in else "/login", status_code=303)
 
-    def sign_in_page(request: Request, back_to: str, error: str | None = None, status_code: int = 200) -> Response:
+    def sign_in_page(
+        request: Request, back_to: str, error: str | None = None, status_code: int = 200
+    ) -> Response:
         response = Response()
         token = login_token(request, response)
-        page = console.page(request, "login.html", None, status_code, next=back_to, error=error, login_csrf=token)
+        page = console.page(
+            request, "login.html", None, status_code, next=back_to, error=error, login_csrf=token
+        )
         page.raw_headers.extend(h for h in response.raw_headers if h[0] == b"set-cookie")
         return page
 
@@ -48,14 +52,18 @@ def router(console: Console) -> APIRouter:
     async def login(request: Request) -> Response:
         form = await request.form()
         back_to = local_path(str(form.get("next") or ""))
-        if not same_origin(request) or not tokens_match(request.cookies.get(LOGIN_COOKIE), form.get("csrf_token")):
+        if not same_origin(request) or not tokens_match(
+            request.cookies.get(LOGIN_COOKIE), form.get("csrf_token")
+        ):
             return sign_in_page(request, back_to, "The sign-in form had expired; please try again.", 403)
         credential = str(form.get("credential") or "").strip()
         if not credential or len(credential) > MAX_CREDENTIAL:
             return sign_in_page(request, back_to, "Enter an API key.", 422)
         resp = await console.client.get("/api/v1/me", headers={"Authorization": f"Bearer {credential}"})
         if resp.status_code != 200:
-            return sign_in_page(request, back_to, "That key was refused: it is unknown, revoked or expired.", 401)
+            return sign_in_page(
+                request, back_to, "That key was refused: it is unknown, revoked or expired.", 401
+            )
         expiry = token_expiry(credential)
         sid = await console.store.create(credential, resp.json(), expiry)
         response = RedirectResponse(back_to, status_code=303)
@@ -78,8 +86,10 @@ def router(console: Console) -> APIRouter:
         if request.headers.get("if-none-match") == etags[name]:
             return secure(Response(status_code=304, headers={"ETag": etags[name]}), cache=True)
         body, kind = files[name]
-        return secure(Response(body, media_type=kind, headers={"ETag": etags[name], "Cache-Control": "no-cache"}),
-                      cache=True)
+        return secure(
+            Response(body, media_type=kind, headers={"ETag": etags[name], "Cache-Control": "no-cache"}),
+            cache=True,
+        )
 
     return api
 

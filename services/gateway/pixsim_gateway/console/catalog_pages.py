@@ -9,7 +9,10 @@ from fastapi.responses import RedirectResponse, Response
 from ..bounds import KEY_ID_PATTERN
 from .web import Console, ConsoleRoute, Visit
 
-KEY_NOTICES = {"revoked": "The key was revoked: it stops working at once.", "not_revoked": "That key could not be revoked."}
+KEY_NOTICES = {
+    "revoked": "The key was revoked: it stops working at once.",
+    "not_revoked": "That key could not be revoked.",
+}
 DAY_S = 86400
 
 
@@ -25,26 +28,57 @@ def router(console: Console) -> APIRouter:
         if url:
             found = await visit.get("/api/v1/providers/detect", url=url[:2048])
             detected, detect_error = (found.body, None) if found.ok else (None, found.error["message"])
-        return console.page(request, "providers.html", visit, providers=answer.body.get("items", []) if answer.ok else [],
-                            disabled=answer.body.get("disabled", []) if answer.ok else [], url=url or "",
-                            detected=detected, detect_error=detect_error)
+        return console.page(
+            request,
+            "providers.html",
+            visit,
+            providers=answer.body.get("items", []) if answer.ok else [],
+            disabled=answer.body.get("disabled", []) if answer.ok else [],
+            url=url or "",
+            detected=detected,
+            detect_error=detect_error,
+        )
 
-    async def keys_page(request: Request, visit: Visit, cursor: str | None = None, *, notice: str | None = None,
-                        error: str | None = None, created: dict | None = None, status_code: int = 200) -> Response:
+    async def keys_page(
+        request: Request,
+        visit: Visit,
+        cursor: str | None = None,
+        *,
+        notice: str | None = None,
+        error: str | None = None,
+        created: dict | None = None,
+        status_code: int = 200,
+    ) -> Response:
         answer = await visit.get("/api/v1/keys", cursor=cursor, limit=50)
-        return console.page(request, "keys.html", visit, status_code, keys=answer.body.get("items", []) if answer.ok else [],
-                            next_cursor=answer.body.get("next_cursor") if answer.ok else None, notice=notice,
-                            error=error, created=created)
+        return console.page(
+            request,
+            "keys.html",
+            visit,
+            status_code,
+            keys=answer.body.get("items", []) if answer.ok else [],
+            next_cursor=answer.body.get("next_cursor") if answer.ok else None,
+            notice=notice,
+            error=error,
+            created=created,
+        )
 
     @api.get("/keys")
-    async def keys(request: Request, visit: Visiting, cursor: str | None = None, notice: str | None = None) -> Response:
+    async def keys(
+        request: Request, visit: Visiting, cursor: str | None = None, notice: str | None = None
+    ) -> Response:
         return await keys_page(request, visit, cursor, notice=KEY_NOTICES.get(notice or ""))
 
     @api.post("/keys")
     async def create_key(request: Request, visit: Acting) -> Response:
         if not visit.session.is_admin:
-            return console.page(request, "error.html", visit, 403, title="Admins only",
-                                message="Only an admin may create API keys.")
+            return console.page(
+                request,
+                "error.html",
+                visit,
+                403,
+                title="Admins only",
+                message="Only an admin may create API keys.",
+            )
         form = await request.form()
         body: dict = {"name": str(form.get("name") or "").strip(), "role": str(form.get("role") or "user")}
         if owner := str(form.get("owner") or "").strip():
@@ -52,8 +86,9 @@ def router(console: Console) -> APIRouter:
         days = str(form.get("expires_in_days") or "").strip()
         if days:
             if not days.isdigit() or int(days) < 1:
-                return await keys_page(request, visit, error="Expires in: a whole number of days, 1 or more.",
-                                       status_code=422)
+                return await keys_page(
+                    request, visit, error="Expires in: a whole number of days, 1 or more.", status_code=422
+                )
             body["expires_in_s"] = int(days) * DAY_S
         answer = await visit.call("POST", "/api/v1/keys", json=body)
         if not answer.ok:

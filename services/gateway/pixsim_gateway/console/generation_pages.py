@@ -19,8 +19,17 @@ STATUSES = ("requested", "submitted", "processing", "completed", "failed", "filt
 PAGE_SIZE = 25
 FILE_SUFFIX = "__file"  # the upload box beside a media parameter's URL box
 PASSED_HEADERS = ("content-type", "content-length", "content-range", "accept-ranges", "etag", "last-modified")
-EXTENSIONS = {"video/mp4": "mp4", "video/webm": "webm", "video/quicktime": "mov", "image/png": "png",
-              "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp", "audio/mpeg": "mp3", "audio/wav": "wav"}
+EXTENSIONS = {
+    "video/mp4": "mp4",
+    "video/webm": "webm",
+    "video/quicktime": "mov",
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "audio/mpeg": "mp3",
+    "audio/wav": "wav",
+}
 NOTICES = {"cancel_requested": "Cancellation requested.", "already_finished": "It had already finished."}
 GenerationId = Annotated[str, Path(pattern=ID_PATTERN)]
 
@@ -38,8 +47,14 @@ def media_of(gen: dict[str, Any]) -> tuple[str | None, bool]:
 
 def view(gen: dict[str, Any]) -> dict[str, Any]:
     kind, ready = media_of(gen)
-    return {**gen, "percent": round(100 * float(gen.get("progress") or 0)), "terminal": gen.get("status") in TERMINAL,
-            "media": kind, "ready": ready, "prompt": str((gen.get("params") or {}).get("prompt") or "")}
+    return {
+        **gen,
+        "percent": round(100 * float(gen.get("progress") or 0)),
+        "terminal": gen.get("status") in TERMINAL,
+        "media": kind,
+        "ready": ready,
+        "prompt": str((gen.get("params") or {}).get("prompt") or ""),
+    }
 
 
 def estimate_text(answer: Answer) -> str:
@@ -50,7 +65,9 @@ def estimate_text(answer: Answer) -> str:
         return "This provider gives no estimate before a job runs."
     if not credits:
         return "Estimated cost: free."
-    return "Estimated cost: " + ", ".join(f"{n} {kind} credit{'s' if n != 1 else ''}" for kind, n in credits.items())
+    return "Estimated cost: " + ", ".join(
+        f"{n} {kind} credit{'s' if n != 1 else ''}" for kind, n in credits.items()
+    )
 
 
 def router(console: Console) -> APIRouter:
@@ -59,50 +76,98 @@ def router(console: Console) -> APIRouter:
     Acting = Annotated[Visit, Depends(console.acting)]
 
     @api.get("/generations")
-    async def generations(request: Request, visit: Visiting, status: str | None = None,
-                          provider_id: str | None = None, cursor: str | None = None,
-                          fragment: str | None = None) -> Response:
+    async def generations(
+        request: Request,
+        visit: Visiting,
+        status: str | None = None,
+        provider_id: str | None = None,
+        cursor: str | None = None,
+        fragment: str | None = None,
+    ) -> Response:
         status = status if status in STATUSES else None
-        answer = await visit.get("/api/v1/generations", status=status, provider_id=provider_id, cursor=cursor,
-                                 limit=PAGE_SIZE)
+        answer = await visit.get(
+            "/api/v1/generations", status=status, provider_id=provider_id, cursor=cursor, limit=PAGE_SIZE
+        )
         items = [view(g) for g in answer.body.get("items", [])] if answer.ok else []
-        context = {"items": items, "error": None if answer.ok else answer.error,
-                   "next_cursor": answer.body.get("next_cursor") if answer.ok else None,
-                   "status": status, "provider_id": provider_id or "", "cursor": cursor}
+        context = {
+            "items": items,
+            "error": None if answer.ok else answer.error,
+            "next_cursor": answer.body.get("next_cursor") if answer.ok else None,
+            "status": status,
+            "provider_id": provider_id or "",
+            "cursor": cursor,
+        }
         if fragment == "rows":
             return console.page(request, "_generation_rows.html", visit, **context)
-        return console.page(request, "generations.html", visit, statuses=STATUSES,
-                            providers=[p["id"] for p in await visit.providers()], **context)
+        return console.page(
+            request,
+            "generations.html",
+            visit,
+            statuses=STATUSES,
+            providers=[p["id"] for p in await visit.providers()],
+            **context,
+        )
 
-    def chosen(items: list[dict[str, Any]], provider_id: str | None,
-               operation: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    def chosen(
+        items: list[dict[str, Any]], provider_id: str | None, operation: str | None
+    ) -> tuple[dict[str, Any] | None, str | None]:
         provider = next((p for p in items if p["id"] == provider_id), items[0] if items else None)
         if provider is None or not provider["operations"]:
             return provider, None
         return provider, operation if operation in provider["operations"] else provider["operations"][0]
 
-    async def form_page(request: Request, visit: Visit, items: list[dict[str, Any]], provider: dict[str, Any] | None,
-                        operation: str | None, fields: list[form_params.FormField], *, estimate: str = "",
-                        problems: list[str] | None = None, status_code: int = 200) -> Response:
-        return console.page(request, "generation_new.html", visit, status_code, providers=items, provider=provider,
-                            operation=operation, groups=form_params.groups_of(fields), estimate=estimate,
-                            problems=problems or [], file_suffix=FILE_SUFFIX,
-                            field_errors=any(f.error for f in fields))
+    async def form_page(
+        request: Request,
+        visit: Visit,
+        items: list[dict[str, Any]],
+        provider: dict[str, Any] | None,
+        operation: str | None,
+        fields: list[form_params.FormField],
+        *,
+        estimate: str = "",
+        problems: list[str] | None = None,
+        status_code: int = 200,
+    ) -> Response:
+        return console.page(
+            request,
+            "generation_new.html",
+            visit,
+            status_code,
+            providers=items,
+            provider=provider,
+            operation=operation,
+            groups=form_params.groups_of(fields),
+            estimate=estimate,
+            problems=problems or [],
+            file_suffix=FILE_SUFFIX,
+            field_errors=any(f.error for f in fields),
+        )
 
     async def estimate(visit: Visit, provider_id: str, operation: str, params: dict[str, Any]) -> str:
-        return estimate_text(await visit.call("POST", "/api/v1/estimates", json={
-            "provider_id": provider_id, "operation_type": operation, "params": params}))
+        return estimate_text(
+            await visit.call(
+                "POST",
+                "/api/v1/estimates",
+                json={"provider_id": provider_id, "operation_type": operation, "params": params},
+            )
+        )
 
     @api.get("/generations/new")
-    async def new_generation(request: Request, visit: Visiting, provider: str | None = None,
-                             operation: str | None = None) -> Response:
+    async def new_generation(
+        request: Request, visit: Visiting, provider: str | None = None, operation: str | None = None
+    ) -> Response:
         items = await visit.providers()
         picked, op = chosen(items, provider, operation)
         spec = (picked or {}).get("parameter_spec", {}).get(op or "")
         fields = form_params.fields_of(spec)
         form_params.with_defaults(fields)
-        text = await estimate(visit, picked["id"], op, form_params.to_params(fields, {f.name: f.value for f in fields}, {})) \
-            if picked and op else ""
+        text = (
+            await estimate(
+                visit, picked["id"], op, form_params.to_params(fields, {f.name: f.value for f in fields}, {})
+            )
+            if picked and op
+            else ""
+        )
         return await form_page(request, visit, items, picked, op, fields, estimate=text)
 
     def typed(form: Any) -> dict[str, str]:
@@ -125,8 +190,17 @@ def router(console: Console) -> APIRouter:
     async def upload(visit: Visit, field: form_params.FormField, files: list[UploadFile]) -> list[str]:
         urls = []
         for file in files:
-            answer = await visit.call("POST", "/api/v1/assets", files={
-                "file": (file.filename or "upload", file.file, file.content_type or "application/octet-stream")})
+            answer = await visit.call(
+                "POST",
+                "/api/v1/assets",
+                files={
+                    "file": (
+                        file.filename or "upload",
+                        file.file,
+                        file.content_type or "application/octet-stream",
+                    )
+                },
+            )
             if not answer.ok:
                 field.error = f"{file.filename}: {answer.error['message']}"
                 return []
@@ -140,36 +214,59 @@ def router(console: Console) -> APIRouter:
         items = await visit.providers()
         provider, op = chosen(items, values.get("provider_id"), values.get("operation_type"))
         if provider is None or op is None or provider["id"] != values.get("provider_id"):
-            return await form_page(request, visit, items, provider, op, [], problems=["Choose a provider."],
-                                   status_code=422)
+            return await form_page(
+                request, visit, items, provider, op, [], problems=["Choose a provider."], status_code=422
+            )
         fields = form_params.fields_of(provider["parameter_spec"].get(op))
         form_params.fill(fields, values)
         uploads: dict[str, list[str]] = {}
         for field in (f for f in fields if f.media):
-            files = [f for f in form.getlist(field.name + FILE_SUFFIX) if isinstance(f, UploadFile) and f.filename]
+            files = [
+                f for f in form.getlist(field.name + FILE_SUFFIX) if isinstance(f, UploadFile) and f.filename
+            ]
             if files and (urls := await upload(visit, field, files)):
                 uploads[field.name] = urls
         params = form_params.to_params(fields, values, uploads)
         if any(f.error for f in fields):
             return await form_page(request, visit, items, provider, op, fields, status_code=422)
-        answer = await visit.call("POST", "/api/v1/generations", json={
-            "provider_id": provider["id"], "operation_type": op, "params": params})
+        answer = await visit.call(
+            "POST",
+            "/api/v1/generations",
+            json={"provider_id": provider["id"], "operation_type": op, "params": params},
+        )
         if answer.ok:
             return RedirectResponse(f"/generations/{answer.body['id']}", status_code=303)
         message = answer.error["message"]
         problems = form_params.place_problems(fields, message) if answer.status == 422 else [message]
-        return await form_page(request, visit, items, provider, op, fields, problems=problems,
-                               estimate=await estimate(visit, provider["id"], op, params), status_code=answer.status)
+        return await form_page(
+            request,
+            visit,
+            items,
+            provider,
+            op,
+            fields,
+            problems=problems,
+            estimate=await estimate(visit, provider["id"], op, params),
+            status_code=answer.status,
+        )
 
     async def generation_or_404(request: Request, visit: Visit, gid: str) -> dict[str, Any] | Response:
         answer = await visit.get(f"/api/v1/generations/{gid}")
         if not answer.ok:
-            return console.page(request, "error.html", visit, answer.status, title="Generation not found",
-                                message=answer.error["message"])
+            return console.page(
+                request,
+                "error.html",
+                visit,
+                answer.status,
+                title="Generation not found",
+                message=answer.error["message"],
+            )
         return view(answer.body)
 
     @api.get("/generations/{gid}")
-    async def generation(request: Request, visit: Visiting, gid: GenerationId, notice: str | None = None) -> Response:
+    async def generation(
+        request: Request, visit: Visiting, gid: GenerationId, notice: str | None = None
+    ) -> Response:
         gen = await generation_or_404(request, visit, gid)
         if isinstance(gen, Response):
             return gen
@@ -188,8 +285,9 @@ def router(console: Console) -> APIRouter:
         notice = "cancel_requested" if answer.ok else "already_finished" if answer.status == 409 else ""
         return RedirectResponse(f"/generations/{gid}?notice={notice}", status_code=303)
 
-    async def relay(visit: Visit, path: str, headers: dict[str, str] | None = None,
-                    params: dict[str, str] | None = None) -> tuple[Any, Any]:
+    async def relay(
+        visit: Visit, path: str, headers: dict[str, str] | None = None, params: dict[str, str] | None = None
+    ) -> tuple[Any, Any]:
         """An API stream opened for passing on: (response, the stream's context to close)."""
         context = visit.stream(path, headers=headers, params=params)
         return await context.__aenter__(), context
@@ -205,31 +303,45 @@ def router(console: Console) -> APIRouter:
     @api.get("/generations/{gid}/events")
     async def events(request: Request, visit: Visiting, gid: GenerationId) -> Response:
         last = request.headers.get("last-event-id")
-        resp, context = await relay(visit, f"/api/v1/generations/{gid}/events",
-                                    headers={"Last-Event-ID": last[:200]} if last else None)
+        resp, context = await relay(
+            visit,
+            f"/api/v1/generations/{gid}/events",
+            headers={"Last-Event-ID": last[:200]} if last else None,
+        )
         if resp.status_code != 200:  # EventSource gives up on anything but 200
             await context.__aexit__(None, None, None)
             return Response(status_code=resp.status_code)
-        return StreamingResponse(chunks(resp, context), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            chunks(resp, context),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     @api.get("/generations/{gid}/content")
-    async def content(request: Request, visit: Visiting, gid: GenerationId, variant: str = "result",
-                      download: bool = False) -> Response:
+    async def content(
+        request: Request, visit: Visiting, gid: GenerationId, variant: str = "result", download: bool = False
+    ) -> Response:
         wanted = request.headers.get("range")
-        resp, context = await relay(visit, f"/api/v1/generations/{gid}/content",
-                                    headers={"Range": wanted[:100]} if wanted else None,
-                                    params={"variant": variant if variant in ("result", "thumbnail") else "result"})
+        resp, context = await relay(
+            visit,
+            f"/api/v1/generations/{gid}/content",
+            headers={"Range": wanted[:100]} if wanted else None,
+            params={"variant": variant if variant in ("result", "thumbnail") else "result"},
+        )
         if resp.is_redirect or resp.status_code >= 400:
             await resp.aread()
             await context.__aexit__(None, None, None)
-            if resp.is_redirect:  # not stored by PixSim yet: the provider's own URL (a navigation, not a media load)
+            if (
+                resp.is_redirect
+            ):  # not stored by PixSim yet: the provider's own URL (a navigation, not a media load)
                 return RedirectResponse(resp.headers["location"], status_code=307)
             return Response(resp.text, status_code=resp.status_code, media_type="application/json")
         headers = {k: resp.headers[k] for k in PASSED_HEADERS if k in resp.headers}
         if download:
             ext = EXTENSIONS.get(headers.get("content-type", "").split(";")[0], "bin")
-            headers["content-disposition"] = f'attachment; filename="{gid}{"-thumbnail" if variant == "thumbnail" else ""}.{ext}"'
+            headers["content-disposition"] = (
+                f'attachment; filename="{gid}{"-thumbnail" if variant == "thumbnail" else ""}.{ext}"'
+            )
         return StreamingResponse(chunks(resp, context), status_code=resp.status_code, headers=headers)
 
     return api

@@ -67,16 +67,21 @@ class FormField:
     @property
     def options(self) -> list[tuple[str, str]]:
         """(value, label) of a select; a blank first choice where the field may be left out."""
-        blank = [] if self.required and self.default is None else [("", f"(default: {_show(self.default)})"
-                                                                         if self.default is not None else "(none)")]
+        blank = (
+            []
+            if self.required and self.default is None
+            else [("", f"(default: {_show(self.default)})" if self.default is not None else "(none)")]
+        )
         return blank + [(_show(v), _show(v)) for v in self.enum or []]
 
     @property
     def hint(self) -> str:
         parts = []
         if self.min is not None or self.max is not None:
-            parts.append(f"{_show(self.min) if self.min is not None else '…'} to "
-                         f"{_show(self.max) if self.max is not None else '…'}")
+            parts.append(
+                f"{_show(self.min) if self.min is not None else '…'} to "
+                f"{_show(self.max) if self.max is not None else '…'}"
+            )
         if self.max_length:
             parts.append(f"at most {self.max_length} characters")
         if self.default is not None and self.enum is None:
@@ -100,12 +105,20 @@ def fields_of(spec: dict[str, Any] | None) -> list[FormField]:
     fields = []
     for p in (spec or {}).get("parameters", []):
         enum = p.get("enum")
-        fields.append(FormField(
-            name=p["name"], kind=p.get("type", "string"), required=bool(p.get("required")), default=p.get("default"),
-            enum=list(enum) if isinstance(enum, list) else None, min=p.get("min"), max=p.get("max"),
-            max_length=p.get("max_length"), description=str(p.get("description") or ""),
-            group=str(p.get("group") or "options"),
-        ))
+        fields.append(
+            FormField(
+                name=p["name"],
+                kind=p.get("type", "string"),
+                required=bool(p.get("required")),
+                default=p.get("default"),
+                enum=list(enum) if isinstance(enum, list) else None,
+                min=p.get("min"),
+                max=p.get("max"),
+                max_length=p.get("max_length"),
+                description=str(p.get("description") or ""),
+                group=str(p.get("group") or "options"),
+            )
+        )
     return fields
 
 

@@ -58,11 +58,18 @@ class SessionStore:
         """A new session for a credential the API accepted (`me` is its GET /api/v1/me); its id."""
         sid = secrets.token_urlsafe(32)
         now = time.time()
-        await self.sessions.insert_one({
-            "_id": _hash(sid), "token": self.cipher.encrypt({"token": token}), "user_id": me["user_id"],
-            "role": me["role"], "key_id": me.get("key_id"), "csrf": secrets.token_urlsafe(32),
-            "created_at": now, "expires_at": min(now + self.ttl_s, expires_at or float("inf")),
-        })
+        await self.sessions.insert_one(
+            {
+                "_id": _hash(sid),
+                "token": self.cipher.encrypt({"token": token}),
+                "user_id": me["user_id"],
+                "role": me["role"],
+                "key_id": me.get("key_id"),
+                "csrf": secrets.token_urlsafe(32),
+                "created_at": now,
+                "expires_at": min(now + self.ttl_s, expires_at or float("inf")),
+            }
+        )
         return sid
 
     async def load(self, sid: str | None) -> Session | None:
@@ -74,8 +81,15 @@ class SessionStore:
         if doc["expires_at"] <= time.time():
             await self.sessions.delete_one({"_id": doc["_id"]})
             return None
-        return Session(doc["_id"], doc["user_id"], doc["role"], doc.get("key_id"), doc["csrf"],
-                       self.cipher.decrypt(doc["token"])["token"], doc["expires_at"])
+        return Session(
+            doc["_id"],
+            doc["user_id"],
+            doc["role"],
+            doc.get("key_id"),
+            doc["csrf"],
+            self.cipher.decrypt(doc["token"])["token"],
+            doc["expires_at"],
+        )
 
     async def end(self, session: Session) -> None:
         await self.sessions.delete_one({"_id": session.sid_hash})
@@ -86,8 +100,9 @@ def is_https(request: Request) -> bool:
 
 
 def set_session_cookie(response: Response, request: Request, sid: str, max_age: int) -> None:
-    response.set_cookie(COOKIE, sid, max_age=max_age, path="/", httponly=True, samesite="strict",
-                        secure=is_https(request))
+    response.set_cookie(
+        COOKIE, sid, max_age=max_age, path="/", httponly=True, samesite="strict", secure=is_https(request)
+    )
 
 
 def clear_session_cookie(response: Response, request: Request) -> None:
@@ -99,8 +114,15 @@ def login_token(request: Request, response: Response) -> str:
     token = request.cookies.get(LOGIN_COOKIE)
     if not token or len(token) > 100:
         token = secrets.token_urlsafe(32)
-        response.set_cookie(LOGIN_COOKIE, token, max_age=3600, path="/", httponly=True, samesite="strict",
-                            secure=is_https(request))
+        response.set_cookie(
+            LOGIN_COOKIE,
+            token,
+            max_age=3600,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=is_https(request),
+        )
     return token
 
 

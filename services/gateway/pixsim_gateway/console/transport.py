@@ -20,7 +20,9 @@ import httpx
 from starlette.types import ASGIApp, Message
 
 log = logging.getLogger(__name__)
-CLOSE_GRACE_S = 1.0  # how long a stream the client left may clean up (delete its NATS consumer) before it is cancelled
+CLOSE_GRACE_S = (
+    1.0  # how long a stream the client left may clean up (delete its NATS consumer) before it is cancelled
+)
 
 
 class _Body(httpx.AsyncByteStream):
@@ -66,14 +68,24 @@ class AppTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
         scope: dict[str, Any] = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": request.method,
-            "scheme": request.url.scheme, "path": unquote(request.url.path),
-            "raw_path": request.url.raw_path.split(b"?", 1)[0], "query_string": request.url.query,
-            "root_path": "", "headers": [(k.lower(), v) for k, v in request.headers.raw],
-            "client": self.client, "server": (request.url.host, request.url.port or 80), "state": {},
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": request.method,
+            "scheme": request.url.scheme,
+            "path": unquote(request.url.path),
+            "raw_path": request.url.raw_path.split(b"?", 1)[0],
+            "query_string": request.url.query,
+            "root_path": "",
+            "headers": [(k.lower(), v) for k, v in request.headers.raw],
+            "client": self.client,
+            "server": (request.url.host, request.url.port or 80),
+            "state": {},
         }
         started: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)  # back-pressure: a slow reader slows the app
+        chunks: asyncio.Queue[bytes | None] = asyncio.Queue(
+            maxsize=8
+        )  # back-pressure: a slow reader slows the app
         gone = asyncio.Event()
         sent = False
 
@@ -104,9 +116,13 @@ class AppTransport(httpx.AsyncBaseTransport):
                     log.warning("%s %s failed while streaming: %r", request.method, request.url.path, exc)
                 return
             if not started.done():
-                started.set_exception(RuntimeError(f"{request.method} {request.url.path}: the app sent no response"))
+                started.set_exception(
+                    RuntimeError(f"{request.method} {request.url.path}: the app sent no response")
+                )
 
         task = asyncio.create_task(run())
         message = await started
         headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
-        return httpx.Response(message["status"], headers=headers, stream=_Body(chunks, task, gone), request=request)
+        return httpx.Response(
+            message["status"], headers=headers, stream=_Body(chunks, task, gone), request=request
+        )

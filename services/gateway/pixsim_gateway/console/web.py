@@ -22,8 +22,10 @@ from .transport import AppTransport
 
 HERE = Path(__file__).parent
 #: Scripts only from this origin (no inline script, no eval), nothing framed, forms only to us.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-       "media-src 'self' blob:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "media-src 'self' blob:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -67,7 +69,13 @@ class Refused(Exception):
 
 def local_path(value: str | None, default: str = "/generations") -> str:
     """`value` if it is a path on this site (never `//host` or a scheme): no open redirect."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value and len(value) < 2000:
+    if (
+        value
+        and value.startswith("/")
+        and not value.startswith("//")
+        and "\\" not in value
+        and len(value) < 2000
+    ):
         return value
     return default
 
@@ -95,17 +103,33 @@ class Console:
     def __init__(self, app: ASGIApp, store: SessionStore, *, oidc: bool) -> None:
         self.store = store
         self.oidc = oidc
-        self.client = httpx.AsyncClient(transport=AppTransport(app), base_url="http://gateway.internal",
-                                        timeout=httpx.Timeout(60.0))
+        self.client = httpx.AsyncClient(
+            transport=AppTransport(app), base_url="http://gateway.internal", timeout=httpx.Timeout(60.0)
+        )
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
         self.templates = Jinja2Templates(env=env)  # everything a template prints is escaped
 
-    def page(self, request: Request, template: str, visit: Visit | None = None, status_code: int = 200,
-             **context: Any) -> HTMLResponse:
+    def page(
+        self,
+        request: Request,
+        template: str,
+        visit: Visit | None = None,
+        status_code: int = 200,
+        **context: Any,
+    ) -> HTMLResponse:
         session = visit.session if visit else None
         return self.templates.TemplateResponse(
-            request, template, {"me": session, "csrf": session.csrf if session else "", "oidc": self.oidc,
-                                "path": request.url.path, **context}, status_code=status_code)
+            request,
+            template,
+            {
+                "me": session,
+                "csrf": session.csrf if session else "",
+                "oidc": self.oidc,
+                "path": request.url.path,
+                **context,
+            },
+            status_code=status_code,
+        )
 
     async def visit(self, request: Request) -> Visit:
         session = await self.store.load(request.cookies.get(COOKIE))
@@ -118,9 +142,12 @@ class Console:
         visit = await self.visit(request)
         given = request.headers.get(CSRF_HEADER)
         if given is None and request.headers.get("content-type", "").startswith(
-                ("application/x-www-form-urlencoded", "multipart/form-data")):
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
             given = (await request.form()).get(CSRF_FIELD)
-        if not same_origin(request) or not tokens_match(visit.session.csrf, given if isinstance(given, str) else None):
+        if not same_origin(request) or not tokens_match(
+            visit.session.csrf, given if isinstance(given, str) else None
+        ):
             raise Refused()
         return visit
 
@@ -143,8 +170,9 @@ class Visit:
         raise SignInRequired(_here(self.request))
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Answer:
-        resp = await self.console.client.request(method, path, headers=self._headers(kwargs.pop("headers", None)),
-                                                 **kwargs)
+        resp = await self.console.client.request(
+            method, path, headers=self._headers(kwargs.pop("headers", None)), **kwargs
+        )
         if resp.status_code == 401:
             await self._signed_out()
         body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else None
@@ -159,9 +187,12 @@ class Visit:
         return answer.body.get("items", []) if answer.ok else []
 
     @asynccontextmanager
-    async def stream(self, path: str, headers: dict[str, str] | None = None,
-                     params: dict[str, str] | None = None) -> AsyncIterator[httpx.Response]:
-        request = self.console.client.build_request("GET", path, headers=self._headers(headers), params=params)
+    async def stream(
+        self, path: str, headers: dict[str, str] | None = None, params: dict[str, str] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        request = self.console.client.build_request(
+            "GET", path, headers=self._headers(headers), params=params
+        )
         resp = await self.console.client.send(request, stream=True)
         try:
             if resp.status_code == 401:
@@ -173,5 +204,7 @@ class Visit:
 
 def sign_in_redirect(exc: SignInRequired, request: Request) -> Response:
     if request.headers.get(CSRF_HEADER) or request.headers.get("accept", "").startswith("text/event-stream"):
-        return secure(JSONResponse({"error": {"code": "signed_out", "message": "sign in again"}}, status_code=401))
+        return secure(
+            JSONResponse({"error": {"code": "signed_out", "message": "sign in again"}}, status_code=401)
+        )
     return secure(RedirectResponse(f"/login?next={quote(local_path(exc.back_to), safe='')}", status_code=303))
