@@ -29,7 +29,11 @@ async def _balance(pipeline, account_id: str) -> dict:
 
 async def test_generation_completes_with_progress_result_and_credits(pipeline):
     account = await _account(pipeline)
-    created = await create(pipeline.api, {"prompt": "a fox in the snow", "duration": 3}, account_id=account)
+    # 2 s at the provider (the sim's `latency`), long enough for progress polls before its end whatever
+    # this pipeline has learned of the sim's durations, and on a loaded machine
+    created = await create(
+        pipeline.api, {"prompt": "a fox in the snow", "duration": 3, "latency": 2}, account_id=account
+    )
     assert created["status"] == "requested"
     # read your writes: found at once, before any projection ran
     assert (await pipeline.api.get(f"/api/v1/generations/{created['id']}")).status_code == 200

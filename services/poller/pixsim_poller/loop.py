@@ -98,6 +98,7 @@ class Scheduler:
         self._asleep_until: dict[str, float] = {p.name: 0.0 for p in self.parts}
         self._progress = Budget(progress_rate)
         self._budget_wait_until = 0.0  # progress polls may be due but the budget is spent until then
+        self._progress_bound = False  # the last progress claim took all the budget allowed
         self._turn = 0
         self._claimed: collections.deque[dict[str, Any]] = collections.deque()  # leased, waiting for a slot
         self._wake = asyncio.Event()
@@ -170,11 +171,18 @@ class Scheduler:
             limit = CLAIM_BATCH
             if not ends_only:
                 # Progress polls are claimed only for slots free now (claimed ahead, they would hold back
-                # end polls falling due meanwhile), and a batch at a time: each claim costs the same few
-                # queries however many it takes, and this loop makes them one after another.
-                want = min(CLAIM_BATCH, max(self.concurrency - len(self._running), 1), self._progress.batch)
-                limit = min(self._progress.available(), want)
-                if limit < want:  # the budget is spent: end polls only, until it holds a batch again
+                # end polls falling due meanwhile). While the budget binds (the last claim took all it
+                # could), a batch at a time: each claim costs the same few queries however many it takes,
+                # and this loop makes them one after another; otherwise as soon as one token is there.
+                want = min(CLAIM_BATCH, max(self.concurrency - len(self._running), 1))
+                if self._progress_bound:
+                    want = min(want, self._progress.batch)
+                else:
+                    want = 1
+                limit = min(
+                    self._progress.available(), CLAIM_BATCH, max(self.concurrency - len(self._running), 1)
+                )
+                if limit < want:  # the budget is spent: end polls only, until it holds enough again
                     self._budget_wait_until = time.time() + self._progress.next_tokens_in(want)
                     return None
             n = len(self.parts)
@@ -188,9 +196,11 @@ class Scheduler:
                     self._turn = (self._turn + i + 1) % n
                     if not ends_only:
                         self._progress.spend(sum(1 for r in records if float(r.get("ends_from") or 0) > now))
+                        self._progress_bound = len(records) >= limit and self._progress.rate > 0
                     self._claimed.extend(records[1:])
                     return records[0]
                 if not ends_only:  # nothing due at all: sleep until its earliest job is
+                    self._progress_bound = False
                     await self._doze(part, now)
         return None
 
