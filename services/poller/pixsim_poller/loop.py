@@ -168,9 +168,23 @@ class Scheduler:
         if self._claimed:
             return self._claimed.popleft()
         for ends_only in (True, False):
-            limit = CLAIM_BATCH if ends_only else self._progress_limit()
-            if limit < 1:  # the budget is spent: end polls only, until it holds enough again
-                return None
+            limit = CLAIM_BATCH
+            if not ends_only:
+                # Progress polls are claimed only for slots free now (claimed ahead, they would hold back
+                # end polls falling due meanwhile). While the budget binds (the last claim took all it
+                # could), a batch at a time: each claim costs the same few queries however many it takes,
+                # and this loop makes them one after another; otherwise as soon as one token is there.
+                want = min(CLAIM_BATCH, max(self.concurrency - len(self._running), 1))
+                if self._progress_bound:
+                    want = min(want, self._progress.batch)
+                else:
+                    want = 1
+                limit = min(
+                    self._progress.available(), CLAIM_BATCH, max(self.concurrency - len(self._running), 1)
+                )
+                if limit < want:  # the budget is spent: end polls only, until it holds enough again
+                    self._budget_wait_until = time.time() + self._progress.next_tokens_in(want)
+                    return None
             n = len(self.parts)
             for i in range(n):
                 part = self.parts[(self._turn + i) % n]
@@ -189,21 +203,6 @@ class Scheduler:
                     self._progress_bound = False
                     await self._doze(part, now)
         return None
-
-    def _progress_limit(self) -> int:
-        """How many progress polls to claim now; 0 when the budget is spent (and when to ask again is set).
-
-        Only for slots free now: claimed ahead, they would hold back end polls falling due meanwhile.
-        While the budget binds (the last claim took all it could), a batch at a time, since each claim
-        costs the same few queries however many it takes and this loop makes them one after another;
-        otherwise as soon as one token is there."""
-        free = max(self.concurrency - len(self._running), 1)
-        want = min(free, self._progress.batch, CLAIM_BATCH) if self._progress_bound else 1
-        limit = min(self._progress.available(), CLAIM_BATCH, free)
-        if limit < want:
-            self._budget_wait_until = time.time() + self._progress.next_tokens_in(want)
-            return 0
-        return limit
 
     async def _doze(self, part: Partition, now: float) -> None:
         nxt = await self.store.earliest(part)
