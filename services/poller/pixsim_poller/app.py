@@ -79,10 +79,12 @@ def create_app(
     async def lifespan(a: FastAPI) -> AsyncIterator[None]:
         async with served(a):  # connected and subscribed: now work the schedule
             pollers[0].scheduler.start()
+            pollers[0].write_behind.start()
             try:
                 yield
             finally:
                 await pollers[0].scheduler.stop(min(SHUTDOWN_GRACE_S, settings.lease_s))
+                await pollers[0].write_behind.stop()
 
     app.router.lifespan_context = lifespan
     return app

@@ -3,9 +3,11 @@
 The provider's `expected_duration_s(operation_type, params)` hook comes first. When it is silent (None,
 or it raised), the estimate is learned per provider, operation and the params that change how long a
 job runs (`DURATION_PARAMS`), in the collection `poll_durations`: one document per such key (`_id`),
-holding the last `WINDOW` durations of completed jobs, appended by one `$push`/`$slice` per job. The
-estimate is their median once `MIN_SAMPLES` are known; reads go through a small per-process cache, so a
-new job usually costs no read.
+holding the last `WINDOW` durations of completed jobs. The estimate is their median once `MIN_SAMPLES`
+are known. Reads go through a small per-process cache, so a new job usually costs no read; what a job
+teaches counts in this process at once and is written behind (`flush`, every moment: one `$push`/`$slice`
+per key for all the samples since the last flush, in one round trip). A replica that dies loses the
+samples of its last moment: an estimate is statistics, not a record.
 
 What a completed job teaches: seen finished after a poll that found it running, it ended between the
 two polls (their midpoint is learned); seen finished at its first poll, it took at most that long, so
@@ -22,7 +24,7 @@ from typing import Any
 
 from pixsim_contracts import GenerationSubmitted
 from pixsim_provider_sdk import Provider
-from pymongo import ReturnDocument
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,8 @@ class Durations:
 
     def __init__(self, db: AsyncDatabase) -> None:
         self.coll = db[DURATIONS]
-        self._cache: dict[str, tuple[float, float | None]] = {}
+        self._cache: dict[str, tuple[float, list[float]]] = {}  # key -> (good until, recent samples)
+        self._unsaved: dict[str, list[float]] = {}
 
     async def expect(
         self, provider: Provider | None, job: GenerationSubmitted
@@ -88,24 +91,44 @@ class Durations:
                 and 0 <= hinted < float("inf")
             ):
                 return float(hinted), "hook"
-        seconds = await self._learned(duration_key(job))
+        seconds = learned(await self._samples(duration_key(job)))
         return (seconds, "learned") if seconds is not None else (None, None)
 
-    async def learn(self, key: str, seconds: float) -> None:
-        doc = await self.coll.find_one_and_update(
-            {"_id": key},
-            {"$push": {"recent": {"$each": [round(seconds, 3)], "$slice": -WINDOW}}},
-            upsert=True,
-            projection={"recent": 1},
-            return_document=ReturnDocument.AFTER,
-        )
-        self._cache[key] = (time.monotonic() + CACHE_S, learned(list((doc or {}).get("recent") or [])))
+    def learn(self, key: str, seconds: float) -> None:
+        """Count a completed job's duration: in this process now, in MongoDB at the next `flush`."""
+        sample = round(seconds, 3)
+        self._unsaved.setdefault(key, []).append(sample)
+        cached = self._cache.get(key)
+        if cached is not None:
+            cached[1][:] = [*cached[1], sample][-WINDOW:]
 
-    async def _learned(self, key: str) -> float | None:
+    async def flush(self) -> None:
+        """Write the samples learned since the last flush: one round trip for every key."""
+        unsaved, self._unsaved = self._unsaved, {}
+        if not unsaved:
+            return
+        try:
+            await self.coll.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": key},
+                        {"$push": {"recent": {"$each": samples, "$slice": -WINDOW}}},
+                        upsert=True,
+                    )
+                    for key, samples in unsaved.items()
+                ],
+                ordered=False,
+            )
+        except Exception:
+            for key, samples in unsaved.items():  # kept for the next flush, newest last
+                self._unsaved[key] = [*samples, *self._unsaved.get(key, [])][-WINDOW:]
+            raise
+
+    async def _samples(self, key: str) -> list[float]:
         cached = self._cache.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         doc = await self.coll.find_one({"_id": key}, {"recent": 1})
-        value = learned(list((doc or {}).get("recent") or []))
-        self._cache[key] = (time.monotonic() + CACHE_S, value)
-        return value
+        samples = [*list((doc or {}).get("recent") or []), *self._unsaved.get(key, [])][-WINDOW:]
+        self._cache[key] = (time.monotonic() + CACHE_S, samples)
+        return samples

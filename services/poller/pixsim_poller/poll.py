@@ -66,11 +66,14 @@ from .loop import Scheduler
 from .schedule import Policy, ends_from, next_delay
 from .settings import PollerSettings
 from .store import PollStore
+from .write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
 
 #: Seconds an account read stays good for polling (a poll costs no account read most of the time).
 ACCOUNT_CACHE_S = 10.0
+#: How often finished jobs are taken off the schedule and learned durations saved, in batches.
+WRITE_BEHIND_S = 0.5
 
 
 class Poller:
@@ -80,6 +83,7 @@ class Poller:
         self.cipher = cipher
         self.store = PollStore(ctx.db)
         self.durations = Durations(ctx.db)
+        self.write_behind = WriteBehind(self.store, self.durations, min(WRITE_BEHIND_S, settings.lease_s / 4))
         self.policy = Policy(
             min_interval=settings.poll_min_interval,
             interval=settings.poll_interval,
@@ -172,7 +176,7 @@ class Poller:
         ):
             if record.get("outbox") is not None:  # decided before a crash: publish it (again)
                 await self._publish(outbox.decode(record["outbox"]))
-                await self.store.close(record)
+                self.write_behind.close(record["_id"])
                 return None
             state = dict(record)
             now = time.time()
@@ -237,15 +241,11 @@ class Poller:
             )
             return
         await self._publish(events)
-        await self.store.close(record)
+        self.write_behind.close(record["_id"])
         if events[-1].type == "generation.completed" and record.get("estimate") != "hook":
-            try:
-                await self.durations.learn(
-                    record.get("duration_key") or duration_key(job),
-                    observed(elapsed, record.get("last_poll_at")),
-                )
-            except Exception as exc:  # noqa: BLE001 - learning is a bonus; the job is done
-                log.warning("could not learn the duration of %s: %s", job.generation_id, exc)
+            self.durations.learn(
+                record.get("duration_key") or duration_key(job), observed(elapsed, record.get("last_poll_at"))
+            )
 
     async def _poll_once(self, job: GenerationSubmitted, state: dict[str, Any]) -> list[Event] | None:
         """The events that end the job, or None to poll again later (`state` gathers what changed)."""

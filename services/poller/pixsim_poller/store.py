@@ -13,7 +13,8 @@ and the index (`provider_id`, `next_poll_at`) serves both the claim and the look
 replica. Claims come a few at a time (`claim_some`): one sorted query for the earliest due ids of one
 provider, one update by `_id` of those still due that takes their leases, and one read of what it took;
 the write-back after a poll is one more, conditional on the lease, so a replica that lost its lease
-never overwrites the next holder's. A finished job has no `next_poll_at`: it leaves the index.
+never overwrites the next holder's. A finished job has no `next_poll_at`: it leaves the index (closed a
+moment after its events are out, in batches: `pixsim_poller.write_behind`).
 
 Times are epoch seconds (floats), as in `pixsim_runtime.accounts`: numbers compare and index alike on
 every server, while nx-27017 (the tests' wire server) neither matches datetimes with `$lte` nor keeps a
@@ -182,10 +183,12 @@ class PollStore:
         )
         return bool(done.matched_count)
 
-    async def close(self, record: dict[str, Any]) -> None:
-        """The final events are out: the job leaves the schedule."""
-        await self.polls.update_one(
-            _held(record), {"$unset": {"next_poll_at": "", **dict.fromkeys(_FREE, "")}}
+    async def close_many(self, ids: list[str]) -> None:
+        """The final events of these jobs are out: they leave the schedule. Whoever holds them now: a job
+        with an outbox has ended, and its events are the same whoever publishes them."""
+        await self.polls.update_many(
+            {"_id": {"$in": ids}, "outbox": {"$exists": True}},
+            {"$unset": {"next_poll_at": "", **dict.fromkeys(_FREE, "")}},
         )
 
 
