@@ -10,8 +10,9 @@ until published) and `ended_at`.
 
 A job being polled has `next_poll_at` = its lease's end, so "due" and "lease expired" are one condition,
 and the index (`provider_id`, `next_poll_at`) serves both the claim and the look-ahead of an idle
-replica. Claims come a few at a time (`claim_some`): one sorted query for the earliest due ids of one
-provider, one update by `_id` of those still due that takes their leases, and one read of what it took;
+replica. Claims come a few at a time (`claim_some`): one sorted query for the earliest due jobs of one
+provider, and one update by `_id` of those still due that takes their leases (a read of what it took only
+when another replica took some first);
 the write-back after a poll is one more, conditional on the lease, so a replica that lost its lease
 never overwrites the next holder's. A finished job has no `next_poll_at`: it leaves the index (closed a
 moment after its events are out, in batches: `pixsim_poller.write_behind`).
@@ -103,37 +104,31 @@ class PollStore:
         self, part: Partition, now: float, lease_s: float, limit: int, *, ends_only: bool = False
     ) -> list[dict[str, Any]]:
         """Lease up to `limit` of the partition's earliest due jobs (`ends_only`: only end polls, those
-        past their `ends_from`) in three round trips however many: one sorted query for their ids, one
-        update of those still due (each document's update is atomic, so a job another replica took in
-        between is skipped), and one read of those this claim took, by `_id` and this claim's lease id.
-        Keyed operations stay fast however many jobs wait (nx-27017 slows down on other filters as the
-        collection grows), and a batch costs no more round trips than one job."""
+        past their `ends_from`) in two round trips however many: one sorted query for them, and one update
+        of those still due (each document's update is atomic, so a job another replica took in between is
+        skipped). Only when the update took fewer than it read (another replica was quicker) does a third
+        read, by `_id` and this claim's lease id, tell which ones are this claim's. Keyed operations stay
+        fast however many jobs wait (nx-27017 slows down on other filters as the collection grows), and a
+        batch costs no more round trips than one job."""
         query: dict[str, Any] = {**part.match, "next_poll_at": {"$lte": now}}
         if ends_only:
             query["ends_from"] = {"$lte": now}
-        due = await self.polls.find(
-            query, {"_id": 1}, sort=[("next_poll_at", ASCENDING)], limit=limit
-        ).to_list()
+        due = await self.polls.find(query, sort=[("next_poll_at", ASCENDING)], limit=limit).to_list()
         if not due:
             return []
         ids = [doc["_id"] for doc in due]
-        until, lease_id = (
-            now + lease_s,
-            uuid.uuid4().hex,
-        )  # unique per job too: a lease is (`_id`, `lease_id`)
-        await self.polls.update_many(
-            {"_id": {"$in": ids}, "next_poll_at": {"$lte": now}},
-            {
-                "$set": {
-                    "next_poll_at": until,
-                    "lease_until": until,
-                    "holder": self.holder,
-                    "lease_id": lease_id,
-                },
-                "$inc": {"polls": 1},
-            },
+        lease: dict[str, Any] = {
+            "next_poll_at": now + lease_s,
+            "lease_until": now + lease_s,
+            "holder": self.holder,
+            "lease_id": uuid.uuid4().hex,  # unique per job too: a lease is (`_id`, `lease_id`)
+        }
+        took = await self.polls.update_many(
+            {"_id": {"$in": ids}, "next_poll_at": {"$lte": now}}, {"$set": lease, "$inc": {"polls": 1}}
         )
-        claimed = await self.polls.find({"_id": {"$in": ids}, "lease_id": lease_id}).to_list()
+        if took.matched_count == len(ids):  # all of them: what was read, with the lease taken
+            return [{**doc, **lease, "polls": int(doc.get("polls") or 0) + 1} for doc in due]
+        claimed = await self.polls.find({"_id": {"$in": ids}, "lease_id": lease["lease_id"]}).to_list()
         order = {gid: i for i, gid in enumerate(ids)}
         return sorted(claimed, key=lambda doc: order[doc["_id"]])
 
