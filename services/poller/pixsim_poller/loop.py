@@ -14,6 +14,8 @@ over the providers, and polled with at most `concurrency` polls in flight.
   leaves its leases to run out, and the jobs are due again for any replica.
 - Cheap when idle: a provider with nothing due is asked again only when its earliest job falls due
   (one look-ahead query), or after `IDLE_S`, or when this replica scheduled something sooner.
+- Cheap when busy: a provider whose due jobs were all claimed rests for a gap in proportion to what the
+  claim cost (`_gap`), so jobs falling due one by one are claimed a few at a time, not one query each.
 - A slot is taken before a claim, so a lease is never held while waiting for a free slot.
 """
 
@@ -40,6 +42,23 @@ IDLE_S = 1.0
 ERROR_PAUSE_S = 0.2
 #: Due jobs claimed together from one provider (three round trips however many: `PollStore.claim_some`).
 CLAIM_BATCH = 16
+
+#: The gap between two claims of a partition that had no more jobs due (see `_gap`): at least this, ...
+CLAIM_GAP_MIN_S = 0.05
+#: ... this many times what the last claim took, ...
+CLAIM_COST_FACTOR = 4.0
+#: ... and at most this.
+CLAIM_GAP_MAX_S = 0.5
+
+
+def _gap(claim_s: float) -> float:
+    """How long a partition that had no more due jobs rests before it is asked again. The sorted query
+    behind a claim is the schedule's dearest operation and grows with the jobs waiting (tens of ms at
+    20,000 on nx-27017): asked again at once for every job that falls due, it would take most of
+    MongoDB's time. Resting in proportion to its cost keeps claims to a fifth of it at most, and jobs
+    falling due meanwhile are claimed together, at the price of up to this gap of detection lag."""
+    return min(max(CLAIM_GAP_MIN_S, CLAIM_COST_FACTOR * claim_s), CLAIM_GAP_MAX_S)
+
 
 #: Polls one leased job; returns when it is due next (epoch seconds), or None when it left the schedule.
 PollFn = Callable[[dict[str, Any]], Awaitable[float | None]]
@@ -100,6 +119,7 @@ class Scheduler:
         self._budget_wait_until = 0.0  # progress polls may be due but the budget is spent until then
         self._progress_bound = False  # the last progress claim took all the budget allowed
         self._turn = 0
+        self._claim_gap = CLAIM_GAP_MIN_S  # see `_gap`
         self._claimed: collections.deque[dict[str, Any]] = collections.deque()  # leased, waiting for a slot
         self._wake = asyncio.Event()
         self._running: dict[asyncio.Task[None], dict[str, Any]] = {}
@@ -191,7 +211,11 @@ class Scheduler:
                 now = time.time()
                 if self._asleep_until[part.name] > now:
                     continue
+                started = time.monotonic()
                 records = await self.store.claim_some(part, now, self.lease_s, limit, ends_only=ends_only)
+                self._claim_gap = _gap(time.monotonic() - started)
+                if ends_only and 0 < len(records) < limit:  # took all that was due: the rest comes later
+                    self._asleep_until[part.name] = max(self._asleep_until[part.name], now + self._claim_gap)
                 if records:
                     self._turn = (self._turn + i + 1) % n
                     if not ends_only:
@@ -208,7 +232,7 @@ class Scheduler:
         nxt = await self.store.earliest(part)
         # a job due already belongs to a replica that claimed it just now, or is claimable next round
         self._asleep_until[part.name] = (
-            now + IDLE_S if nxt is None else min(max(nxt, now + 0.01), now + IDLE_S)
+            now + IDLE_S if nxt is None else min(max(nxt, now + self._claim_gap), now + IDLE_S)
         )
 
     async def _sleep(self) -> None:
