@@ -206,6 +206,10 @@ class Projector:
                 return self._remember(updated)
             # someone else (another replica) wrote it since: read it again
 
+    def cached(self, generation_id: str) -> dict[str, Any] | None:
+        """The document this process stored (or read) last for the generation, if it still has it."""
+        return self._recent.get(generation_id)
+
     def _remember(self, doc: dict[str, Any]) -> dict[str, Any]:
         self._recent[doc["_id"]] = doc
         self._recent.move_to_end(doc["_id"])

@@ -131,10 +131,12 @@ def router(
             views.append(jsonable(view))
         return views
 
-    async def submit(event: GenerationRequested) -> dict[str, Any]:
+    async def submit(event: GenerationRequested, *, new: bool = False) -> dict[str, Any]:
         await publish_event(ctx.broker, event, msg_id=event.generation_id)
-        # Read your writes: fold our own event now instead of waiting for the projector's copy.
-        return await projector.apply(event) or await generations.find_one({"_id": event.generation_id})
+        # Read your writes: fold our own event now instead of waiting for the projector's copy. For a
+        # generation created just now, if our own consumer folded it first, the projector's cache has it.
+        stored = await projector.apply(event) or (projector.cached(event.generation_id) if new else None)
+        return stored or await generations.find_one({"_id": event.generation_id})
 
     @api.post("/generations", status_code=202, responses=responses(400, 403, 409, 413))
     async def create_generation(
@@ -180,7 +182,9 @@ def router(
                 if webhook_url
                 else None,
             )
-        return JSONResponse(jsonable(to_api(await submit(event))), status_code=202)
+        return JSONResponse(
+            jsonable(to_api(await submit(event, new=event.generation_id == gid))), status_code=202
+        )
 
     @api.get("/generations/{generation_id}", responses=responses(404))
     async def get_generation(principal: Caller, generation_id: GenerationId):
