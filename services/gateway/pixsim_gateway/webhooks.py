@@ -166,22 +166,20 @@ class Sender:
         """One attempt (unless delivered or given up before); None when done, else seconds to the next."""
         webhook_id = f"msg_{event.event_id}"
         now = datetime.now(UTC)
-        record = await self.deliveries.find_one({"_id": webhook_id})
-        if record is None:
-            record = {
-                "_id": webhook_id,
-                "generation_id": event.generation_id,
-                "user_id": sub["user_id"],
-                "url": sub["url"],
-                "event_type": event.type,
-                "status": "pending",
-                "attempts": [],
-                "created_at": now,
-            }
-            try:
-                await self.deliveries.insert_one(record)
-            except DuplicateKeyError:
-                record = await self.deliveries.find_one({"_id": webhook_id}) or record
+        record = {
+            "_id": webhook_id,
+            "generation_id": event.generation_id,
+            "user_id": sub["user_id"],
+            "url": sub["url"],
+            "event_type": event.type,
+            "status": "pending",
+            "attempts": [],
+            "created_at": now,
+        }
+        try:  # the first attempt: recorded without a read
+            await self.deliveries.insert_one(record)
+        except DuplicateKeyError:  # a retry or a redelivery: what the earlier attempts recorded
+            record = await self.deliveries.find_one({"_id": webhook_id}) or record
         if record["status"] != "pending":
             return None
         payload = json.dumps(
