@@ -11,9 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from pixsim_gateway.webhooks import SUBSCRIPTIONS
 from pixsim_provider_sdk.safe_fetch import allow_in_env
 from standardwebhooks import Webhook
-from support import create, wait_for
+from support import create, mongo_db, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -107,6 +108,46 @@ async def test_a_receiver_that_fails_three_times_gets_the_event_once_with_the_sa
     assert len(deliveries) == 1 and deliveries[0]["status"] == "delivered"
     assert deliveries[0]["id"] == receiver.accepted[0][0]
     assert [a["status_code"] for a in deliveries[0]["attempts"]] == [500, 500, 500, 204]
+    receiver.server.shutdown()
+
+
+async def test_a_webhook_given_to_the_next_generation_receives_its_events(pipeline):
+    """The sender knows a generation has no subscription without asking; that never hides the next one's."""
+    receiver = Receiver(await secret(pipeline.api))
+    plain = await create(pipeline.api, {"prompt": "no webhook", "duration": 1})
+    assert (await wait_for(pipeline.api, plain["id"]))["status"] == "completed"
+    gen = await create(
+        pipeline.api,
+        {"prompt": "a fox", "duration": 1},
+        webhook_url=receiver.url,
+        webhook_events_filter=["start", "completed"],
+    )
+    await wait_for(pipeline.api, gen["id"])
+    wanted = {"generation.submitted", "generation.completed"}
+    await until(lambda: {p["type"] for _, p in receiver.accepted} >= wanted)
+    assert {p["data"]["generation_id"] for _, p in receiver.accepted} == {gen["id"]}
+    receiver.server.shutdown()
+
+
+async def test_a_deleted_subscription_stops_receiving_events(pipeline):
+    """Deleted in the database (as an operator, or another replica, would): within the subscription cache
+    time (PIXSIM_WEBHOOK_SUBSCRIPTION_CACHE, 0.5 s in the tests) no more deliveries are made."""
+    receiver = Receiver(await secret(pipeline.api))
+    gen = await create(
+        pipeline.api,
+        {"prompt": "a slow fox", "duration": 1, "latency": 3},
+        webhook_url=receiver.url,
+        webhook_events_filter=["start", "completed"],
+    )
+    await until(lambda: receiver.accepted)
+    db = mongo_db(pipeline.servers.mongo_url, pipeline.db_name)
+    try:
+        assert (await db[SUBSCRIPTIONS].delete_one({"_id": gen["id"]})).deleted_count == 1
+    finally:
+        await db.client.close()
+    assert (await wait_for(pipeline.api, gen["id"]))["status"] == "completed"  # about 3 s later
+    await asyncio.sleep(1.0)
+    assert [p["type"] for _, p in receiver.accepted] == ["generation.submitted"]
     receiver.server.shutdown()
 
 

@@ -23,7 +23,7 @@ from .limits import BodyLimitMiddleware, RateLimiter
 from .oidc import OidcVerifier
 from .projections import GENERATIONS, Projector, UnknownGeneration
 from .settings import GatewaySettings
-from .webhooks import Secrets, Sender
+from .webhooks import Secrets, Sender, Subscriptions
 
 SCHEDULED_DELIVERIES = 10_000
 #: Events waiting for their `requested` hold a pending slot each; room for many, so that a backlog of them
@@ -46,6 +46,7 @@ def create_app(
     install_error_handlers(app)
 
     def setup(ctx: ServiceContext) -> None:
+        # One projector (one cache) for both projection consumers and the API's own writes.
         projector = Projector(ctx.db)
 
         async def project(event: Any, _msg: Any) -> None:
@@ -110,12 +111,21 @@ def create_app(
         )
         limits = settings.role_limits()
         secrets = Secrets(ctx.db, cipher)
+        subscriptions = Subscriptions(ctx.db, ttl_s=settings.webhook_subscription_cache_s)
         api.include_routers(
-            app, ctx, settings, projector=projector, cipher=cipher, storage=storage, secrets=secrets
+            app,
+            ctx,
+            settings,
+            projector=projector,
+            cipher=cipher,
+            storage=storage,
+            secrets=secrets,
+            subscriptions=subscriptions,
         )
         sender = Sender(
             ctx.db,
             secrets,
+            subscriptions,
             retry_s=settings.webhook_retry_s,
             retry_max_s=settings.webhook_retry_max_s,
             retry_for_s=settings.webhook_retry_for_s,

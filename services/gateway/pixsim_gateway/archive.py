@@ -109,22 +109,24 @@ class Archiver:
     async def archive(self, event: GenerationCompleted) -> float | None:
         """Copy what is not copied yet; None when done (or given up), else seconds until the next try."""
         gid, now = event.generation_id, datetime.now(UTC)
-        record = await self.archives.find_one({"_id": gid})
-        if record is None:  # (no $setOnInsert upsert: nx-27017 ignores it)
-            record = {"_id": gid, "status": "pending", "attempts": 0, "objects": {}, "first_attempt_at": now}
-            try:
-                await self.archives.insert_one(record)
-            except DuplicateKeyError:
-                record = await self.archives.find_one({"_id": gid}) or record
+        # The first attempt is recorded without a read: the insert fails only when there is a record (a
+        # retry, a redelivery), which is read then. (No $setOnInsert upsert: nx-27017 ignores it.)
+        record = {"_id": gid, "status": "pending", "attempts": 0, "objects": {}, "first_attempt_at": now}
+        try:
+            await self.archives.insert_one(record)
+        except DuplicateKeyError:
+            record = await self.archives.find_one({"_id": gid}) or record
         if record.get("status") in ("archived", "failed", "expired"):
             return None
         first = record.get("first_attempt_at") or now
         record["objects"] = dict(record.get("objects") or {})
+        # copied before a crash or an earlier failure: kept
+        todo = [s for s in sources(event.result) if s[0] not in record["objects"]]
         # Whole-document writes: nx-27017 stores a datetime given to $set as a string.
         try:
-            for variant, url, expect in sources(event.result):
-                if variant not in record["objects"]:  # copied before a crash or an earlier failure: kept
-                    record["objects"][variant] = await self.copy(event, variant, url, expect)
+            for i, (variant, url, expect) in enumerate(todo):
+                record["objects"][variant] = await self.copy(event, variant, url, expect)
+                if i < len(todo) - 1:  # the last copy is recorded with the outcome, below
                     await self.archives.replace_one({"_id": gid}, record)
         except ArchiveFailed as exc:
             attempts = (record.get("attempts") or 0) + 1

@@ -10,6 +10,7 @@ with optimistic concurrency on `version`, so concurrent replicas never lose an u
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from datetime import datetime
 from typing import Any
@@ -148,30 +149,50 @@ def to_api(doc: dict[str, Any]) -> dict[str, Any]:
 
 class Projector:
     """Folds events into the stored read model: optimistic concurrency on `version`, and a cache of the
-    documents it stored last, so the usual event costs one round trip (the guarded replace) instead of a
-    read and a write. A stale cache entry (another replica wrote since) only costs a re-read."""
+    documents it stored (or read) last, so the usual event costs one round trip: the guarded replace, or
+    for a new generation the insert. A stale cache entry (another replica wrote since) only costs a
+    re-read. One projector serves every consumer of the process (and the API's own writes): events of one
+    generation are folded one at a time, so the process's consumers never race each other's writes.
+
+    Nothing is read to answer a repeat: a cached document that lists the event as applied proves the
+    store has it too (a stored document's `applied` only grows)."""
 
     def __init__(self, db: AsyncDatabase, cache_size: int = 10_000) -> None:
         self.collection = db[GENERATIONS]
         self.cache_size = cache_size
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._turns: dict[str, _Turn] = {}
 
     async def apply(self, event: Event | CreditEvent) -> dict[str, Any] | None:
-        """Fold the event into its generation; returns the stored document (None if unchanged)."""
+        """Fold the event into its generation; returns the stored document, or None when the event
+        changed nothing (applied before, or a second `requested`)."""
         gid = event.generation_id  # type: ignore[attr-defined]
         if gid is None:  # account-level credit events (grants, syncs) belong to no generation
             return None
+        turn = self._turns.setdefault(gid, _Turn())
+        turn.waiting += 1
+        try:
+            async with turn.lock:
+                return await self._apply(gid, event)
+        finally:
+            turn.waiting -= 1
+            if not turn.waiting:
+                del self._turns[gid]
+
+    async def _apply(self, gid: str, event: Event | CreditEvent) -> dict[str, Any] | None:
         current = self._recent.get(gid)
+        # A `requested` the cache does not know is most likely a new generation: insert it straight away
+        # (a DuplicateKeyError says it exists after all, and then it is read).
+        read = current is None and not isinstance(event, GenerationRequested)
         while True:
-            cached = current is not None
-            if current is None:
+            if read:
                 current = await self.collection.find_one({"_id": gid})
+                if current is not None:
+                    self._remember(current)
+            read = True
             updated = apply_event(current, event)
-            if updated is None and cached:
-                current = None  # nothing to do, as far as the cache knows: answer with the stored document
-                continue
             if updated is None:
-                return current
+                return None
             if current is None:
                 updated["version"] = 1
                 try:
@@ -183,7 +204,11 @@ class Projector:
             result = await self.collection.replace_one({"_id": gid, "version": current["version"]}, updated)
             if result.matched_count:
                 return self._remember(updated)
-            current = None  # someone else wrote it since: read it again
+            # someone else (another replica) wrote it since: read it again
+
+    def cached(self, generation_id: str) -> dict[str, Any] | None:
+        """The document this process stored (or read) last for the generation, if it still has it."""
+        return self._recent.get(generation_id)
 
     def _remember(self, doc: dict[str, Any]) -> dict[str, Any]:
         self._recent[doc["_id"]] = doc
@@ -191,3 +216,13 @@ class Projector:
         while len(self._recent) > self.cache_size:
             self._recent.popitem(last=False)
         return doc
+
+
+class _Turn:
+    """The events of one generation waiting to be folded, one at a time."""
+
+    __slots__ = ("lock", "waiting")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.waiting = 0

@@ -72,6 +72,12 @@ class GatewaySettings(BaseServiceSettings, StorageSettings):
         alias="PIXSIM_WEBHOOK_RETRY_FOR",
         description="How long a failing delivery is retried (default 24 h)",
     )
+    webhook_subscription_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        alias="PIXSIM_WEBHOOK_SUBSCRIPTION_CACHE",
+        description="How long a replica trusts a webhook subscription it has read (0: read it for every event)",
+    )
 
     # -- limits (0 = none) ----------------------------------------------------------------------
     user_rate: float = Field(default=20.0, ge=0, alias="PIXSIM_USER_RATE", description="requests/s per user")

@@ -8,6 +8,9 @@ retry carries the same id and a receiver can drop duplicates). A receiver that f
 refused connection) is retried with backoff for `PIXSIM_WEBHOOK_RETRY_FOR` seconds (default 24 h). The
 URL follows the safe-fetch rules of sources: http(s) only, never an internal address (checked when the
 generation is created and again before every attempt, connecting to the address that was checked).
+
+Whether a generation has a subscription is cached in the process (`Subscriptions`), so its events
+usually cost no lookup: see there for how soon a change takes effect.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import base64
 import json
 import logging
 import secrets
+import time
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +36,7 @@ from standardwebhooks import Webhook
 
 log = logging.getLogger(__name__)
 
-SUBSCRIPTIONS = "webhook_subscriptions"  # {_id: generation_id, user_id, url, events}
+SUBSCRIPTIONS = "webhook_subscriptions"  # {_id: generation_id, user_id, url, events}; see Subscriptions
 DELIVERIES = "webhook_deliveries"
 SECRETS = "webhook_secrets"  # {_id: user_id, secret: <encrypted>}
 #: Filter names -> the generation event kinds they select (like Replicate's `webhook_events_filter`).
@@ -77,11 +82,71 @@ class Secrets:
         return secret
 
 
+class Subscriptions:
+    """Which generations have a webhook subscription, cached so a generation's events cost no lookup.
+
+    A subscription belongs to one generation and is written by `POST /generations` *before* the
+    generation's `requested` event is published. Hence:
+    - the process that created the generation knows the answer without asking (`created`);
+    - elsewhere (another gateway replica made it, or an upstream published it on NATS) the first event
+      the sender looks at reads it once. "None" is then final: every event the sender looks at
+      (`submitted` and later) comes after the `requested` event, so after any subscription it could have;
+    - a subscription found is trusted for `ttl_s` seconds (`PIXSIM_WEBHOOK_SUBSCRIPTION_CACHE`, default
+      5), then read again: one deleted or changed in the database (no API does that today) stops or
+      changes its deliveries within that time in every replica, and at once in a process that calls
+      `forget`.
+    """
+
+    def __init__(self, db: AsyncDatabase, *, ttl_s: float = 5.0, cache_size: int = 50_000) -> None:
+        self.collection = db[SUBSCRIPTIONS]
+        self.ttl_s = ttl_s
+        self.cache_size = cache_size
+        #: generation id -> (its subscription or None, monotonic time after which to read it again)
+        self._known: OrderedDict[str, tuple[dict[str, Any] | None, float]] = OrderedDict()
+
+    async def create(self, generation_id: str, sub: dict[str, Any] | None) -> None:
+        """Record a new generation's subscription (`sub`), or that it has none (None); before its
+        `requested` event is published."""
+        if sub is not None:
+            sub = {"_id": generation_id, **sub}
+            await self.collection.insert_one(sub)
+        self._remember(generation_id, sub)
+
+    async def get(self, generation_id: str) -> dict[str, Any] | None:
+        """The generation's subscription, if it has one; call only for events after its `requested`."""
+        known = self._known.get(generation_id)
+        if known is not None and (known[0] is None or time.monotonic() < known[1]):
+            return known[0]
+        sub = await self.collection.find_one({"_id": generation_id})
+        self._remember(generation_id, sub)
+        return sub
+
+    def forget(self, generation_id: str) -> None:
+        """The subscription changed: read it again next time."""
+        self._known.pop(generation_id, None)
+
+    def _remember(self, generation_id: str, sub: dict[str, Any] | None) -> None:
+        if sub is not None and self.ttl_s <= 0:
+            self._known.pop(generation_id, None)
+            return
+        self._known[generation_id] = (sub, time.monotonic() + self.ttl_s)
+        self._known.move_to_end(generation_id)
+        while len(self._known) > self.cache_size:
+            self._known.popitem(last=False)
+
+
 class Sender:
     def __init__(
-        self, db: AsyncDatabase, secrets_: Secrets, *, retry_s: float, retry_max_s: float, retry_for_s: float
+        self,
+        db: AsyncDatabase,
+        secrets_: Secrets,
+        subscriptions: Subscriptions,
+        *,
+        retry_s: float,
+        retry_max_s: float,
+        retry_for_s: float,
     ) -> None:
-        self.subscriptions = db[SUBSCRIPTIONS]
+        self.subscriptions = subscriptions
         self.deliveries = db[DELIVERIES]
         self.secrets = secrets_
         self.retry_s, self.retry_max_s, self.retry_for_s = retry_s, retry_max_s, retry_for_s
@@ -90,7 +155,7 @@ class Sender:
         kind = event.type.removeprefix("generation.")
         if kind not in EVENTS.values():
             return
-        sub = await self.subscriptions.find_one({"_id": event.generation_id})
+        sub = await self.subscriptions.get(event.generation_id)
         if sub is None or not any(EVENTS[name] == kind for name in sub["events"]):
             return
         delay = await self.deliver(event, sub)
@@ -101,22 +166,20 @@ class Sender:
         """One attempt (unless delivered or given up before); None when done, else seconds to the next."""
         webhook_id = f"msg_{event.event_id}"
         now = datetime.now(UTC)
-        record = await self.deliveries.find_one({"_id": webhook_id})
-        if record is None:
-            record = {
-                "_id": webhook_id,
-                "generation_id": event.generation_id,
-                "user_id": sub["user_id"],
-                "url": sub["url"],
-                "event_type": event.type,
-                "status": "pending",
-                "attempts": [],
-                "created_at": now,
-            }
-            try:
-                await self.deliveries.insert_one(record)
-            except DuplicateKeyError:
-                record = await self.deliveries.find_one({"_id": webhook_id}) or record
+        record = {
+            "_id": webhook_id,
+            "generation_id": event.generation_id,
+            "user_id": sub["user_id"],
+            "url": sub["url"],
+            "event_type": event.type,
+            "status": "pending",
+            "attempts": [],
+            "created_at": now,
+        }
+        try:  # the first attempt: recorded without a read
+            await self.deliveries.insert_one(record)
+        except DuplicateKeyError:  # a retry or a redelivery: what the earlier attempts recorded
+            record = await self.deliveries.find_one({"_id": webhook_id}) or record
         if record["status"] != "pending":
             return None
         payload = json.dumps(

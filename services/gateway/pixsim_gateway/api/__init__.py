@@ -11,7 +11,7 @@ from pixsim_runtime.storage import Storage
 from ..limits import StreamSlots
 from ..projections import Projector
 from ..settings import GatewaySettings
-from ..webhooks import Secrets
+from ..webhooks import Secrets, Subscriptions
 from . import accounts, assets, estimates, generations, keys, providers, webhooks
 
 
@@ -24,11 +24,19 @@ def include_routers(
     cipher: CredentialCipher,
     storage: Storage,
     secrets: Secrets,
+    subscriptions: Subscriptions,
 ) -> None:
     slots = StreamSlots(settings.sse_max_per_user, settings.sse_max_total)
     app.include_router(
         generations.router(
-            ctx, projector, settings.sse_keepalive_s, cipher, settings.role_limits(), slots, storage
+            ctx,
+            projector,
+            settings.sse_keepalive_s,
+            cipher,
+            settings.role_limits(),
+            slots,
+            storage,
+            subscriptions,
         )
     )
     app.include_router(providers.router(ctx.registry))

@@ -33,7 +33,7 @@ from ..bounds import ID_PATTERN, Cursor, Id, JsonObject, Priority, ProviderId, U
 from ..errors import ApiError, responses
 from ..limits import RoleLimits, StreamSlots, check_in_flight
 from ..projections import GENERATIONS, Projector, to_api
-from ..webhooks import DEFAULT_EVENTS, SUBSCRIPTIONS, check_webhook_url
+from ..webhooks import DEFAULT_EVENTS, Subscriptions, check_webhook_url
 from . import content, cursors
 from .assets import check_references
 from .owned import find_owned
@@ -103,6 +103,7 @@ def router(
     limits: dict[str, RoleLimits],
     slots: StreamSlots,
     storage: Storage,
+    subscriptions: Subscriptions,
 ) -> APIRouter:
     api = APIRouter(prefix="/api/v1", tags=["generations"], responses=responses(400, 401, 422, 429))
     generations = ctx.db[GENERATIONS]
@@ -130,10 +131,12 @@ def router(
             views.append(jsonable(view))
         return views
 
-    async def submit(event: GenerationRequested) -> dict[str, Any]:
+    async def submit(event: GenerationRequested, *, new: bool = False) -> dict[str, Any]:
         await publish_event(ctx.broker, event, msg_id=event.generation_id)
-        # Read your writes: fold our own event now instead of waiting for the projector's copy.
-        return await projector.apply(event) or await generations.find_one({"_id": event.generation_id})
+        # Read your writes: fold our own event now instead of waiting for the projector's copy. For a
+        # generation created just now, if our own consumer folded it first, the projector's cache has it.
+        stored = await projector.apply(event) or (projector.cached(event.generation_id) if new else None)
+        return stored or await generations.find_one({"_id": event.generation_id})
 
     @api.post("/generations", status_code=202, responses=responses(400, 403, 409, 413))
     async def create_generation(
@@ -167,16 +170,21 @@ def router(
         )
         if keys:
             event = await keys.remember(event)
-        if webhook_url and event.generation_id == gid:  # before the request exists: no event is missed
-            await ctx.db[SUBSCRIPTIONS].insert_one(
+        if event.generation_id == gid:  # ours (not an earlier request's under the same Idempotency-Key)
+            # Before the request exists: no event is missed, and the sender never needs to look it up.
+            await subscriptions.create(
+                gid,
                 {
-                    "_id": gid,
                     "user_id": owner,
                     "url": webhook_url,
                     "events": sorted(set(body.webhook_events_filter or DEFAULT_EVENTS)),
                 }
+                if webhook_url
+                else None,
             )
-        return JSONResponse(jsonable(to_api(await submit(event))), status_code=202)
+        return JSONResponse(
+            jsonable(to_api(await submit(event, new=event.generation_id == gid))), status_code=202
+        )
 
     @api.get("/generations/{generation_id}", responses=responses(404))
     async def get_generation(principal: Caller, generation_id: GenerationId):
