@@ -1,7 +1,7 @@
 """Fault injection points for crash tests: off unless `PIXSIM_FAULT_POINT` names a point.
 
-Code marks the gaps between its writes with `await fault_point("billing.after_balance")` (or the sync
-`fault_point_sync`). With `PIXSIM_FAULT_POINT=billing.after_balance` the process SIGKILLs itself the
+Code marks the gaps between its writes with `await fault_point("billing.after_fold")` (or the sync
+`fault_point_sync`). With `PIXSIM_FAULT_POINT=billing.after_fold` the process SIGKILLs itself the
 first time it gets there, exactly as a crash or an OOM kill would stop it: no clean-up, no ack.
 `name@N` kills on the N-th time instead, and several points can be given, comma-separated. Production
 never sets the variable, and then a point costs one dictionary lookup.

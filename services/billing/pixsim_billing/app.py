@@ -77,4 +77,9 @@ def create_app(
             ack_wait_s=settings.ack_wait_s,
         )
 
-    return build_service(settings, setup=setup, tracer_provider=tracer_provider, registry=registry)
+    async def on_startup(ctx: ServiceContext) -> None:
+        await ledger.create_indexes(ctx.db)
+
+    return build_service(
+        settings, setup=setup, on_startup=on_startup, tracer_provider=tracer_provider, registry=registry
+    )

@@ -1,8 +1,11 @@
 """The invariants of an account's money, checked from what is stored (tests and `make chaos` call this).
 
 For every balance (account, credit type) of the account:
-- its claims `1..entries` exist, name distinct entries of this balance, and each of those is `applied`;
-  no other entry of the balance is waiting (at rest, every entry is booked);
+- its entries are numbered `1..entries` (the balance's version), exactly one entry per number, each
+  `applied`; no entry of the balance is unnumbered or numbered beyond (at rest every event is booked,
+  and every booking has its entry: the last one too, which the balance carries as `pending`);
+- no event is folded twice: `pending` is the entry numbered `entries`, and the event it names has no
+  entry under another number;
 - `balance`, `reserved` and `spent` equal the sums of those entries' deltas;
 - `reserved` equals the open holds: the reservations whose generation has no charge or release yet, and
   each generation has at most one reservation and one settlement per credit type (never charged twice);
@@ -14,13 +17,13 @@ in flight); `check_account` is what to call after a run has drained.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
 from pixsim_runtime.accounts import ACCOUNTS
 from pymongo.asynchronous.database import AsyncDatabase
 
-from .ledger import BALANCES, CLAIMS, LEDGER, claim_id
+from .ledger import BALANCES, LEDGER
 
 SETTLEMENTS = ("charged", "released")
 
@@ -35,28 +38,44 @@ async def check_account(db: AsyncDatabase, account_id: str) -> list[str]:
     for balance in balances:
         key, credit_type = balance["_id"], balance["credit_type"]
         count = int(balance.get("entries", 0))
-        claims = await db[CLAIMS].find({"balance_id": key}).to_list()
-        by_seq = {c["_id"]: c["event_id"] for c in claims}
+        by_seq: defaultdict[int, list[dict[str, Any]]] = defaultdict(list)
+        for eid, e in sorted(entries.items()):
+            if e.get("balance_id") != key:
+                continue
+            seq = e.get("seq")
+            if isinstance(seq, int) and 1 <= seq <= count:
+                by_seq[seq].append(e)
+            else:
+                problems.append(f"{key}: entry {eid} not booked (number {seq!r} of {count})")
+        pending = balance.get("pending") or {}
         folded: list[dict[str, Any]] = []
         for seq in range(1, count + 1):
-            eid = by_seq.get(claim_id(key, seq))
-            if eid is None or eid not in entries:
+            held = by_seq.get(seq, [])
+            if len(held) > 1:
+                problems.append(f"{key}: number {seq} held by {len(held)} entries ({held[0]['_id']}, ...)")
+            if held:
+                folded.append(held[0])
+            elif pending and pending.get("seq") == seq:
+                problems.append(f"{key}: entry {seq} ({pending.get('event_id')}) folded but never written")
+                folded.append(pending)
+            else:
+                problems.append(f"{key}: entry {seq} missing")
+        if pending:
+            if pending.get("seq") != count:
                 problems.append(
-                    f"{key}: claim {seq} {'missing' if eid is None else f'names no entry ({eid})'}"
+                    f"{key}: pending {pending.get('event_id')} is number {pending.get('seq')}, not {count}"
                 )
-                continue
-            folded.append(entries[eid])
-        if len(claims) != count:
-            problems.append(f"{key}: {len(claims)} claims but {count} entries folded")
-        ids = [e["_id"] for e in folded]
-        for eid, n in Counter(ids).items():
-            if n > 1:
-                problems.append(f"{key}: entry {eid} folded {n} times")
+            first = entries.get(pending.get("event_id"))
+            if first is not None and first.get("seq") != pending.get("seq"):
+                problems.append(
+                    f"{key}: {pending.get('event_id')} folded twice (numbers {first.get('seq')} and "
+                    f"{pending.get('seq')})"
+                )
         problems += [
-            f"{key}: entry {e['_id']} folded but not marked applied" for e in folded if not e.get("applied")
+            f"{key}: entry {e.get('_id', e.get('event_id'))} folded but not marked applied"
+            for e in folded
+            if not e.get("applied")
         ]
-        waiting = [eid for eid, e in entries.items() if e.get("balance_id") == key and eid not in set(ids)]
-        problems += [f"{key}: entry {eid} not booked" for eid in sorted(waiting)]
         for field in ("balance", "reserved", "spent"):
             total = sum(int(e.get(f"delta_{field}") or 0) for e in folded)
             if total != int(balance.get(field, 0)):

@@ -16,22 +16,35 @@ moment the sync takes its place in the balance's order; a balance is never overw
 
 **Exactly once, through any crash, for ever.** There are no multi-document transactions, so no two
 writes happen together; instead every write is safe to repeat, and nothing depends on remembering a
-window of recent ids. Each balance is a sequence of entries, numbered 1, 2, 3, ...:
-1. the entry is upserted, keyed by the event id (a duplicate finds the first delivery's entry);
-2. it takes the next number: it first notes the number it is about to claim on itself (`seq`, changed
-   only by a compare-and-set and only once that number is proven taken by another entry), then inserts
-   the claim `ledger_seq/<balance id>#<number>`. Claims are unique by `_id`, never deleted and without
-   gaps, so an event holds at most one number, and a redelivery finds it again from its entry;
-3. the balance folds claims in number order: each fold is one update guarded by the balance's
-   `entries` count (its version), which it increments. Any delivery folds every claim up to its own,
-   so a claim left by a delivery that died is booked by the next one;
-4. the entry is marked `applied` (booked: the ledger API shows it);
-5. the account's `available` folds the same claims behind its own version, `billed.<credit type>`
-   (the dispatcher moves `available` too, by its own atomic updates, never touching that version).
-A crash between any two of these writes is finished by the redelivery, at any time later, however
-many events were booked in between; a duplicate delivered at the same moment matches nothing.
-`invariants.check_account` verifies the result. `PIXSIM_FAULT_POINT=billing.after_*` kills billing
-between the writes (tests only; see `pixsim_runtime.faults`).
+window of recent ids. Each balance is a sequence of entries numbered 1, 2, 3, ... (`seq`); its version
+`entries` is the number of the last one, and it carries that last one whole, as `pending`. Booking:
+1. the entry is looked for by the event id (its `_id`): found, the event is booked already;
+2. the balance folds the event: ONE update guarded by the version (`entries: v`) adds the deltas,
+   increments `entries` and sets `pending` to the event's entry, numbered v + 1. Whoever folds at v has
+   made sure the entry of v (the `pending` it replaces) is written: every entry below a balance's
+   version exists, so an event is booked exactly when its entry exists or it is the balance's `pending`;
+3. the entry is inserted, with its `seq` and `applied` (what the ledger API shows), as `pending` has it;
+4. the account's `available` folds the entries in number order behind its own version,
+   `billed.<credit type>` (the dispatcher moves `available` too, by its own atomic updates, never
+   touching that version); when it is behind it reads the entries by (`balance_id`, `seq`).
+Step 1 comes after the version of step 2 was seen, so a fold that matches cannot book an event twice:
+had the event taken a number below v, its entry was written before the balance passed that number, so
+before v was seen; had it taken v, v's entry is known written. When the fold matches nothing (another
+replica folded, or this process's guess of the version was stale), the balance is read: if its
+`pending` is this event, an earlier or a concurrent delivery folded it, and writing its entry
+(idempotent: keyed by the event id) finishes the booking; otherwise the entry of `pending` is written,
+step 1 is repeated and the fold retried at the version read. A crash between any two writes is
+finished by the redelivery, at any time later, however many events were booked in between (or by the
+next fold of the balance, which writes the entry a crash left unwritten). With this process's guess
+of the version right (no crash, no other replica in between), an event costs 3 round trips (steps
+1 to 3), and 4 for a user account. `invariants.check_account` verifies the result.
+`PIXSIM_FAULT_POINT=billing.after_*` kills billing after each write (tests only; see
+`pixsim_runtime.faults`).
+
+Stored before this design (numbered claims in `ledger_seq`, entries upserted before their fold and
+marked `applied` after it), a balance at rest books on: its entries carry their numbers. An entry such
+a billing left half-booked (not `applied`) is refused loudly, never guessed at: drain billing before
+upgrading (pre-release: there is no migration).
 """
 
 from __future__ import annotations
@@ -51,12 +64,13 @@ from pixsim_contracts import (
 )
 from pixsim_runtime.accounts import ACCOUNTS, is_system_account
 from pixsim_runtime.faults import fault_point
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 LEDGER = "ledger"
 BALANCES = "balances"
-CLAIMS = "ledger_seq"
 KINDS = {
     CreditsGranted: "grant",
     CreditsReserved: "reserved",
@@ -66,24 +80,25 @@ KINDS = {
 }
 #: Kinds after which a balance is known (tracked) and new credits may revive an exhausted account.
 FUNDING = {"grant", "adjustment"}
-#: The points between billing's writes where a test can kill it (`PIXSIM_FAULT_POINT`).
+#: The points after each of billing's writes where a test can kill it (`PIXSIM_FAULT_POINT`).
 FAULT_POINTS = (
+    "billing.after_pending_entry",  # the entry of the balance's `pending`, written by whoever read it
+    "billing.after_fold",
     "billing.after_entry",
-    "billing.after_claim_intent",
-    "billing.after_claim",
-    "billing.after_balance",
-    "billing.after_marked",
     "billing.after_account",
 )
+#: How many entries the account's fold reads at once when it is behind.
+CATCH_UP = 200
 
 #: One booking at a time per balance in this process: correctness never depends on it (the writes
 #: above are safe from any number of processes), but concurrent deliveries for one balance would
-#: otherwise all race for the same claim and fold the same entries, each retrying the others' work.
+#: otherwise all race for the same version, each retrying after the others' folds.
 _LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 #: What this process last saw of each balance's `entries` and each account's `billed.<type>` (per
 #: database): a first guess for the next compare-and-set, which saves a read when no other replica moved
-#: it meanwhile. Only ever a guess for a guarded write, which then matches nothing and the document is
-#: read; never used to choose a claim's number (a guess ahead of the truth would leave a gap).
+#: it meanwhile. A balance's version is kept only once the entry of its `pending` is known written, so
+#: a fold behind the guess keeps "every entry below the version exists"; a stale guess matches nothing,
+#: and the balance is read.
 _VERSIONS: dict[tuple[int, str, str], int] = {}
 _BILLED: dict[tuple[int, str, str, str], int] = {}
 
@@ -119,219 +134,187 @@ def balance_id(account_id: str, credit_type: str) -> str:
     return f"{account_id}:{credit_type}"
 
 
-def claim_id(key: str, seq: int) -> str:
-    return f"{key}#{seq:012d}"
+async def create_indexes(db: AsyncDatabase) -> None:
+    """Entries by number: the account's fold reads them so when it is behind (`_numbered`)."""
+    await db[LEDGER].create_index([("balance_id", ASCENDING), ("seq", ASCENDING)])
 
 
-def _entry(event: CreditEvent, key: str) -> dict[str, Any]:
-    kind = KINDS[type(event)]
+def _entry(event: CreditEvent, key: str, seq: int, balance: dict[str, Any] | None) -> dict[str, Any]:
+    """The event's entry as number `seq` of its balance; `balance` is the one it follows (for a sync)."""
     booked = datetime.now(UTC)
+    change = deltas(event, balance)
+    synced = isinstance(event, CreditsSynced)
     entry = {
-        "kind": kind,
+        "_id": event.event_id,
+        "kind": KINDS[type(event)],
         "generation_id": event.generation_id,
         "provider_id": event.provider_id,
         "account_id": event.account_id,
         "credit_type": event.credit_type,
-        "amount": None,
-        "reason": getattr(event, "reason", None),
+        "amount": change["balance"] if synced else event.amount,  # type: ignore[attr-defined]
+        "reason": f"provider reports {event.provider_balance}" if synced else getattr(event, "reason", None),
         "occurred_at": event.occurred_at,
         "booked_at": booked,
         "balance_id": key,
         # Newest-first paging sorts and compares this string, not the datetime: nx-27017 cannot
         # range-compare datetimes or date-like strings. Microseconds since the epoch, then the event id.
         "sort_key": f"b{round(booked.timestamp() * 1e6):017d}:{event.event_id}",
-        "applied": False,
-        "seq": None,
+        "seq": seq,
+        "applied": True,  # an entry is written once booked (the ledger API shows `applied` entries)
+        "delta_balance": change["balance"],
+        "delta_reserved": change["reserved"],
+        "delta_spent": change["spent"],
+        "delta_available": change["available"],
     }
-    if isinstance(event, CreditsSynced):  # its figures are known only when it takes its place: see _fold
-        entry.update(
-            reason=f"provider reports {event.provider_balance}", provider_balance=event.provider_balance
-        )
-        return entry
-    change = deltas(event)
-    entry.update(
-        amount=event.amount,
-        delta_balance=change["balance"],  # type: ignore[attr-defined]
-        delta_reserved=change["reserved"],
-        delta_spent=change["spent"],
-        delta_available=change["available"],
-    )
+    if synced:
+        entry["provider_balance"] = event.provider_balance  # type: ignore[attr-defined]
     return entry
+
+
+def _as_pending(entry: dict[str, Any]) -> dict[str, Any]:
+    return {"event_id": entry["_id"], **{k: v for k, v in entry.items() if k != "_id"}}
+
+
+def _from_pending(pending: dict[str, Any]) -> dict[str, Any]:
+    return {"_id": pending["event_id"], **{k: v for k, v in pending.items() if k != "event_id"}}
 
 
 async def apply(db: AsyncDatabase, event: CreditEvent) -> dict[str, Any] | None:
     """Book the event; returns its ledger entry, or None when it had been booked already."""
-    ledger = db[LEDGER]
     key = balance_id(event.account_id, event.credit_type)
     lock = _LOCKS.setdefault(key, asyncio.Lock())
     async with lock:
-        fresh = _entry(event, key)
-        created = await ledger.update_one({"_id": event.event_id}, {"$setOnInsert": fresh}, upsert=True)
-        await fault_point("billing.after_entry")
-        entry = (
-            {"_id": event.event_id, **fresh}
-            if created.upserted_id is not None
-            else await ledger.find_one({"_id": event.event_id})
-        )
-        if entry is None:
-            raise RuntimeError(f"ledger entry {event.event_id} vanished")
-        booked_now = not entry.get("applied")
-        known: dict[int, dict[str, Any]] = {}  # entries by number, as read or written here
-        if booked_now:
-            seq = await _claim(db, key, entry, event)
-            known[seq] = entry
-            if not await _fold(db, key, seq, known):  # another delivery folded it and died before marking it
-                await ledger.update_one({"_id": event.event_id}, {"$set": {"applied": True}})
-        else:
-            _VERSIONS.pop(
-                _cached(db, key), None
-            )  # a redelivery: read the balance, to finish what a crash left
+        booked, upto, known = await _book(db, key, event)
         if not is_system_account(event.account_id):  # system accounts have no document and no gate
-            await _fold_account(db, key, event.account_id, event.credit_type, known)
-    return entry if booked_now else None
+            # Also for an event booked already: a crash may have come between its booking and this.
+            await _fold_account(db, key, event.account_id, event.credit_type, upto, known)
+    return booked
 
 
 def _cached(db: AsyncDatabase, key: str) -> tuple[int, str, str]:
     return id(db.client), db.name, key
 
 
-async def _balance(db: AsyncDatabase, key: str, event: CreditEvent) -> dict[str, Any]:
-    balances = db[BALANCES]
-    doc = await balances.find_one({"_id": key})
-    if doc is None:
-        await balances.update_one(
-            {"_id": key},
-            {
-                "$setOnInsert": {
-                    "account_id": event.account_id,
-                    "provider_id": event.provider_id,
-                    "credit_type": event.credit_type,
-                    "balance": 0,
-                    "reserved": 0,
-                    "spent": 0,
-                    "entries": 0,
-                    "tracked": False,
-                }
-            },
-            upsert=True,
-        )
-        doc = await balances.find_one({"_id": key})
-    if doc is None:
-        raise RuntimeError(f"balance {key} could not be created")
-    return doc
-
-
-async def _claim(db: AsyncDatabase, key: str, entry: dict[str, Any], event: CreditEvent) -> int:
-    """The number this entry holds in its balance's sequence, claiming the next free one if it has none."""
-    ledger, claims = db[LEDGER], db[CLAIMS]
-    eid = entry["_id"]
-    noted: int | None = entry.get("seq")
-    while True:
-        taken: int | None = None
-        if noted is not None:
-            try:
-                await claims.insert_one({"_id": claim_id(key, noted), "event_id": eid, "balance_id": key})
-                await fault_point("billing.after_claim")
-                return noted
-            except DuplicateKeyError:
-                holder = await claims.find_one({"_id": claim_id(key, noted)})
-                if holder is not None and holder["event_id"] == eid:
-                    return noted  # claimed by an earlier or a concurrent delivery of this event
-                taken = noted
-        balance = await _balance(db, key, event)
-        candidate = max(int(balance.get("entries", 0)) + 1, (taken or 0) + 1)
-        # Note the number before claiming it, moving on only from a number proven taken: a crash after the
-        # claim then leaves a note that leads back to it, and the event never holds two numbers.
-        moved = await ledger.update_one({"_id": eid, "seq": noted}, {"$set": {"seq": candidate}})
-        await fault_point("billing.after_claim_intent")
-        if moved.matched_count:
-            noted = candidate
-        else:  # a concurrent delivery of the same event moved the note first: follow it
-            current = await ledger.find_one({"_id": eid}, {"seq": 1})
-            noted = (current or {}).get("seq")
-
-
-async def _claimed_entry(
-    db: AsyncDatabase, key: str, seq: int, known: dict[int, dict[str, Any]]
-) -> dict[str, Any]:
-    if seq in known:
-        return known[seq]
-    holder = await db[CLAIMS].find_one({"_id": claim_id(key, seq)})
-    entry = await db[LEDGER].find_one({"_id": holder["event_id"]}) if holder else None
-    if entry is None:  # claims have no gaps and entries are written before their claims
-        raise RuntimeError(f"balance {key}: claim {seq} or its entry is missing")
-    known[seq] = entry
-    return entry
-
-
-async def _fold(db: AsyncDatabase, key: str, upto: int, known: dict[int, dict[str, Any]]) -> bool:
-    """Fold every claim up to `upto` into the balance, in order; True when this call folded `upto` itself."""
-    balances, ledger = db[BALANCES], db[LEDGER]
+async def _book(
+    db: AsyncDatabase, key: str, event: CreditEvent
+) -> tuple[dict[str, Any] | None, int, dict[int, dict[str, Any]]]:
+    """Fold the event into its balance unless it is booked already. Returns its entry (None when it was
+    booked before), a version of the balance every entry up to which is written, and the entries at hand
+    by number."""
+    ledger, cached = db[LEDGER], _cached(db, key)
     balance: dict[str, Any] | None = None
-    cached = _cached(db, key)
-    version = _VERSIONS.get(cached)
+    # A sync's difference depends on the balance it follows: always read that, never guess its version.
+    version = None if isinstance(event, CreditsSynced) else _VERSIONS.get(cached)
     while True:
         if version is None:
-            balance = await balances.find_one({"_id": key})
-            if balance is None:
-                raise RuntimeError(f"balance {key} is missing")
-            version = int(balance.get("entries", 0))
-        _VERSIONS[cached] = version
-        if version >= upto:
-            return False
-        entry = await _claimed_entry(db, key, version + 1, known)
-        if entry.get("delta_balance") is None:  # a sync: its difference from the balance it follows
-            if balance is None or int(balance.get("entries", 0)) != version:
-                version = None
-                continue
-            change = sync_deltas(int(entry["provider_balance"]), balance)
-            figures = {
-                "amount": change["balance"],
-                "delta_balance": change["balance"],
-                "delta_reserved": 0,
-                "delta_spent": 0,
-                "delta_available": change["available"],
-            }
-            # The same figures whoever computes them: the balance at `version` is always the same.
-            await ledger.update_one({"_id": entry["_id"]}, {"$set": figures})
-            entry.update(figures)
-        update: dict[str, Any] = {
-            "$inc": {
-                "balance": entry["delta_balance"],
-                "reserved": entry["delta_reserved"],
-                "spent": entry["delta_spent"],
-                "entries": 1,
-            },
-            "$set": {
-                "updated_at": datetime.now(UTC),
-                **({"tracked": True} if entry["kind"] in FUNDING else {}),
-            },
+            balance, version, last = await _observe(db, key)
+            if last is not None and last["_id"] == event.event_id:
+                return None, version, {version: last}  # an earlier or a concurrent delivery folded it
+        # Looked for only now, after `version` was seen: see the module's docstring.
+        found = await ledger.find_one({"_id": event.event_id})
+        if found is not None:
+            if not found.get("applied") or found.get("seq") is None:
+                raise RuntimeError(
+                    f"ledger entry {event.event_id} was left half-booked by an older billing "
+                    "(claims in ledger_seq): finish it with that version before upgrading"
+                )
+            return None, max(int(found["seq"]), _VERSIONS.get(cached, 0)), {}
+        entry = _entry(event, key, version + 1, balance)
+        if await _fold(db, key, version, entry):
+            await fault_point("billing.after_fold")
+            await _write(ledger, entry)
+            await fault_point("billing.after_entry")
+            _VERSIONS[cached] = version + 1
+            return entry, version + 1, {version + 1: entry}
+        _VERSIONS.pop(cached, None)
+        version = None  # another replica folded, or the guess was stale: read the balance
+
+
+async def _observe(db: AsyncDatabase, key: str) -> tuple[dict[str, Any] | None, int, dict[str, Any] | None]:
+    """Read the balance and write the entry of its last fold (if a crash left it unwritten): the balance,
+    its version, and that last entry."""
+    balance = await db[BALANCES].find_one({"_id": key})
+    version = int((balance or {}).get("entries", 0))
+    last = None
+    if pending := (balance or {}).get("pending"):
+        last = _from_pending(pending)
+        if last.get("seq") != version:
+            raise RuntimeError(f"balance {key}: pending entry {last['_id']} is not number {version}")
+        await _write(db[LEDGER], last)
+        await fault_point("billing.after_pending_entry")
+    # (A balance without `pending` is new, or was last folded before this design: its entries exist.)
+    _VERSIONS[_cached(db, key)] = version
+    return balance, version, last
+
+
+async def _write(ledger: AsyncCollection, entry: dict[str, Any]) -> None:
+    """Insert the entry, once: its `_id` is the event id, and whoever writes it writes the same entry
+    (the balance's `pending` is that entry)."""
+    try:
+        await ledger.insert_one(dict(entry))
+    except DuplicateKeyError:
+        pass  # written already: by an earlier or a concurrent delivery, or by the next fold
+
+
+async def _fold(db: AsyncDatabase, key: str, version: int, entry: dict[str, Any]) -> bool:
+    """The one guarded update that books `entry` as number version + 1; False when the balance is not at
+    `version` (any more)."""
+    update: dict[str, Any] = {
+        "$inc": {
+            "balance": entry["delta_balance"],
+            "reserved": entry["delta_reserved"],
+            "spent": entry["delta_spent"],
+            "entries": 1,
+        },
+        "$set": {
+            "pending": _as_pending(entry),
+            "updated_at": datetime.now(UTC),
+            **({"tracked": True} if entry["kind"] in FUNDING else {}),
+        },
+    }
+    if version == 0:  # the balance's first entry creates it (with the filter's `_id` and `entries: 0`)
+        update["$setOnInsert"] = {
+            "account_id": entry["account_id"],
+            "provider_id": entry["provider_id"],
+            "credit_type": entry["credit_type"],
+            **({} if entry["kind"] in FUNDING else {"tracked": False}),
         }
-        if not (await balances.update_one({"_id": key, "entries": version}, update)).matched_count:
-            version = None  # the guess was stale, or another replica folded it: read again
-            continue
-        await fault_point("billing.after_balance")
-        await ledger.update_one({"_id": entry["_id"]}, {"$set": {"applied": True}})
-        await fault_point("billing.after_marked")
-        version += 1
-        _VERSIONS[cached] = version
-        if version == upto:
-            return True
-        balance = None
+    try:
+        result = await db[BALANCES].update_one({"_id": key, "entries": version}, update, upsert=version == 0)
+    except DuplicateKeyError:  # the upsert of a first entry: the balance exists, at another version
+        return False
+    return bool(result.matched_count or result.upserted_id is not None)
+
+
+async def _numbered(
+    db: AsyncDatabase, key: str, first: int, last: int, known: dict[int, dict[str, Any]]
+) -> dict[str, Any]:
+    """Entry number `first` of the balance (and the next ones up to `last`, into `known`)."""
+    docs = (
+        await db[LEDGER]
+        .find({"balance_id": key, "seq": {"$gte": first, "$lte": last}, "applied": True})
+        .sort("seq", ASCENDING)
+        .limit(CATCH_UP)
+        .to_list()
+    )
+    for doc in docs:
+        known.setdefault(int(doc["seq"]), doc)
+    if first not in known:  # every entry below the balance's version is written before it moves on
+        raise RuntimeError(f"balance {key}: entry {first} is missing")
+    return known[first]
 
 
 async def _fold_account(
-    db: AsyncDatabase, key: str, account_id: str, credit_type: str, known: dict[int, dict[str, Any]]
+    db: AsyncDatabase,
+    key: str,
+    account_id: str,
+    credit_type: str,
+    upto: int,
+    known: dict[int, dict[str, Any]],
 ) -> None:
-    """Bring the account's `available.<credit type>` up to date with the balance's folded entries."""
+    """Bring the account's `available.<credit type>` up to entry `upto` of the balance, in order."""
     accounts = db[ACCOUNTS]
     field, cached = f"billed.{credit_type}", (*_cached(db, account_id), credit_type)
-    target = _VERSIONS.get(_cached(db, key))
-    if target is None:
-        balance = await db[BALANCES].find_one({"_id": key}, {"entries": 1})
-        if balance is None:
-            return
-        target = _VERSIONS[_cached(db, key)] = int(balance.get("entries", 0))
     done = _BILLED.get(cached)
     while True:
         if done is None:
@@ -340,9 +323,9 @@ async def _fold_account(
                 return  # a deleted account has no figure to keep
             done = int((account.get("billed") or {}).get(credit_type, 0))
         _BILLED[cached] = done
-        if done >= target:
+        if done >= upto:
             return
-        entry = await _claimed_entry(db, key, done + 1, known)
+        entry = known.get(done + 1) or await _numbered(db, key, done + 1, upto, known)
         guard: dict[str, Any] = {"_id": account_id, field: done if done else {"$exists": False}}
         update: dict[str, Any] = {
             "$inc": {f"available.{credit_type}": entry["delta_available"]},
