@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from pixsim_contracts import TERMINAL_GENERATION_EVENTS
 from pixsim_provider_sdk import SourceRejected
-from pixsim_provider_sdk.safe_fetch import FetchPolicy, check_url, checked_address
+from pixsim_provider_sdk.safe_fetch import FetchPolicy, check_url, checked_address, default_tls
 from pixsim_runtime.backoff import backoff
 from pixsim_runtime.consumers import PollAgain
 from pymongo.asynchronous.database import AsyncDatabase
@@ -221,7 +221,9 @@ class Sender:
             "Host": checked.netloc.decode("ascii"),
         }
         # Connect to the address that was checked (no second DNS answer), the name kept in Host and TLS.
-        async with httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=TIMEOUT_S) as client:
+        async with httpx.AsyncClient(
+            trust_env=False, follow_redirects=False, timeout=TIMEOUT_S, verify=default_tls()
+        ) as client:
             try:
                 response = await client.post(
                     checked.copy_with(host=address),
