@@ -10,7 +10,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from pixsim_billing import ledger
+from pixsim_billing import ledger, notices
+from pixsim_billing.app import AccountOwners
 from pixsim_billing.invariants import check_account
 from pixsim_contracts import (
     CreditEvent,
@@ -108,6 +109,42 @@ async def test_a_fresh_event_costs_three_round_trips_and_four_for_a_user_account
         assert commands.sent == ["find ledger"]
         for account in (SYSTEM, USER):
             assert await check_account(db, account) == []
+    finally:
+        await client.close()
+
+
+async def test_announcing_a_booked_event_reads_its_balance_once_unless_a_line_is_crossed(servers):
+    """After the booking: the account's provider is read once per process, the balance once per event,
+    and the balance again only when a crossing was written (its outbox is then the stored one)."""
+    commands = Commands()
+    client: AsyncMongoClient = AsyncMongoClient(servers.mongo_url, tz_aware=True, event_listeners=[commands])
+    published: list[Any] = []
+
+    class Broker:  # what `outbox.flush` publishes through; NATS itself is not what this test is about
+        async def publish(self, message: Any, subject: str, **kwargs: Any) -> None:
+            published.append(subject)
+
+    try:
+        db = client["ledger_notices"]
+        await ledger.create_indexes(db)
+        await _open_account(db, USER)
+        owners = AccountOwners(db)
+        await ledger.apply(db, CreditsGranted(event_id="notices.grant", amount=100, **_base(USER)))
+        key = ledger.balance_id(USER, "sim")
+        costs = []
+        for i, event in enumerate(_job(USER, "n-g1", 5, charge=3) + _job(USER, "n-g2", 95, charge=95)):
+            await _hold(db, event)
+            await ledger.apply(db, event)
+            commands.sent.clear()
+            assert await owners.provider_of(USER) == "sim"
+            await notices.check(db, Broker(), key, ledger.KINDS[type(event)], threshold=10)
+            costs.append(list(commands.sent))
+        assert costs[0] == ["find accounts", "find balances"]  # the first: who owns it, then the balance
+        assert costs[1] == costs[2] == ["find balances"]  # above the line: nothing to announce
+        # 98 of 100 spent, 2 left: below the line (10), not exhausted: one crossing written, then re-read
+        assert costs[3][:3] == ["find balances", "update balances", "find balances"], costs[3]
+        assert published and all("credits_low" in s for s in published), published
+        assert await owners.provider_of("acc_nobody") is None
     finally:
         await client.close()
 

@@ -11,9 +11,32 @@ from pixsim_provider_sdk import Registry
 from pixsim_runtime.accounts import ACCOUNTS, is_system_account, system_account_id
 from pixsim_runtime.consumers import DeadLetter, subscribe
 from pixsim_runtime.service import ServiceContext, build_service
+from pymongo.asynchronous.database import AsyncDatabase
 
 from . import ledger, notices
 from .settings import BillingSettings
+
+
+class AccountOwners:
+    """Which provider each account belongs to. An account's provider never changes, so a known answer is
+    kept (for the process's life); an unknown account is asked again every time, since it may be created
+    in a moment. Saves a read per credit event."""
+
+    def __init__(self, db: AsyncDatabase, cache_size: int = 100_000) -> None:
+        self.accounts = db[ACCOUNTS]
+        self.cache_size = cache_size
+        self._known: dict[str, str] = {}
+
+    async def provider_of(self, account_id: str) -> str | None:
+        if account_id in self._known:
+            return self._known[account_id]
+        doc = await self.accounts.find_one({"_id": account_id}, {"provider_id": 1})
+        if doc is None or doc.get("provider_id") is None:
+            return None
+        if len(self._known) >= self.cache_size:
+            self._known.clear()
+        self._known[account_id] = doc["provider_id"]
+        return doc["provider_id"]
 
 
 def create_app(
@@ -25,6 +48,8 @@ def create_app(
     settings = settings or BillingSettings()
 
     def setup(ctx: ServiceContext) -> None:
+        owners = AccountOwners(ctx.db)
+
         async def check_account(event: CreditEvent) -> None:
             """Only a known account of the event's provider has a ledger."""
             if is_system_account(event.account_id):
@@ -34,12 +59,12 @@ def create_app(
                         f"{event.account_id!r} is not a system account of provider {event.provider_id!r}"
                     )
                 return
-            doc = await ctx.db[ACCOUNTS].find_one({"_id": event.account_id}, {"provider_id": 1})
-            if doc is None:
+            provider_id = await owners.provider_of(event.account_id)
+            if provider_id is None:
                 raise DeadLetter(f"unknown account {event.account_id!r}")
-            if doc.get("provider_id") != event.provider_id:
+            if provider_id != event.provider_id:
                 raise DeadLetter(
-                    f"account {event.account_id!r} belongs to provider {doc.get('provider_id')!r}, "
+                    f"account {event.account_id!r} belongs to provider {provider_id!r}, "
                     f"not {event.provider_id!r}"
                 )
 

@@ -51,6 +51,7 @@ async def check(db: AsyncDatabase, broker: NatsBroker, balance_id: str, kind: st
         }
         low = AccountCreditsLow(event_id=f"{balance_id}.low.{seq}", balance=balance, **base)
         exhausted = AccountExhausted(event_id=f"{balance_id}.exhausted.{seq}", **base)
+        crossed = False
         for flag, below, event in (
             ("low_notified", balance <= threshold, low),
             ("exhausted_notified", balance <= 0, exhausted),
@@ -58,7 +59,9 @@ async def check(db: AsyncDatabase, broker: NatsBroker, balance_id: str, kind: st
             step = _crossing(doc, flag, below, event)
             if step is not None:
                 await balances.update_one(*step)
-        doc = await balances.find_one({"_id": balance_id}) or doc
+                crossed = True
+        if crossed:  # the outbox to publish is the stored one (another delivery may have pushed too)
+            doc = await balances.find_one({"_id": balance_id}) or doc
     await outbox.flush(balances, broker, doc)
     if doc.get("tracked"):
         await _status(db, broker, doc, kind)
