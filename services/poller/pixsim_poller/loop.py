@@ -43,6 +43,8 @@ ERROR_PAUSE_S = 0.2
 #: Due jobs claimed together from one provider (three round trips however many: `PollStore.claim_some`).
 CLAIM_BATCH = 16
 
+#: How long the partition of unknown providers rests after a claim found none of theirs due.
+OTHERS_IDLE_S = 5.0
 #: The gap between two claims of a partition that had no more jobs due (see `_gap`): at least this, ...
 CLAIM_GAP_MIN_S = 0.05
 #: ... this many times what the last claim took, ...
@@ -120,6 +122,7 @@ class Scheduler:
         self._progress_bound = False  # the last progress claim took all the budget allowed
         self._turn = 0
         self._claim_gap = CLAIM_GAP_MIN_S  # see `_gap`
+        self._ends_batch = CLAIM_BATCH  # doubles while end-poll claims come back full
         self._claimed: collections.deque[dict[str, Any]] = collections.deque()  # leased, waiting for a slot
         self._wake = asyncio.Event()
         self._running: dict[asyncio.Task[None], dict[str, Any]] = {}
@@ -188,7 +191,7 @@ class Scheduler:
         if self._claimed:
             return self._claimed.popleft()
         for ends_only in (True, False):
-            limit = CLAIM_BATCH
+            limit = self._ends_batch
             if not ends_only:
                 # Progress polls are claimed only for slots free now (claimed ahead, they would hold back
                 # end polls falling due meanwhile). While the budget binds (the last claim took all it
@@ -214,8 +217,12 @@ class Scheduler:
                 started = time.monotonic()
                 records = await self.store.claim_some(part, now, self.lease_s, limit, ends_only=ends_only)
                 self._claim_gap = _gap(time.monotonic() - started)
-                if ends_only and 0 < len(records) < limit:  # took all that was due: the rest comes later
-                    self._asleep_until[part.name] = max(self._asleep_until[part.name], now + self._claim_gap)
+                if ends_only and records:
+                    self._pace_ends(part, now, full=len(records) >= limit)
+                if not records and part is self.parts[-1]:
+                    # Jobs of providers this replica does not know are rare (and failed at their first
+                    # poll): their scan of the whole schedule waits, unless this replica scheduled one.
+                    self._asleep_until[part.name] = max(self._asleep_until[part.name], now + OTHERS_IDLE_S)
                 if records:
                     self._turn = (self._turn + i + 1) % n
                     if not ends_only:
@@ -227,6 +234,16 @@ class Scheduler:
                     self._progress_bound = False
                     await self._doze(part, now)
         return None
+
+    def _pace_ends(self, part: Partition, now: float, *, full: bool) -> None:
+        """Behind (the claim came back full): claim more at a time, up to a slot each, for fewer sorted
+        queries per job. Caught up: the partition rests for a gap (`_gap`), and claims go back to the
+        usual size."""
+        if full:
+            self._ends_batch = min(self._ends_batch * 2, max(self.concurrency, CLAIM_BATCH))
+            return
+        self._ends_batch = CLAIM_BATCH
+        self._asleep_until[part.name] = max(self._asleep_until[part.name], now + self._claim_gap)
 
     async def _doze(self, part: Partition, now: float) -> None:
         nxt = await self.store.earliest(part)
