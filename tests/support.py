@@ -7,14 +7,16 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
 import nats
 from pixsim_gateway.api_keys import new_token
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 REPO = Path(__file__).resolve().parents[1]
 TERMINAL = {"completed", "failed", "filtered", "cancelled"}
@@ -193,3 +195,30 @@ async def dead_letters_since(js: Any, service: str, since_seq: int = 0) -> list[
                 found.append(json.loads(msg.data))
     finally:
         await sub.unsubscribe()
+
+
+class Commands(monitoring.CommandListener):
+    """Every command a MongoDB client sends, as `<command> <collection>`: in order (`sent`) and counted
+    (`count`, `snapshot()`). Register it with `AsyncMongoClient(url, event_listeners=[commands])`."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.count: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        target = event.command.get(event.command_name)
+        name = f"{event.command_name} {target}" if isinstance(target, str) else event.command_name
+        with self._lock:
+            self.sent.append(name)
+            self.count[name] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def snapshot(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self.count)

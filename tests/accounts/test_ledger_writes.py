@@ -21,26 +21,10 @@ from pixsim_contracts import (
     CreditsReserved,
     CreditsSynced,
 )
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
+from support import Commands
 
 USER, SYSTEM = "acc_ledger", "system-sim"
-
-
-class Commands(monitoring.CommandListener):
-    """Every command the client sends, as "<command> <collection>"."""
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        target = event.command.get(event.command_name)
-        self.sent.append(f"{event.command_name} {target}" if isinstance(target, str) else event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 def _base(account: str) -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
 
 import pytest
 from pixsim_contracts import (
@@ -16,7 +15,8 @@ from pixsim_contracts import (
     GenerationRequested,
 )
 from pixsim_gateway.projections import GENERATIONS, Projector, UnknownGeneration, apply_event
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
+from support import Commands
 
 
 def _requested(**extra) -> GenerationRequested:
@@ -52,22 +52,8 @@ def test_a_second_request_under_the_same_id_changes_nothing() -> None:
     assert apply_event(doc, GenerationProgressed(generation_id="g1", progress=0.5))["status"] == "processing"
 
 
-class _Commands(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.count: Counter[str] = Counter()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.count[f"{event.command_name} {event.command.get(event.command_name)}"] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 async def test_the_projector_writes_once_per_event_and_loses_nothing_to_another_replica(servers) -> None:
-    commands = _Commands()
+    commands = Commands()
     client = AsyncMongoClient(servers.mongo_url, tz_aware=True, event_listeners=[commands])
     other = AsyncMongoClient(servers.mongo_url, tz_aware=True)
     name = f"projector_{uuid.uuid4().hex[:8]}"

@@ -9,7 +9,6 @@ import asyncio
 import functools
 import threading
 import time
-from collections import Counter
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,36 +28,12 @@ from pixsim_contracts import (
 )
 from pixsim_provider_sdk.safe_fetch import allow_in_env
 from pixsim_runtime.inprocess import serve
-from pymongo import AsyncMongoClient, monitoring
-from support import api_client, wait_consumer_idle
+from pymongo import AsyncMongoClient
+from support import Commands, api_client, wait_consumer_idle
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(120)]
 
 VIDEO = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(256) * 4
-
-
-class Commands(monitoring.CommandListener):
-    """Every command the gateway's client sends, as `<command> <collection>`."""
-
-    def __init__(self) -> None:
-        self.count: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        target = event.command.get(event.command_name)
-        name = f"{event.command_name} {target}" if isinstance(target, str) else event.command_name
-        with self._lock:
-            self.count[name] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def snapshot(self) -> Counter[str]:
-        with self._lock:
-            return Counter(self.count)
 
 
 @pytest.fixture

@@ -6,31 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
 
 from pixsim_gateway.webhooks import SUBSCRIPTIONS, Subscriptions
-from pymongo import AsyncMongoClient, monitoring
-
-
-class Finds(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.count: Counter[str] = Counter()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.count[f"{event.command_name} {event.command.get(event.command_name)}"] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
+from pymongo import AsyncMongoClient
+from support import Commands
 
 SUB = {"user_id": "alice", "url": "https://hooks.example/pixsim", "events": ["completed", "start"]}
 
 
 async def test_replicas_share_subscriptions_through_the_store_and_ask_only_when_they_must(servers):
-    finds = Finds()
+    finds = Commands()
     client = AsyncMongoClient(servers.mongo_url, tz_aware=True, event_listeners=[finds])
     db = client[f"subscriptions_{uuid.uuid4().hex[:8]}"]
     here, there = Subscriptions(db, ttl_s=0.3), Subscriptions(db, ttl_s=0.3)  # two gateway replicas
@@ -65,7 +50,7 @@ async def test_replicas_share_subscriptions_through_the_store_and_ask_only_when_
 
 
 async def test_without_a_cache_time_a_found_subscription_is_read_for_every_event(servers):
-    finds = Finds()
+    finds = Commands()
     client = AsyncMongoClient(servers.mongo_url, tz_aware=True, event_listeners=[finds])
     db = client[f"subscriptions_{uuid.uuid4().hex[:8]}"]
     subscriptions = Subscriptions(db, ttl_s=0)
