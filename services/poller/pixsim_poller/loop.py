@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 IDLE_S = 1.0
 #: After a failed claim (MongoDB away): wait this long, doubling, up to `IDLE_S` x 5.
 ERROR_PAUSE_S = 0.2
-#: Due jobs claimed together from one provider (three round trips however many: `PollStore.claim_some`).
+#: Due jobs claimed together from one provider (two round trips however many: `PollStore.claim_some`);
+#: end-poll claims grow from this while they come back full (`_pace_ends`).
 CLAIM_BATCH = 16
 
 #: How long the partition of unknown providers rests after a claim found none of theirs due.
