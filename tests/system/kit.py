@@ -83,5 +83,8 @@ def apps_with_an_impatient_dispatcher(settings: dict, provider_id: str) -> list[
 
 
 async def charged_once(mongo_url: str, db: str, gid: str) -> None:
+    """Reserved once and charged once. Call it while billing still runs: a job's `completed` can reach the
+    read model before billing has booked its charge, so a test that stops the services first waits for a
+    booking that never comes."""
     entries = await wait_ledger(mongo_url, db, gid, {"reserved", "charged"})
     assert sorted(e["kind"] for e in entries) == ["charged", "reserved"], entries

@@ -38,10 +38,10 @@ async def test_a_dispatcher_killed_after_the_provider_accepted_continues_the_job
             assert len(sim_fake.jobs_with_reference(job["id"])) == 1  # the provider has it; we never said so
             procs.append(await start_service("pixsim_dispatcher", env))
             body = await wait_for(api, job["id"], timeout=60)
-        assert body["status"] == "completed", body
-        assert body["provider_job_id"] == sim_fake.jobs_with_reference(job["id"])[0].id
-        assert len(sim_fake.jobs_with_reference(job["id"])) == 1
-        await charged_once(fresh_servers.mongo_url, "lost_submit", job["id"])
+            assert body["status"] == "completed", body
+            assert body["provider_job_id"] == sim_fake.jobs_with_reference(job["id"])[0].id
+            assert len(sim_fake.jobs_with_reference(job["id"])) == 1
+            await charged_once(fresh_servers.mongo_url, "lost_submit", job["id"])
     finally:
         stop(procs)
 
@@ -56,8 +56,8 @@ async def test_an_answer_lost_after_acceptance_makes_one_provider_job(fresh_serv
         setattr(sim_fake, fault, 1)
         job = await create(api, {"prompt": f"answer lost: {fault}", "duration": 1, "latency": 0.5})
         body = await wait_for(api, job["id"], timeout=60)
-    assert getattr(sim_fake, fault) == 0  # the fault did happen
-    assert body["status"] == "completed", body
-    [remote] = sim_fake.jobs_with_reference(job["id"])  # one job at the provider, not one per try
-    assert body["provider_job_id"] == remote.id
-    await charged_once(fresh_servers.mongo_url, db, job["id"])
+        assert getattr(sim_fake, fault) == 0  # the fault did happen
+        assert body["status"] == "completed", body
+        [remote] = sim_fake.jobs_with_reference(job["id"])  # one job at the provider, not one per try
+        assert body["provider_job_id"] == remote.id
+        await charged_once(fresh_servers.mongo_url, db, job["id"])

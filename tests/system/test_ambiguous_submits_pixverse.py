@@ -78,11 +78,11 @@ async def test_a_dispatcher_killed_after_pixverse_accepted_continues_the_job(fre
             assert len(_videos(pixverse_fake, prompt)) == 1  # Pixverse has it; we never recorded it
             procs.append(await start_service("pixsim_dispatcher", env))
             body = await wait_for(api, gid, timeout=60)
-        assert body["status"] == "completed", body
-        [video] = _videos(pixverse_fake, prompt)
-        assert body["provider_job_id"] == str(video.id)
-        await charged_once(fresh_servers.mongo_url, "pixverse_lost", gid)
-        assert pixverse_fake.submit_count == 1  # asked, not submitted again
+            assert body["status"] == "completed", body
+            [video] = _videos(pixverse_fake, prompt)
+            assert body["provider_job_id"] == str(video.id)
+            await charged_once(fresh_servers.mongo_url, "pixverse_lost", gid)
+            assert pixverse_fake.submit_count == 1  # asked, not submitted again
     finally:
         stop(procs)
 
@@ -99,9 +99,9 @@ async def test_a_submit_whose_answer_was_lost_makes_one_pixverse_video(fresh_ser
         setattr(pixverse_fake, fault, 1)
         gid = await _generate(api, account, prompt)
         body = await wait_for(api, gid, timeout=60)
-    assert getattr(pixverse_fake, fault) == 0  # the fault did happen
-    assert body["status"] == "completed", body
-    [video] = _videos(pixverse_fake, prompt)  # one video, not one per try
-    assert body["provider_job_id"] == str(video.id)
-    assert pixverse_fake.submit_count == 1
-    await charged_once(fresh_servers.mongo_url, db, gid)
+        assert getattr(pixverse_fake, fault) == 0  # the fault did happen
+        assert body["status"] == "completed", body
+        [video] = _videos(pixverse_fake, prompt)  # one video, not one per try
+        assert body["provider_job_id"] == str(video.id)
+        assert pixverse_fake.submit_count == 1
+        await charged_once(fresh_servers.mongo_url, db, gid)

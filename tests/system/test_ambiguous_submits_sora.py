@@ -80,10 +80,10 @@ async def test_a_dispatcher_killed_after_sora_accepted_continues_the_job(fresh_s
             assert len(_videos(sora_fake, prompt)) == 1
             procs.append(await start_service("pixsim_dispatcher", env))
             body = await wait_for(api, gid, timeout=60)
-        assert body["status"] == "completed", body
-        [video] = _videos(sora_fake, prompt)
-        assert body["provider_job_id"] == video.id
-        await charged_once(fresh_servers.mongo_url, "sora_lost", gid)
+            assert body["status"] == "completed", body
+            [video] = _videos(sora_fake, prompt)
+            assert body["provider_job_id"] == video.id
+            await charged_once(fresh_servers.mongo_url, "sora_lost", gid)
     finally:
         stop(procs)
 
@@ -100,8 +100,8 @@ async def test_a_create_whose_answer_was_lost_makes_one_sora_video(fresh_servers
         setattr(sora_fake, fault, 1)
         gid = await _generate(api, account, prompt)
         body = await wait_for(api, gid, timeout=60)
-    assert getattr(sora_fake, fault) == 0
-    assert body["status"] == "completed", body
-    [video] = _videos(sora_fake, prompt)  # one video, not one per try
-    assert body["provider_job_id"] == video.id
-    await charged_once(fresh_servers.mongo_url, db, gid)
+        assert getattr(sora_fake, fault) == 0
+        assert body["status"] == "completed", body
+        [video] = _videos(sora_fake, prompt)  # one video, not one per try
+        assert body["provider_job_id"] == video.id
+        await charged_once(fresh_servers.mongo_url, db, gid)
