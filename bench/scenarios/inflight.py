@@ -134,6 +134,7 @@ def _analyse(jobs: list[Job], duration: float, window: float, t0: float) -> dict
     created = [j for j in jobs if j.created is not None]
     polled_within = [j for j in created if j.first_poll_lag is not None and j.first_poll_lag <= window]
     on_schedule = [j for j in created if j.detection_lag is not None and j.detection_lag <= window]
+    on_schedule_set = set(map(id, on_schedule))
     outcomes: dict[str, int] = {}
     for j in jobs:
         outcomes[j.outcome] = outcomes.get(j.outcome, 0) + 1
@@ -168,11 +169,13 @@ def _analyse(jobs: list[Job], duration: float, window: float, t0: float) -> dict
         "poll_rate_production_schedule_per_s": round(n / PRODUCTION_POLL_CAP_S, 1),
         "poll_rate_mean_over_ideal": ratio(len(calls) / span, n / duration),
         "by_creation": _by_creation(created, first, window),
+        "late_sample": [_timeline(j, first) for j in created if id(j) not in on_schedule_set][:LATE_SAMPLE],
     }
 
 
 def _by_creation(jobs: list[Job], first: float, window: float, bucket_s: float = 30.0) -> list[dict]:
-    """Per 30 s of creation time at the provider: how many jobs, how many polled within X, first-poll lag."""
+    """Per 30 s of creation time at the provider: how many jobs, how many polled within X, first-poll lag,
+    how many on schedule, detection lag and status calls per job (which jobs were late, and why)."""
     buckets: dict[int, list[Job]] = {}
     for j in jobs:
         buckets.setdefault(int((j.created - first) // bucket_s), []).append(j)
@@ -184,9 +187,28 @@ def _by_creation(jobs: list[Job], first: float, window: float, bucket_s: float =
                 1 for j in js if j.first_poll_lag is not None and j.first_poll_lag <= window
             ),
             "first_poll_lag_s": dist([j.first_poll_lag for j in js]),
+            "on_schedule": sum(1 for j in js if j.detection_lag is not None and j.detection_lag <= window),
+            "detection_lag_s": dist([j.detection_lag for j in js]),
+            "status_calls_per_job": round(sum(len(j.polls) for j in js) / max(len(js), 1), 2),
         }
         for k, js in sorted(buckets.items())
     ]
+
+
+#: How many late jobs the results keep whole (their status calls), to see why they were late.
+LATE_SAMPLE = 25
+
+
+def _timeline(j: Job, first: float) -> dict:
+    """A job's life in seconds after its creation at the provider (`created_s`: after the first job's)."""
+    return {
+        "gid": j.gid,
+        "created_s": round(j.created - first, 1),
+        "finished_after_s": round(j.latency, 1),
+        "polls_after_s": [round(t - j.created, 1) for t in j.polls],
+        "ended_after_s": None if j.ended is None else round(j.ended - j.created, 1),
+        "outcome": j.outcome,
+    }
 
 
 def _peak(jobs: list[Job]) -> int:
@@ -292,15 +314,21 @@ def report(r: dict) -> None:
         "jobs",
         f"polled within {s['window_s']:g} s",
         "first poll after creation p50 / max",
+        "on schedule",
+        "detection lag p50 / max",
+        "calls per job",
     ):
         b.add_column(col, justify="right")
     for bucket in r["by_creation"]:
-        lag = bucket["first_poll_lag_s"]
+        lag, found = bucket["first_poll_lag_s"], bucket.get("detection_lag_s") or {}
         b.add_row(
             f"{bucket['created_from_s']:g}-{bucket['created_from_s'] + 30:g}",
             str(bucket["jobs"]),
             str(bucket["polled_within_window"]),
             f"{secs(lag['p50'])} / {secs(lag['max'])}",
+            str(bucket.get("on_schedule", "-")),
+            f"{secs(found.get('p50'))} / {secs(found.get('max'))}",
+            str(bucket.get("status_calls_per_job", "-")),
         )
     console.print(b)
 

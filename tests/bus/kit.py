@@ -173,6 +173,10 @@ async def publish_raw(
     )
 
 
+#: Longer than the poller's write-behind interval (at most 0.5 s).
+SETTLE_S = 1.0
+
+
 @dataclass
 class Books:
     """What a test compares before and after: everything stored, and the generations' count."""
@@ -182,6 +186,20 @@ class Books:
     @classmethod
     async def of(cls, db: Any) -> Books:
         return cls(await snapshot(db))
+
+    @classmethod
+    async def settled(cls, db: Any, timeout: float = 30) -> Books:
+        """What is stored once it stops changing: the same in two looks `SETTLE_S` apart. Idle consumers are
+        not enough: the poller takes finished jobs off its schedule and saves learned durations in
+        batches, a moment after their events are out (`pixsim_poller.write_behind`)."""
+        deadline = time.monotonic() + timeout
+        books = await cls.of(db)
+        while True:
+            await asyncio.sleep(SETTLE_S)
+            again = await cls.of(db)
+            if again.stored == books.stored or time.monotonic() > deadline:
+                return again
+            books = again
 
     def changes(self, other: Books) -> dict[str, int]:
         """Per collection: documents added, removed or changed."""

@@ -288,7 +288,7 @@ async def test_fuzzed_events_change_nothing_and_all_land_in_the_dead_letter_stre
     await wait_all_idle(bus.servers)
     await asyncio.sleep(0.5)  # the last account notices
     await wait_all_idle(bus.servers)
-    books = await Books.of(bus.db)
+    books = await Books.settled(bus.db)
     generations = await bus.db["generations"].count_documents({})
     dlq_before = await last_seq(bus.admin, subjects.DLQ_STREAM)
 
@@ -336,7 +336,7 @@ async def test_fuzzed_events_change_nothing_and_all_land_in_the_dead_letter_stre
     }
     unexpected = [key for key in by_message if key not in published]
     without_reason = [d for d in letters if not d.get("reason")]
-    changes = books.changes(await Books.of(bus.db))
+    changes = books.changes(await Books.settled(bus.db))
     new_generations = await bus.db["generations"].count_documents({}) - generations
     ready = {}
     async with httpx.AsyncClient() as client:

@@ -82,7 +82,7 @@ async def test_subject_and_body_disagreeing_is_dead_lettered_and_runs_nothing(bu
 
     # a credit event on another credit type's subject
     account = await _account(bus)
-    before = await Books.of(bus.db)
+    before = await Books.settled(bus.db)
     charge = CreditsCharged(
         generation_id=new_id(), provider_id="sim", account_id=account, credit_type="sim", amount=5, reserved=5
     )
@@ -92,7 +92,7 @@ async def test_subject_and_body_disagreeing_is_dead_lettered_and_runs_nothing(bu
     letters = await letters_for(bus.admin, subjects.CREDITS_STREAM, ack.seq, {"billing", "gateway"})
     assert all("credit_type 'sim'" in d["reason"] for d in letters.values())
     await wait_all_idle(bus.servers)
-    assert before.changes(await Books.of(bus.db)) == {}
+    assert before.changes(await Books.settled(bus.db)) == {}
 
 
 async def test_a_near_1_mib_body_never_loops(bus: Bus) -> None:
@@ -167,7 +167,7 @@ async def test_a_json_array_is_dead_lettered_and_never_breaks_an_sse_stream(bus:
 async def test_a_string_amount_or_a_negative_balance_moves_no_credit(bus: Bus) -> None:
     account = await _account(bus, credits=50)
     await wait_all_idle(bus.servers)
-    before = await Books.of(bus.db)
+    before = await Books.settled(bus.db)
     base = {
         "event_id": new_id(),
         "version": 1,
@@ -203,14 +203,14 @@ async def test_a_string_amount_or_a_negative_balance_moves_no_credit(bus: Bus) -
             d["reason"].startswith("invalid event:") and field in d["reason"] for d in letters.values()
         )
     await wait_all_idle(bus.servers)
-    assert before.changes(await Books.of(bus.db)) == {}
+    assert before.changes(await Books.settled(bus.db)) == {}
     view = (await bus.api.get(f"/api/v1/accounts/{account}")).json()["balances"]["sim"]
     assert (view["balance"], view["reserved"], view["available"], view["spent"]) == (50, 0, 50, 0)
 
 
 async def test_events_for_unknown_generations_or_accounts_create_nothing(bus: Bus) -> None:
     await wait_all_idle(bus.servers)
-    before = await Books.of(bus.db)
+    before = await Books.settled(bus.db)
     gid = new_id()
     reserved = CreditsReserved(
         generation_id=gid, provider_id="sim", account_id="acc_nobody", credit_type="sim", amount=3
@@ -225,7 +225,7 @@ async def test_events_for_unknown_generations_or_accounts_create_nothing(bus: Bu
     assert "never seen" in letters["gateway"]["reason"]
     await wait_all_idle(bus.servers)
     assert (await bus.api.get(f"/api/v1/generations/{gid}")).status_code == 404
-    assert before.changes(await Books.of(bus.db)) == {}
+    assert before.changes(await Books.settled(bus.db)) == {}
 
 
 async def test_streams_and_consumers_have_limits(bus: Bus) -> None:
