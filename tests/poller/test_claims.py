@@ -98,3 +98,31 @@ async def test_a_claim_overtaken_between_its_read_and_its_update_returns_only_th
     assert [r["_id"] for r in got] == ids[2:]
     stored = {d["_id"]: d for d in await quick.polls.find({}).to_list()}
     assert all(stored[r["_id"]]["lease_id"] == r["lease_id"] for r in [*got, *overtaken])
+
+
+async def test_end_polls_are_claimed_in_the_order_jobs_became_end_polls(servers):
+    """A long job whose progress was polled lately goes before jobs whose end came later, although their
+    `next_poll_at` is older (the first progress poll they were due for and never got, under the budget).
+    Claimed in `next_poll_at` order, it waited behind every such job for as long as end polls fell due
+    as fast as they were claimed: 200 s late in the 20,000-job bench."""
+    db = mongo_db(servers.mongo_url, f"claims-{uuid.uuid4().hex[:8]}")
+    store = PollStore(db)
+    now = time.time()
+    never_polled = [
+        {
+            "_id": f"n{i:02d}",
+            "provider_id": "sim",
+            "next_poll_at": now - 500 + i,
+            "ends_from": now - 10 + i / 10,
+        }
+        for i in range(20)
+    ]
+    polled_lately = {"_id": "lately", "provider_id": "sim", "next_poll_at": now - 50, "ends_from": now - 20}
+    progress_only = {"_id": "early", "provider_id": "sim", "next_poll_at": now - 600, "ends_from": now + 60}
+    await store.polls.insert_many([*never_polled, polled_lately, progress_only])
+    sim = partitions(["sim"])[0]
+
+    ends = await store.claim_some(sim, now, 30.0, 3, ends_only=True)
+    assert [r["_id"] for r in ends] == ["lately", "n00", "n01"]
+    progress = await store.claim_some(sim, now, 30.0, 2)  # any due poll, the longest due first
+    assert [r["_id"] for r in progress] == ["early", "n02"]

@@ -5,7 +5,8 @@ over the providers, and polled with at most `concurrency` polls in flight.
   never delays another's due polls; within a provider the earliest due job goes first.
 - End polls first: due jobs past their expected end (`ends_from`) are claimed before jobs due only
   for a progress poll, over every provider, so when polls are due faster than a replica can make them,
-  progress events come later and finished jobs are still found on time.
+  progress events come later and finished jobs are still found on time. End polls go in the order
+  they became end polls (`ends_from`), progress polls in the order they fell due (`next_poll_at`).
 - Progress polls are budgeted: at most `progress_rate` per second per replica (a local token bucket),
   so a fleet of long jobs costs about one call per job plus the budget, not one every
   `progress_interval` each; a few jobs still get every progress poll they are due.

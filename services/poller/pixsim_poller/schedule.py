@@ -22,7 +22,8 @@ Every interval is kept within [`min_interval`, `max_interval`].
 End polls before progress polls (`ends_from`): from its expected end on (or always, when nothing is
 known, and at its deadline), a job's polls are the ones that detect results, and a replica short of
 capacity claims those first; progress polls get what capacity is left, so a flood of long jobs
-slows their progress events, never the detection of finished jobs.
+slows their progress events, never the detection of finished jobs. A job's stored `ends_from` is when it
+is next due as an end poll (its next poll, not before this), and end polls are claimed in that order.
 """
 
 from __future__ import annotations

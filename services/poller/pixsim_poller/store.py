@@ -3,7 +3,8 @@ schedule, its lease, and what polling has announced so far. The only module that
 
 Fields: `job` (the `generation.submitted` event, as JSON), `provider_id`, `trace` (the submit's trace
 context), `started_at`, `expected_s` and `estimate` (`hook` or `learned`), `duration_key`;
-`next_poll_at`, `ends_from` (from when its polls are end polls, claimed first); the lease `lease_until` / `holder` / `lease_id`; `polls` (claims so far), `last_poll_at`
+`next_poll_at`, `ends_from` (when it is next due as an end poll, claimed first: its next poll or its
+expected end, whichever is later); the lease `lease_until` / `holder` / `lease_id`; `polls` (claims so far), `last_poll_at`
 (seconds after submit); `progress` (the highest announced), `seen_progress` / `seen_at` (the last
 reported, for the ETA); `bad_polls`; `failures` (polls that could not finish: NATS or MongoDB away, a bug); `cancel_requested`; at the end `outbox` (the final events, kept
 until published) and `ended_at`.
@@ -67,6 +68,9 @@ class PollStore:
         # every claim scanned and sorted the whole schedule (35-75 ms at 20,000 jobs, 94 % of its time in
         # the 20,000-job bench); with it, 0.2-3 ms. Real MongoDB's planner picks the compound index.
         await self.polls.create_index([("next_poll_at", ASCENDING)])
+        # End polls are claimed in `ends_from` order (see `claim_some`). With this index an end claim at
+        # 20,000 jobs takes 2.4 ms on nx-27017 (8.6 ms in `next_poll_at` order, 31 ms unindexed).
+        await self.polls.create_index([("ends_from", ASCENDING)])
 
     # -- scheduling -------------------------------------------------------------------------------
     async def add(self, gid: str, fields: dict[str, Any]) -> dict[str, Any] | None:
@@ -118,7 +122,12 @@ class PollStore:
         query: dict[str, Any] = {**part.match, "next_poll_at": {"$lte": now}}
         if ends_only:
             query["ends_from"] = {"$lte": now}
-        due = await self.polls.find(query, sort=[("next_poll_at", ASCENDING)], limit=limit).to_list()
+        # End polls in the order they became end polls. Not by `next_poll_at`: a long job whose progress
+        # polls were starved keeps the `next_poll_at` of its first, never made, progress poll, so in that
+        # order every such job would go before one whose progress was polled lately, and while end polls
+        # are claimed as fast as they fall due, that one would wait (200 s late at 20,000 jobs).
+        order = "ends_from" if ends_only else "next_poll_at"
+        due = await self.polls.find(query, sort=[(order, ASCENDING)], limit=limit).to_list()
         if not due:
             return []
         ids = [doc["_id"] for doc in due]
