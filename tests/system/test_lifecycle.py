@@ -29,10 +29,11 @@ async def _balance(pipeline, account_id: str) -> dict:
 
 async def test_generation_completes_with_progress_result_and_credits(pipeline):
     account = await _account(pipeline)
-    # 2 s at the provider (the sim's `latency`), long enough for progress polls before its end whatever
-    # this pipeline has learned of the sim's durations, and on a loaded machine
+    # 4 s at the provider (the sim's `latency`, which its hook also gives as the expected duration): the
+    # poller polls it for progress every 0.3 s until then, and on a loaded machine (the whole suite) 2 s
+    # once passed without a progress poll the provider still answered `running` to
     created = await create(
-        pipeline.api, {"prompt": "a fox in the snow", "duration": 3, "latency": 2}, account_id=account
+        pipeline.api, {"prompt": "a fox in the snow", "duration": 3, "latency": 4}, account_id=account
     )
     assert created["status"] == "requested"
     # read your writes: found at once, before any projection ran
