@@ -133,8 +133,7 @@ async def _sample(system: System, client, samples: list[dict], stop: asyncio.Eve
 def _analyse(jobs: list[Job], duration: float, window: float, t0: float) -> dict:
     created = [j for j in jobs if j.created is not None]
     polled_within = [j for j in created if j.first_poll_lag is not None and j.first_poll_lag <= window]
-    on_schedule = [j for j in created if j.detection_lag is not None and j.detection_lag <= window]
-    on_schedule_set = set(map(id, on_schedule))
+    on_schedule = [j for j in created if _on_schedule(j, window)]
     outcomes: dict[str, int] = {}
     for j in jobs:
         outcomes[j.outcome] = outcomes.get(j.outcome, 0) + 1
@@ -169,8 +168,13 @@ def _analyse(jobs: list[Job], duration: float, window: float, t0: float) -> dict
         "poll_rate_production_schedule_per_s": round(n / PRODUCTION_POLL_CAP_S, 1),
         "poll_rate_mean_over_ideal": ratio(len(calls) / span, n / duration),
         "by_creation": _by_creation(created, first, window),
-        "late_sample": [_timeline(j, first) for j in created if id(j) not in on_schedule_set][:LATE_SAMPLE],
+        "late_sample": [_timeline(j, first) for j in created if not _on_schedule(j, window)][:LATE_SAMPLE],
     }
+
+
+def _on_schedule(j: Job, window: float) -> bool:
+    """Its end was detected within `window` seconds of the provider finishing it."""
+    return j.detection_lag is not None and j.detection_lag <= window
 
 
 def _by_creation(jobs: list[Job], first: float, window: float, bucket_s: float = 30.0) -> list[dict]:
@@ -187,7 +191,7 @@ def _by_creation(jobs: list[Job], first: float, window: float, bucket_s: float =
                 1 for j in js if j.first_poll_lag is not None and j.first_poll_lag <= window
             ),
             "first_poll_lag_s": dist([j.first_poll_lag for j in js]),
-            "on_schedule": sum(1 for j in js if j.detection_lag is not None and j.detection_lag <= window),
+            "on_schedule": sum(1 for j in js if _on_schedule(j, window)),
             "detection_lag_s": dist([j.detection_lag for j in js]),
             "status_calls_per_job": round(sum(len(j.polls) for j in js) / max(len(js), 1), 2),
         }

@@ -139,7 +139,7 @@ class Poller:
                 "estimate": source,
                 "duration_key": duration_key(job),
                 "next_poll_at": now + first,
-                "ends_from": max(now + first, ends_from(started, job.deadline_at.timestamp(), expected)),
+                "ends_from": ends_from(started, job.deadline_at.timestamp(), now + first, expected),
                 "polls": 0,
                 "bad_polls": 0,
             },
@@ -210,16 +210,13 @@ class Poller:
             until_deadline=job.deadline_at.timestamp() - now,
             retry_after=state.get("retry_after"),
         )
-        # When it is next due as an end poll: its next poll, but not before its expected end.
-        fields["ends_from"] = max(
+        fields["ends_from"] = ends_from(
+            float(record["started_at"]),
+            job.deadline_at.timestamp(),
             at,
-            ends_from(
-                float(record["started_at"]),
-                job.deadline_at.timestamp(),
-                record.get("expected_s"),
-                state.get("seen_progress"),
-                state.get("seen_at"),
-            ),
+            record.get("expected_s"),
+            state.get("seen_progress"),
+            state.get("seen_at"),
         )
         doc = await self.store.reschedule(record, at, fields)
         if doc is None:

@@ -105,11 +105,13 @@ def _backing_off(policy: Policy, overdue: float) -> float:
 def ends_from(
     started: float,
     deadline: float,
+    next_poll: float,
     expected_s: float | None,
     progress: float | None = None,
     progress_at: float | None = None,
 ) -> float:
-    """Epoch seconds from which a job's polls are end polls, claimed before progress polls: its expected
-    end (`started` when nothing is known), at the latest its deadline."""
+    """Epoch seconds at which a job is next due as an end poll (claimed before progress polls, and in this
+    order): its next poll, but not before its expected end (`started` when nothing is known), and that
+    at the latest at its deadline."""
     eta = expected_end(expected_s, progress, progress_at)
-    return min(started + (eta or 0.0), deadline)
+    return max(next_poll, min(started + (eta or 0.0), deadline))
