@@ -5,7 +5,8 @@
 creates a generation, and only the first one counts: any other event for a generation the read model
 has never seen raises `UnknownGeneration` (the consumer retries it, in case its `requested` is a moment
 behind, then dead-letters it), so no event can make a generation appear. `Projector` stores the result
-with optimistic concurrency on `version`, so concurrent replicas never lose an update.
+with optimistic concurrency on `version`, so concurrent replicas never lose an update, and writes the
+events that arrive together in one round trip (a group commit).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from pixsim_contracts import (
     GenerationRequested,
     GenerationSubmitted,
 )
+from pymongo import InsertOne, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 GENERATIONS = "generations"
 
@@ -148,11 +150,13 @@ def to_api(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 class Projector:
-    """Folds events into the stored read model: optimistic concurrency on `version`, and a cache of the
-    documents it stored (or read) last, so the usual event costs one round trip: the guarded replace, or
-    for a new generation the insert. A stale cache entry (another replica wrote since) only costs a
-    re-read. One projector serves every consumer of the process (and the API's own writes): events of one
-    generation are folded one at a time, so the process's consumers never race each other's writes.
+    """Folds events into the stored read model, with optimistic concurrency on `version` and a group
+    commit: one writer task stores every event that came in while its last write was out, in ONE
+    `bulk_write` (the events of one generation folded into one document, an insert for a new generation
+    and a version-guarded replace for the others). Idle, an event is written at once; under load, the
+    events of many generations share a round trip. A cache of the documents stored (or read) last saves
+    the read before a write; a stale one (another replica wrote since) costs a re-read. One projector
+    serves every consumer of the process (and the API's own writes), so the process never races itself.
 
     Nothing is read to answer a repeat: a cached document that lists the event as applied proves the
     store has it too (a stored document's `applied` only grows)."""
@@ -161,54 +165,118 @@ class Projector:
         self.collection = db[GENERATIONS]
         self.cache_size = cache_size
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._turns: dict[str, _Turn] = {}
+        self._waiting: dict[str, list[_Waiter]] = {}
+        self._writer: asyncio.Task[None] | None = None
 
     async def apply(self, event: Event | CreditEvent) -> dict[str, Any] | None:
-        """Fold the event into its generation; returns the stored document, or None when the event
-        changed nothing (applied before, or a second `requested`)."""
+        """Fold the event into its generation; returns the stored document that has the event (maybe with
+        events folded in the same write, or, for a repeat, the cached one), or None when the event
+        changed nothing and is not in it (a second `requested` under an id already taken). Raises
+        `UnknownGeneration` for an event of a generation never requested."""
         gid = event.generation_id  # type: ignore[attr-defined]
         if gid is None:  # account-level credit events (grants, syncs) belong to no generation
             return None
-        turn = self._turns.setdefault(gid, _Turn())
-        turn.waiting += 1
-        try:
-            async with turn.lock:
-                return await self._apply(gid, event)
-        finally:
-            turn.waiting -= 1
-            if not turn.waiting:
-                del self._turns[gid]
-
-    async def _apply(self, gid: str, event: Event | CreditEvent) -> dict[str, Any] | None:
-        current = self._recent.get(gid)
-        # A `requested` the cache does not know is most likely a new generation: insert it straight away
-        # (a DuplicateKeyError says it exists after all, and then it is read).
-        read = current is None and not isinstance(event, GenerationRequested)
-        while True:
-            if read:
-                current = await self.collection.find_one({"_id": gid})
-                if current is not None:
-                    self._remember(current)
-            read = True
-            updated = apply_event(current, event)
-            if updated is None:
-                return None
-            if current is None:
-                updated["version"] = 1
-                try:
-                    await self.collection.insert_one(updated)
-                    return self._remember(updated)
-                except DuplicateKeyError:
-                    continue  # another writer created it first: fold again on top of theirs
-            updated["version"] = current["version"] + 1
-            result = await self.collection.replace_one({"_id": gid, "version": current["version"]}, updated)
-            if result.matched_count:
-                return self._remember(updated)
-            # someone else (another replica) wrote it since: read it again
+        done: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(gid, []).append((event, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all(), name="projector-writer")
+        return await done
 
     def cached(self, generation_id: str) -> dict[str, Any] | None:
         """The document this process stored (or read) last for the generation, if it still has it."""
         return self._recent.get(generation_id)
+
+    async def _write_all(self) -> None:
+        await asyncio.sleep(0)  # let the other handlers of the same fetch add their events first
+        while self._waiting:
+            batch, self._waiting = self._waiting, {}
+            try:
+                await self._store(batch)
+            except BaseException as exc:  # the write's outcome is unknown: read again next time
+                for gid, waiters in batch.items():
+                    self._recent.pop(gid, None)
+                    for _, done in waiters:
+                        _settle(done, error=exc)
+                if not isinstance(exc, Exception):
+                    raise
+
+    async def _store(self, batch: dict[str, list[_Waiter]]) -> None:
+        """Fold and write `batch` until every event in it is stored (or known to change nothing)."""
+        # A `requested` the cache does not know is most likely a new generation: insert it straight away
+        # (a DuplicateKeyError says it exists after all, and then it is read).
+        unread = [
+            gid
+            for gid, waiters in batch.items()
+            if gid not in self._recent and not isinstance(waiters[0][0], GenerationRequested)
+        ]
+        while batch:
+            if unread:
+                for doc in await self.collection.find({"_id": {"$in": unread}}).to_list():
+                    self._remember(doc)
+            written = self._fold(batch)
+            if not written:
+                return
+            uncertain = await self._write(written)
+            for gid, doc in written.items():
+                if gid not in uncertain:
+                    self._remember(doc)
+                    for _, done in batch.pop(gid):
+                        _settle(done, doc)
+            # Another writer came first (another replica, or a stale cache): read those generations
+            # again; an event the stored document has is done, the others are folded again on top of it.
+            for gid in uncertain:
+                self._recent.pop(gid, None)
+            unread = list(uncertain)
+
+    def _fold(self, batch: dict[str, list[_Waiter]]) -> dict[str, dict[str, Any]]:
+        """The document each generation of `batch` should now have; events that change nothing (or
+        belong to no known generation) are answered at once and leave the batch."""
+        written: dict[str, dict[str, Any]] = {}
+        for gid in list(batch):
+            current = self._recent.get(gid)
+            doc, left = current, []
+            for event, done in batch[gid]:
+                try:
+                    updated = apply_event(doc, event)
+                except UnknownGeneration as exc:
+                    _settle(done, error=exc)
+                    continue
+                if updated is None:  # applied before (maybe by us, in a write that looked uncertain)
+                    _settle(done, doc if doc is not None and event.event_id in doc["applied"] else None)
+                    continue
+                doc = updated
+                left.append((event, done))
+            if doc is current or not left:
+                del batch[gid]
+                continue
+            batch[gid] = left
+            doc["version"] = (current["version"] if current else 0) + 1
+            written[gid] = doc
+        return written
+
+    async def _write(self, written: dict[str, dict[str, Any]]) -> set[str]:
+        """One `bulk_write` of the documents; returns the generations it may not have written (a
+        replace whose version moved, an insert of a generation that exists)."""
+        ops: list[InsertOne[Any] | ReplaceOne[Any]] = []
+        for gid, doc in written.items():
+            if doc["version"] == 1:
+                ops.append(InsertOne(doc))
+            else:
+                ops.append(ReplaceOne({"_id": gid, "version": doc["version"] - 1}, doc))
+        replaces = sum(isinstance(op, ReplaceOne) for op in ops)
+        try:
+            result = await self.collection.bulk_write(ops, ordered=False)
+            matched, failed = result.matched_count, set()
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            matched = exc.details.get("nMatched", 0)
+            gids = list(written)
+            failed = {gids[e["index"]] for e in errors}
+        if matched < replaces:  # which replace matched nothing is not reported: look at them all
+            failed |= {gid for gid, doc in written.items() if doc["version"] > 1}
+        return failed
 
     def _remember(self, doc: dict[str, Any]) -> dict[str, Any]:
         self._recent[doc["_id"]] = doc
@@ -218,11 +286,22 @@ class Projector:
         return doc
 
 
-class _Turn:
-    """The events of one generation waiting to be folded, one at a time."""
+def _settle(
+    done: asyncio.Future[dict[str, Any] | None],
+    result: dict[str, Any] | None = None,
+    error: BaseException | None = None,
+) -> None:
+    """Answer a waiting caller (unless it gave up waiting: cancelled)."""
+    if done.done():
+        return
+    if isinstance(error, Exception):
+        done.set_exception(error)
+    elif error is not None:
+        done.cancel()
+    else:
+        done.set_result(result)
 
-    __slots__ = ("lock", "waiting")
 
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.waiting = 0
+#: An event waiting to be stored, and its caller's future.
+_Waiter = tuple[Event | CreditEvent, "asyncio.Future[dict[str, Any] | None]"]
+DUPLICATE_KEY = 11000
