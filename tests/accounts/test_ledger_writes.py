@@ -97,6 +97,64 @@ async def test_a_fresh_event_costs_three_round_trips_and_four_for_a_user_account
         await client.close()
 
 
+async def test_events_of_one_balance_arriving_together_are_booked_as_one_group(servers):
+    """A group commit: the events of a balance delivered at once cost one lookup, one fold and one insert
+    together (and one account update), each delivery gets its own entry, and a second copy of an event
+    in the same group gets None."""
+    commands = Commands()
+    client: AsyncMongoClient = AsyncMongoClient(servers.mongo_url, tz_aware=True, event_listeners=[commands])
+    try:
+        db = client["ledger_groups"]
+        await ledger.create_indexes(db)
+        await _open_account(db, USER)
+        for account in (SYSTEM, USER):
+            await ledger.apply(db, CreditsGranted(event_id=f"{account}.grant", amount=500, **_base(account)))
+        for account in (SYSTEM, USER):
+            events = [e for i in range(20) for e in _job(account, f"{account}-g{i}", 5, charge=i % 5 or None)]
+            for event in events:
+                await _hold(db, event)
+            commands.sent.clear()
+            results = await asyncio.gather(*(ledger.apply(db, e) for e in [*events, events[3]]))
+            booking = ["find ledger", "update balances", "insert ledger"]
+            assert commands.sent == booking + ([] if account == SYSTEM else ["update accounts"]), (
+                commands.sent
+            )
+            assert [r["_id"] for r in results[:-1]] == [e.event_id for e in events] and results[-1] is None
+            assert sorted(r["seq"] for r in results[:-1]) == list(range(2, 42))
+            assert await check_account(db, account) == []
+            balance = await db["balances"].find_one({"_id": ledger.balance_id(account, "sim")})
+            expected = _expected([CreditsGranted(amount=500, **_base(account)), *events])
+            assert (balance["balance"], balance["reserved"], balance["spent"]) == (
+                expected["balance"],
+                expected["reserved"],
+                expected["spent"],
+            )
+        # Delivered again, all at once: one lookup finds every entry, nothing is written.
+        commands.sent.clear()
+        assert await asyncio.gather(*(ledger.apply(db, e) for e in events)) == [None] * len(events)
+        assert commands.sent == ["find ledger"]
+    finally:
+        await client.close()
+
+
+async def test_an_event_that_cannot_be_booked_fails_alone_not_its_group(servers):
+    client: AsyncMongoClient = AsyncMongoClient(servers.mongo_url, tz_aware=True)
+    try:
+        db = client["ledger_group_failure"]
+        await ledger.create_indexes(db)
+        events = [e for i in range(5) for e in _job(SYSTEM, f"bad-g{i}", 2, charge=2)]
+        # An entry an older billing left half-booked: refused loudly, never guessed at.
+        await db["ledger"].insert_one({"_id": events[4].event_id, "balance_id": "x", "applied": False})
+        results = await asyncio.gather(*(ledger.apply(db, e) for e in events), return_exceptions=True)
+        assert isinstance(results[4], RuntimeError) and "half-booked" in str(results[4])
+        assert all(isinstance(r, dict) for i, r in enumerate(results) if i != 4), results
+        balance = await db["balances"].find_one({"_id": ledger.balance_id(SYSTEM, "sim")})
+        # g2's reservation is the one not booked: its charge still takes the 2 it held off `reserved`
+        assert (balance["entries"], balance["spent"], balance["reserved"]) == (9, 10, -2)
+    finally:
+        await client.close()
+
+
 async def test_announcing_a_booked_event_reads_its_balance_once_unless_a_line_is_crossed(servers):
     """After the booking: the account's provider is read once per process, the balance once per event,
     and the balance again only when a crossing was written (its outbox is then the stored one)."""
@@ -155,18 +213,20 @@ class Replica:
             await client.close()
 
 
-class _NoLock(dict):
-    """Every booking its own lock: deliveries of one process interleave as freely as separate processes'."""
+class _NoGroups(dict):
+    """Every booking a group of its own: deliveries of one process interleave as freely as separate
+    processes'."""
 
-    def setdefault(self, key: str, default: asyncio.Lock) -> asyncio.Lock:  # type: ignore[override]
+    def setdefault(self, key: Any, default: Any) -> Any:
         return default
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.parametrize("grouped", [True, False], ids=["in-groups", "one-by-one"])
 async def test_replicas_delivering_at_once_and_crashing_after_any_write_book_each_event_once(
-    servers, monkeypatch
+    servers, monkeypatch, grouped
 ):
-    name, rng = "ledger_replicas", random.Random(11)
+    name, rng = f"ledger_replicas_{grouped}", random.Random(11)
     hits: Counter[str] = Counter()
     crashes: Counter[str] = Counter()
 
@@ -178,7 +238,8 @@ async def test_replicas_delivering_at_once_and_crashing_after_any_write_book_eac
             raise Crash(point)
 
     monkeypatch.setattr(ledger, "fault_point", fault_point)
-    monkeypatch.setattr(ledger, "_LOCKS", _NoLock())
+    if not grouped:
+        monkeypatch.setattr(ledger, "_GROUPS", _NoGroups())
     replicas = [Replica(servers.mongo_url, name) for _ in range(4)]
     try:
         db = replicas[0].db
@@ -280,7 +341,7 @@ async def test_the_check_catches_a_double_booking_a_missing_booking_and_a_moved_
         charge = await entries.find_one({"_id": "g1.charged"})
         balance = await balances.find_one({"_id": key})
         # The charge folded a second time (what a forgotten event id would do): caught twice over.
-        again = {**balance["pending"], "event_id": "g1.charged", "seq": balance["entries"] + 1}
+        again = [{**balance["pending"][-1], "event_id": "g1.charged", "seq": balance["entries"] + 1}]
         fold = {"balance": charge["delta_balance"], "spent": charge["delta_spent"], "entries": 1}
         found = await problems_after(
             lambda: balances.update_one({"_id": key}, {"$inc": fold, "$set": {"pending": again}}),
@@ -308,7 +369,7 @@ async def test_the_check_catches_a_double_booking_a_missing_booking_and_a_moved_
         )
 
         # The last fold's entry never written (a crash nobody finished): caught, although the sums agree.
-        last = await entries.find_one({"_id": balance["pending"]["event_id"]})
+        last = await entries.find_one({"_id": balance["pending"][-1]["event_id"]})
         found = await problems_after(
             lambda: entries.delete_one({"_id": last["_id"]}), lambda: entries.insert_one(last)
         )

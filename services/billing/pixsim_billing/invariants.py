@@ -3,9 +3,9 @@
 For every balance (account, credit type) of the account:
 - its entries are numbered `1..entries` (the balance's version), exactly one entry per number, each
   `applied`; no entry of the balance is unnumbered or numbered beyond (at rest every event is booked,
-  and every booking has its entry: the last one too, which the balance carries as `pending`);
-- no event is folded twice: `pending` is the entry numbered `entries`, and the event it names has no
-  entry under another number;
+  and every booking has its entry: those of the last fold too, which the balance carries as `pending`);
+- no event is folded twice: `pending` holds the entries numbered up to `entries`, and no event it
+  names has an entry under another number;
 - `balance`, `reserved` and `spent` equal the sums of those entries' deltas;
 - `reserved` equals the open holds: the reservations whose generation has no charge or release yet, and
   each generation has at most one reservation and one settlement per credit type (never charged twice);
@@ -23,7 +23,7 @@ from typing import Any
 from pixsim_runtime.accounts import ACCOUNTS
 from pymongo.asynchronous.database import AsyncDatabase
 
-from .ledger import BALANCES, LEDGER
+from .ledger import BALANCES, LEDGER, pending_entries
 
 SETTLEMENTS = ("charged", "released")
 
@@ -47,7 +47,7 @@ async def check_account(db: AsyncDatabase, account_id: str) -> list[str]:
                 by_seq[seq].append(e)
             else:
                 problems.append(f"{key}: entry {eid} not booked (number {seq!r} of {count})")
-        pending = balance.get("pending") or {}
+        pending = {e["seq"]: e for e in pending_entries(balance)}
         folded: list[dict[str, Any]] = []
         for seq in range(1, count + 1):
             held = by_seq.get(seq, [])
@@ -55,22 +55,17 @@ async def check_account(db: AsyncDatabase, account_id: str) -> list[str]:
                 problems.append(f"{key}: number {seq} held by {len(held)} entries ({held[0]['_id']}, ...)")
             if held:
                 folded.append(held[0])
-            elif pending and pending.get("seq") == seq:
-                problems.append(f"{key}: entry {seq} ({pending.get('event_id')}) folded but never written")
-                folded.append(pending)
+            elif seq in pending:
+                problems.append(f"{key}: entry {seq} ({pending[seq]['_id']}) folded but never written")
+                folded.append(pending[seq])
             else:
                 problems.append(f"{key}: entry {seq} missing")
-        if pending:
-            if pending.get("seq") != count:
-                problems.append(
-                    f"{key}: pending {pending.get('event_id')} is number {pending.get('seq')}, not {count}"
-                )
-            first = entries.get(pending.get("event_id"))
-            if first is not None and first.get("seq") != pending.get("seq"):
-                problems.append(
-                    f"{key}: {pending.get('event_id')} folded twice (numbers {first.get('seq')} and "
-                    f"{pending.get('seq')})"
-                )
+        if pending and max(pending) != count:
+            problems.append(f"{key}: pending entries end at number {max(pending)}, not {count}")
+        for seq, entry in pending.items():
+            first = entries.get(entry["_id"])
+            if first is not None and first.get("seq") != seq:
+                problems.append(f"{key}: {entry['_id']} folded twice (numbers {first.get('seq')} and {seq})")
         problems += [
             f"{key}: entry {e.get('_id', e.get('event_id'))} folded but not marked applied"
             for e in folded

@@ -17,40 +17,47 @@ moment the sync takes its place in the balance's order; a balance is never overw
 **Exactly once, through any crash, for ever.** There are no multi-document transactions, so no two
 writes happen together; instead every write is safe to repeat, and nothing depends on remembering a
 window of recent ids. Each balance is a sequence of entries numbered 1, 2, 3, ... (`seq`); its version
-`entries` is the number of the last one, and it carries that last one whole, as `pending`. Booking:
-1. the entry is looked for by the event id (its `_id`): found, the event is booked already;
-2. the balance folds the event: ONE update guarded by the version (`entries: v`) adds the deltas,
-   increments `entries` and sets `pending` to the event's entry, numbered v + 1. Whoever folds at v has
-   made sure the entry of v (the `pending` it replaces) is written: every entry below a balance's
-   version exists, so an event is booked exactly when its entry exists or it is the balance's `pending`;
-3. the entry is inserted, with its `seq` and `applied` (what the ledger API shows), as `pending` has it;
+`entries` is the number of the last one, and it carries the entries of its last fold whole, as
+`pending`. The events of a balance that arrive together are booked as one group (a group commit):
+1. their entries are looked for by the event ids (their `_id`): one found is booked already;
+2. the balance folds the rest: ONE update guarded by the version (`entries: v`) adds their deltas,
+   increments `entries` by k and sets `pending` to their entries, numbered v + 1 ... v + k. Whoever folds
+   at v has made sure the entries of v's fold (the `pending` it replaces) are written: every entry up to
+   a balance's version, but those of its `pending`, exists, so an event is booked exactly when its entry
+   exists or it is in the balance's `pending`;
+3. the entries are inserted (one `insert`), with their `seq` and `applied` (what the ledger API shows),
+   as `pending` has them;
 4. the account's `available` folds the entries in number order behind its own version,
    `billed.<credit type>` (the dispatcher moves `available` too, by its own atomic updates, never
-   touching that version); when it is behind it reads the entries by (`balance_id`, `seq`).
+   touching that version), as many at once as it has at hand; when it is behind it reads the entries by
+   (`balance_id`, `seq`).
 Step 1 comes after the version of step 2 was seen, so a fold that matches cannot book an event twice:
-had the event taken a number below v, its entry was written before the balance passed that number, so
-before v was seen; had it taken v, v's entry is known written. When the fold matches nothing (another
-replica folded, or this process's guess of the version was stale), the balance is read: if its
-`pending` is this event, an earlier or a concurrent delivery folded it, and writing its entry
-(idempotent: keyed by the event id) finishes the booking; otherwise the entry of `pending` is written,
-step 1 is repeated and the fold retried at the version read. A crash between any two writes is
-finished by the redelivery, at any time later, however many events were booked in between (or by the
-next fold of the balance, which writes the entry a crash left unwritten). With this process's guess
-of the version right (no crash, no other replica in between), an event costs 3 round trips (steps
-1 to 3), and 4 for a user account. `invariants.check_account` verifies the result.
+had the event taken a number up to v, its entry was written before the balance passed v's fold, so
+before v was seen (or it is in v's `pending`, whose entries are known written). When the fold matches
+nothing (another replica folded, or this process's guess of the version was stale), the balance is
+read: the events in its `pending` were folded by an earlier or a concurrent delivery, and writing those
+entries (idempotent: keyed by the event ids) finishes their booking; the rest of the group goes back to
+step 1 at the version read. A crash between any two writes is finished by the redelivery, at any time
+later, however many events were booked in between (or by the next fold of the balance, which writes
+the entries a crash left unwritten). With this process's guess of the version right (no crash, no other
+replica in between), a group costs 3 round trips (steps 1 to 3), and 4 for a user account, whatever its
+size; an event alone is a group of one. A sync's difference depends on the balance it follows, so a sync
+is always a group of its own, folded at a version just read. If a group fails, each of its events is
+booked again alone, so one event that cannot be booked never fails the others with it.
+`invariants.check_account` verifies the result.
 `PIXSIM_FAULT_POINT=billing.after_*` kills billing after each write (tests only; see
 `pixsim_runtime.faults`).
 
 Stored before this design (numbered claims in `ledger_seq`, entries upserted before their fold and
 marked `applied` after it), a balance at rest books on: its entries carry their numbers. An entry such
 a billing left half-booked (not `applied`) is refused loudly, never guessed at: drain billing before
-upgrading (pre-release: there is no migration).
+upgrading (pre-release: there is no migration). A `pending` stored as one entry (before groups) is read
+as a group of one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,7 +74,7 @@ from pixsim_runtime.faults import fault_point
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 LEDGER = "ledger"
 BALANCES = "balances"
@@ -87,17 +94,21 @@ FAULT_POINTS = (
     "billing.after_entry",
     "billing.after_account",
 )
-#: How many entries the account's fold reads at once when it is behind.
+DUPLICATE_KEY = 11000
+#: How many entries the account's fold reads (and folds) at once when it is behind.
 CATCH_UP = 200
 
-#: One booking at a time per balance in this process: correctness never depends on it (the writes
-#: above are safe from any number of processes), but concurrent deliveries for one balance would
-#: otherwise all race for the same version, each retrying after the others' folds.
-_LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+#: The most events booked in one group (they all ride in the balance's `pending`).
+MAX_GROUP = 100
+#: The bookings waiting per balance in this process (per database): one task books them, a group at a
+#: time, and what arrives meanwhile forms the next group. Correctness never depends on it (the writes
+#: above are safe from any number of processes); it saves round trips, and concurrent deliveries for one
+#: balance would otherwise all race for the same version, each retrying after the others' folds.
+_GROUPS: dict[tuple[int, str, str], _Bookings] = {}
 #: What this process last saw of each balance's `entries` and each account's `billed.<type>` (per
 #: database): a first guess for the next compare-and-set, which saves a read when no other replica moved
-#: it meanwhile. A balance's version is kept only once the entry of its `pending` is known written, so
-#: a fold behind the guess keeps "every entry below the version exists"; a stale guess matches nothing,
+#: it meanwhile. A balance's version is kept only once the entries of its `pending` are known written, so
+#: a fold behind the guess keeps "every entry up to the version exists"; a stale guess matches nothing,
 #: and the balance is read.
 _VERSIONS: dict[tuple[int, str, str], int] = {}
 _BILLED: dict[tuple[int, str, str, str], int] = {}
@@ -182,13 +193,92 @@ def _from_pending(pending: dict[str, Any]) -> dict[str, Any]:
 async def apply(db: AsyncDatabase, event: CreditEvent) -> dict[str, Any] | None:
     """Book the event; returns its ledger entry, or None when it had been booked already."""
     key = balance_id(event.account_id, event.credit_type)
-    lock = _LOCKS.setdefault(key, asyncio.Lock())
-    async with lock:
-        booked, upto, known = await _book(db, key, event)
-        if not is_system_account(event.account_id):  # system accounts have no document and no gate
-            # Also for an event booked already: a crash may have come between its booking and this.
-            await _fold_account(db, key, event.account_id, event.credit_type, upto, known)
-    return booked
+    cached = _cached(db, key)
+    bookings = _GROUPS.setdefault(cached, _Bookings())
+    done: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+    bookings.waiting.append((event, done))
+    if bookings.task is None or bookings.task.done():
+        bookings.task = asyncio.create_task(_book_waiting(db, key, cached, bookings))
+    return await done
+
+
+class _Bookings:
+    """The events of one balance waiting to be booked, and the task booking them."""
+
+    __slots__ = ("task", "waiting")
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[CreditEvent, asyncio.Future[dict[str, Any] | None]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+
+async def _book_waiting(
+    db: AsyncDatabase, key: str, cached: tuple[int, str, str], bookings: _Bookings
+) -> None:
+    group: list[Any] = []
+    try:
+        await asyncio.sleep(0)  # let the other handlers of the same fetch add their events first
+        while bookings.waiting:
+            group, bookings.waiting = bookings.waiting[:MAX_GROUP], bookings.waiting[MAX_GROUP:]
+            for run in _runs(group):
+                try:
+                    await _book_run(db, key, run)
+                except Exception as exc:  # noqa: BLE001 - booked again one by one: only a bad one fails
+                    if len(run) == 1:
+                        _settle(run[0][1], error=exc)
+                        continue
+                    for one in run:
+                        try:
+                            await _book_run(db, key, [one])
+                        except Exception as error:  # noqa: BLE001 - that delivery fails (and is retried)
+                            _settle(one[1], error=error)
+    except BaseException as exc:  # cancelled (shutting down): nobody waits for an answer that never comes
+        for _, done in (*group, *bookings.waiting):
+            _settle(done, error=exc)
+        bookings.waiting.clear()
+        raise
+    finally:
+        if _GROUPS.get(cached) is bookings and not bookings.waiting:
+            del _GROUPS[cached]
+
+
+def _runs(group: list[Any]) -> list[list[Any]]:
+    """The group in arrival order, cut so that every sync is booked alone."""
+    runs: list[list[Any]] = [[]]
+    for item in group:
+        if isinstance(item[0], CreditsSynced):
+            runs += [[item], []]
+        else:
+            runs[-1].append(item)
+    return [run for run in runs if run]
+
+
+async def _book_run(db: AsyncDatabase, key: str, run: list[Any]) -> None:
+    """Book the events of `run` as one group, then answer each caller: its entry, or None for an event
+    booked before (or delivered twice in the group: the first copy gets the entry)."""
+    events = [event for event, _ in run]
+    booked, upto, known = await _book(db, key, events)
+    if not is_system_account(events[0].account_id):  # system accounts have no document and no gate
+        # Also for events booked already: a crash may have come between their booking and this.
+        await _fold_account(db, key, events[0].account_id, events[0].credit_type, upto, known)
+    for event, done in run:
+        _settle(done, booked.pop(event.event_id, None))
+
+
+def _settle(
+    done: asyncio.Future[dict[str, Any] | None],
+    result: dict[str, Any] | None = None,
+    error: BaseException | None = None,
+) -> None:
+    """Answer a waiting delivery (unless it gave up waiting: cancelled)."""
+    if done.done():
+        return
+    if isinstance(error, Exception):
+        done.set_exception(error)
+    elif error is not None:
+        done.cancel()
+    else:
+        done.set_result(result)
 
 
 def _cached(db: AsyncDatabase, key: str) -> tuple[int, str, str]:
@@ -196,50 +286,66 @@ def _cached(db: AsyncDatabase, key: str) -> tuple[int, str, str]:
 
 
 async def _book(
-    db: AsyncDatabase, key: str, event: CreditEvent
-) -> tuple[dict[str, Any] | None, int, dict[int, dict[str, Any]]]:
-    """Fold the event into its balance unless it is booked already. Returns its entry (None when it was
-    booked before), a version of the balance every entry up to which is written, and the entries at hand
-    by number."""
+    db: AsyncDatabase, key: str, events: list[CreditEvent]
+) -> tuple[dict[str, dict[str, Any]], int, dict[int, dict[str, Any]]]:
+    """Fold the events not booked yet into their balance, as one group. Returns their entries by event id,
+    a version of the balance every entry up to which is written, and the entries at hand by number."""
     ledger, cached = db[LEDGER], _cached(db, key)
     balance: dict[str, Any] | None = None
     # A sync's difference depends on the balance it follows: always read that, never guess its version.
-    version = None if isinstance(event, CreditsSynced) else _VERSIONS.get(cached)
+    version = None if isinstance(events[0], CreditsSynced) else _VERSIONS.get(cached)
+    todo = list({event.event_id: event for event in events}.values())
+    known: dict[int, dict[str, Any]] = {}
+    upto = 0
     while True:
         if version is None:
             balance, version, last = await _observe(db, key)
-            if last is not None and last["_id"] == event.event_id:
-                return None, version, {version: last}  # an earlier or a concurrent delivery folded it
+            known.update((entry["seq"], entry) for entry in last)
+            upto = max(upto, version)
+            folded = {entry["_id"] for entry in last}  # by an earlier or a concurrent delivery
+            if not (todo := [event for event in todo if event.event_id not in folded]):
+                return {}, upto, known
         # Looked for only now, after `version` was seen: see the module's docstring.
-        found = await ledger.find_one({"_id": event.event_id})
-        if found is not None:
-            if not found.get("applied") or found.get("seq") is None:
+        found = await ledger.find({"_id": {"$in": [event.event_id for event in todo]}}).to_list()
+        for entry in found:
+            if not entry.get("applied") or entry.get("seq") is None:
                 raise RuntimeError(
-                    f"ledger entry {event.event_id} was left half-booked by an older billing "
+                    f"ledger entry {entry['_id']} was left half-booked by an older billing "
                     "(claims in ledger_seq): finish it with that version before upgrading"
                 )
-            return None, max(int(found["seq"]), _VERSIONS.get(cached, 0)), {}
-        entry = _entry(event, key, version + 1, balance)
-        if await _fold(db, key, version, entry):
+            upto = max(upto, int(entry["seq"]))
+        booked_before = {entry["_id"] for entry in found}
+        if not (todo := [event for event in todo if event.event_id not in booked_before]):
+            return {}, max(upto, _VERSIONS.get(cached, 0)), known
+        entries = [_entry(event, key, version + n, balance) for n, event in enumerate(todo, start=1)]
+        if await _fold(db, key, version, entries):
             await fault_point("billing.after_fold")
-            await _write(ledger, entry)
+            await _write(ledger, entries)
             await fault_point("billing.after_entry")
-            _VERSIONS[cached] = version + 1
-            return entry, version + 1, {version + 1: entry}
+            version += len(entries)
+            _VERSIONS[cached] = version
+            known.update((entry["seq"], entry) for entry in entries)
+            return {entry["_id"]: entry for entry in entries}, max(upto, version), known
         _VERSIONS.pop(cached, None)
         version = None  # another replica folded, or the guess was stale: read the balance
 
 
-async def _observe(db: AsyncDatabase, key: str) -> tuple[dict[str, Any] | None, int, dict[str, Any] | None]:
-    """Read the balance and write the entry of its last fold (if a crash left it unwritten): the balance,
-    its version, and that last entry."""
+def pending_entries(balance: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The entries of the balance's last fold, as it carries them (one entry before groups: a dict)."""
+    pending = (balance or {}).get("pending") or []
+    return [_from_pending(p) for p in ([pending] if isinstance(pending, dict) else pending)]
+
+
+async def _observe(db: AsyncDatabase, key: str) -> tuple[dict[str, Any] | None, int, list[dict[str, Any]]]:
+    """Read the balance and write the entries of its last fold (if a crash left them unwritten): the
+    balance, its version, and those entries."""
     balance = await db[BALANCES].find_one({"_id": key})
     version = int((balance or {}).get("entries", 0))
-    last = None
-    if pending := (balance or {}).get("pending"):
-        last = _from_pending(pending)
-        if last.get("seq") != version:
-            raise RuntimeError(f"balance {key}: pending entry {last['_id']} is not number {version}")
+    last = pending_entries(balance)
+    if last:
+        numbers = [entry.get("seq") for entry in last]
+        if numbers != list(range(version - len(last) + 1, version + 1)):
+            raise RuntimeError(f"balance {key}: pending entries numbered {numbers}, not up to {version}")
         await _write(db[LEDGER], last)
         await fault_point("billing.after_pending_entry")
     # (A balance without `pending` is new, or was last folded before this design: its entries exist.)
@@ -247,41 +353,45 @@ async def _observe(db: AsyncDatabase, key: str) -> tuple[dict[str, Any] | None, 
     return balance, version, last
 
 
-async def _write(ledger: AsyncCollection, entry: dict[str, Any]) -> None:
-    """Insert the entry, once: its `_id` is the event id, and whoever writes it writes the same entry
-    (the balance's `pending` is that entry)."""
+async def _write(ledger: AsyncCollection, entries: list[dict[str, Any]]) -> None:
+    """Insert the entries, once: their `_id` is the event id, and whoever writes one writes the same entry
+    (the balance's `pending` has it)."""
     try:
-        await ledger.insert_one(dict(entry))
-    except DuplicateKeyError:
-        pass  # written already: by an earlier or a concurrent delivery, or by the next fold
+        await ledger.insert_many([dict(entry) for entry in entries], ordered=False)
+    except BulkWriteError as exc:
+        if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+            raise
+        # the others were written already: by an earlier or a concurrent delivery, or by the next fold
 
 
-async def _fold(db: AsyncDatabase, key: str, version: int, entry: dict[str, Any]) -> bool:
-    """The one guarded update that books `entry` as number version + 1; False when the balance is not at
-    `version` (any more)."""
+async def _fold(db: AsyncDatabase, key: str, version: int, entries: list[dict[str, Any]]) -> bool:
+    """The one guarded update that books `entries` as numbers version + 1, ...; False when the balance
+    is not at `version` (any more)."""
+    funding = any(entry["kind"] in FUNDING for entry in entries)
     update: dict[str, Any] = {
         "$inc": {
-            "balance": entry["delta_balance"],
-            "reserved": entry["delta_reserved"],
-            "spent": entry["delta_spent"],
-            "entries": 1,
+            "balance": sum(entry["delta_balance"] for entry in entries),
+            "reserved": sum(entry["delta_reserved"] for entry in entries),
+            "spent": sum(entry["delta_spent"] for entry in entries),
+            "entries": len(entries),
         },
         "$set": {
-            "pending": _as_pending(entry),
+            "pending": [_as_pending(entry) for entry in entries],
             "updated_at": datetime.now(UTC),
-            **({"tracked": True} if entry["kind"] in FUNDING else {}),
+            **({"tracked": True} if funding else {}),
         },
     }
-    if version == 0:  # the balance's first entry creates it (with the filter's `_id` and `entries: 0`)
+    if version == 0:  # the balance's first fold creates it (with the filter's `_id` and `entries: 0`)
+        first = entries[0]
         update["$setOnInsert"] = {
-            "account_id": entry["account_id"],
-            "provider_id": entry["provider_id"],
-            "credit_type": entry["credit_type"],
-            **({} if entry["kind"] in FUNDING else {"tracked": False}),
+            "account_id": first["account_id"],
+            "provider_id": first["provider_id"],
+            "credit_type": first["credit_type"],
+            **({} if funding else {"tracked": False}),
         }
     try:
         result = await db[BALANCES].update_one({"_id": key, "entries": version}, update, upsert=version == 0)
-    except DuplicateKeyError:  # the upsert of a first entry: the balance exists, at another version
+    except DuplicateKeyError:  # the upsert of a first fold: the balance exists, at another version
         return False
     return bool(result.matched_count or result.upserted_id is not None)
 
@@ -325,16 +435,20 @@ async def _fold_account(
         _BILLED[cached] = done
         if done >= upto:
             return
-        entry = known.get(done + 1) or await _numbered(db, key, done + 1, upto, known)
+        if done + 1 not in known:
+            await _numbered(db, key, done + 1, upto, known)
+        run: list[dict[str, Any]] = []  # the entries after `done` at hand, in order, folded at once
+        while (n := done + 1 + len(run)) <= upto and n in known and len(run) < CATCH_UP:
+            run.append(known[n])
         guard: dict[str, Any] = {"_id": account_id, field: done if done else {"$exists": False}}
         update: dict[str, Any] = {
-            "$inc": {f"available.{credit_type}": entry["delta_available"]},
-            "$set": {field: done + 1},
+            "$inc": {f"available.{credit_type}": sum(entry["delta_available"] for entry in run)},
+            "$set": {field: done + len(run)},
         }
-        if entry["kind"] in FUNDING:
+        if any(entry["kind"] in FUNDING for entry in run):
             update["$addToSet"] = {"tracked": credit_type}
         if (await accounts.update_one(guard, update)).matched_count:
             await fault_point("billing.after_account")
-            done += 1
+            done += len(run)
         else:
             done = None  # moved by another process (or the guess was stale): read again
