@@ -71,6 +71,7 @@ from pixsim_contracts import (
 )
 from pixsim_runtime.accounts import ACCOUNTS, is_system_account
 from pixsim_runtime.faults import fault_point
+from pixsim_runtime.group_commit import settle
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -225,16 +226,16 @@ async def _book_waiting(
                     await _book_run(db, key, run)
                 except Exception as exc:  # noqa: BLE001 - booked again one by one: only a bad one fails
                     if len(run) == 1:
-                        _settle(run[0][1], error=exc)
+                        settle(run[0][1], error=exc)
                         continue
                     for one in run:
                         try:
                             await _book_run(db, key, [one])
                         except Exception as error:  # noqa: BLE001 - that delivery fails (and is retried)
-                            _settle(one[1], error=error)
+                            settle(one[1], error=error)
     except BaseException as exc:  # cancelled (shutting down): nobody waits for an answer that never comes
         for _, done in (*group, *bookings.waiting):
-            _settle(done, error=exc)
+            settle(done, error=exc)
         bookings.waiting.clear()
         raise
     finally:
@@ -262,23 +263,7 @@ async def _book_run(db: AsyncDatabase, key: str, run: list[Any]) -> None:
         # Also for events booked already: a crash may have come between their booking and this.
         await _fold_account(db, key, events[0].account_id, events[0].credit_type, upto, known)
     for event, done in run:
-        _settle(done, booked.pop(event.event_id, None))
-
-
-def _settle(
-    done: asyncio.Future[dict[str, Any] | None],
-    result: dict[str, Any] | None = None,
-    error: BaseException | None = None,
-) -> None:
-    """Answer a waiting delivery (unless it gave up waiting: cancelled)."""
-    if done.done():
-        return
-    if isinstance(error, Exception):
-        done.set_exception(error)
-    elif error is not None:
-        done.cancel()
-    else:
-        done.set_result(result)
+        settle(done, booked.pop(event.event_id, None))
 
 
 def _cached(db: AsyncDatabase, key: str) -> tuple[int, str, str]:

@@ -32,6 +32,7 @@ from pixsim_contracts import (
     GenerationRequested,
     GenerationSubmitted,
 )
+from pixsim_runtime.group_commit import settle
 from pymongo import InsertOne, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
@@ -196,7 +197,7 @@ class Projector:
                 for gid, waiters in batch.items():
                     self._recent.pop(gid, None)
                     for _, done in waiters:
-                        _settle(done, error=exc)
+                        settle(done, error=exc)
                 if not isinstance(exc, Exception):
                     raise
 
@@ -221,7 +222,7 @@ class Projector:
                 if gid not in uncertain:
                     self._remember(doc)
                     for _, done in batch.pop(gid):
-                        _settle(done, doc)
+                        settle(done, doc)
             # Another writer came first (another replica, or a stale cache): read those generations
             # again; an event the stored document has is done, the others are folded again on top of it.
             for gid in uncertain:
@@ -239,10 +240,10 @@ class Projector:
                 try:
                     updated = apply_event(doc, event)
                 except UnknownGeneration as exc:
-                    _settle(done, error=exc)
+                    settle(done, error=exc)
                     continue
                 if updated is None:  # applied before (maybe by us, in a write that looked uncertain)
-                    _settle(done, doc if doc is not None and event.event_id in doc["applied"] else None)
+                    settle(done, doc if doc is not None and event.event_id in doc["applied"] else None)
                     continue
                 doc = updated
                 left.append((event, done))
@@ -284,22 +285,6 @@ class Projector:
         while len(self._recent) > self.cache_size:
             self._recent.popitem(last=False)
         return doc
-
-
-def _settle(
-    done: asyncio.Future[dict[str, Any] | None],
-    result: dict[str, Any] | None = None,
-    error: BaseException | None = None,
-) -> None:
-    """Answer a waiting caller (unless it gave up waiting: cancelled)."""
-    if done.done():
-        return
-    if isinstance(error, Exception):
-        done.set_exception(error)
-    elif error is not None:
-        done.cancel()
-    else:
-        done.set_result(result)
 
 
 #: An event waiting to be stored, and its caller's future.
