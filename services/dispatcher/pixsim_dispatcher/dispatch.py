@@ -46,12 +46,12 @@ from pixsim_runtime.backoff import backoff
 from pixsim_runtime.broker import publish_events
 from pixsim_runtime.consumers import PollAgain
 from pixsim_runtime.faults import fault_point
+from pixsim_runtime.group_commit import BulkWriter
 from pixsim_runtime.requests import RequestRejected, check_request
 from pixsim_runtime.secrets import CredentialCipher, scrub
 from pixsim_runtime.service import ServiceContext
 from pixsim_runtime.storage import Storage
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
 from . import health
 from .outcomes import error_info, rejected_event, submitted_events
@@ -85,6 +85,8 @@ class Dispatcher:
         self.settings = settings
         self.cipher = cipher
         self.dispatches = ctx.db[DISPATCHES]
+        # The claims and marks of concurrent dispatches share round trips (a group commit).
+        self.records = BulkWriter(self.dispatches)
         holder = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
         self.pool = AccountPool(
             ctx.db,
@@ -542,22 +544,20 @@ class Dispatcher:
             "created_at": now,
             "deadline_at": now + timedelta(seconds=self.settings.dispatch_timeout_s),
         }
-        try:
-            await self.dispatches.insert_one(doc)
+        if await self.records.insert(doc):
             return doc
-        except DuplicateKeyError:
-            found = await self.dispatches.find_one({"_id": request.generation_id})
-            found.setdefault(
-                "deadline_at", found["created_at"] + timedelta(seconds=self.settings.dispatch_timeout_s)
-            )
-            return found
+        found = await self.dispatches.find_one({"_id": request.generation_id})
+        found.setdefault(
+            "deadline_at", found["created_at"] + timedelta(seconds=self.settings.dispatch_timeout_s)
+        )
+        return found
 
     async def _is_submitted(self, generation_id: str) -> bool:
         doc = await self.dispatches.find_one({"_id": generation_id})
         return bool(doc and doc.get("submitted"))
 
     async def _mark(self, generation_id: str, **fields: Any) -> None:
-        await self.dispatches.update_one({"_id": generation_id}, {"$set": fields})
+        await self.records.update({"_id": generation_id}, {"$set": fields})
 
     async def _decide(
         self, request: GenerationRequested, decision: Decision, record: dict[str, Any] | None = None
