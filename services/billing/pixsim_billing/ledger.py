@@ -71,7 +71,7 @@ from pixsim_contracts import (
 )
 from pixsim_runtime.accounts import ACCOUNTS, is_system_account
 from pixsim_runtime.faults import fault_point
-from pixsim_runtime.group_commit import settle
+from pixsim_runtime.group_commit import DUPLICATE_KEY, settle
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -95,7 +95,6 @@ FAULT_POINTS = (
     "billing.after_entry",
     "billing.after_account",
 )
-DUPLICATE_KEY = 11000
 #: How many entries the account's fold reads (and folds) at once when it is behind.
 CATCH_UP = 200
 

@@ -32,7 +32,7 @@ from pixsim_contracts import (
     GenerationRequested,
     GenerationSubmitted,
 )
-from pixsim_runtime.group_commit import settle
+from pixsim_runtime.group_commit import DUPLICATE_KEY, settle
 from pymongo import InsertOne, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
@@ -289,4 +289,3 @@ class Projector:
 
 #: An event waiting to be stored, and its caller's future.
 _Waiter = tuple[Event | CreditEvent, "asyncio.Future[dict[str, Any] | None]"]
-DUPLICATE_KEY = 11000
