@@ -13,6 +13,9 @@ over the providers, and polled with at most `concurrency` polls in flight.
 - Shared: every replica claims from the same collection; a claim is atomic, so a job is polled by one
   replica at a time. While a poll runs its lease is renewed every `keep_alive_s`; a replica that dies
   leaves its leases to run out, and the jobs are due again for any replica.
+- A poll never outlives its lease: unless a renewal is confirmed, the poll is stopped (its provider call
+  cancelled) a margin before the lease runs out, when another replica may take the job. A slow MongoDB
+  or a stalled process otherwise lets two replicas poll one job at the same moment.
 - Cheap when idle: a provider with nothing due is asked again only when its earliest job falls due
   (one look-ahead query), or after `IDLE_S`, or when this replica scheduled something sooner.
 - Cheap when busy: a provider whose due jobs were all claimed rests for a gap in proportion to what the
@@ -63,6 +66,9 @@ def _gap(claim_s: float) -> float:
     falling due meanwhile are claimed together, at the price of up to this gap of detection lag."""
     return min(max(CLAIM_GAP_MIN_S, CLAIM_COST_FACTOR * claim_s), CLAIM_GAP_MAX_S)
 
+
+#: A poll is stopped this share of the lease before its lease runs out, unless a renewal is confirmed.
+LEASE_MARGIN_SHARE = 0.1
 
 #: Polls one leased job; returns when it is due next (epoch seconds), or None when it left the schedule.
 PollFn = Callable[[dict[str, Any]], Awaitable[float | None]]
@@ -265,9 +271,19 @@ class Scheduler:
                 await asyncio.wait_for(self._wake.wait(), wait)
 
     async def _poll_one(self, record: dict[str, Any]) -> None:
-        alive = asyncio.create_task(self._keep_alive(record))
+        if time.time() >= self._stop_at(record):  # waited for a slot too long: the job is due for anyone
+            log.warning("poll of %s not started: its lease ran out while it waited for a slot", record["_id"])
+            return
+        poll = asyncio.create_task(self.poll(record))
+        held = asyncio.create_task(self._hold_lease(record, poll))
         try:
-            at = await self.poll(record)
+            at = await poll
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # this replica is stopping
+                raise
+            # `_hold_lease` stopped it: the job is (or is about to be) another replica's
+            return
         except Exception as exc:  # NATS or MongoDB away mid-poll, or a bug: poll again later, backing off
             failures = int(record.get("failures") or 0)
             delay = backoff(failures, self.retry_s, self.retry_max_s)
@@ -290,16 +306,39 @@ class Scheduler:
             with contextlib.suppress(Exception):  # if MongoDB is away too, the lease runs out instead
                 await self.store.release(record, at, failed=True)
         finally:
-            alive.cancel()
+            held.cancel()
         if at is not None:
             self.due(record.get("provider_id", ""), at)
 
-    async def _keep_alive(self, record: dict[str, Any]) -> None:
+    def _stop_at(self, record: dict[str, Any]) -> float:
+        return float(record["lease_until"]) - self.lease_s * LEASE_MARGIN_SHARE
+
+    async def _hold_lease(self, record: dict[str, Any], poll: asyncio.Task[Any]) -> None:
+        """Renew the lease every `keep_alive_s` while the poll runs, and stop the poll when the lease is
+        lost, or when it is about to run out with no renewal confirmed (MongoDB slow or away)."""
+        renew_at = time.time() + self.keep_alive_s
         while True:
-            await asyncio.sleep(self.keep_alive_s)
+            now, stop_at = time.time(), self._stop_at(record)
+            if now >= stop_at:
+                log.warning(
+                    "poll of %s stopped: its lease ran out before a renewal was confirmed", record["_id"]
+                )
+                poll.cancel()
+                return
+            if now < renew_at:
+                await asyncio.sleep(min(renew_at, stop_at) - now)
+                continue
+            until = now + self.lease_s
             try:
-                if not await self.store.renew(record, time.time() + self.lease_s):
-                    log.warning("poll of %s: lease lost to another replica", record["_id"])
-                    return
-            except Exception as exc:  # noqa: BLE001 - best effort: the lease is the fallback
-                log.debug("lease renewal of %s failed: %s", record["_id"], exc)
+                async with asyncio.timeout(stop_at - now):
+                    renewed = await self.store.renew(record, until)
+            except Exception as exc:  # noqa: BLE001 - timed out or failed: try again while the lease lasts
+                log.debug("lease renewal of %s failed: %s: %s", record["_id"], type(exc).__name__, exc)
+                renew_at = time.time() + self.keep_alive_s / 3
+                continue
+            if not renewed:
+                log.warning("poll of %s stopped: its lease was lost to another replica", record["_id"])
+                poll.cancel()
+                return
+            record["lease_until"] = until
+            renew_at = time.time() + self.keep_alive_s
