@@ -159,6 +159,11 @@ def address_problem(ip: IPv4Address | IPv6Address) -> str | None:
 
 async def resolve(host: str, port: int) -> list[str]:
     """Every address `host` resolves to, in the resolver's order (tests replace this to play DNS)."""
+    try:  # an address already: no need for the resolver (it runs in a worker thread)
+        ip_address(host)
+        return [host]
+    except ValueError:
+        pass
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 

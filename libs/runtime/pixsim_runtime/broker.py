@@ -35,6 +35,11 @@ def make_broker(settings: BaseServiceSettings, tracer_provider: TracerProvider |
         log_level=logging.DEBUG,
         max_reconnect_attempts=-1,
         name=settings.service_name,
+        # No FastDepends: it resolves an injected message (`Context`) with a sync call that it runs in a
+        # worker thread, a thread round trip per message (with the GIL handed back and forth), and FastStream
+        # then JSON-decoded every body that `consume` validates anyway. Our one handler (`consumers.consume`)
+        # takes the message as its "decoded body" instead.
+        apply_types=False,
     )
     _INBOXES[broker] = inbox
     return broker

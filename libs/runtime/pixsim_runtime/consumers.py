@@ -38,7 +38,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from faststream import AckPolicy
-from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
+from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
+from faststream.nats.message import NatsMessage
 from pixsim_contracts import subjects
 from pixsim_contracts.limits import MAX_EVENT_MESSAGE_BYTES
 from pydantic import TypeAdapter, ValidationError
@@ -249,7 +250,14 @@ def subscribe(
         ack_policy=AckPolicy.MANUAL,
         inbox_prefix=inbox_of(broker),  # this service's NATS user may read only its own inboxes
         title=f"{service}:{durable}",
+        decoder=_the_message,
     )(consume)
+
+
+async def _the_message(msg: NatsMessage) -> NatsMessage:
+    """The "decoded body" FastStream hands to `consume`: the message itself. The broker injects nothing
+    (`apply_types=False`, see `make_broker`), and `consume` validates the raw body once, by its type."""
+    return msg
 
 
 #: Deliveries of a message (by stream and sequence) that failed only because NATS or MongoDB was away,

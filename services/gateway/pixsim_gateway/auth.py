@@ -48,8 +48,9 @@ class Principal:
         return self.is_admin or (owner is not None and owner == self.user_id)
 
 
-def caller(request: Request, _bearer: Annotated[Any, Security(BEARER)] = None) -> Principal:
-    """The route dependency: the principal the middleware authenticated."""
+async def caller(request: Request, _bearer: Annotated[Any, Security(BEARER)] = None) -> Principal:
+    """The route dependency: the principal the middleware authenticated. (Async: FastAPI runs a sync
+    dependency in a worker thread, a thread round trip per request.)"""
     principal = request.scope.get("state", {}).get("principal")
     if principal is None:  # only reachable if a route is mounted outside PROTECTED_PREFIX
         raise ApiError(401, "unauthenticated", "this route needs a credential")
