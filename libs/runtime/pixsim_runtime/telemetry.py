@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 _httpx_instrumented = False
 _meter_provider: MeterProvider | None = None
+_metrics_exported = False
 
 
 def init_telemetry(
@@ -38,7 +39,9 @@ def init_telemetry(
         trace.set_tracer_provider(provider)
     init_metrics(resource)
     global _httpx_instrumented
-    if not _httpx_instrumented:  # instrumentation is process-wide; do it once
+    # Instrumentation is process-wide; done once, and only if its spans or metrics go somewhere (it
+    # costs a few % of each provider call otherwise).
+    if not _httpx_instrumented and instrumented(provider):
         HTTPXClientInstrumentor().instrument(tracer_provider=provider)
         _httpx_instrumented = True
     return provider
@@ -49,12 +52,19 @@ def traced(provider: TracerProvider | None) -> bool:
     return provider is not None and provider.sampler is not ALWAYS_OFF
 
 
+def instrumented(provider: TracerProvider | None) -> bool:
+    """Whether library instrumentation (the HTTP server, httpx) is worth its cost: its spans are recorded,
+    or its metrics exported."""
+    return traced(provider) or _metrics_exported
+
+
 def init_metrics(resource: Resource | None = None, reader: MetricReader | None = None) -> MeterProvider:
     """The process's MeterProvider (set once, globally): `reader` if given (tests), else OTLP when
     `OTEL_METRICS_EXPORTER=otlp` or an OTLP endpoint is configured, else none."""
-    global _meter_provider
+    global _meter_provider, _metrics_exported
     if _meter_provider is None:
         readers = [reader] if reader is not None else _metric_readers_from_env()
+        _metrics_exported = bool(readers)
         _meter_provider = MeterProvider(resource=resource or Resource.create({}), metric_readers=readers)
         metrics.set_meter_provider(_meter_provider)
     return _meter_provider
