@@ -44,8 +44,44 @@ async def test_concurrent_writes_share_a_round_trip_and_each_gets_its_own_outcom
             writer.update({"_id": "r20"}, {"$inc": {"n": 1}}),
             return_exceptions=True,
         )
-        assert isinstance(results[0], WriteError) and results[1] is None, results
+        assert isinstance(results[0], WriteError) and results[1] is True, results
         assert (await records.find_one({"_id": "r20"}))["n"] == 2
+    finally:
+        await client.close()
+
+
+async def test_upserts_say_whether_they_inserted_and_updates_whether_they_surely_matched(servers) -> None:
+    commands = Commands()
+    client = AsyncMongoClient(servers.mongo_url, tz_aware=True, event_listeners=[commands])
+    records = client[f"bulk_{uuid.uuid4().hex[:8]}"]["records"]
+    writer = BulkWriter(records)
+    try:
+        await records.insert_many([{"_id": "open", "n": 0}, {"_id": "closed", "n": 0, "closed": True}])
+        commands.sent.clear()
+        new = [f"u{i}" for i in range(20)]
+        unclosed = {"closed": {"$exists": False}}
+        inserted = await asyncio.gather(
+            *(writer.upsert({"_id": i, **unclosed}, {"$set": {"n": 1}}) for i in new),
+            writer.upsert({"_id": "open", **unclosed}, {"$set": {"n": 1}}),  # found: updated
+            writer.upsert({"_id": "closed", **unclosed}, {"$set": {"n": 1}}),  # missed, but the _id exists
+            return_exceptions=True,
+        )
+        assert commands.sent == ["update records"]
+        assert inserted == [True] * 20 + [False, False], inserted
+        stored = {d["_id"]: d["n"] for d in await records.find().to_list()}
+        assert stored == {**dict.fromkeys(new, 1), "open": 1, "closed": 0}
+
+        commands.sent.clear()
+        every = await asyncio.gather(*(writer.update({"_id": i}, {"$inc": {"n": 1}}) for i in new))
+        assert every == [True] * 20  # all matched: each one surely did
+        some = await asyncio.gather(
+            *(writer.update({"_id": i, "n": 2}, {"$inc": {"n": 1}}) for i in new[:5]),
+            writer.update({"_id": "missing"}, {"$inc": {"n": 1}}),
+        )
+        assert some == [False] * 6  # one matched nothing, and MongoDB does not say which: none is sure
+        assert commands.sent == ["update records", "update records"]
+        stored = {d["_id"]: d["n"] for d in await records.find({"_id": {"$in": new}}).to_list()}
+        assert stored == {i: 3 if i in new[:5] else 2 for i in new}  # written all the same
     finally:
         await client.close()
 

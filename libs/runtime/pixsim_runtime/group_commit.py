@@ -30,57 +30,80 @@ def settle(done: asyncio.Future[Any], result: Any = None, error: BaseException |
         done.set_result(result)
 
 
+_INSERT, _UPSERT, _UPDATE = "insert", "upsert", "update"
+_Write = tuple[InsertOne[Any] | UpdateOne, str, asyncio.Future[Any]]
+
+
 class BulkWriter:
     """Inserts and updates of one collection from concurrent callers, sent as one unordered `bulk_write`
-    per batch. Each caller gets the outcome of its own write, as if it had sent it alone: `insert` says
-    whether it inserted (False: a document with that `_id` exists), `update` returns once written (how
-    many it matched is not reported per write), and any other write error, or an error of the whole
-    batch (MongoDB away), is raised to the callers it concerns. Writes of one caller go in the order it
-    awaits them; writes of different callers in one batch may be applied in any order."""
+    per batch. Each caller gets the outcome of its own write, as if it had sent it alone, as far as MongoDB
+    reports it per write:
+    - `insert`: whether it inserted (False: a document with that `_id` exists);
+    - `upsert`: whether it inserted (False: it updated a document, or its filter missed a document whose
+      `_id` exists);
+    - `update`: True when it surely matched a document: every update of its batch did. False when some
+      update of the batch matched nothing, and MongoDB does not say which (a caller to whom it matters
+      reads the document back).
+    Any other write error, or an error of the whole batch (MongoDB away), is raised to the callers it
+    concerns. Writes of one caller go in the order it awaits them; writes of different callers in one
+    batch may be applied in any order."""
 
     def __init__(self, collection: AsyncCollection) -> None:
         self.collection = collection
-        self._waiting: list[tuple[InsertOne[Any] | UpdateOne, asyncio.Future[Any]]] = []
+        self._waiting: list[_Write] = []
         self._task: asyncio.Task[None] | None = None
 
     async def insert(self, doc: dict[str, Any]) -> bool:
-        return bool(await self._send(InsertOne(doc)))
+        return bool(await self._send(InsertOne(doc), _INSERT))
 
-    async def update(self, filter: dict[str, Any], update: dict[str, Any]) -> None:
-        await self._send(UpdateOne(filter, update))
+    async def upsert(self, filter: dict[str, Any], update: dict[str, Any]) -> bool:
+        return bool(await self._send(UpdateOne(filter, update, upsert=True), _UPSERT))
 
-    async def _send(self, op: InsertOne[Any] | UpdateOne) -> Any:
+    async def update(self, filter: dict[str, Any], update: dict[str, Any]) -> bool:
+        return bool(await self._send(UpdateOne(filter, update), _UPDATE))
+
+    async def _send(self, op: InsertOne[Any] | UpdateOne, kind: str) -> Any:
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting.append((op, done))
+        self._waiting.append((op, kind, done))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._write_all(), name=f"bulk-{self.collection.name}")
         return await done
 
     async def _write_all(self) -> None:
-        batch: list[tuple[InsertOne[Any] | UpdateOne, asyncio.Future[Any]]] = []
+        batch: list[_Write] = []
         try:
             await asyncio.sleep(0)  # let the other handlers of the same fetch add their writes first
             while self._waiting:
                 batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
                 try:
-                    await self.collection.bulk_write([op for op, _ in batch], ordered=False)
+                    result = await self.collection.bulk_write([op for op, _, _ in batch], ordered=False)
                     errors: dict[int, dict[str, Any]] = {}
+                    matched, upserted = result.matched_count, set(result.upserted_ids or {})
                 except BulkWriteError as exc:  # `index`: the write's place in the batch
                     errors = {e["index"]: e for e in exc.details.get("writeErrors", [])}
+                    matched = exc.details.get("nMatched", 0)
+                    upserted = {u["index"] for u in exc.details.get("upserted", [])}
                 except Exception as exc:  # noqa: BLE001 - the whole batch failed: so did each write
-                    for _, done in batch:
+                    for _, _, done in batch:
                         settle(done, error=exc)
                     continue
-                for i, (op, done) in enumerate(batch):
+                # `nMatched` counts the updates and upserts that found their document
+                updates = sum(
+                    1
+                    for i, (_, kind, _) in enumerate(batch)
+                    if kind != _INSERT and i not in errors and i not in upserted
+                )
+                all_matched = matched >= updates
+                for i, (_, kind, done) in enumerate(batch):
                     error = errors.get(i)
                     if error is None:
-                        settle(done, True)
-                    elif error.get("code") == DUPLICATE_KEY and isinstance(op, InsertOne):
+                        settle(done, {_INSERT: True, _UPSERT: i in upserted, _UPDATE: all_matched}[kind])
+                    elif error.get("code") == DUPLICATE_KEY and kind != _UPDATE:
                         settle(done, False)
                     else:
                         settle(done, error=WriteError(error.get("errmsg", ""), error.get("code"), error))
         except BaseException as exc:  # cancelled (shutting down): nobody waits for an answer never coming
-            for _, done in (*batch, *self._waiting):
+            for _, _, done in (*batch, *self._waiting):
                 settle(done, error=exc)
             self._waiting.clear()
             raise

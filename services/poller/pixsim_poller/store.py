@@ -7,7 +7,7 @@ context), `started_at`, `expected_s` and `estimate` (`hook` or `learned`), `dura
 expected end, whichever is later); the lease `lease_until` / `holder` / `lease_id`; `polls` (claims so far), `last_poll_at`
 (seconds after submit); `progress` (the highest announced), `seen_progress` / `seen_at` (the last
 reported, for the ETA); `bad_polls`; `failures` (polls that could not finish: NATS or MongoDB away, a bug); `cancel_requested`; at the end `outbox` (the final events, kept
-until published) and `ended_at`.
+until published) and `ended_at`; `added_by` (which `add` scheduled the job: see there).
 
 A job being polled has `next_poll_at` = its lease's end, so "due" and "lease expired" are one condition,
 and the index (`provider_id`, `next_poll_at`) serves both the claim and the look-ahead of an idle
@@ -15,7 +15,8 @@ replica. Claims come a few at a time (`claim_some`): one sorted query for the ea
 provider, and one update by `_id` of those still due that takes their leases (a read of what it took only
 when another replica took some first);
 the write-back after a poll is one more, conditional on the lease, so a replica that lost its lease
-never overwrites the next holder's. A finished job has no `next_poll_at`: it leaves the index (closed a
+never overwrites the next holder's. Schedulings (`add`) and kept outcomes (`record_outcome`) made at the
+same moment share one `bulk_write` (`pixsim_runtime.group_commit`). A finished job has no `next_poll_at`: it leaves the index (closed a
 moment after its events are out, in batches: `pixsim_poller.write_behind`).
 
 Times are epoch seconds (floats), as in `pixsim_runtime.accounts`: numbers compare and index alike on
@@ -31,10 +32,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from pixsim_runtime.group_commit import BulkWriter
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 POLLS = "polls"
 _FREE = {"lease_until": 0.0, "holder": "", "lease_id": ""}
@@ -59,6 +60,7 @@ def partitions(provider_ids: list[str]) -> list[Partition]:
 class PollStore:
     def __init__(self, db: AsyncDatabase) -> None:
         self.polls: AsyncCollection = db[POLLS]
+        self.writes = BulkWriter(self.polls)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     async def create_indexes(self) -> None:
@@ -76,18 +78,15 @@ class PollStore:
     async def add(self, gid: str, fields: dict[str, Any]) -> dict[str, Any] | None:
         """Schedule a submitted job; None when it already is (a redelivery). A document that a cancel
         created first is completed, keeping its `cancel_requested`: returned so the caller sees it."""
-        try:
-            doc = await self.polls.find_one_and_update(
-                {"_id": gid, "job": {"$exists": False}},
-                {"$set": {**fields, **_FREE}},
-                upsert=True,
-                projection={"cancel_requested": 1},
-                return_document=ReturnDocument.AFTER,
-            )
-        except DuplicateKeyError:  # MongoDB: the job is there already
-            return None
-        # nx-27017 answers None instead of raising DuplicateKeyError when the upsert's _id exists.
-        return doc
+        token = uuid.uuid4().hex
+        if await self.writes.upsert(
+            {"_id": gid, "job": {"$exists": False}}, {"$set": {**fields, **_FREE, "added_by": token}}
+        ):
+            return {}  # a new document: no cancel came before it
+        # It completed a document a cancel created, or the job was scheduled already (MongoDB refuses the
+        # upsert as a duplicate key; nx-27017 does nothing): in a batch only a read tells which.
+        doc = await self.polls.find_one({"_id": gid}, {"cancel_requested": 1, "added_by": 1})
+        return doc if doc is not None and doc.get("added_by") == token else None
 
     async def request_cancel(self, gid: str, now: float) -> str | None:
         """Flag the job; if it is waiting (not leased) for a later poll, make it due now and return its
@@ -185,12 +184,16 @@ class PollStore:
         self, record: dict[str, Any], outbox: list[str], fields: dict[str, Any], now: float
     ) -> bool:
         """Keep the final events before publishing them. The job stays leased meanwhile, so if this
-        replica dies before `close`, another publishes the same events after the lease."""
-        done = await self.polls.update_one(
-            {**_held(record), "outbox": {"$exists": False}},
-            {"$set": {**fields, "outbox": outbox, "ended_at": now}},
+        replica dies before `close`, another publishes the same events after the lease. False when the
+        lease was lost to another replica."""
+        unended = {**_held(record), "outbox": {"$exists": False}}
+        if await self.writes.update(unended, {"$set": {**fields, "outbox": outbox, "ended_at": now}}):
+            return True
+        # Some write of its batch matched nothing: this one's was kept if the job, still under this
+        # lease, has an outbox (only this poll writes one under it).
+        return (
+            await self.polls.find_one({**_held(record), "outbox": {"$exists": True}}, {"_id": 1}) is not None
         )
-        return bool(done.matched_count)
 
     async def close_many(self, ids: list[str]) -> None:
         """The final events of these jobs are out: they leave the schedule. Whoever holds them now: a job
