@@ -38,8 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from faststream import AckPolicy
-from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
-from faststream.nats.message import NatsMessage
+from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
 from pixsim_contracts import subjects
 from pixsim_contracts.limits import MAX_EVENT_MESSAGE_BYTES
 from pydantic import TypeAdapter, ValidationError
@@ -256,7 +255,9 @@ def subscribe(
 
 async def _the_message(msg: NatsMessage) -> NatsMessage:
     """The "decoded body" FastStream hands to `consume`: the message itself. The broker injects nothing
-    (`apply_types=False`, see `make_broker`), and `consume` validates the raw body once, by its type."""
+    (`apply_types=False`, see `make_broker`), and `consume` validates the raw body once, by its type.
+    (`consume` keeps FastStream's `NatsMessage` annotation, a context one, so that the AsyncAPI document
+    does not take the message for a payload.)"""
     return msg
 
 
