@@ -15,9 +15,9 @@ from typing import Any
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-#: What the machine-speed probe took (CPU ms, the quickest of its tries) on this machine at its quickest
-#: seen (2026-11-27): CPU figures scaled to it compare across runs, which raw ones do not (the host's
-#: speed varies by up to 1.7x within an hour here, and the CPU time of a process with it).
+#: A typical reading of the machine-speed probe (CPU ms, the quickest of its tries) on this machine
+#: (50-71 ms seen on 2026-11-27): CPU figures scaled to it compare across runs, which raw ones do not (the
+#: host's speed varies by up to 1.7x within an hour here, and the CPU time of a process with it).
 REFERENCE_PROBE_MS = 60.0
 
 
