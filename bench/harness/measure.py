@@ -15,24 +15,6 @@ from typing import Any
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-#: A typical reading of the machine-speed probe (CPU ms, the quickest of its tries) on this machine
-#: (50-71 ms seen on 2026-11-27): CPU figures scaled to it compare across runs, which raw ones do not (the
-#: host's speed varies by up to 1.7x within an hour here, and the CPU time of a process with it).
-REFERENCE_PROBE_MS = 60.0
-
-
-def speed_probe_ms(tries: int = 5) -> float:
-    """CPU ms of a fixed pure-Python loop (the quickest of `tries`): how fast this machine runs Python
-    code right now."""
-    best = math.inf
-    for _ in range(tries):
-        t0, s = time.process_time(), 0
-        for i in range(1_000_000):
-            s += i & 7
-        best = min(best, time.process_time() - t0)
-    return round(best * 1000, 1)
-
-
 def pct(values: list[float], p: float) -> float | None:
     """The p-th percentile (linear interpolation), or None for no values."""
     if not values:

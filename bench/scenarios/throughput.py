@@ -22,7 +22,7 @@ from harness.client import attach, attach_system
 from harness.context import Context
 from harness.inprocess import ServiceLogs, SpanStats, build_apps, service_settings
 from harness.load import PARAMS
-from harness.measure import REFERENCE_PROBE_MS, cpu_ms_per_item, ratio, speed_probe_ms
+from harness.measure import cpu_ms_per_item, ratio
 from harness.mongo_stats import MongoStats
 from harness.phase import CounterProbe, MongoProbe, run_phase
 from harness.raw import raw_baseline
@@ -191,7 +191,6 @@ async def _processes(ctx: Context) -> dict:
                     target, args.warmup, mode="http", concurrency=args.concurrency, timeout=args.timeout
                 )
         await client.settle()
-        speed = [speed_probe_ms()]  # before and after the phase: the machine's speed drifts
         probes = [CounterProbe(system.log_counts)]
         if not args.no_mongo_stats:
             probes.append(MongoProbe(system.mongo_stats()))
@@ -199,15 +198,9 @@ async def _processes(ctx: Context) -> dict:
             p = await run_phase(
                 target, args.n, mode="http", concurrency=args.concurrency, timeout=args.timeout, probes=probes
             )
-    speed.append(speed_probe_ms())
     names = list(system.pids)
     p["cpu_ms_per_generation"] = per = cpu_ms_per_item(p["cpu"], names, p["accepted"])
     p["cpu_ms_per_generation_system"] = round(sum(per[n] for n in SYSTEM_PROCESSES if n in per), 2)
-    # the same at the reference speed (see `REFERENCE_PROBE_MS`): comparable across runs
-    p["speed_probe_ms"] = speed
-    p["cpu_ms_per_generation_system_at_reference"] = round(
-        p["cpu_ms_per_generation_system"] * REFERENCE_PROBE_MS / (sum(speed) / len(speed)), 2
-    )
     p["cpu_ms_per_generation_all"] = round(sum(per.values()), 2)
     console.print(
         f"{label}: {p['generations_per_s'] or '-'} generations/s ({p['outcomes']}, {p['wall_s']} s)"
@@ -230,9 +223,6 @@ def _ratios(r: dict) -> dict:
     out["processes_over_inprocess_http"] = ratio(proc.get("generations_per_s"), h.get("generations_per_s"), 3)
     if proc.get("cpu_ms_per_generation_system") is not None:
         out["cpu_ms_per_generation_over_target"] = ratio(proc["cpu_ms_per_generation_system"], TARGET_CPU_MS)
-        out["cpu_ms_per_generation_at_reference_over_target"] = ratio(
-            proc.get("cpu_ms_per_generation_system_at_reference"), TARGET_CPU_MS
-        )
     if proc.get("mongo"):
         out["mongo_ops_per_generation_over_target"] = ratio(
             proc["mongo"]["ops_per_generation"], TARGET_MONGO_OPS

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.context import console
-from harness.measure import REFERENCE_PROBE_MS, ms
+from harness.measure import ms
 from rich.table import Table
 
 PATHS = [
@@ -148,15 +148,6 @@ def _cpu_table(p: dict, targets: dict) -> None:
         f"target <= {target:.0f} ms: {system / target:.2f}x",
     )
     t.add_row("all (+ sim fake + bench client)", f"{p['cpu_ms_per_generation_all']:.1f}", "")
-    if "speed_probe_ms" in p:
-        scaled = p["cpu_ms_per_generation_system_at_reference"]
-        before, after = p["speed_probe_ms"]
-        t.add_row(
-            f"system, at the reference speed (probe {before:.0f} / {after:.0f} ms, reference "
-            f"{REFERENCE_PROBE_MS:.0f})",
-            f"{scaled:.1f}",
-            f"target: {scaled / target:.2f}x",
-        )
     console.print(t)
 
 
