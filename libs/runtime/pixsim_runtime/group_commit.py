@@ -1,14 +1,15 @@
 """Group commits: callers each await their own write while one task sends everything that came in
 meanwhile together, then answers each of them. Idle, a write goes at once; under load, the writes of many
 concurrent handlers share a round trip. The gateway's projector and billing's ledger fold their groups
-themselves; `BulkWriter` is the plain case (the dispatcher's records)."""
+themselves (the projector sends them with `write_batch`); `BulkWriter` is the plain case (the
+dispatcher's records, the poller's schedule)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from pymongo import InsertOne, UpdateOne
+from pymongo import InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, WriteError
 
@@ -30,80 +31,92 @@ def settle(done: asyncio.Future[Any], result: Any = None, error: BaseException |
         done.set_result(result)
 
 
-_INSERT, _UPSERT, _UPDATE = "insert", "upsert", "update"
-_Write = tuple[InsertOne[Any] | UpdateOne, str, asyncio.Future[Any]]
+INSERT, UPSERT, UPDATE = "insert", "upsert", "update"
+#: A write and its kind: `InsertOne` is an INSERT, an `UpdateOne` with upsert an UPSERT, any other
+#: `UpdateOne` or a `ReplaceOne` an UPDATE.
+Write = tuple[InsertOne[Any] | UpdateOne | ReplaceOne[Any], str]
+
+
+async def write_batch(collection: AsyncCollection, writes: list[Write]) -> list[bool | WriteError]:
+    """Send `writes` as one unordered `bulk_write`; each one's outcome, as far as MongoDB reports it per
+    write: an INSERT whether it inserted (False: that `_id` exists), an UPSERT whether it inserted (False:
+    it updated a document, or missed one whose `_id` exists), an UPDATE True when it surely matched (every
+    update of the batch did; MongoDB does not say which one missed). Any other refusal is that write's
+    `WriteError`; a failure of the whole batch (MongoDB away) is raised."""
+    try:
+        result = await collection.bulk_write([op for op, _ in writes], ordered=False)
+        errors: dict[int, dict[str, Any]] = {}
+        matched, upserted = result.matched_count, set(result.upserted_ids or {})
+    except BulkWriteError as exc:  # `index`: the write's place in the batch
+        errors = {e["index"]: e for e in exc.details.get("writeErrors", [])}
+        matched = exc.details.get("nMatched", 0)
+        upserted = {u["index"] for u in exc.details.get("upserted", [])}
+    # `nMatched` counts the updates and upserts that found their document
+    updates = sum(
+        1 for i, (_, kind) in enumerate(writes) if kind != INSERT and i not in errors and i not in upserted
+    )
+    all_matched = matched >= updates
+    outcomes: list[bool | WriteError] = []
+    for i, (_, kind) in enumerate(writes):
+        error = errors.get(i)
+        if error is None:
+            outcomes.append({INSERT: True, UPSERT: i in upserted, UPDATE: all_matched}[kind])
+        elif error.get("code") == DUPLICATE_KEY and kind != UPDATE:
+            outcomes.append(False)
+        else:
+            outcomes.append(WriteError(error.get("errmsg", ""), error.get("code"), error))
+    return outcomes
 
 
 class BulkWriter:
     """Inserts and updates of one collection from concurrent callers, sent as one unordered `bulk_write`
     per batch. Each caller gets the outcome of its own write, as if it had sent it alone, as far as MongoDB
     reports it per write:
-    - `insert`: whether it inserted (False: a document with that `_id` exists);
-    - `upsert`: whether it inserted (False: it updated a document, or its filter missed a document whose
-      `_id` exists);
-    - `update`: True when it surely matched a document: every update of its batch did. False when some
-      update of the batch matched nothing, and MongoDB does not say which (a caller to whom it matters
-      reads the document back).
-    Any other write error, or an error of the whole batch (MongoDB away), is raised to the callers it
-    concerns. Writes of one caller go in the order it awaits them; writes of different callers in one
+    `insert`, `upsert` and `update` answer as `write_batch` says (an `update` answered False may have
+    matched: a caller to whom it matters reads the document back). Any other write error, or an error of
+    the whole batch (MongoDB away), is raised to the callers it concerns. Writes of one caller go in the order it awaits them; writes of different callers in one
     batch may be applied in any order."""
 
     def __init__(self, collection: AsyncCollection) -> None:
         self.collection = collection
-        self._waiting: list[_Write] = []
+        self._waiting: list[tuple[Write, asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None
 
     async def insert(self, doc: dict[str, Any]) -> bool:
-        return bool(await self._send(InsertOne(doc), _INSERT))
+        return bool(await self._send(InsertOne(doc), INSERT))
 
     async def upsert(self, filter: dict[str, Any], update: dict[str, Any]) -> bool:
-        return bool(await self._send(UpdateOne(filter, update, upsert=True), _UPSERT))
+        return bool(await self._send(UpdateOne(filter, update, upsert=True), UPSERT))
 
     async def update(self, filter: dict[str, Any], update: dict[str, Any]) -> bool:
-        return bool(await self._send(UpdateOne(filter, update), _UPDATE))
+        return bool(await self._send(UpdateOne(filter, update), UPDATE))
 
     async def _send(self, op: InsertOne[Any] | UpdateOne, kind: str) -> Any:
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting.append((op, kind, done))
+        self._waiting.append(((op, kind), done))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._write_all(), name=f"bulk-{self.collection.name}")
         return await done
 
     async def _write_all(self) -> None:
-        batch: list[_Write] = []
+        batch: list[tuple[Write, asyncio.Future[Any]]] = []
         try:
             await asyncio.sleep(0)  # let the other handlers of the same fetch add their writes first
             while self._waiting:
                 batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
                 try:
-                    result = await self.collection.bulk_write([op for op, _, _ in batch], ordered=False)
-                    errors: dict[int, dict[str, Any]] = {}
-                    matched, upserted = result.matched_count, set(result.upserted_ids or {})
-                except BulkWriteError as exc:  # `index`: the write's place in the batch
-                    errors = {e["index"]: e for e in exc.details.get("writeErrors", [])}
-                    matched = exc.details.get("nMatched", 0)
-                    upserted = {u["index"] for u in exc.details.get("upserted", [])}
+                    outcomes = await write_batch(self.collection, [write for write, _ in batch])
                 except Exception as exc:  # noqa: BLE001 - the whole batch failed: so did each write
-                    for _, _, done in batch:
+                    for _, done in batch:
                         settle(done, error=exc)
                     continue
-                # `nMatched` counts the updates and upserts that found their document
-                updates = sum(
-                    1
-                    for i, (_, kind, _) in enumerate(batch)
-                    if kind != _INSERT and i not in errors and i not in upserted
-                )
-                all_matched = matched >= updates
-                for i, (_, kind, done) in enumerate(batch):
-                    error = errors.get(i)
-                    if error is None:
-                        settle(done, {_INSERT: True, _UPSERT: i in upserted, _UPDATE: all_matched}[kind])
-                    elif error.get("code") == DUPLICATE_KEY and kind != _UPDATE:
-                        settle(done, False)
+                for (_, done), outcome in zip(batch, outcomes, strict=True):
+                    if isinstance(outcome, WriteError):
+                        settle(done, error=outcome)
                     else:
-                        settle(done, error=WriteError(error.get("errmsg", ""), error.get("code"), error))
+                        settle(done, outcome)
         except BaseException as exc:  # cancelled (shutting down): nobody waits for an answer never coming
-            for _, _, done in (*batch, *self._waiting):
+            for _, done in (*batch, *self._waiting):
                 settle(done, error=exc)
             self._waiting.clear()
             raise

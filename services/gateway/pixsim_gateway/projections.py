@@ -32,10 +32,10 @@ from pixsim_contracts import (
     GenerationRequested,
     GenerationSubmitted,
 )
-from pixsim_runtime.group_commit import DUPLICATE_KEY, settle
+from pixsim_runtime.group_commit import INSERT, UPDATE, Write, settle, write_batch
 from pymongo import InsertOne, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import WriteError
 
 GENERATIONS = "generations"
 
@@ -258,26 +258,17 @@ class Projector:
     async def _write(self, written: dict[str, dict[str, Any]]) -> set[str]:
         """One `bulk_write` of the documents; returns the generations it may not have written (a
         replace whose version moved, an insert of a generation that exists)."""
-        ops: list[InsertOne[Any] | ReplaceOne[Any]] = []
-        for gid, doc in written.items():
-            if doc["version"] == 1:
-                ops.append(InsertOne(doc))
-            else:
-                ops.append(ReplaceOne({"_id": gid, "version": doc["version"] - 1}, doc))
-        replaces = sum(isinstance(op, ReplaceOne) for op in ops)
-        try:
-            result = await self.collection.bulk_write(ops, ordered=False)
-            matched, failed = result.matched_count, set()
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            matched = exc.details.get("nMatched", 0)
-            gids = list(written)
-            failed = {gids[e["index"]] for e in errors}
-        if matched < replaces:  # which replace matched nothing is not reported: look at them all
-            failed |= {gid for gid, doc in written.items() if doc["version"] > 1}
-        return failed
+        writes: list[Write] = [
+            (InsertOne(doc), INSERT)
+            if doc["version"] == 1
+            else (ReplaceOne({"_id": gid, "version": doc["version"] - 1}, doc), UPDATE)
+            for gid, doc in written.items()
+        ]
+        outcomes = await write_batch(self.collection, writes)
+        for outcome in outcomes:
+            if isinstance(outcome, WriteError):
+                raise outcome
+        return {gid for gid, stored in zip(written, outcomes, strict=True) if not stored}
 
     def _remember(self, doc: dict[str, Any]) -> dict[str, Any]:
         self._recent[doc["_id"]] = doc
