@@ -1,4 +1,5 @@
-"""`BulkWriter`: concurrent writers share one `bulk_write`, and each gets the outcome of its own write."""
+"""`BulkWriter`: concurrent writers share one `bulk_write`, and each gets the outcome of its own write.
+`SharedReads`: concurrent readers share one `find`, and each gets a read sent after it asked."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from pixsim_runtime.group_commit import BulkWriter
+from pixsim_runtime.group_commit import BulkWriter, SharedReads
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import AutoReconnect, WriteError
@@ -104,3 +105,57 @@ async def test_a_batch_that_cannot_be_sent_fails_every_write_in_it(servers) -> N
             await writer.insert({"_id": "c"})  # the next batch tries again (and fails again, alone)
     finally:
         await client.close()
+
+
+async def test_concurrent_reads_share_a_find_and_each_gets_its_own_copy(counted) -> None:
+    records, _, commands = counted
+    await records.insert_many([{"_id": f"k{i}", "owner": f"u{i}", "limits": {}} for i in range(5)])
+    reads = SharedReads(records)
+    commands.sent.clear()
+    asked = [f"k{i % 6}" for i in range(60)]  # k5 does not exist
+    found = await asyncio.gather(*(reads.get(i) for i in asked))
+    assert commands.sent == ["find records"]
+    assert [d and d["owner"] for d in found] == [None if i == "k5" else f"u{i[1:]}" for i in asked]
+    found[0]["owner"] = "changed"  # a caller's copy is its own
+    assert found[6]["owner"] == "u0"
+    assert (await reads.get("k1"))["owner"] == "u1"  # idle: a read of its own, at once
+    assert commands.sent == ["find records", "find records"]
+
+
+class HeldAnswers:
+    """The real collection, but a `find`'s answer is held at a gate after MongoDB gave it: a read that is
+    out while the test changes the document."""
+
+    def __init__(self, collection: AsyncCollection) -> None:
+        self.collection, self.name = collection, collection.name
+        self.answered, self.gate = asyncio.Event(), asyncio.Event()
+
+    def find(self, *args, **kwargs):
+        cursor, held = self.collection.find(*args, **kwargs), self
+
+        class Cursor:
+            async def to_list(self):
+                docs = await cursor.to_list()
+                held.answered.set()
+                await held.gate.wait()
+                return docs
+
+        return Cursor()
+
+
+async def test_a_read_already_out_never_answers_a_caller_who_asked_after_it_was_sent(counted) -> None:
+    """A key revoked while a read of it is out: the requests that came before the revocation may pass
+    (they raced it), a request that comes after it is refused, as if it had read alone."""
+    records, _, _ = counted
+    await records.insert_one({"_id": "key", "revoked_at": None})
+    held = HeldAnswers(records)
+    reads = SharedReads(held)  # type: ignore[arg-type]
+    before = asyncio.create_task(reads.get("key"))
+    await asyncio.wait_for(held.answered.wait(), 10)  # its read has its answer, held
+    await records.update_one({"_id": "key"}, {"$set": {"revoked_at": 1.0}})
+    after = asyncio.create_task(reads.get("key"))
+    await asyncio.sleep(0.05)
+    assert not after.done()  # it waits for a read of its own
+    held.gate.set()
+    assert (await before)["revoked_at"] is None
+    assert (await after)["revoked_at"] == 1.0

@@ -2,7 +2,8 @@
 meanwhile together, then answers each of them. Idle, a write goes at once; under load, the writes of many
 concurrent handlers share a round trip. The gateway's projector and billing's ledger fold their groups
 themselves (the projector sends them with `write_batch`); `BulkWriter` is the plain case (the
-dispatcher's records, the poller's schedule)."""
+dispatcher's records, the poller's schedule). `SharedReads` does the same for reads by `_id` (the
+gateway's API keys)."""
 
 from __future__ import annotations
 
@@ -118,5 +119,52 @@ class BulkWriter:
         except BaseException as exc:  # cancelled (shutting down): nobody waits for an answer never coming
             for _, done in (*batch, *self._waiting):
                 settle(done, error=exc)
+            self._waiting.clear()
+            raise
+
+
+class SharedReads:
+    """Reads of documents by `_id` from concurrent callers, sent as one `find` per batch.
+
+    Each caller is answered by a read *sent after it asked*, never by one already out: its answer is as
+    fresh as a read of its own (an API key revoked before a request came refuses that request, on every
+    replica). Only the callers that ask while a read is out wait for the next one together, so a burst
+    of requests with one key costs two reads, not one each. Callers get their own shallow copy."""
+
+    def __init__(self, collection: AsyncCollection) -> None:
+        self.collection = collection
+        self._waiting: dict[Any, list[asyncio.Future[Any]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def get(self, _id: Any) -> dict[str, Any] | None:
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(_id, []).append(done)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._read_all(), name=f"reads-{self.collection.name}")
+        doc = await done
+        return None if doc is None else dict(doc)
+
+    async def _read_all(self) -> None:
+        batch: dict[Any, list[asyncio.Future[Any]]] = {}
+        try:
+            await asyncio.sleep(0)  # let the other requests of the same moment ask first
+            while self._waiting:
+                ids = list(self._waiting)[:MAX_BATCH]
+                batch = {i: self._waiting.pop(i) for i in ids}
+                try:
+                    query = {"_id": ids[0]} if len(ids) == 1 else {"_id": {"$in": ids}}
+                    found = {doc["_id"]: doc for doc in await self.collection.find(query).to_list()}
+                except Exception as exc:  # noqa: BLE001 - the read failed: so did each caller's
+                    for waiters in batch.values():
+                        for done in waiters:
+                            settle(done, error=exc)
+                    continue
+                for i, waiters in batch.items():
+                    for done in waiters:
+                        settle(done, found.get(i))
+        except BaseException as exc:  # cancelled (shutting down): nobody waits for an answer never coming
+            for waiters in (*batch.values(), *self._waiting.values()):
+                for done in waiters:
+                    settle(done, error=exc)
             self._waiting.clear()
             raise

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pixsim_runtime.group_commit import SharedReads
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -71,19 +72,20 @@ def key_document(
     }
 
 
-async def verify(db: AsyncDatabase, token: str) -> dict[str, Any] | None:
-    """The key document of a valid, unrevoked token, or None."""
+async def verify(keys: SharedReads, token: str) -> dict[str, Any] | None:
+    """The key document of a valid, unrevoked token, or None. Read for each request (never cached: a
+    revoked key stops working at once, on every replica), but the requests of one moment share the read."""
     key_id = key_id_of(token)
     if key_id is None:
         return None
-    doc = await db[KEYS].find_one({"_id": key_id})
+    doc = await keys.get(key_id)
     now = time.time()
     if doc is None or not hmac.compare_digest(doc["hash"], digest(token)) or doc.get("revoked_at"):
         return None
     if doc.get("expires_at") is not None and doc["expires_at"] <= now:
         return None
     if (doc.get("last_used_at") or 0) < now - LAST_USED_EVERY_S:
-        await db[KEYS].update_one({"_id": key_id}, {"$set": {"last_used_at": now}})
+        await keys.collection.update_one({"_id": key_id}, {"$set": {"last_used_at": now}})
     return doc
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
+from pixsim_runtime.group_commit import SharedReads
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -67,7 +68,7 @@ def require_admin(principal: Principal) -> None:
 
 class Authenticator:
     def __init__(self, db: AsyncDatabase, oidc: OidcVerifier | None) -> None:
-        self.db = db
+        self.keys = SharedReads(db[api_keys.KEYS])
         self.oidc = oidc
 
     async def principal(self, authorization: str | None) -> Principal | str:
@@ -79,7 +80,7 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token or len(token) > 8192:
             return "not a bearer credential"
         if token.startswith(api_keys.PREFIX):
-            doc = await api_keys.verify(self.db, token)
+            doc = await api_keys.verify(self.keys, token)
             if doc is None:
                 return "unknown or revoked API key"
             return Principal(doc["owner"], doc["role"], doc["_id"], dict(doc.get("limits") or {}))
