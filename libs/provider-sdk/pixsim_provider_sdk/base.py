@@ -15,6 +15,7 @@ import httpx
 from pixsim_contracts import OperationType, ProviderManifest
 
 from .errors import UnsupportedOperationError
+from .http_pool import quicken
 from .results import GenerationContext, GenerationResult, ProviderAccount, ProviderStatusResult
 
 #: The key in `execute`'s params that carries the generation's id (see `Provider.execute`).
@@ -86,9 +87,11 @@ class Provider(ABC):
 
     @property
     def http(self) -> httpx.AsyncClient:
-        """One shared client per provider, with timeouts set (traced when telemetry is on)."""
+        """One shared client per provider, with timeouts set (traced when telemetry is on), and a quick
+        check of its idle connections (`http_pool`)."""
         if self._client is None or self._client.is_closed:
             self._client = httpx.AsyncClient(base_url=self.base_url, timeout=self.http_timeout)
+            quicken(self._client)
         return self._client
 
     async def aclose(self) -> None:
