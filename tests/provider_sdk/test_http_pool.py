@@ -1,9 +1,7 @@
-"""A provider's shared HTTP client keeps its connections, and still notices the ones a provider closed.
-
-The client's pool checks idle connections with `pixsim_provider_sdk.http_pool`'s quick check instead of
-httpcore's (same test, cheaper way to the socket). What a provider would see: connections reused while
-open, and a connection it closed while idle never used again (a request on it would fail with
-"Server disconnected")."""
+"""A provider's shared HTTP client: `pixsim_provider_sdk.http_pool` makes its pool's bookkeeping linear
+and its idle check cheaper, and changes nothing a provider would see: connections reused while open, a
+connection it closed while idle never used again (a request on it would fail with "Server
+disconnected"), and the same connections opened and closed as with httpcore's own pool."""
 
 from __future__ import annotations
 
@@ -75,10 +73,39 @@ async def test_open_connections_are_reused_and_ones_the_provider_closed_are_not(
         await server.stop()
 
 
-async def test_every_provider_client_gets_the_quick_check() -> None:
+async def connections_opened(client: httpx.AsyncClient, server: KeepAliveServer) -> tuple[int, int]:
+    """A run of bursts and single calls: (connections the server saw, connections the pool keeps)."""
+    for burst in (8, 1, 1, 5, 12, 1, 3, 1, 1):
+        responses = await asyncio.gather(*(client.get("/") for _ in range(burst)))
+        assert [r.text for r in responses] == ["ok"] * burst
+    return server.connections, len(client._transport._pool.connections)  # type: ignore[attr-defined]
+
+
+async def test_the_pool_opens_and_keeps_the_same_connections_as_httpcores_own() -> None:
+    """Above `max_keepalive_connections`, idle connections are closed as httpcore closes them."""
+    seen = []
+    for quick in (False, True):
+        server = KeepAliveServer()
+        client = httpx.AsyncClient(
+            base_url=await server.start(), limits=httpx.Limits(max_keepalive_connections=3)
+        )
+        if quick:
+            assert http_pool.quicken(client)
+        try:
+            seen.append(await connections_opened(client, server))
+        finally:
+            await client.aclose()
+            await server.stop()
+    assert seen[0] == seen[1], f"httpcore's pool: {seen[0]}, ours: {seen[1]} (opened, kept)"
+    assert seen[1][0] > 12  # bursts above the limit did open (and close) connections
+
+
+async def test_every_provider_client_gets_the_linear_pool_and_the_quick_check() -> None:
+    """Fails when httpx or httpcore changes where the pool is: look at `http_pool` again then."""
     provider = discover(PROVIDERS, include_entry_points=False).get("sim")
     try:
         pool = provider.http._transport._pool  # type: ignore[attr-defined]
+        assert type(pool) is http_pool.LinearPool
         assert isinstance(pool._network_backend, http_pool.QuickCheckBackend)
     finally:
         await provider.aclose()
