@@ -23,7 +23,8 @@ from pixsim_gateway.projections import GENERATIONS, Projector
 from pixsim_provider_sdk import discover
 from pixsim_provider_sdk.safe_fetch import allow_in_env
 from pixsim_runtime.storage import Storage, StorageSettings
-from support import mongo_db
+from pymongo import AsyncMongoClient
+from support import Commands, mongo_db
 
 VIDEO = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(range(256)) * 400  # ~100 KB
 
@@ -194,4 +195,44 @@ async def test_retention_deletes_the_stored_copy_when_it_ends(servers, tmp_path)
         assert await storage.size(key) is None
         assert (await db[ARCHIVES].find_one({"_id": gid}))["status"] == "expired"
     finally:
+        cdn.server.shutdown()
+
+
+async def test_archives_running_at_once_share_their_record_writes(servers, tmp_path):
+    """Four results archived at once (the consumer's batch): each ends `archived` with its own copy, and
+    their first records cost one insert between them, not four."""
+    cdn = SlowCdn(pause_s=0)
+    allow_in_env(cdn.url)
+    commands = Commands()
+    client = AsyncMongoClient(servers.mongo_url, tz_aware=True, event_listeners=[commands])
+    try:
+        db = client[f"archiver_{uuid.uuid4().hex[:8]}"]
+        events = [
+            GenerationCompleted(
+                event_id=f"{gid}.completed",
+                generation_id=gid,
+                provider_id="sim",
+                account_id="system-sim",
+                result={"video_url": f"{cdn.url}/{gid}.mp4"},
+            )
+            for gid in (uuid.uuid4().hex for _ in range(4))
+        ]
+        storage = Storage.from_settings(StorageSettings(PIXSIM_STORAGE_URL=f"file://{tmp_path}"))
+        ctx = SimpleNamespace(db=db, registry=discover(PROVIDERS, include_entry_points=False, only=["sim"]))
+        archiver = Archiver(
+            ctx, storage, None, max_bytes=10**7, retention_days=0, retry_s=1, retry_max_s=1, retry_for_s=60
+        )
+        commands.sent.clear()
+        assert await asyncio.gather(*(archiver.archive(e) for e in events)) == [None] * 4
+        records = await db[ARCHIVES].find().to_list()
+        assert sorted(r["_id"] for r in records) == sorted(e.generation_id for e in events)
+        assert {r["status"] for r in records} == {"archived"}
+        for record in records:
+            assert await storage.size(record["objects"]["result"]["key"]) == len(VIDEO)
+        # started together, their first records went together (the final ones share a write only when
+        # their copies end at the same moment, which this test does not arrange)
+        inserts = [c for c in commands.sent if c == f"insert {ARCHIVES}"]
+        assert inserts == [f"insert {ARCHIVES}"], commands.sent
+    finally:
+        await client.close()
         cdn.server.shutdown()

@@ -88,6 +88,13 @@ async def test_upserts_say_whether_they_inserted_and_updates_whether_they_surely
     stored = {d["_id"]: d["n"] for d in await records.find({"_id": {"$in": new}}).to_list()}
     assert stored == {i: 3 if i in new[:5] else 2 for i in new}  # written all the same
 
+    commands.sent.clear()
+    replaced = await asyncio.gather(
+        writer.replace({"_id": "u0"}, {"n": 7, "whole": True}), writer.replace({"_id": "u1"}, {"n": 8})
+    )
+    assert replaced == [True, True] and commands.sent == ["update records"]
+    assert await records.find_one({"_id": "u0"}) == {"_id": "u0", "n": 7, "whole": True}
+
 
 async def test_a_batch_that_cannot_be_sent_fails_every_write_in_it(servers) -> None:
     client = AsyncMongoClient(

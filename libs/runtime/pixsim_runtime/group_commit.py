@@ -2,7 +2,7 @@
 meanwhile together, then answers each of them. Idle, a write goes at once; under load, the writes of many
 concurrent handlers share a round trip. The gateway's projector and billing's ledger fold their groups
 themselves (the projector sends them with `write_batch`); `BulkWriter` is the plain case (the
-dispatcher's records, the poller's schedule). `SharedReads` does the same for reads by `_id` (the
+dispatcher's records, the poller's schedule, the archiver's records). `SharedReads` does the same for reads by `_id` (the
 gateway's API keys)."""
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ class BulkWriter:
     """Inserts and updates of one collection from concurrent callers, sent as one unordered `bulk_write`
     per batch. Each caller gets the outcome of its own write, as if it had sent it alone, as far as MongoDB
     reports it per write:
-    `insert`, `upsert` and `update` answer as `write_batch` says (an `update` answered False may have
-    matched: a caller to whom it matters reads the document back). Any other write error, or an error of
+    `insert`, `upsert`, `update` and `replace` answer as `write_batch` says (an `update` or `replace`
+    answered False may have matched: a caller to whom it matters reads the document back). Any other write error, or an error of
     the whole batch (MongoDB away), is raised to the callers it concerns. Writes of one caller go in the order it awaits them; writes of different callers in one
     batch may be applied in any order."""
 
@@ -92,7 +92,10 @@ class BulkWriter:
     async def update(self, filter: dict[str, Any], update: dict[str, Any]) -> bool:
         return bool(await self._send(UpdateOne(filter, update), UPDATE))
 
-    async def _send(self, op: InsertOne[Any] | UpdateOne, kind: str) -> Any:
+    async def replace(self, filter: dict[str, Any], doc: dict[str, Any]) -> bool:
+        return bool(await self._send(ReplaceOne(filter, doc), UPDATE))
+
+    async def _send(self, op: InsertOne[Any] | UpdateOne | ReplaceOne[Any], kind: str) -> Any:
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting.append(((op, kind), done))
         if self._task is None or self._task.done():

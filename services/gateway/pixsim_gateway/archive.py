@@ -29,10 +29,10 @@ from pixsim_provider_sdk.safe_fetch import FetchPolicy, fetch_source
 from pixsim_runtime.accounts import load_account
 from pixsim_runtime.backoff import backoff
 from pixsim_runtime.consumers import PollAgain
+from pixsim_runtime.group_commit import BulkWriter
 from pixsim_runtime.service import ServiceContext
 from pixsim_runtime.sniff import SNIFF_BYTES, a_kind, family, sniff
 from pixsim_runtime.storage import Storage, TooLarge
-from pymongo.errors import DuplicateKeyError
 
 from .projections import GENERATIONS
 
@@ -93,6 +93,8 @@ class Archiver:
     ) -> None:
         self.ctx = ctx
         self.archives = ctx.db[ARCHIVES]
+        # The records of the archives running at once go in one write (`batch_size` of the consumer)
+        self.writes = BulkWriter(self.archives)
         self.storage = storage
         self.cipher = cipher
         self.max_bytes = max_bytes
@@ -110,11 +112,10 @@ class Archiver:
         """Copy what is not copied yet; None when done (or given up), else seconds until the next try."""
         gid, now = event.generation_id, datetime.now(UTC)
         # The first attempt is recorded without a read: the insert fails only when there is a record (a
-        # retry, a redelivery), which is read then. (No $setOnInsert upsert: nx-27017 ignores it.)
+        # retry, a redelivery), which is read then. (No $setOnInsert upsert: nx-27017 ignores it.) Records
+        # are written together with those of the other archives running at the moment (`BulkWriter`).
         record = {"_id": gid, "status": "pending", "attempts": 0, "objects": {}, "first_attempt_at": now}
-        try:
-            await self.archives.insert_one(record)
-        except DuplicateKeyError:
+        if not await self.writes.insert(record):
             record = await self.archives.find_one({"_id": gid}) or record
         if record.get("status") in ("archived", "failed", "expired"):
             return None
@@ -127,7 +128,7 @@ class Archiver:
             for i, (variant, url, expect) in enumerate(todo):
                 record["objects"][variant] = await self.copy(event, variant, url, expect)
                 if i < len(todo) - 1:  # the last copy is recorded with the outcome, below
-                    await self.archives.replace_one({"_id": gid}, record)
+                    await self.writes.replace({"_id": gid}, record)
         except ArchiveFailed as exc:
             attempts = (record.get("attempts") or 0) + 1
             gave_up = (now - _aware(first)).total_seconds() >= self.retry_for_s
@@ -140,7 +141,7 @@ class Archiver:
                 archive_error=str(exc)[:500],
                 last_attempt_at=now,
             )
-            await self.archives.replace_one({"_id": gid}, record)
+            await self.writes.replace({"_id": gid}, record)
             return None if gave_up else backoff(attempts - 1, self.retry_s, self.retry_max_s)
         record.update(
             status="archived",
@@ -148,7 +149,7 @@ class Archiver:
             archived_at=now,
             expires_at=now + self.retention if self.retention else None,
         )
-        await self.archives.replace_one({"_id": gid}, record)
+        await self.writes.replace({"_id": gid}, record)
         return None
 
     async def copy(self, event: GenerationCompleted, variant: str, url: str, expect: str) -> dict[str, Any]:
