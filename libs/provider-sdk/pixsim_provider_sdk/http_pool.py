@@ -8,10 +8,11 @@ call: up to the poller's 50 concurrent polls):
 - **A costly check.** Has the server closed an idle connection? (Its socket is then readable.) It
   reaches the socket through anyio's stream attributes, which rebuild a table of every attribute on each
   call: about 28 µs, against 3 µs for the same `poll` on the socket itself.
-Measured in one process against a local server: about 1 ms of CPU per request with 20 idle connections
-and 3 ms with 50, against 1 ms with one; with both fixed, about 1 ms flat. Here `LinearPool` counts once
-(the same number, the same decisions), and each connection keeps its socket from the start and polls it
-directly (the same socket, the same test, the same answer).
+Measured in one process, client and local server together, CPU per request: 0.9-1.2 ms with one idle
+connection, 1.4-1.8 ms with 20 and 3.0-5.0 ms with 50; with both fixed, 0.9-1.6 ms with 20 and 1.1-1.6 ms
+with 50 (the quadratic count is most of it). Here `LinearPool` counts once (the same number, the same
+decisions), and each connection keeps its socket from the start and polls it directly (the same socket,
+the same test, the same answer).
 
 Both are httpcore internals, fixed against httpcore 1.0.9 (the latest): for any other version `quicken`
 leaves the client as it came (slower, never broken), and `tests/provider_sdk/test_http_pool.py` fails so
