@@ -2,8 +2,8 @@
 meanwhile together, then answers each of them. Idle, a write goes at once; under load, the writes of many
 concurrent handlers share a round trip. The gateway's projector and billing's ledger fold their groups
 themselves (the projector sends them with `write_batch`); `BulkWriter` is the plain case (the
-dispatcher's records, the poller's schedule, the archiver's records). `SharedReads` does the same for reads by `_id` (the
-gateway's API keys)."""
+dispatcher's records, the poller's schedule, the archiver's records). `SharedReads` does the same for
+reads by `_id` (the gateway's API keys)."""
 
 from __future__ import annotations
 
@@ -74,9 +74,10 @@ class BulkWriter:
     per batch. Each caller gets the outcome of its own write, as if it had sent it alone, as far as MongoDB
     reports it per write:
     `insert`, `upsert`, `update` and `replace` answer as `write_batch` says (an `update` or `replace`
-    answered False may have matched: a caller to whom it matters reads the document back). Any other write error, or an error of
-    the whole batch (MongoDB away), is raised to the callers it concerns. Writes of one caller go in the order it awaits them; writes of different callers in one
-    batch may be applied in any order."""
+    answered False may have matched: a caller to whom it matters reads the document back). Any other
+    write error, or an error of the whole batch (MongoDB away), is raised to the callers it concerns.
+    Writes of one caller go in the order it awaits them; writes of different callers in one batch may be
+    applied in any order."""
 
     def __init__(self, collection: AsyncCollection) -> None:
         self.collection = collection
